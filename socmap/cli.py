@@ -1,0 +1,186 @@
+"""The ``socmap`` command line: one sub-command per stage, each a thin wrapper around one public function.
+
+prepare -> extract -> embed -> train -> evaluate -> predict; ``demo`` runs them all on the embedded world.
+A :class:`~socmap.errors.SocmapError` (bad input the user can fix) ends the run with one line on stderr
+and exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from socmap.errors import SocmapError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line_errors(fn: F) -> F:
+    """Turn a SocmapError into ``socmap: error: ...`` on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SocmapError as exc:
+            msg = " ".join(str(exc).split())  # one line, whatever the message held
+            click.echo(f"socmap: error: {msg}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _pipeline_options(fn: F) -> F:
+    """``--region NAME`` (a shipped pipeline) or ``--pipeline FILE`` (any other)."""
+    fn = click.option(
+        "--pipeline",
+        "pipeline_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Pipeline YAML to use instead of a shipped region.",
+    )(fn)
+    fn = click.option("--region", default=None, help="Shipped pipeline name: demo, africa, europe, global.")(fn)
+    return fn
+
+
+def _load(region: str | None, pipeline_file: Path | None, default: str | None = None):  # type: ignore[no-untyped-def]
+    from socmap.config import load_pipeline
+
+    if pipeline_file is not None and region is not None:
+        raise SocmapError("give either --region or --pipeline, not both")
+    if pipeline_file is not None:
+        if not pipeline_file.exists():
+            raise SocmapError(f"pipeline file {pipeline_file} not found")
+        return load_pipeline(pipeline_file)
+    name = region or default
+    if name is None:
+        raise SocmapError("give --region NAME or --pipeline FILE")
+    return load_pipeline(name)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="socmap")
+def cli() -> None:
+    """socmap: wall-to-wall maps of topsoil soil organic carbon with calibrated uncertainty (SpTGNN).
+
+    Stages run in order: prepare -> extract -> embed -> train -> evaluate -> predict.
+    `socmap demo --out DIR` runs them all on a generated demo world, offline.
+    """
+
+
+# ----------------------------------------------------------------------------------------------- demo
+@cli.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the run's data/, model/, report/ and maps/.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the generated world.")
+@click.option("--regenerate", is_flag=True, help="Generate the world again even if a matching one exists.")
+@_one_line_errors
+def demo(out_dir: Path, seed: int, regenerate: bool) -> None:
+    """Run the whole job on the embedded demo world (generated into $SOCMAP_HOME/demo-world)."""
+    from socmap.demo.run import run_demo
+
+    run_demo(out_dir, seed=seed, regenerate=regenerate)
+
+
+@cli.command("demo-world")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the world (default $SOCMAP_HOME/demo-world).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--size-km", default=10.0, show_default=True, help="Edge of the square region, km.")
+@click.option("--sites", default=600, show_default=True, help="Number of survey sites.")
+@click.option("--force", is_flag=True, help="Overwrite an existing world.")
+@_one_line_errors
+def demo_world(out_dir: Path | None, seed: int, size_km: float, sites: int, force: bool) -> None:
+    """Generate only the demo world: rasters (COG), STAC catalogue, survey CSV and true SOC."""
+    from socmap.demo.world import WorldSpec, default_world_dir, ensure_world
+
+    spec = WorldSpec(seed=seed, size_m=size_km * 1000.0, n_sites=sites)
+    path = ensure_world(out_dir or default_world_dir(), spec, force=force)
+    click.echo(f"demo world: {path}")
+
+
+# ------------------------------------------------------------------------------------------- stages
+@cli.command()
+@click.option("--input", "inputs", multiple=True, type=click.Path(path_type=Path),
+              help="Soil table (CSV, Parquet, GeoPackage); repeat for several sources.")
+@click.option("--mapping", "mappings", multiple=True,
+              help="Mapping name (demo, afsp) or YAML path; one for all inputs or one per input.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["random", "block"]), default=None,
+              help="Split method (default: the pipeline's).")
+@_pipeline_options
+@_one_line_errors
+def prepare(inputs: tuple[Path, ...], mappings: tuple[str, ...], out_dir: Path, split: str | None,
+            region: str | None, pipeline_file: Path | None) -> None:
+    """Harmonise soil surveys to topsoil SOC (g/kg), split, and sample the tabular covariates."""
+    raise SocmapError("`socmap prepare` is not implemented yet")
+
+
+@cli.command()
+@click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="samples.parquet written by `socmap prepare`.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None,
+              help="Address of an existing Dask scheduler (default: a LocalCluster).")
+@_pipeline_options
+@_one_line_errors
+def extract(samples: Path, out_dir: Path, scheduler: str | None, region: str | None,
+            pipeline_file: Path | None) -> None:
+    """Search STAC, build annual composites, cut patches into patches.zarr and add image covariates."""
+    raise SocmapError("`socmap extract` is not implemented yet")
+
+
+@cli.command()
+@_pipeline_options
+@_one_line_errors
+def embed(region: str | None, pipeline_file: Path | None) -> None:
+    """Encode every sample's patches once with the frozen TerraMind backbone and cache the embeddings."""
+    raise SocmapError("`socmap embed` is not implemented yet")
+
+
+@cli.command()
+@_pipeline_options
+@_one_line_errors
+def train(region: str | None, pipeline_file: Path | None) -> None:
+    """Train the SpTGNN deep ensemble and write the model bundle."""
+    raise SocmapError("`socmap train` is not implemented yet")
+
+
+@cli.command()
+@_pipeline_options
+@_one_line_errors
+def evaluate(region: str | None, pipeline_file: Path | None) -> None:
+    """Score a model bundle on the held-out split and write report/ (markdown, JSON, figures)."""
+    raise SocmapError("`socmap evaluate` is not implemented yet")
+
+
+@cli.command()
+@_pipeline_options
+@_one_line_errors
+def predict(region: str | None, pipeline_file: Path | None) -> None:
+    """Map calibrated SOC and its uncertainty over a region's grid (COG + zarr)."""
+    raise SocmapError("`socmap predict` is not implemented yet")
+
+
+@cli.command("check-config")
+@_pipeline_options
+@_one_line_errors
+def check_config(region: str | None, pipeline_file: Path | None) -> None:
+    """Validate a pipeline (and its grid) and print where it was read from."""
+    cfg = _load(region, pipeline_file)
+    grid = cfg.load_grid()
+    click.echo(f"{cfg.source_file}: ok (grid {grid.name}: {grid.crs}, {grid.resolution:g} units/cell, "
+               f"{grid.shape[0]} x {grid.shape[1]} cells)")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``socmap`` script (``args`` for tests)."""
+    cli.main(args=args, prog_name="socmap")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,486 @@
+"""Typed pipeline and grid configuration.
+
+A *pipeline* (``pipelines/<region>.yaml``) says where the soil data, covariates and imagery come from, the
+model's hyper-parameters (the paper's Table 6) and what the map outputs look like. A *grid*
+(``grids/<name>.yaml``) says where the map cells are: CRS, cell size, bounds and tile size.
+
+Both are validated on load: an unknown key, a value of the wrong type or a missing required value raises
+:class:`ConfigError`, whose message names the file and the dotted key, so a user can fix the YAML without
+reading a traceback.
+
+Relative paths in a pipeline are resolved against the pipeline file's folder; ``${SOCMAP_HOME}`` and other
+environment variables are expanded first (``SOCMAP_HOME`` defaults to ``~/.cache/socmap``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from socmap.errors import ConfigError
+
+__all__ = [
+    "GridConfig",
+    "PipelineConfig",
+    "find_grid",
+    "find_pipeline",
+    "list_regions",
+    "load_grid",
+    "load_pipeline",
+    "socmap_home",
+]
+
+
+def socmap_home() -> Path:
+    """Folder for socmap's caches and the generated demo world (``$SOCMAP_HOME``, default ~/.cache/socmap)."""
+    return Path(os.environ.get("SOCMAP_HOME", Path.home() / ".cache" / "socmap")).expanduser()
+
+
+class _Strict(BaseModel):
+    """Base for every config block: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+# --------------------------------------------------------------------------------------------- data
+class SourceConfig(_Strict):
+    """One soil survey table and the mapping that says how to read it (see ``socmap prepare``)."""
+
+    path: str
+    """CSV, Parquet or GeoPackage file (local path or URL)."""
+    mapping: str
+    """Name of a shipped mapping (``demo``, ``afsp``) or path to a mapping YAML."""
+
+
+class CovariateLayer(_Strict):
+    """A raster sampled at every point (and later at every map cell) as a tabular covariate."""
+
+    name: str
+    path: str
+    """Local path or URL of a (Cloud-Optimized) GeoTIFF."""
+    band: PositiveInt = 1
+    unit: str = "1"
+    """Physical unit after ``scale``/``offset`` (e.g. ``degC``, ``mm``, ``m``, ``class``)."""
+    scale: float = 1.0
+    offset: float = 0.0
+    categorical: bool = False
+    """Categorical layers (land cover) are one-hot encoded rather than standardised."""
+
+
+class SplitConfig(_Strict):
+    """Train/validation/test split (paper section 4.5: 90/5/5 stratified on 10 log(1+SOC) quantile bins)."""
+
+    method: Literal["random", "block"] = "random"
+    fractions: tuple[Fraction, Fraction, Fraction] = (0.90, 0.05, 0.05)
+    strata: PositiveInt = 10
+    block_km: PositiveFloat = 50.0
+    """Block edge for the spatial block split, km; whole blocks are held out."""
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitConfig:
+        if abs(sum(self.fractions) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must sum to 1, got {sum(self.fractions):.3f}")
+        return self
+
+
+class DataConfig(_Strict):
+    """Soil data, harmonisation limits and tabular covariates (paper sections 4.1, 4.3, 4.5)."""
+
+    sources: list[SourceConfig] = Field(default_factory=list)
+    soc_min_gkg: PositiveFloat = 0.5
+    """Lowest plausible topsoil SOC, g/kg; lower values are dropped as implausible."""
+    soc_max_gkg: PositiveFloat = 600.0
+    """Highest plausible topsoil SOC, g/kg (organic soils reach ~580 g/kg)."""
+    top_cm: float = 0.0
+    bottom_cm: PositiveFloat = 30.0
+    """Depth interval harmonised to, cm (topsoil 0-30 cm)."""
+    covariates: list[CovariateLayer] = Field(default_factory=list)
+    survey_covariates: list[str] = Field(default_factory=list)
+    """Columns of the survey itself used as covariates (e.g. pH, sand, silt, clay); points only."""
+    impute_k: PositiveInt = 5
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+# ----------------------------------------------------------------------------------- earth observation
+class StacConfig(_Strict):
+    """Where imagery comes from: a STAC API or a static catalogue / ItemCollection file."""
+
+    api: str | None = None
+    """STAC API root URL (Planetary Computer, Earth Search v1, or a local one)."""
+    catalog: str | None = None
+    """Path or URL of a static catalogue / ItemCollection (the demo world)."""
+    signing: Literal["none", "planetary_computer"] = "none"
+    s2_collection: str = "sentinel-2-l2a"
+    s1_collection: str = "sentinel-1-rtc"
+    dem_collection: str = "cop-dem-glo-30"
+    max_cloud_pct: Annotated[float, Field(ge=0, le=100)] = 25.0
+    timeout_s: PositiveFloat = 60.0
+    retries: Annotated[int, Field(ge=0)] = 3
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StacConfig:
+        if (self.api is None) == (self.catalog is None):
+            raise ValueError("set exactly one of 'api' and 'catalog'")
+        return self
+
+
+class ImageryConfig(_Strict):
+    """Patches around every sample (paper section 4.2)."""
+
+    patch_size: PositiveInt = 224
+    """Patch edge, pixels (TerraMind takes 224 x 224)."""
+    resolution_m: PositiveFloat = 10.0
+    """Patch pixel size, m; S2, S1 and the resampled DEM share it."""
+    years: list[int] = Field(default_factory=lambda: [2022, 2023, 2024])
+    enabled: bool = True
+    """False where no imagery exists (the real Africa set): the image stream is switched off."""
+
+
+# ----------------------------------------------------------------------------------------------- model
+class EncoderConfig(_Strict):
+    """Frozen TerraMind image encoder and the CLS-token patch-merge transformer (paper 3.3, Table 6)."""
+
+    backbone: Literal["terramind_v1_tiny", "terramind_v1_small", "terramind_v1_base", "terramind_v1_large"] = (
+        "terramind_v1_large"
+    )
+    checkpoint: str | None = None
+    """Local checkpoint path (no model hub is reached); ``null`` means random weights."""
+    modalities: list[Literal["S2L2A", "S1GRD", "DEM"]] = Field(default_factory=lambda: ["S2L2A", "S1GRD", "DEM"])
+    merge: Literal["mean", "max"] = "mean"
+    """Element-wise reduction of the per-modality token sequences."""
+    cls_layers: PositiveInt = 2
+    cls_heads: PositiveInt = 4
+    cls_ff: PositiveInt = 1024
+    batch_size: PositiveInt = 16
+    finetune_epochs: Annotated[int, Field(ge=0)] = 0
+    """ViT regression fine-tune on log SOC (0 = use the backbone as loaded)."""
+    finetune_warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    finetune_loss: Literal["mse", "huber"] = "mse"
+
+
+class PositionalConfig(_Strict):
+    """Multi-scale sinusoidal position encoder, eq. (1)."""
+
+    scales: PositiveInt = 10
+    sigma_min: PositiveFloat = 0.1
+    sigma_max: PositiveFloat = 10.0
+    out_dim: PositiveInt = 16
+
+
+class TemporalConfig(_Strict):
+    """Fourier year encoder, eq. (2)."""
+
+    frequencies: PositiveInt = 4
+    out_dim: PositiveInt = 8
+    year_min: int = 2013
+    year_max: int = 2025
+
+
+class MoEConfig(_Strict):
+    """Sparse mixture-of-experts fusion (paper 3.4, 3.7)."""
+
+    fusion: Literal["moe", "concat"] = "moe"
+    """``concat`` is the concat+MLP ablation."""
+    experts: PositiveInt = 8
+    expert_type: Literal["cross-gated", "concat", "additive"] = "cross-gated"
+    fusion_dim: PositiveInt = 512
+    top_k: PositiveInt | None = None
+    """Experts routed per node; ``null`` = dense routing."""
+    load_balance_weight: Annotated[float, Field(ge=0)] = 1.95e-2
+
+
+class GraphConfig(_Strict):
+    """Heterogeneous graph relations (paper 3.5, Table 1, Table 6)."""
+
+    relations: list[Literal["spatial", "ndvi", "elevation"]] = Field(
+        default_factory=lambda: ["spatial", "ndvi", "elevation"]
+    )
+    k_spatial: PositiveInt = 5
+    k_ndvi: PositiveInt = 3
+    max_distance_km: PositiveFloat = 2000.0
+    tau_ndvi: PositiveFloat = 0.1
+    """NDVI edge scale: weight exp(-|dNDVI| / tau_ndvi)."""
+    slope_scale: PositiveFloat = 30.0
+    """Elevation edge scale tau_t: weight exp(-|grad z| / slope_scale), grad z in m/km."""
+    hdbscan_min_cluster_size: PositiveInt = 8
+    adaptive_k: PositiveInt = 10
+
+
+class RGATConfig(_Strict):
+    """Relational graph attention stack (paper 3.6, Table 6)."""
+
+    hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [512, 256, 128, 64])
+    heads: PositiveInt = 4
+    bases: PositiveInt | None = 4
+    attention_mechanism: Literal["within-relation", "across-relation"] = "within-relation"
+    attention_mode: Literal["additive-self-attention", "multiplicative-self-attention"] = (
+        "multiplicative-self-attention"
+    )
+    negative_slope: PositiveFloat = 0.106
+    dropout: Fraction = 0.286
+
+
+class MLPConfig(_Strict):
+    hidden: list[PositiveInt] = Field(default_factory=list)
+    out: PositiveInt = 128
+    dropout: Fraction = 0.1
+
+
+class ModelConfig(_Strict):
+    """SpTGNN architecture."""
+
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    positional: PositionalConfig = Field(default_factory=PositionalConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    moe: MoEConfig = Field(default_factory=MoEConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
+    rgat: RGATConfig = Field(default_factory=RGATConfig)
+    pre_mlp: MLPConfig = Field(default_factory=lambda: MLPConfig(hidden=[256, 128], out=256, dropout=0.161))
+    post_mlp: MLPConfig = Field(default_factory=lambda: MLPConfig(hidden=[256, 128], out=128, dropout=0.10))
+    streams: list[Literal["image", "tabular", "position", "time"]] = Field(
+        default_factory=lambda: ["image", "tabular", "position", "time"]
+    )
+    """Input streams fed to the fusion; drop one for an ablation or where it does not exist."""
+    logvar_min: float = -10.0
+    logvar_max: float = 5.0
+    """Bounds s_min, s_max of the log-variance head."""
+
+
+class TrainConfig(_Strict):
+    """Optimisation (paper 3.7, 3.8, 5.1, Table 6)."""
+
+    learning_rate: PositiveFloat = 1.95e-4
+    weight_decay: Annotated[float, Field(ge=0)] = 2.79e-5
+    grad_clip: PositiveFloat = 0.5
+    epochs: PositiveInt = 100
+    early_stop_patience: PositiveInt = 30
+    lr_patience: PositiveInt = 10
+    batch_size: PositiveInt = 32
+    aux_weight: Annotated[float, Field(ge=0)] = 5.3e-5
+    loss: Literal["huber", "mse", "hybrid", "nll", "beta-nll"] = "hybrid"
+    nll_weight: Annotated[float, Field(ge=0)] = 0.05
+    beta: Annotated[float, Field(ge=0, le=1)] = 0.5
+    warm_start_epochs: Annotated[int, Field(ge=0)] = 30
+    ensemble_members: PositiveInt = 5
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+# ---------------------------------------------------------------------------------------------- output
+class OutputConfig(_Strict):
+    """Map products written by ``socmap predict``."""
+
+    year: int = 2024
+    formats: list[Literal["cog", "zarr"]] = Field(default_factory=lambda: ["cog", "zarr"])
+    variables: list[
+        Literal["soc_mean", "aleatoric_var", "epistemic_var", "total_sd", "q05", "q95", "aoa"]
+    ] = Field(
+        default_factory=lambda: ["soc_mean", "aleatoric_var", "epistemic_var", "total_sd", "q05", "q95", "aoa"]
+    )
+    dtype: Literal["float32", "int16"] = "float32"
+    nodata: float = -9999.0
+    embedding_mode: Literal["fast", "exact"] = "fast"
+    """fast: one token map per tile, max over a cell's 224-px neighbourhood; exact: a patch per cell."""
+
+
+class PipelineConfig(_Strict):
+    """A whole region's pipeline: data, imagery, model, training and outputs."""
+
+    name: str
+    description: str = ""
+    grid: str
+    """Grid name (``grids/<name>.yaml``) or path to a grid YAML."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    stac: StacConfig | None = None
+    """``null`` where no imagery is used (the real Africa point set)."""
+    imagery: ImageryConfig = Field(default_factory=ImageryConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    source_file: Path | None = Field(default=None, exclude=True)
+    """The YAML this config was read from (set by :func:`load_pipeline`)."""
+
+    def resolve(self, path: str | None) -> str | None:
+        """A path from this pipeline, made absolute against the YAML's folder (URLs pass through)."""
+        return _resolve(path, self.source_file)
+
+    def load_grid(self) -> GridConfig:
+        """The grid this pipeline maps onto."""
+        return load_grid(self.grid, base=self.source_file.parent if self.source_file else None)
+
+
+class GridConfig(_Strict):
+    """Map grid: cells of ``resolution`` CRS units, in tiles of ``tile_size`` x ``tile_size`` cells."""
+
+    name: str
+    crs: str
+    """Anything pyproj understands: ``EPSG:32737``, ``ESRI:102022``..."""
+    resolution: PositiveFloat
+    """Cell size in CRS units (metres for projected CRSs)."""
+    bounds: tuple[float, float, float, float]
+    """(xmin, ymin, xmax, ymax) in CRS units."""
+    tile_size: PositiveInt = 512
+    """Tile edge in cells; a tile is the unit of work of the mapping job."""
+
+    source_file: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> GridConfig:
+        xmin, ymin, xmax, ymax = self.bounds
+        if not (xmax > xmin and ymax > ymin):
+            raise ValueError(f"bounds must be (xmin, ymin, xmax, ymax) with max > min, got {self.bounds}")
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            CRS.from_user_input(self.crs)
+        except CRSError as exc:
+            raise ValueError(f"unknown crs {self.crs!r}") from exc
+        return self
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the whole grid."""
+        xmin, ymin, xmax, ymax = self.bounds
+        return (round((ymax - ymin) / self.resolution), round((xmax - xmin) / self.resolution))
+
+
+# ------------------------------------------------------------------------------------------- loading
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: Any) -> Any:
+    """Expand ``${VAR}`` in every string of a parsed YAML (SOCMAP_HOME gets its default)."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name == "SOCMAP_HOME":
+                return str(socmap_home())
+            return os.environ.get(name, m.group(0))
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    return value
+
+
+def _resolve(path: str | None, source_file: Path | None) -> str | None:
+    if path is None or "://" in path or source_file is None:
+        return path
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (source_file.parent / p).resolve())
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return _expand(data)
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    """One line per problem: ``FILE: dotted.key: message``; the first is the headline."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key"
+        elif kind == "missing":
+            msg = "required value missing"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if "input" in err and kind not in ("missing",) and not isinstance(err["input"], dict | list):
+                msg += f" (got {err['input']!r})"
+        parts.append(f"{loc}: {msg}")
+    return f"{path}: " + "; ".join(parts)
+
+
+def _builtin_dir(kind: str) -> Path:
+    return Path(str(resources.files("socmap").joinpath("resources", kind)))
+
+
+def list_regions() -> list[str]:
+    """Names of the shipped pipelines (``pipelines/*.yaml``)."""
+    return sorted(p.stem for p in _builtin_dir("pipelines").glob("*.yaml"))
+
+
+def find_pipeline(region: str) -> Path:
+    """Path of the shipped pipeline for ``region``."""
+    path = _builtin_dir("pipelines") / f"{region}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no pipeline for region {region!r}; shipped: {', '.join(list_regions())} "
+                          "(or pass --pipeline FILE)")
+    return path
+
+
+def find_grid(name: str, base: Path | None = None) -> Path:
+    """Path of grid ``name``: a YAML path (relative to ``base``) or a shipped grid name."""
+    cand = Path(name).expanduser()
+    if cand.suffix in (".yaml", ".yml"):
+        if not cand.is_absolute() and base is not None:
+            cand = base / cand
+        if cand.is_file():
+            return cand
+        raise ConfigError(f"grid file {cand} not found")
+    path = _builtin_dir("grids") / f"{name}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in _builtin_dir("grids").glob("*.yaml"))
+        raise ConfigError(f"no grid named {name!r}; shipped: {', '.join(shipped)}")
+    return path
+
+
+def load_pipeline(path_or_region: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline from a YAML path, or a shipped region name (``demo``, ``africa``...)."""
+    p = Path(path_or_region).expanduser()
+    if p.suffix not in (".yaml", ".yml") and not p.exists():
+        p = find_pipeline(str(path_or_region))
+    p = p.resolve()
+    data = _read_yaml(p)
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(p, exc)) from None
+    cfg.source_file = p
+    try:
+        cfg.load_grid()
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: grid: {exc}") from None
+    return cfg
+
+
+def load_grid(name: str | Path, base: Path | None = None) -> GridConfig:
+    """Read and validate a grid by name or path."""
+    p = find_grid(str(name), base).resolve()
+    data = _read_yaml(p)
+    try:
+        cfg = GridConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(p, exc)) from None
+    cfg.source_file = p
+    return cfg
