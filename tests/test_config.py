@@ -1,0 +1,127 @@
+"""Pipeline and grid configs: every shipped file loads, and each kind of bad config names its key and file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from socmap.cli import cli
+from socmap.config import list_regions, load_grid, load_pipeline, socmap_home
+from socmap.errors import ConfigError
+
+GOOD = {
+    "name": "t",
+    "grid": "demo",
+    "stac": {"catalog": "stac/catalog.json"},
+    "train": {"epochs": 3},
+}
+
+
+def _write(tmp_path: Path, data: object, name: str = "p.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return p
+
+
+@pytest.mark.parametrize("region", ["demo", "africa", "europe", "global"])
+def test_shipped_pipelines_load(region: str) -> None:
+    assert region in list_regions()
+    cfg = load_pipeline(region)
+    assert cfg.name == region
+    grid = cfg.load_grid()
+    assert grid.shape[0] > 0 and grid.shape[1] > 0
+
+
+def test_table6_values() -> None:
+    """Spot-check the paper's Table 6 in the shipped pipelines."""
+    af, eu, gl = (load_pipeline(r) for r in ("africa", "europe", "global"))
+    assert af.train.learning_rate == pytest.approx(1.95e-4)
+    assert af.model.rgat.hidden_dims == [512, 256, 128, 64]
+    assert af.model.rgat.attention_mode == "multiplicative-self-attention"
+    assert af.model.moe.top_k is None and af.model.moe.experts == 8
+    assert eu.model.rgat.hidden_dims == [256, 384, 192] and eu.model.moe.experts == 16 and eu.model.moe.top_k == 4
+    assert gl.model.rgat.attention_mechanism == "across-relation" and gl.model.encoder.merge == "max"
+    assert gl.model.moe.expert_type == "concat" and gl.train.grad_clip == pytest.approx(1.87)
+    for cfg in (af, eu, gl):
+        assert cfg.model.graph.k_spatial == 5 and cfg.model.graph.k_ndvi == 3
+        assert cfg.model.positional.scales == 10 and cfg.model.temporal.frequencies == 4
+
+
+def test_paths_resolve_and_env_expands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOCMAP_HOME", str(tmp_path / "home"))
+    p = _write(tmp_path, {**GOOD, "data": {"sources": [{"path": "${SOCMAP_HOME}/s.csv", "mapping": "demo"}]}})
+    cfg = load_pipeline(p)
+    assert cfg.data.sources[0].path == str(tmp_path / "home" / "s.csv")
+    assert cfg.resolve("stac/catalog.json") == str(tmp_path / "stac" / "catalog.json")
+    assert cfg.resolve("https://example.org/x.tif") == "https://example.org/x.tif"
+    assert socmap_home() == tmp_path / "home"
+
+
+BAD_CASES = [
+    pytest.param({**GOOD, "colour": "red"}, "colour: unknown key", id="unknown-top-key"),
+    pytest.param({**GOOD, "model": {"rgat": {"heds": 4}}}, "model.rgat.heds: unknown key", id="unknown-nested-key"),
+    pytest.param({**GOOD, "train": {"epochs": "many"}}, "train.epochs:", id="wrong-type"),
+    pytest.param({**GOOD, "train": {"learning_rate": -1}}, "train.learning_rate:", id="negative"),
+    pytest.param({k: v for k, v in GOOD.items() if k != "grid"}, "grid: required value missing", id="missing-grid"),
+    pytest.param({k: v for k, v in GOOD.items() if k != "name"}, "name: required value missing", id="missing-name"),
+    pytest.param({**GOOD, "model": {"rgat": {"attention_mode": "sum"}}}, "model.rgat.attention_mode:",
+                 id="bad-choice"),
+    pytest.param({**GOOD, "stac": {"api": "http://x", "catalog": "c.json"}}, "stac: set exactly one",
+                 id="stac-both"),
+    pytest.param({**GOOD, "data": {"split": {"fractions": [0.5, 0.2, 0.2]}}}, "data.split: fractions must sum",
+                 id="fractions"),
+    pytest.param({**GOOD, "data": {"sources": [{"path": "a.csv"}]}}, "data.sources.0.mapping: required",
+                 id="missing-nested"),
+    pytest.param({**GOOD, "grid": "atlantis"}, "grid: no grid named 'atlantis'", id="unknown-grid"),
+    pytest.param("name: [unclosed", "not valid YAML", id="bad-yaml"),
+    pytest.param("- a\n- b\n", "expected a mapping", id="not-a-mapping"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD_CASES)
+def test_bad_pipeline(tmp_path: Path, data: object, message: str) -> None:
+    p = _write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(p)
+    assert str(p) in str(err.value)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"name": "g", "crs": "EPSG:999999", "resolution": 10, "bounds": [0, 0, 1, 1]}, "unknown crs"),
+        ({"name": "g", "crs": "EPSG:4326", "resolution": 1, "bounds": [1, 0, 0, 1]}, "max > min"),
+        ({"name": "g", "crs": "EPSG:4326", "resolution": 0, "bounds": [0, 0, 1, 1]}, "resolution:"),
+        ({"name": "g", "crs": "EPSG:4326", "resolution": 1, "bounds": [0, 0, 1]}, "bounds"),
+        ({"crs": "EPSG:4326", "resolution": 1, "bounds": [0, 0, 1, 1]}, "name: required value missing"),
+    ],
+)
+def test_bad_grid(tmp_path: Path, grid: dict, message: str) -> None:
+    p = _write(tmp_path, grid, "g.yaml")
+    with pytest.raises(ConfigError, match="g.yaml") as err:
+        load_grid(p)
+    assert message in str(err.value)
+
+
+def test_cli_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    p = _write(tmp_path, {**GOOD, "model": {"rgat": {"heds": 4}}})
+    result = CliRunner().invoke(cli, ["check-config", "--pipeline", str(p)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "model.rgat.heds: unknown key" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_cli_unknown_region() -> None:
+    result = CliRunner().invoke(cli, ["check-config", "--region", "atlantis"])
+    assert result.exit_code == 2 and "shipped: africa, demo, europe, global" in result.stderr
+
+
+@pytest.mark.parametrize("cmd", ["demo", "demo-world", "prepare", "extract", "embed", "train", "evaluate",
+                                 "predict", "check-config"])
+def test_every_stage_has_help(cmd: str) -> None:
+    result = CliRunner().invoke(cli, [cmd, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
