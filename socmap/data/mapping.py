@@ -84,8 +84,6 @@ class SurveyMapping(BaseModel):
     default_year: int | dict[str, int] | None = None
     """Year given to rows without any date: one int, or per source; ``null`` = drop them as incomplete
     metadata. Filled years are flagged ``year_is_placeholder``."""
-    min_coverage: Annotated[float, Field(gt=0, le=1)] | None = None
-    """Fraction of the 0-30 cm interval a profile's horizons must cover (default: the pipeline's)."""
     covariates: dict[str, str] = Field(default_factory=dict)
     """Survey columns harmonised like SOC (depth-weighted) and kept as possible covariates:
     ``{covariate name: column}``, e.g. ``{ph_h2o: PHIHOX}``."""
