@@ -76,8 +76,9 @@ def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = ""
         tr = Transformer.from_crs("EPSG:4326", ds.crs, always_xy=True)
         with np.errstate(all="ignore"):
             x, y = tr.transform(lon, lat, errcheck=False)
-        inv = ~ds.transform
-        colf, rowf = inv * (np.asarray(x), np.asarray(y))
+        a, b, c, d, e, f = (~ds.transform)[:6]
+        x, y = np.asarray(x), np.asarray(y)
+        colf, rowf = a * x + b * y + c, d * x + e * y + f
         ok = np.isfinite(colf) & np.isfinite(rowf)
         row = np.where(ok, np.floor(np.where(ok, rowf, 0)), -1).astype(np.int64)
         col = np.where(ok, np.floor(np.where(ok, colf, 0)), -1).astype(np.int64)

@@ -151,7 +151,7 @@ def prepare(inputs: Sequence[str | Path] | None = None,
         data: settings to use instead of ``pipeline.data`` (default: the pipeline's, else plain defaults
             with no raster covariates).
         split: ``random`` (stratified, paper 4.5) or ``block`` (spatial blocks), overriding the config.
-        progress: show progress bars.
+        progress: show progress bars (on a terminal only).
 
     Raises:
         ConfigError, DataError: bad mapping, table, CRS, unit, column or raster; nothing is written.
@@ -173,7 +173,7 @@ def prepare(inputs: Sequence[str | Path] | None = None,
     # ---- read and harmonise every table (all reading happens before anything is written)
     ledger = Ledger()
     horizons, inputs_info, survey_cov, survey_prov = [], [], [], {}
-    for i, (path, m) in enumerate(tqdm(sources, desc="read tables", disable=not progress or len(sources) < 2)):
+    for i, (path, m) in enumerate(tqdm(sources, desc="read tables", disable=None if progress and len(sources) > 1 else True)):
         df = read_table(path, m)
         h = harmonise_rows(df, m, settings, ledger, input_index=i, path=path)
         horizons.append(h)
@@ -204,7 +204,7 @@ def prepare(inputs: Sequence[str | Path] | None = None,
     lon, lat = sites["lon"].to_numpy(), sites["lat"].to_numpy()
     layer_info, raster_prov = [], []
     names = set(sites.columns)
-    for layer in tqdm(data.covariates, desc="sample covariates", disable=not progress or not data.covariates):
+    for layer in tqdm(data.covariates, desc="sample covariates", disable=None if progress and data.covariates else True):
         if layer.name in names:
             raise ConfigError(f"covariate layer name {layer.name!r} clashes with a column of the samples; rename it")
         path = _layer_path(layer, pipeline)

@@ -100,8 +100,9 @@ def read_table(path: str | Path, mapping: SurveyMapping) -> pd.DataFrame:
 
         hints = []
         for c in missing:
-            close = difflib.get_close_matches(c, [str(x) for x in df.columns], n=1)
-            hints.append(f"{c!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            lower = {str(x).lower(): str(x) for x in df.columns}
+            close = difflib.get_close_matches(c.lower(), list(lower), n=1, cutoff=0.5)
+            hints.append(f"{c!r}" + (f" (did you mean {lower[close[0]]!r}?)" if close else ""))
         raise DataError(f"{spath}: missing column(s) {', '.join(hints)} named by {mapping.label}; "
                         f"the table has {len(df.columns)} columns: {', '.join(map(str, df.columns[:12]))}"
                         + ("..." if len(df.columns) > 12 else ""))

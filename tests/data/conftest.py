@@ -47,10 +47,10 @@ def write_raster(path: Path, data: np.ndarray, *, crs: str = "EPSG:4326", west: 
                  res: float = 1.0, nodata: float | None = -9999.0) -> Path:
     """A one-band GeoTIFF with its upper-left corner at (west, north) and square cells of ``res``."""
     import rasterio
-    from rasterio.transform import from_origin
+    from affine import Affine
 
     with rasterio.open(path, "w", driver="GTiff", height=data.shape[0], width=data.shape[1], count=1,
-                       dtype=data.dtype, crs=crs, transform=from_origin(west, north, res, res),
+                       dtype=data.dtype, crs=crs, transform=Affine(res, 0.0, west, 0.0, -res, north),
                        nodata=nodata) as ds:
         ds.write(data, 1)
     return path
