@@ -98,3 +98,47 @@ def test_preprocessor_fits_on_train_only_and_roundtrips(tmp_path: Path) -> None:
     pre.save(tmp_path)
     again = Preprocessor.load(tmp_path)
     pd.testing.assert_frame_equal(again.transform(df), x)
+
+
+_SERVER = """
+import sys
+from werkzeug.serving import make_server
+from werkzeug.utils import send_file
+from werkzeug.wrappers import Request, Response
+
+root = sys.argv[1]
+
+@Request.application
+def app(request):
+    name = request.path.strip("/")
+    if not name.endswith(".tif"):
+        return Response("not found", status=404)
+    return send_file(root + "/" + name, request.environ, conditional=True)
+
+srv = make_server("127.0.0.1", 0, app, threaded=True)
+print(srv.port, flush=True)
+srv.serve_forever()
+"""
+
+
+def test_sampling_a_cog_over_http_range_requests(tmp_path: Path) -> None:
+    """A covariate given as an http URL is read through GDAL's /vsicurl/ from a range-capable server.
+
+    The server runs in its own process: GDAL holds the GIL while it fetches, so a server thread would deadlock.
+    """
+    import subprocess
+    import sys
+
+    data = np.arange(100, dtype="float32").reshape(10, 10)
+    write_raster(tmp_path / "cov.tif", data)
+    (tmp_path / "server.py").write_text(_SERVER)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = int(proc.stdout.readline())  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}/cov.tif"
+        vals, info = sample_raster(url, np.array([5.5, 0.5]), np.array([9.5, 0.5]))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert list(vals) == [5.0, 90.0] and info.path == url
