@@ -2,7 +2,8 @@
 
 Reads ../shared/data/afsp_africa_horizons.csv and the covariate layers of ../shared/data/covariates/ (both
 relative to the repository root, never copied), prints the report figures and checks the result (unique sites,
-SOC within the stated range, no NaN model feature), and ends with ONE line holding a JSON object of the figures.
+SOC within the stated range, no NaN model feature), and ends with ONE line holding a JSON object of the
+figures.
 
     python benchmarks/prepare_africa.py [--out DIR] [--split random|block]
 """

@@ -3,8 +3,8 @@
 A point takes the value of the cell it falls in (no interpolation, so categorical layers keep their codes).
 Where that cell is no-data (a coastal point on a land-only layer, a hole), the nearest valid cell within
 ``search_px`` cells (Euclidean distance in cells) is used; beyond that the value is NaN and the imputer fills
-it later. Rasters are read in windows of ``chunk_px`` cells around the points they hold, so a large COG is read
-only where points are; local paths and http(s) URLs (read through GDAL's /vsicurl/) both work.
+it later. Rasters are read in windows of ``chunk_px`` cells around the points they hold, so a large COG is
+read only where points are; local paths and http(s) URLs (read through GDAL's /vsicurl/) both work.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = ""
         if ds.crs is None:
             raise DataError(f"{path}: the raster has no CRS; cannot place the points on it")
         if not 1 <= band <= ds.count:
-            raise DataError(f"{path}: no band {band} (the raster has {ds.count}); fix 'band' of layer {name!r}")
+            raise DataError(f"{path}: no band {band} (the raster has {ds.count}); "
+                            f"fix 'band' of layer {name!r}")
         tr = Transformer.from_crs("EPSG:4326", ds.crs, always_xy=True)
         with np.errstate(all="ignore"):
             x, y = tr.transform(lon, lat, errcheck=False)
@@ -94,7 +95,7 @@ def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = ""
             r1 = min(ds.height, (int(cr) + 1) * chunk_px + search_px)
             c1 = min(ds.width, (int(cc) + 1) * chunk_px + search_px)
             arr = ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
-            data = np.asarray(arr.filled(np.nan) if arr.dtype.kind == "f" else arr.astype(float).filled(np.nan))
+            data = np.asarray(arr.astype(float).filled(np.nan))
             invalid = np.ma.getmaskarray(arr) | ~np.isfinite(data)
             if nodata is not None and np.isfinite(nodata):
                 invalid |= data == nodata
@@ -121,6 +122,7 @@ def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = ""
         raise DataError(
             f"{path}: the raster does not cover the points: only {n_ok} of {n} points get a value "
             f"(raster bounds {tuple(round(b, 4) for b in bounds)} in {crs}; points lon {np.nanmin(lon):.3f}.."
-            f"{np.nanmax(lon):.3f}, lat {np.nanmin(lat):.3f}..{np.nanmax(lat):.3f}); use a layer covering the "
+            f"{np.nanmax(lon):.3f}, lat {np.nanmin(lat):.3f}..{np.nanmax(lat):.3f}); use a layer covering "
+            "the "
             f"survey or lower data.covariate_min_coverage ({min_coverage})")
     return out, info

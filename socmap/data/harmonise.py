@@ -42,14 +42,16 @@ __all__ = ["RULES", "HarmoniseSettings", "Ledger", "depth_weight", "harmonise_ro
 
 #: Every rule, its level and what it does to the rows it catches (the report's vocabulary).
 RULES: dict[str, tuple[str, str, str]] = {
-    "exact_duplicate": ("rows", "dropped", "row identical to an earlier row of the same file in every column"),
+    "exact_duplicate": ("rows", "dropped",
+                        "row identical to an earlier row of the same file in every column"),
     "missing_coordinates": ("rows", "dropped", "x or y empty or not a number"),
     "impossible_coordinates": ("rows", "dropped",
                                "outside the CRS domain / WGS 84 range after reprojection, or exactly (0, 0)"),
     "incomplete_metadata": ("rows", "dropped", "no profile id, no depth, or no year (and no default year)"),
     "invalid_depth": ("rows", "dropped", "bottom depth <= top depth"),
     "organic_layer_above_surface": ("rows", "dropped",
-                                    "bottom <= 0 cm: organic layer above the mineral surface (negative depths)"),
+                                    "bottom <= 0 cm: organic layer above the mineral surface "
+                                    "(negative depths)"),
     "below_topsoil": ("rows", "dropped", "horizon starts at or below the interval's bottom (30 cm)"),
     "missing_soc": ("rows", "dropped", "SOC empty or not a number"),
     "implausible_soc": ("rows", "dropped", "SOC outside the plausible range [soc_min_gkg, soc_max_gkg] g/kg"),
@@ -88,7 +90,7 @@ class Ledger:
     counts: dict[str, Counter[str]] = field(default_factory=lambda: {k: Counter() for k in RULES})
     notes: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, rule: str, sources: pd.Series | list[str] | np.ndarray, n: int | None = None) -> None:
+    def add(self, rule: str, sources: pd.Series | list[str] | np.ndarray) -> None:
         """Count the rows/profiles with these ``sources`` under ``rule``."""
         if rule not in RULES:
             raise KeyError(rule)
@@ -146,7 +148,7 @@ def _years(df: pd.DataFrame, m: SurveyMapping, sources: pd.Series,
 
 def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: HarmoniseSettings, ledger: Ledger, *,
                    input_index: int = 0, path: str = "") -> pd.DataFrame:
-    """One row per topsoil horizon of one table, in standard units, with every other row counted in ``ledger``.
+    """One row per topsoil horizon of one table, in standard units; the rest counted in ``ledger``.
 
     Returns columns: ``key`` (unique profile key), ``source``, ``profile_id``, ``lon``, ``lat`` (WGS 84 deg),
     ``year`` (int), ``year_is_placeholder``, ``top_cm``, ``bottom_cm``, ``soc_gkg``, then the mapping's
@@ -182,7 +184,8 @@ def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: HarmoniseSettin
         lon, lat = xv, yv
     else:
         if src_crs.is_geographic is False and src_crs.is_projected is False:
-            raise DataError(f"{label}: CRS {crs!r} is neither geographic nor projected; cannot place the points")
+            raise DataError(f"{label}: CRS {crs!r} is neither geographic nor projected; "
+                            "cannot place the points")
         tr = Transformer.from_crs(src_crs, wgs, always_xy=True)
         with np.errstate(all="ignore"):
             lon, lat = tr.transform(xv, yv, errcheck=False)
@@ -249,9 +252,9 @@ def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: HarmoniseSettin
     n = grp.size()
     reps = n[n > 1]
     if len(reps):
-        ledger.add("replicate_averaged",
-                   np.repeat(out.drop_duplicates(["key", "top_cm", "bottom_cm"]).set_index(
-                       ["key", "top_cm", "bottom_cm"]).loc[reps.index, "source"].to_numpy(), reps.to_numpy() - 1))
+        first = out.drop_duplicates(["key", "top_cm", "bottom_cm"]).set_index(["key", "top_cm", "bottom_cm"])
+        rep_sources = first.loc[reps.index, "source"].to_numpy()
+        ledger.add("replicate_averaged", np.repeat(rep_sources, reps.to_numpy() - 1))
     agg = {"source": "first", "profile_id": "first", "lon": "mean", "lat": "mean", "year": "max",
            "year_is_placeholder": "any", "soc_gkg": "mean", **{c: "mean" for c in cov}}
     h = grp.agg(agg).reset_index()
@@ -292,9 +295,9 @@ def depth_weight(h: pd.DataFrame, settings: HarmoniseSettings, ledger: Ledger,
     covered = (b - np.maximum(t, prev)).clip(lower=0).groupby(h["key"]).sum()
     key = h["key"]
     p = h.groupby("key", sort=True).agg(
-        source=("source", "first"), profile_id=("profile_id", "first"), lon=("lon", "mean"), lat=("lat", "mean"),
-        year=("year", "max"), year_is_placeholder=("year_is_placeholder", "any"), n_horizons=("n_rows", "size"),
-        n_rows=("n_rows", "sum"))
+        source=("source", "first"), profile_id=("profile_id", "first"), lon=("lon", "mean"),
+        lat=("lat", "mean"), year=("year", "max"), year_is_placeholder=("year_is_placeholder", "any"),
+        n_horizons=("n_rows", "size"), n_rows=("n_rows", "sum"))
     p["soc_gkg"] = _weighted(h["soc_gkg"], w, key)
     for c in covariates:
         p[c] = _weighted(h[c], w, key)
@@ -340,7 +343,8 @@ def merge_sites(p: pd.DataFrame, settings: HarmoniseSettings, ledger: Ledger,
     real_year = p["year"].where(~p["year_is_placeholder"])
     p = p.assign(_real_year=real_year)
     agg: dict[str, Any] = {
-        "key": "first", "profile_id": "first", "lon": "mean", "lat": "mean", "year": "max", "_real_year": "max",
+        "key": "first", "profile_id": "first", "lon": "mean", "lat": "mean", "year": "max",
+        "_real_year": "max",
         "year_is_placeholder": "all", "soc_gkg": "mean", "n_horizons": "sum", "n_rows": "sum",
         "depth_coverage": "mean", **{c: "mean" for c in covariates},
     }

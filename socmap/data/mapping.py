@@ -114,7 +114,8 @@ class SurveyMapping(BaseModel):
         try:
             CRS.from_user_input(v)
         except CRSError:
-            raise ValueError(f"unknown CRS {v!r}; give an EPSG code such as EPSG:4326 or a WKT/PROJ string") from None
+            raise ValueError(f"unknown CRS {v!r}; give an EPSG code such as EPSG:4326 or a WKT/PROJ "
+                             "string") from None
         return v
 
     @model_validator(mode="after")
@@ -122,7 +123,8 @@ class SurveyMapping(BaseModel):
         if self.fixed_depth_cm is None and (self.top is None or self.bottom is None):
             raise ValueError("give the depth columns 'top' and 'bottom', or 'fixed_depth_cm: [top, bottom]'")
         if self.fixed_depth_cm is not None and not self.fixed_depth_cm[1] > self.fixed_depth_cm[0]:
-            raise ValueError(f"fixed_depth_cm must be [top, bottom] with bottom > top, got {self.fixed_depth_cm}")
+            raise ValueError(f"fixed_depth_cm must be [top, bottom] with bottom > top, "
+                             f"got {self.fixed_depth_cm}")
         if (self.x is None) != (self.y is None):
             raise ValueError("give both 'x' and 'y' columns, or neither (GeoPackage point geometry)")
         return self

@@ -1,4 +1,4 @@
-"""``socmap prepare``: survey tables -> harmonised topsoil SOC samples, split, covariates, fitted preprocessing.
+"""``socmap prepare``: survey tables -> harmonised topsoil SOC samples, split, covariates, preprocessing.
 
 Writes, atomically (into a temporary folder beside ``out_dir``, then renamed; a failed run leaves nothing):
 
@@ -57,8 +57,9 @@ def _is_url(p: str) -> bool:
     return p.startswith(("http://", "https://", "s3://", "gs://", "/vsi"))
 
 
-def _resolve_sources(inputs: Sequence[str | Path] | None, mappings: Sequence[str | Path | SurveyMapping] | None,
-                     pipeline: PipelineConfig | None, data: DataConfig) -> list[tuple[str, SurveyMapping]]:
+def _resolve_sources(inputs: Sequence[str | Path] | None,
+                     mappings: Sequence[str | Path | SurveyMapping] | None, pipeline: PipelineConfig | None,
+                     data: DataConfig) -> list[tuple[str, SurveyMapping]]:
     inputs = [str(i) for i in (inputs or [])]
     maps = list(mappings or [])
     if not inputs:
@@ -66,7 +67,8 @@ def _resolve_sources(inputs: Sequence[str | Path] | None, mappings: Sequence[str
             raise ConfigError("no soil table given: pass --input FILE --mapping NAME, or a pipeline "
                               "(--region/--pipeline) whose data.sources lists the tables")
         if maps:
-            raise ConfigError("--mapping given without --input; the pipeline's data.sources name their own mappings")
+            raise ConfigError("--mapping given without --input; the pipeline's data.sources name their "
+                              "own mappings")
         out = []
         for s in data.sources:
             path = pipeline.resolve(s.path) or s.path
@@ -76,12 +78,13 @@ def _resolve_sources(inputs: Sequence[str | Path] | None, mappings: Sequence[str
             out.append((path, load_mapping(m)))
         return out
     if not maps:
-        raise ConfigError("--input given without --mapping: name a shipped mapping (afsp, demo) or a mapping YAML")
+        raise ConfigError("--input given without --mapping: name a shipped mapping (afsp, demo) or a "
+                          "mapping YAML")
     if len(maps) == 1:
         maps = maps * len(inputs)
     if len(maps) != len(inputs):
-        raise ConfigError(f"{len(inputs)} inputs but {len(maps)} mappings: give one mapping for all inputs or "
-                          "one per input, in the same order")
+        raise ConfigError(f"{len(inputs)} inputs but {len(maps)} mappings: give one mapping for all "
+                          "inputs or one per input, in the same order")
     loaded: dict[str, SurveyMapping] = {}
     out = []
     for i, m in zip(inputs, maps, strict=True):
@@ -162,24 +165,30 @@ def prepare(inputs: Sequence[str | Path] | None = None,
     if data is None:
         data = pipeline.data if pipeline is not None else DataConfig()
     sources = _resolve_sources(inputs, mappings, pipeline, data)
-    settings = HarmoniseSettings(soc_min_gkg=data.soc_min_gkg, soc_max_gkg=data.soc_max_gkg, top_cm=data.top_cm,
-                                 bottom_cm=data.bottom_cm, min_coverage=data.min_depth_coverage,
+    settings = HarmoniseSettings(soc_min_gkg=data.soc_min_gkg, soc_max_gkg=data.soc_max_gkg,
+                                 top_cm=data.top_cm, bottom_cm=data.bottom_cm,
+                                 min_coverage=data.min_depth_coverage,
                                  site_tolerance_m=data.site_tolerance_m)
     if not settings.bottom_cm > settings.top_cm:
-        raise ConfigError(f"data.bottom_cm ({settings.bottom_cm}) must be deeper than data.top_cm ({settings.top_cm})")
+        raise ConfigError(f"data.bottom_cm ({settings.bottom_cm}) must be deeper than data.top_cm "
+                          f"({settings.top_cm})")
     if not settings.soc_max_gkg > settings.soc_min_gkg:
-        raise ConfigError(f"data.soc_max_gkg ({settings.soc_max_gkg}) must exceed soc_min_gkg ({settings.soc_min_gkg})")
+        raise ConfigError(f"data.soc_max_gkg ({settings.soc_max_gkg}) must exceed soc_min_gkg "
+                          f"({settings.soc_min_gkg})")
 
     # ---- read and harmonise every table (all reading happens before anything is written)
     ledger = Ledger()
     horizons, inputs_info, survey_cov, survey_prov = [], [], [], {}
-    for i, (path, m) in enumerate(tqdm(sources, desc="read tables", disable=None if progress and len(sources) > 1 else True)):
+    bar_off = None if progress else True  # None: tqdm shows bars on a terminal only
+    for i, (path, m) in enumerate(tqdm(sources, desc="read tables",
+                                       disable=bar_off if len(sources) > 1 else True)):
         df = read_table(path, m)
         h = harmonise_rows(df, m, settings, ledger, input_index=i, path=path)
         horizons.append(h)
         inputs_info.append({"path": path, "mapping": m.name, "mapping_file": str(m.source_file or ""),
-                            "format": df.attrs.get("format"), "crs": df.attrs.get("crs"), "soc_unit": m.soc_unit,
-                            "soc_factor_to_gkg": m.soc_factor, "rows": len(df), "topsoil_horizons": len(h)})
+                            "format": df.attrs.get("format"), "crs": df.attrs.get("crs"),
+                            "soc_unit": m.soc_unit, "soc_factor_to_gkg": m.soc_factor, "rows": len(df),
+                            "topsoil_horizons": len(h)})
         for name, col in m.covariates.items():
             if name not in survey_cov:
                 survey_cov.append(name)
@@ -204,26 +213,30 @@ def prepare(inputs: Sequence[str | Path] | None = None,
     lon, lat = sites["lon"].to_numpy(), sites["lat"].to_numpy()
     layer_info, raster_prov = [], []
     names = set(sites.columns)
-    for layer in tqdm(data.covariates, desc="sample covariates", disable=None if progress and data.covariates else True):
+    for layer in tqdm(data.covariates, desc="sample covariates",
+                      disable=bar_off if data.covariates else True):
         if layer.name in names:
-            raise ConfigError(f"covariate layer name {layer.name!r} clashes with a column of the samples; rename it")
+            raise ConfigError(f"covariate layer name {layer.name!r} clashes with a column of the samples; "
+                              "rename it")
         path = _layer_path(layer, pipeline)
         vals, info = sample_raster(path, lon, lat, name=layer.name, band=layer.band,
                                    scale=1.0 if layer.categorical else layer.scale,
                                    offset=0.0 if layer.categorical else layer.offset,
-                                   search_px=data.covariate_search_px, min_coverage=data.covariate_min_coverage)
+                                   search_px=data.covariate_search_px,
+                                   min_coverage=data.covariate_min_coverage)
         sites[layer.name] = np.round(vals) if layer.categorical else vals
         names.add(layer.name)
         layer_info.append(info.to_dict())
         raster_prov.append({"name": layer.name, "origin": "raster", "mappable": True, "path": path,
-                            "band": layer.band, "unit": layer.unit, "scale": layer.scale, "offset": layer.offset,
-                            "categorical": layer.categorical})
+                            "band": layer.band, "unit": layer.unit, "scale": layer.scale,
+                            "offset": layer.offset, "categorical": layer.categorical})
 
     # ---- split
     cfg = data.split
     method = split or cfg.method
     if method == "random":
-        sites["split"] = stratified_split(sites["soc_gkg"], fractions=cfg.fractions, strata=cfg.strata, seed=cfg.seed)
+        sites["split"] = stratified_split(sites["soc_gkg"], fractions=cfg.fractions, strata=cfg.strata,
+                                          seed=cfg.seed)
     elif method == "block":
         sites["split"] = block_split(lon, lat, block_km=cfg.block_km, fractions=cfg.fractions, seed=cfg.seed)
     else:
@@ -234,7 +247,7 @@ def prepare(inputs: Sequence[str | Path] | None = None,
     if missing_sc:
         raise ConfigError(f"data.survey_covariates names {', '.join(missing_sc)}, which no mapping provides "
                           f"(mapped survey covariates: {', '.join(survey_cov) or 'none'})")
-    numeric = [layer.name for layer in data.covariates if not layer.categorical] + list(data.survey_covariates)
+    numeric = [la.name for la in data.covariates if not la.categorical] + list(data.survey_covariates)
     categorical = [layer.name for layer in data.covariates if layer.categorical]
     prov = raster_prov + [{**survey_prov[c], "categorical": False} for c in data.survey_covariates]
     train = sites[sites["split"] == "train"]
@@ -260,7 +273,8 @@ def prepare(inputs: Sequence[str | Path] | None = None,
         "profiles_kept": int(len(profiles)),
         "sites_out": int(len(samples)),
         "rules": rules,
-        "dropped_rows": int(sum(v["count"] for v in rules.values() if v["level"] == "rows" and v["action"] == "dropped")),
+        "dropped_rows": int(sum(v["count"] for v in rules.values()
+                                if v["level"] == "rows" and v["action"] == "dropped")),
         "merged_rows": rules["replicate_averaged"]["count"],
         "dropped_profiles": rules["insufficient_depth_coverage"]["count"],
         "merged_profiles": rules["same_site_same_source"]["count"] + rules["same_site_cross_source"]["count"],

@@ -43,7 +43,7 @@ class Preprocessor:
     reference: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
     """The imputer's donors: the training samples' feature matrix (standardised + one-hot, NaN kept)."""
     provenance: list[dict[str, Any]] = field(default_factory=list)
-    """Where each covariate came from (raster path or survey column), its unit, and whether it can be mapped."""
+    """Where each covariate came from (raster path or survey column), its unit, and if it can be mapped."""
     _imputer: Any = field(default=None, repr=False)
 
     # ----------------------------------------------------------------------------------------- fit
@@ -143,4 +143,5 @@ class Preprocessor:
         if not d["feature_names"]:
             ref = np.empty((0, 0))
         return cls(numeric=list(d["numeric"]), categorical=cats, mean=list(d["mean"]), scale=list(d["scale"]),
-                   k=int(d["k"]), reference=ref.reshape(len(ref), -1), provenance=list(d.get("covariates", [])))
+                   k=int(d["k"]), reference=ref.reshape(len(ref), -1),
+                   provenance=list(d.get("covariates", [])))

@@ -56,7 +56,8 @@ def read_table(path: str | Path, mapping: SurveyMapping) -> pd.DataFrame:
                 with open(spath, "rb") as fh:
                     head = fh.read(4096)
                 if b"\x00" in head:
-                    raise DataError(f"{spath}: not a text table (binary content); give a CSV, Parquet or GeoPackage")
+                    raise DataError(f"{spath}: not a text table (binary content); give a CSV, Parquet or "
+                                    "GeoPackage")
             df = pd.read_csv(spath, sep=mapping.csv_sep, low_memory=False)
         elif fmt == "parquet":
             df = pd.read_parquet(spath)
@@ -67,11 +68,12 @@ def read_table(path: str | Path, mapping: SurveyMapping) -> pd.DataFrame:
             if mapping.x is None:
                 geom = df.geometry
                 if geom.isna().all() or not (geom.geom_type.dropna() == "Point").all():
-                    raise DataError(f"{spath}: the mapping takes x/y from the geometry, but the layer does not hold "
-                                    "points; name the x and y columns in the mapping")
+                    raise DataError(f"{spath}: the mapping takes x/y from the geometry, but the layer does "
+                                    "not hold points; name the x and y columns in the mapping")
                 if crs is None:
                     if df.crs is None:
-                        raise DataError(f"{spath}: the layer has no CRS; set 'crs' in the mapping {mapping.label}")
+                        raise DataError(f"{spath}: the layer has no CRS; set 'crs' in the mapping "
+                                        f"{mapping.label}")
                     crs = df.crs.to_string()
                 df = pd.DataFrame(df.drop(columns="geometry")).assign(__x=geom.x, __y=geom.y)
             else:
@@ -83,7 +85,8 @@ def read_table(path: str | Path, mapping: SurveyMapping) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{spath}: the file is empty (no header, no rows)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{spath}: not a readable {fmt.upper()} table ({' '.join(str(exc).split())[:200]})") from None
+        msg = " ".join(str(exc).split())[:200]
+        raise DataError(f"{spath}: not a readable {fmt.upper()} table ({msg})") from None
     except Exception as exc:  # pyarrow / pyogrio raise many types for a file that is not their format
         raise DataError(f"{spath}: not a readable {fmt.upper()} table ({type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:200]})") from None

@@ -23,8 +23,9 @@ def _counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, in
     return n - n_val - n_test, n_val, n_test
 
 
-def stratified_split(soc_gkg: pd.Series | np.ndarray, *, fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
-                     strata: int = 10, seed: int = 0) -> np.ndarray:
+def stratified_split(soc_gkg: pd.Series | np.ndarray, *,
+                     fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), strata: int = 10,
+                     seed: int = 0) -> np.ndarray:
     """``train``/``val``/``test`` per sample, stratified on ``strata`` quantile bins of log(1 + SOC g/kg).
 
     Bins are equal-count quantiles of the ranks (ties broken by position, so every bin has n/strata samples
@@ -82,7 +83,8 @@ def block_split(lon: np.ndarray, lat: np.ndarray, *, block_km: float = 50.0,
     target = {"val": n_val, "test": n_test}
     for b in order:
         for name in ("val", "test"):
-            if filled[name] < target[name] and filled[name] + cnt[b] <= target[name] + max(1, target[name] // 2):
+            slack = max(1, target[name] // 2)  # a block may overshoot the share by half at most
+            if filled[name] < target[name] and filled[name] + cnt[b] <= target[name] + slack:
                 part[b] = name
                 filled[name] += cnt[b]
                 break

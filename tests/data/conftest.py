@@ -18,8 +18,8 @@ BASE_MAPPING: dict[str, Any] = dict(name="t", profile_id="pid", x="x", y="y", cr
                                     soc_unit="g/kg", top="top", bottom="bot", year="yr", source_name="s1")
 
 
-def row(pid: str = "p1", x: float = 10.0, y: float = 5.0, soc: float = 10.0, top: float = 0.0, bot: float = 30.0,
-        yr: float | None = 2015, **kw: Any) -> dict[str, Any]:
+def row(pid: str = "p1", x: float = 10.0, y: float = 5.0, soc: float = 10.0, top: float = 0.0,
+        bot: float = 30.0, yr: float | None = 2015, **kw: Any) -> dict[str, Any]:
     """One horizon of the hand-made tables (lon/lat degrees, SOC in the mapping's unit, depths cm)."""
     return dict(pid=pid, x=x, y=y, soc=soc, top=top, bot=bot, yr=yr, **kw)
 
@@ -43,8 +43,8 @@ def write_mapping(path: Path, **over: Any) -> Path:
     return path
 
 
-def write_raster(path: Path, data: np.ndarray, *, crs: str = "EPSG:4326", west: float = 0.0, north: float = 10.0,
-                 res: float = 1.0, nodata: float | None = -9999.0) -> Path:
+def write_raster(path: Path, data: np.ndarray, *, crs: str = "EPSG:4326", west: float = 0.0,
+                 north: float = 10.0, res: float = 1.0, nodata: float | None = -9999.0) -> Path:
     """A one-band GeoTIFF with its upper-left corner at (west, north) and square cells of ``res``."""
     import rasterio
     from affine import Affine

@@ -73,7 +73,8 @@ def test_exact_duplicates_dropped() -> None:
 
 def test_replicates_averaged_before_weighting() -> None:
     # two lab replicates of 0-10 (10 and 14 -> 12), one 10-30 @ 3: (12*10 + 3*20)/30 = 6
-    rows = [row(soc=10, top=0, bot=10, lab="a"), row(soc=14, top=0, bot=10, lab="b"), row(soc=3, top=10, bot=30)]
+    rows = [row(soc=10, top=0, bot=10, lab="a"), row(soc=14, top=0, bot=10, lab="b"),
+            row(soc=3, top=10, bot=30)]
     sites, led = harmonise(rows)
     assert led.total("replicate_averaged") == 1
     assert sites.soc_gkg.iloc[0] == pytest.approx(6.0)

@@ -83,7 +83,8 @@ def test_sources_from_pipeline_and_mapping_count_mismatch(tmp_path: Path, survey
     csv, mapping = survey
     pipe = tmp_path / "p.yaml"
     pipe.write_text(yaml.safe_dump({"name": "t", "grid": "africa", "stac": None, "data": {
-        "sources": [{"path": csv.name, "mapping": mapping.name}], "split": {"method": "block", "block_km": 100}}}))
+        "sources": [{"path": csv.name, "mapping": mapping.name}],
+        "split": {"method": "block", "block_km": 100}}}))
     from socmap.config import load_pipeline
 
     res = prepare(None, None, tmp_path / "out", pipeline=load_pipeline(pipe), progress=False)

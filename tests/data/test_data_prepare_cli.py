@@ -1,4 +1,4 @@
-"""`socmap prepare` end to end on small files, and every bad input: exit 2, one line naming the file, nothing written."""
+"""`socmap prepare` end to end on small files; each bad input: exit 2, one line naming the file, no output."""
 
 from __future__ import annotations
 

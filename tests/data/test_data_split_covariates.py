@@ -124,7 +124,7 @@ srv.serve_forever()
 def test_sampling_a_cog_over_http_range_requests(tmp_path: Path) -> None:
     """A covariate given as an http URL is read through GDAL's /vsicurl/ from a range-capable server.
 
-    The server runs in its own process: GDAL holds the GIL while it fetches, so a server thread would deadlock.
+    The server runs in its own process: GDAL holds the GIL while it fetches, so a server thread would hang.
     """
     import subprocess
     import sys
@@ -132,8 +132,8 @@ def test_sampling_a_cog_over_http_range_requests(tmp_path: Path) -> None:
     data = np.arange(100, dtype="float32").reshape(10, 10)
     write_raster(tmp_path / "cov.tif", data)
     (tmp_path / "server.py").write_text(_SERVER)
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(tmp_path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         port = int(proc.stdout.readline())  # type: ignore[union-attr]
         url = f"http://127.0.0.1:{port}/cov.tif"
