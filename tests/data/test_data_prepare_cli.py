@@ -64,6 +64,8 @@ def test_prepare_cli_multi_format_with_covariates(tmp_path: Path, survey: tuple[
     assert rep["rules"]["same_site_cross_source"]["count"] == 15
     assert s.sample_id.is_unique
     assert set(s.source) == {"s1", "gp+s1"}
+    assert rep["rows_in"] - rep["dropped_rows"] - rep["merged_rows"] == rep["topsoil_horizons"]
+    assert rep["profiles"] - rep["dropped_profiles"] - rep["merged_profiles"] == rep["sites_out"]
     assert rep["rows_in"] == 90 + 30 + 30 and rep["covariates"]["needed"] == ["temp", "lc"]
     assert {"temp", "lc", "feat_temp", "feat_lc_10"} <= set(s.columns)
     assert not s.filter(like="feat_").isna().any().any()
