@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import harmonise, row
+from socmap_data_helpers import harmonise, row
 from pyproj import Transformer
 
 from socmap.data.harmonise import HarmoniseSettings

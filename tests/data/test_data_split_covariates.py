@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_raster
+from socmap_data_helpers import write_raster
 
 from socmap.data.covariates import sample_raster
 from socmap.data.preprocess import Preprocessor
