@@ -116,8 +116,20 @@ def demo_world(out_dir: Path | None, seed: int, size_km: float, sites: int, forc
 @_one_line_errors
 def prepare(inputs: tuple[Path, ...], mappings: tuple[str, ...], out_dir: Path, split: str | None,
             region: str | None, pipeline_file: Path | None) -> None:
-    """Harmonise soil surveys to topsoil SOC (g/kg), split, and sample the tabular covariates."""
-    raise SocmapError("`socmap prepare` is not implemented yet")
+    """Harmonise soil surveys to topsoil SOC (g/kg), split, and sample the tabular covariates.
+
+    Writes OUT/samples.parquet, OUT/prepare_report.json and the preprocessing fitted on the training split
+    (OUT/preprocess.json); a failed run writes nothing. Without --input, the pipeline's data.sources are read.
+    """
+    from socmap.data.prepare import prepare as run_prepare
+
+    pipeline = _load(region, pipeline_file) if (region is not None or pipeline_file is not None) else None
+    res = run_prepare(list(inputs) or None, list(mappings) or None, out_dir, pipeline=pipeline, split=split)
+    r = res.report
+    dropped = {k: v["count"] for k, v in r["rules"].items() if v["count"]}
+    click.echo(f"{r['rows_in']} rows -> {r['sites_out']} sites ({r['split']['method']} split: "
+               f"{r['split']['counts']}); rules: {dropped}")
+    click.echo(f"wrote {res.out_dir / 'samples.parquet'} and {res.out_dir / 'prepare_report.json'}")
 
 
 @cli.command()

@@ -111,6 +111,14 @@ class DataConfig(_Strict):
     """Columns of the survey itself used as covariates (e.g. pH, sand, silt, clay); points only."""
     impute_k: PositiveInt = 5
     split: SplitConfig = Field(default_factory=SplitConfig)
+    min_depth_coverage: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Fraction of [top_cm, bottom_cm] a profile's horizons must cover to be kept (0.5 = 15 of 30 cm)."""
+    site_tolerance_m: PositiveFloat = 5.0
+    """Profiles closer than this distance, m, are one site (averaged), within or across sources."""
+    covariate_search_px: Annotated[int, Field(ge=0)] = 3
+    """Radius, raster cells, searched for the nearest valid cell where a point falls on no-data."""
+    covariate_min_coverage: Fraction = 0.5
+    """A raster giving a value for fewer than this fraction of the points is an error (it does not cover them)."""
 
 
 # ----------------------------------------------------------------------------------- earth observation

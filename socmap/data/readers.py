@@ -1,0 +1,114 @@
+"""Read a soil table (CSV, Parquet, GeoPackage) into a DataFrame, with one-line errors that name the file.
+
+The reader checks only that the file is a non-empty table holding the columns its mapping names; the
+meaning of the values is :mod:`socmap.data.harmonise`'s job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from socmap.data.mapping import SurveyMapping
+from socmap.errors import DataError
+
+__all__ = ["read_table"]
+
+_CSV = {".csv", ".txt", ".tsv"}
+_PARQUET = {".parquet", ".pq"}
+_GPKG = {".gpkg"}
+
+
+def _is_url(path: str) -> bool:
+    return path.startswith(("http://", "https://", "s3://", "gs://"))
+
+
+def _format(path: str) -> str:
+    low = path.lower().split("?")[0]
+    for ext in (*_CSV, *_PARQUET, *_GPKG, ".csv.gz"):
+        if low.endswith(ext):
+            return "gpkg" if ext in _GPKG else "parquet" if ext in _PARQUET else "csv"
+    raise DataError(f"{path}: unknown table format; give a .csv, .parquet or .gpkg file")
+
+
+def read_table(path: str | Path, mapping: SurveyMapping) -> pd.DataFrame:
+    """The table at ``path`` with the columns ``mapping`` names, as read (no conversion yet).
+
+    For a GeoPackage with ``x``/``y`` left ``null`` in the mapping, the point geometry becomes columns
+    ``__x``/``__y`` and the layer's CRS is used unless the mapping names one (stored in ``df.attrs["crs"]``).
+
+    Raises:
+        DataError: missing or empty file, not a table, or a mapped column that is not there.
+    """
+    spath = str(path)
+    if not _is_url(spath):
+        p = Path(spath)
+        if not p.is_file():
+            raise DataError(f"{spath}: file not found")
+        if p.stat().st_size == 0:
+            raise DataError(f"{spath}: the file is empty")
+    fmt = _format(spath)
+    crs: str | None = mapping.crs
+    try:
+        if fmt == "csv":
+            if not _is_url(spath):
+                with open(spath, "rb") as fh:
+                    head = fh.read(4096)
+                if b"\x00" in head:
+                    raise DataError(f"{spath}: not a text table (binary content); give a CSV, Parquet or "
+                                    "GeoPackage")
+            df = pd.read_csv(spath, sep=mapping.csv_sep, low_memory=False)
+        elif fmt == "parquet":
+            df = pd.read_parquet(spath)
+        else:
+            import pyogrio
+
+            df = pyogrio.read_dataframe(spath, layer=mapping.layer)
+            if mapping.x is None:
+                geom = df.geometry
+                if geom.isna().all() or not (geom.geom_type.dropna() == "Point").all():
+                    raise DataError(f"{spath}: the mapping takes x/y from the geometry, but the layer does "
+                                    "not hold points; name the x and y columns in the mapping")
+                if crs is None:
+                    if df.crs is None:
+                        raise DataError(f"{spath}: the layer has no CRS; set 'crs' in the mapping "
+                                        f"{mapping.label}")
+                    crs = df.crs.to_string()
+                df = pd.DataFrame(df.drop(columns="geometry")).assign(__x=geom.x, __y=geom.y)
+            else:
+                if crs is None and getattr(df, "crs", None) is not None:
+                    crs = df.crs.to_string()
+                df = pd.DataFrame(df.drop(columns="geometry", errors="ignore"))
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{spath}: the file is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise DataError(f"{spath}: not a readable {fmt.upper()} table ({msg})") from None
+    except Exception as exc:  # pyarrow / pyogrio raise many types for a file that is not their format
+        raise DataError(f"{spath}: not a readable {fmt.upper()} table ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:200]})") from None
+    if crs is None:
+        raise DataError(f"{spath}: no CRS for the coordinates; set 'crs' in the mapping {mapping.label}")
+    if len(df) == 0:
+        raise DataError(f"{spath}: the table has a header but no rows")
+    needed = mapping.required_columns()
+    if mapping.x is None:
+        needed = [c for c in needed if c not in ("__x", "__y")]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        import difflib
+
+        hints = []
+        for c in missing:
+            lower = {str(x).lower(): str(x) for x in df.columns}
+            close = difflib.get_close_matches(c.lower(), list(lower), n=1, cutoff=0.5)
+            hints.append(f"{c!r}" + (f" (did you mean {lower[close[0]]!r}?)" if close else ""))
+        raise DataError(f"{spath}: missing column(s) {', '.join(hints)} named by {mapping.label}; "
+                        f"the table has {len(df.columns)} columns: {', '.join(map(str, df.columns[:12]))}"
+                        + ("..." if len(df.columns) > 12 else ""))
+    df.attrs["crs"] = crs
+    df.attrs["format"] = fmt
+    return df

@@ -1,0 +1,93 @@
+"""Train / validation / test splits (paper 4.5 and 5.1).
+
+``stratified_split``: 90/5/5 stratified on ten quantile bins of log(1 + SOC), with a fixed seed, as in the
+paper; nearby samples can fall in different parts, so held-out skill is transductive (an upper bound).
+``block_split``: square blocks of ``block_km`` (in an equal-area projection) are held out whole, so the
+held-out skill measures prediction away from training sites (inductive).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["SPLITS", "block_split", "stratified_split"]
+
+SPLITS = ("train", "val", "test")
+
+
+def _counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Sizes of (train, val, test) for n items: val and test rounded, train takes the rest."""
+    n_val = int(round(n * fractions[1]))
+    n_test = int(round(n * fractions[2]))
+    return n - n_val - n_test, n_val, n_test
+
+
+def stratified_split(soc_gkg: pd.Series | np.ndarray, *,
+                     fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), strata: int = 10,
+                     seed: int = 0) -> np.ndarray:
+    """``train``/``val``/``test`` per sample, stratified on ``strata`` quantile bins of log(1 + SOC g/kg).
+
+    Bins are equal-count quantiles of the ranks (ties broken by position, so every bin has n/strata samples
+    even where SOC values repeat). Within a bin, samples are shuffled with ``seed`` and the first
+    round(n_bin * f_val) go to val, the next round(n_bin * f_test) to test. Deterministic for a given seed
+    and input order.
+    """
+    v = np.log1p(np.asarray(soc_gkg, dtype=float))
+    n = len(v)
+    out = np.full(n, "train", dtype=object)
+    if n == 0:
+        return out
+    k = max(1, min(strata, n))
+    ranks = pd.Series(v).rank(method="first").to_numpy() - 1
+    bins = np.floor(ranks * k / n).astype(int)
+    rng = np.random.default_rng(seed)
+    for b in range(k):
+        idx = np.flatnonzero(bins == b)
+        idx = idx[rng.permutation(len(idx))]
+        _, n_val, n_test = _counts(len(idx), fractions)
+        out[idx[:n_val]] = "val"
+        out[idx[n_val:n_val + n_test]] = "test"
+    return out
+
+
+def block_ids(lon: np.ndarray, lat: np.ndarray, block_km: float) -> np.ndarray:
+    """Integer id of the ``block_km`` square (EPSG:6933, World Cylindrical Equal Area) holding each point."""
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(4326, 6933, always_xy=True)
+    x, y = tr.transform(np.asarray(lon, float), np.asarray(lat, float))
+    size = block_km * 1000.0
+    bx = np.floor(np.asarray(x) / size).astype(np.int64)
+    by = np.floor(np.asarray(y) / size).astype(np.int64)
+    return bx * 1_000_003 + by
+
+
+def block_split(lon: np.ndarray, lat: np.ndarray, *, block_km: float = 50.0,
+                fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), seed: int = 0) -> np.ndarray:
+    """``train``/``val``/``test`` per sample, holding out whole ``block_km`` blocks.
+
+    Blocks are shuffled with ``seed``; blocks go to val until it holds at least its share of the samples,
+    then to test likewise, the rest to train. Shares are met to within one block's sample count.
+    """
+    ids = block_ids(lon, lat, block_km)
+    n = len(ids)
+    out = np.full(n, "train", dtype=object)
+    if n == 0:
+        return out
+    uniq, inv, cnt = np.unique(ids, return_inverse=True, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    _, n_val, n_test = _counts(n, fractions)
+    part = np.full(len(uniq), "train", dtype=object)
+    filled = {"val": 0, "test": 0}
+    target = {"val": n_val, "test": n_test}
+    for b in order:
+        for name in ("val", "test"):
+            slack = max(1, target[name] // 2)  # a block may overshoot the share by half at most
+            if filled[name] < target[name] and filled[name] + cnt[b] <= target[name] + slack:
+                part[b] = name
+                filled[name] += cnt[b]
+                break
+        if filled["val"] >= n_val and filled["test"] >= n_test:
+            break
+    return part[inv]
