@@ -56,10 +56,20 @@ Stage = Callable[[DemoContext], str]
 """A stage runs on the context and returns a one-line summary."""
 
 
+def _prepare(ctx: DemoContext) -> str:
+    from socmap.data import prepare
+
+    res = prepare(out_dir=ctx.data, pipeline=ctx.cfg, progress=True)
+    counts = res.report["split"]["counts"]
+    dropped = {k: v["count"] for k, v in res.report["rules"].items() if v["count"]}
+    return (f"{res.report['rows_in']} survey rows -> {res.report['sites_out']} sites "
+            f"(train/val/test {counts['train']}/{counts['val']}/{counts['test']}); rules: {dropped}")
+
+
 def _stages() -> list[tuple[str, Stage | None]]:
     """The chain, in order; ``None`` marks a stage that has not landed yet (the run stops there)."""
     return [
-        ("prepare", None),
+        ("prepare", _prepare),
         ("extract", None),
         ("embed", None),
         ("train", None),

@@ -44,7 +44,7 @@ from socmap.demo.fields import LANDCOVER, Landscape, make_landscape
 
 __all__ = ["S2_BANDS", "WorldSpec", "default_world_dir", "ensure_world", "generate_world"]
 
-WORLD_FORMAT = 1
+WORLD_FORMAT = 2
 """Bump when the generator changes what it writes, so cached worlds are regenerated."""
 
 # band -> (native resolution m, centre wavelength um, common name, vegetation reflectance, soil reflectance)
@@ -346,7 +346,7 @@ def write_survey(path: Path, rng: np.random.Generator, land: Landscape, spec: Wo
     out = pd.concat([df, *quirks], ignore_index=True)
     out = out.iloc[rng.permutation(len(out))].reset_index(drop=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, index=False, float_format="%.6g")
+    out.to_csv(path, index=False)
     return pd.DataFrame({"profile_id": [f"TZ-DEMO-{i + 1:04d}" for i in range(spec.n_sites)], "x": xy[:, 0],
                          "y": xy[:, 1], "lon": lon, "lat": lat, "year": years, "soc_true_gkg": truth})
 
@@ -488,7 +488,8 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
                    description=f"true 0-30 cm SOC {year} (g/kg)")
 
     sites = write_survey(root / "survey" / "soil_survey.csv", rng, land, spec)
-    sites.to_csv(root / "truth" / "sites.csv", index=False, float_format="%.6g")
+    sites = sites.round({"x": 1, "y": 1, "lon": 7, "lat": 7, "soc_true_gkg": 4})
+    sites.to_csv(root / "truth" / "sites.csv", index=False)
     bar.update()
     bar.close()
 
