@@ -215,7 +215,13 @@ class GraphConfig(_Strict):
     slope_scale: PositiveFloat = 30.0
     """Elevation edge scale tau_t: weight exp(-|grad z| / slope_scale), grad z in m/km."""
     hdbscan_min_cluster_size: PositiveInt = 8
+    """HDBSCAN min cluster size over the sample locations (haversine); used by ``spatial_k_mode='adaptive'``."""
     adaptive_k: PositiveInt = 10
+    """Spatial neighbours of a node HDBSCAN calls noise (an isolated sample) under ``spatial_k_mode='adaptive'``."""
+    spatial_k_mode: Literal["adaptive", "fixed"] = "adaptive"
+    """``adaptive``: k_spatial inside HDBSCAN clusters, adaptive_k for noise nodes; ``fixed``: k_spatial for all."""
+    min_distance_km: PositiveFloat = 0.01
+    """Distance floor, km, for inverse-distance and slope weights (co-located samples)."""
 
 
 class RGATConfig(_Strict):
