@@ -176,7 +176,10 @@ class PositionalConfig(_Strict):
     scales: PositiveInt = 10
     sigma_min: PositiveFloat = 0.1
     sigma_max: PositiveFloat = 10.0
+    """Scales sigma of eq. (1), in degrees of lon/lat (wavelength 2*pi*sigma degrees)."""
     out_dim: PositiveInt = 16
+    hidden: PositiveInt = 64
+    """Hidden width of the encoder's 2-layer MLP."""
 
 
 class TemporalConfig(_Strict):
@@ -186,6 +189,9 @@ class TemporalConfig(_Strict):
     out_dim: PositiveInt = 8
     year_min: int = 2013
     year_max: int = 2025
+    """Years mapped to 0 and 1 (t_min, t_max of eq. (2)), calendar years."""
+    hidden: PositiveInt = 32
+    """Hidden width of the encoder's 2-layer MLP."""
 
 
 class MoEConfig(_Strict):
@@ -199,6 +205,8 @@ class MoEConfig(_Strict):
     top_k: PositiveInt | None = None
     """Experts routed per node; ``null`` = dense routing."""
     load_balance_weight: Annotated[float, Field(ge=0)] = 1.95e-2
+    entropy_weight: Annotated[float, Field(ge=0)] = 1.0
+    """Weight of the entropy-gap penalty in L_MoE (the paper uses unit weight)."""
 
 
 class GraphConfig(_Strict):
@@ -236,6 +244,8 @@ class RGATConfig(_Strict):
     )
     negative_slope: PositiveFloat = 0.106
     dropout: Fraction = 0.286
+    edge_weights: bool = True
+    """Feed each edge's weight (inverse distance, NDVI or slope similarity, in (0, 1]) to the attention logits."""
 
 
 class MLPConfig(_Strict):
@@ -262,6 +272,8 @@ class ModelConfig(_Strict):
     logvar_min: float = -10.0
     logvar_max: float = 5.0
     """Bounds s_min, s_max of the log-variance head."""
+    huber_delta: PositiveFloat = 1.0
+    """Huber threshold of the main and Moran's I losses, in target units (log SOC)."""
 
 
 class TrainConfig(_Strict):
