@@ -168,6 +168,10 @@ class EncoderConfig(_Strict):
     """ViT regression fine-tune on log SOC (0 = use the backbone as loaded)."""
     finetune_warmup_epochs: Annotated[int, Field(ge=0)] = 0
     finetune_loss: Literal["mse", "huber"] = "mse"
+    finetune_lr: PositiveFloat = 1e-4
+    """AdamW learning rate of the CLS-merge transformer and the regression head during the ViT fine-tune."""
+    finetune_backbone_lr_scale: PositiveFloat = 0.1
+    """Backbone learning rate = finetune_lr x this, once the frozen warm-up is over."""
 
 
 class PositionalConfig(_Strict):
