@@ -61,7 +61,7 @@ def open_patches(data_dir: Path, modalities: list[str]) -> PatchStore:
     if missing:
         raise DataError(f"{path} lacks arrays {missing} (has {sorted(keys)}); run `socmap extract` again or drop "
                         "those modalities from model.encoder.modalities")
-    sample_id = np.asarray(g["sample_id"][:]).astype(str)
+    sample_id = np.array([str(s) for s in np.asarray(g["sample_id"][:]).tolist()])
     ok = np.asarray(g["ok"][:]).astype(bool)
     arrays = {m: g[m] for m in modalities}
     for m, a in arrays.items():

@@ -154,5 +154,5 @@ def load_embeddings(path: str | Path) -> Embeddings:
     if g.attrs.get("format") != "socmap-embeddings/1":
         raise ModelError(f"{path} is not a socmap embeddings group (format {g.attrs.get('format')!r}); "
                          "run `socmap embed` again")
-    return Embeddings(np.asarray(g["sample_id"][:]).astype(str), np.asarray(g["embedding"][:]),
+    return Embeddings(np.array([str(s) for s in np.asarray(g["sample_id"][:]).tolist()]), np.asarray(g["embedding"][:]),
                       np.asarray(g["ok"][:]).astype(bool), dict(g.attrs))

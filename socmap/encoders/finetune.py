@@ -80,7 +80,7 @@ def train_vit_regression(encoder: ImageEncoder, head: nn.Module, store, train_ro
             opt.zero_grad(set_to_none=True)
             loss_v.backward()
             opt.step()
-            total += float(loss_v) * len(sel)
+            total += float(loss_v.detach()) * len(sel)
             count += len(sel)
         rec = {"epoch": epoch + 1, "phase": phase, "train_loss": total / max(count, 1)}
         if len(val_rows):
