@@ -61,6 +61,9 @@ def _build(args, f_in: int, c: int):
 
 def worker(args) -> None:
     """Run one layer (args.worker = 'pyg' | 'ours' | 'africa') and print a JSON line of its figures."""
+    if args.mem_limit_gb > 0:  # fail with an allocation error rather than let the OOM killer pick a process
+        lim = int(args.mem_limit_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     import torch
 
     torch.set_num_threads(args.threads)
@@ -144,7 +147,7 @@ def worker(args) -> None:
 def _run(kind: str, args, out_file: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--out-file", out_file]
     for k in ("nodes", "edges", "relations", "in_channels", "out_channels", "heads", "bases", "mechanism", "mode",
-              "seed", "threads", "device", "repeats", "pyg_repeats", "africa_nodes", "africa_edges_per_node",
+              "seed", "threads", "device", "repeats", "pyg_repeats", "mem_limit_gb", "africa_nodes", "africa_edges_per_node",
               "africa_widths"):
         v = getattr(args, k)
         if v is not None:
@@ -181,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--africa-edges-per-node", type=int, default=13, help="k_spatial 5 + k_ndvi 3 + elevation 5")
     p.add_argument("--africa-widths", default="256,512,256,128,64", help="Pre-MLP out, then RGAT hidden dims")
     p.add_argument("--skip-pyg", action="store_true", help="do not run RGATConv")
+    p.add_argument("--mem-limit-gb", type=float, default=21.0,
+                   help="address-space limit of each worker (RLIMIT_AS), GiB; 0 = none")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out-file", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
