@@ -276,6 +276,9 @@ class ModelConfig(_Strict):
     logvar_min: float = -10.0
     logvar_max: float = 5.0
     """Bounds s_min, s_max of the log-variance head."""
+    label_input: bool = False
+    """Label trick (stack notes): feed neighbours' observed targets over the spatial relation as an extra fusion
+    stream (IDW mean, observed weight, observed fraction). The trainer must hide the loss nodes' own labels."""
     huber_delta: PositiveFloat = 1.0
     """Huber threshold of the main and Moran's I losses, in target units (log SOC)."""
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from socmap.config import GraphConfig
 from socmap.graph.relations import HeteroGraph, attach_edges
-from socmap.model.sptgnn import NodeInputs, SpTGNN, SpTGNNOutput
+from socmap.model.sptgnn import NodeInputs, SpTGNN, SpTGNNOutput, label_features
 
 __all__ = ["LayerCache", "attach_and_predict", "cache_layers", "cached_forward"]
 
@@ -41,10 +41,12 @@ class LayerCache:
     lonlat: np.ndarray
     ndvi: np.ndarray | None = None
     elevation: np.ndarray | None = None
+    label: Tensor | None = None
+    """(|V|,) observed targets offered to new points by the label trick (NaN = hidden); None when off."""
 
     def state_dict(self) -> dict[str, object]:
         return {"hidden": [h.cpu() for h in self.hidden], "lonlat": self.lonlat, "ndvi": self.ndvi,
-                "elevation": self.elevation}
+                "elevation": self.elevation, "label": None if self.label is None else self.label.cpu()}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, object]) -> LayerCache:
@@ -63,7 +65,7 @@ def cache_layers(model: SpTGNN, inputs: NodeInputs, graph: HeteroGraph, ndvi: np
         model.train(was_training)
     assert out.hidden is not None
     return LayerCache(hidden=out.hidden[:-1], lonlat=inputs.lonlat.detach().cpu().numpy().astype(np.float64),
-                      ndvi=ndvi, elevation=elevation)
+                      ndvi=ndvi, elevation=elevation, label=None if inputs.label is None else inputs.label.cpu())
 
 
 @torch.no_grad()
@@ -79,7 +81,13 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
     was_training = model.training
     model.eval()
     try:
-        h, stats = model.encode(new_inputs)
+        label_feats = None
+        if model.label_input:
+            if cache.label is None:
+                raise ValueError("model.label_input is on but the cache holds no labels")
+            ei_s, w_s = attach.relation("spatial")
+            label_feats = label_features(cache.label.to(ei_s.device).float(), ei_s, w_s, len(new_inputs))
+        h, stats = model.encode(new_inputs, label_feats)
         src = attach.edge_index[0]
         # Only the cached nodes that are someone's neighbour take part: relabel them 0..m-1.
         used, src_local = torch.unique(src, return_inverse=True)

@@ -5,7 +5,7 @@ from socmap.model.mlp import MLP
 from socmap.model.moe import ConcatFusion, MoEFusion, MoEStats, build_fusion, moe_aux_losses
 from socmap.model.rgat_block import RGATBlock
 from socmap.model.rgat_conv import FastRGATConv
-from socmap.model.sptgnn import NodeInputs, SpTGNN, SpTGNNOutput
+from socmap.model.sptgnn import NodeInputs, SpTGNN, SpTGNNOutput, label_features
 
 __all__ = [
     "MLP",
@@ -19,6 +19,7 @@ __all__ = [
     "SpTGNNOutput",
     "build_fusion",
     "huber_loss",
+    "label_features",
     "moe_aux_losses",
     "sptgnn_loss",
 ]

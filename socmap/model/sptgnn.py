@@ -18,7 +18,7 @@ from socmap.model.rgat_block import RGATBlock
 if TYPE_CHECKING:  # socmap.graph imports this module (inductive attachment)
     from socmap.graph.relations import HeteroGraph
 
-__all__ = ["NodeInputs", "SpTGNN", "SpTGNNOutput"]
+__all__ = ["NodeInputs", "SpTGNN", "SpTGNNOutput", "label_features"]
 
 STREAMS = ("image", "tabular", "position", "time")
 
@@ -34,6 +34,9 @@ class NodeInputs:
     tabular: Tensor | None = None
     image: Tensor | None = None
     image_ok: Tensor | None = None
+    label: Tensor | None = None
+    """(N,) observed target used as an *input* by the optional label trick (``model.label_input``); NaN where
+    hidden. The trainer must hide the labels of the nodes it computes the loss on (see :func:`label_features`)."""
 
     def __len__(self) -> int:
         return self.lonlat.size(0)
@@ -68,6 +71,36 @@ class SpTGNNOutput:
         return self.logvar.exp()
 
 
+def label_features(label_src: Tensor, edge_index: Tensor, edge_weight: Tensor, num_targets: int) -> Tensor:
+    r"""Neighbours' observed targets over the spatial relation (the optional "label trick").
+
+    For target :math:`i` with spatial in-edges :math:`j \to i` (weights :math:`w_{ij}`) and observed set
+    :math:`O` (finite ``label_src``):
+
+    .. math::
+        \big[\tfrac{\sum_{j \in O} w_{ij} y_j}{\sum_{j \in O} w_{ij}},\ \sum_{j \in O} w_{ij},\
+        \tfrac{|O \cap \mathcal N(i)|}{|\mathcal N(i)|}\big]
+
+    (0 where no neighbour is observed). A node's own label never enters its own feature (the spatial relation
+    has no self-loops), but it reaches its neighbours' features and so comes back after two RGAT hops: the trainer
+    must hide (NaN) the labels of the nodes whose loss it computes, e.g. a random half of the training nodes per
+    step, and all validation/test labels.
+
+    Shapes: ``label_src`` (|V_s|,), ``edge_index`` (2, E) spatial edges, ``edge_weight`` (E,) -> (|V_t|, 3).
+    """
+    src, dst = edge_index[0], edge_index[1]
+    y = label_src[src]
+    obs = torch.isfinite(y)
+    w = torch.where(obs, edge_weight, torch.zeros_like(edge_weight))
+    yw = torch.where(obs, y, torch.zeros_like(y)) * w
+    z = label_src.new_zeros(num_targets)
+    sw = z.index_add(0, dst, w)
+    mean = z.index_add(0, dst, yw) / sw.clamp_min(1e-12)
+    n_all = z.index_add(0, dst, torch.ones_like(w))
+    n_obs = z.index_add(0, dst, obs.to(w.dtype))
+    return torch.stack([mean, sw, n_obs / n_all.clamp_min(1.0)], dim=1)
+
+
 class SpTGNN(nn.Module):
     r"""The SpTGNN model (Algorithm 1).
 
@@ -77,7 +110,7 @@ class SpTGNN(nn.Module):
         \quad h^{(\ell)} = \mathrm{LN}(\mathrm{Skip}(h^{(\ell-1)}) + \mathrm{RGAT}_\ell(h^{(\ell-1)}))
 
     .. math::
-        h^\star_i = \mathrm{PostMLP}(h^{(L)}_i), \quad \hat y_i = w_y^\top h^\star_i + b_y, \quad
+        h^\star_i = \mathrm{GELU}(\mathrm{PostMLP}(h^{(L)}_i)), \quad \hat y_i = w_y^\top h^\star_i + b_y, \quad
         \hat\iota_i = w_\iota^\top h^\star_i + b_\iota, \quad
         s_i = s_{min} + (s_{max} - s_{min}) \tfrac{1}{2}\big(1 + \tanh(w_\sigma^\top h^\star_i + b_\sigma)\big)
 
@@ -123,6 +156,11 @@ class SpTGNN(nn.Module):
         self.time_encoder = TemporalEncoder(cfg.temporal) if "time" in self.streams else None
         if self.time_encoder is not None:
             dims["time"] = cfg.temporal.out_dim
+        self.label_input = cfg.label_input
+        if self.label_input:
+            if "spatial" not in cfg.graph.relations:
+                raise ValueError("label_input needs the 'spatial' relation in model.graph.relations")
+            dims["label"] = 3
         self.stream_dims = dims
         self.fusion = build_fusion(dims, cfg.moe)
         self.pre_mlp = MLP(cfg.moe.fusion_dim, cfg.pre_mlp.hidden, cfg.pre_mlp.out, cfg.pre_mlp.dropout)
@@ -138,8 +176,11 @@ class SpTGNN(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters") and not isinstance(m, SpTGNN):
+        """Each sub-module re-initialises its own parameters (every parameter is finite afterwards)."""
+        parts = [self.pos_encoder, self.time_encoder, self.fusion, self.pre_mlp, *self.layers, self.post_mlp,
+                 self.head_soc, self.head_moran, self.head_logvar]
+        for m in parts:
+            if m is not None:
                 m.reset_parameters()
         if self.no_image is not None:
             nn.init.zeros_(self.no_image)
@@ -165,10 +206,27 @@ class SpTGNN(nn.Module):
                 out[s] = self.time_encoder(inputs.year)  # type: ignore[misc]
         return out
 
-    def encode(self, inputs: NodeInputs) -> tuple[Tensor, MoEStats]:
-        """Per-node stage: streams -> fusion -> Pre-MLP; returns :math:`h^{(0)}` and the MoE stats."""
-        u, stats = self.fusion(self.stream_inputs(inputs))
+    def encode(self, inputs: NodeInputs, label_feats: Tensor | None = None) -> tuple[Tensor, MoEStats]:
+        """Per-node stage: streams -> fusion -> Pre-MLP; returns :math:`h^{(0)}` and the MoE stats.
+
+        ``label_feats`` (N, 3) from :func:`label_features` is needed when ``model.label_input`` is on.
+        """
+        streams = self.stream_inputs(inputs)
+        if self.label_input:
+            if label_feats is None:
+                raise ValueError("model.label_input is on: pass label_feats (see label_features)")
+            streams["label"] = label_feats
+        u, stats = self.fusion(streams)
         return self.pre_mlp(u), stats
+
+    def graph_label_features(self, inputs: NodeInputs, graph: HeteroGraph) -> Tensor | None:
+        """:func:`label_features` of ``inputs.label`` over the graph's spatial relation (None when off)."""
+        if not self.label_input:
+            return None
+        if inputs.label is None:
+            raise ValueError("model.label_input is on but NodeInputs.label is None (NaN marks hidden labels)")
+        ei, w = graph.relation("spatial")
+        return label_features(inputs.label.float(), ei, w, len(inputs))
 
     def readout(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Post-MLP and the three heads: ``(soc, moran, logvar)``."""
@@ -183,7 +241,7 @@ class SpTGNN(nn.Module):
 
     def forward(self, inputs: NodeInputs, graph: HeteroGraph, return_hidden: bool = False) -> SpTGNNOutput:
         self._check_graph(graph)
-        h, stats = self.encode(inputs)
+        h, stats = self.encode(inputs, self.graph_label_features(inputs, graph))
         hidden = [h] if return_hidden else None
         for layer in self.layers:
             h = layer(h, graph.edge_index, graph.edge_type, graph.edge_weight)

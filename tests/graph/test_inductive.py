@@ -58,3 +58,26 @@ def test_single_point_touches_only_its_neighbours(small_model_cfg, synthetic_nod
     assert attach.edge_index.shape[1] == k_total
     out = cached_forward(model, cache, one, attach)
     assert out.soc.shape == (1,)
+
+
+def test_cached_path_with_label_trick(small_model_cfg, synthetic_nodes):
+    cfg = small_model_cfg.model_copy(deep=True)
+    cfg.label_input = True
+    d = synthetic_nodes
+    tr, new = np.arange(170), np.arange(170, 200)
+    model = SpTGNN(cfg, tabular_dim=5, image_dim=24).eval()
+    g = build_graph(d["lonlat"][tr], cfg.graph, ndvi=d["ndvi"][tr], elevation=d["elevation"][tr])
+    inp_tr, inp_new = to_inputs(d, tr), to_inputs(d, new)
+    inp_tr.label = torch.tensor(d["y"][tr])
+    inp_tr.label[::3] = float("nan")
+    cache = cache_layers(model, inp_tr, g, ndvi=d["ndvi"][tr], elevation=d["elevation"][tr])
+    out_cached, attach = attach_and_predict(model, cache, inp_new, cfg.graph, new_ndvi=d["ndvi"][new],
+                                            new_elevation=d["elevation"][new])
+    ei = torch.cat([g.edge_index, torch.stack([attach.edge_index[0], attach.edge_index[1] + 170])], dim=1)
+    full = HeteroGraph(ei, torch.cat([g.edge_type, attach.edge_type]), torch.cat([g.edge_weight, attach.edge_weight]),
+                       200, g.relations)
+    both = _cat_inputs(inp_tr, inp_new)
+    both.label = torch.cat([inp_tr.label, torch.full((30,), float("nan"))])  # new points have no label
+    with torch.no_grad():
+        out_full = model(both, full)
+    assert torch.allclose(out_cached.soc, out_full.soc[170:], atol=1e-5)

@@ -113,3 +113,32 @@ def test_graph_relations_must_match(small_model_cfg, synthetic_nodes):
     cfg2 = _model(small_model_cfg, **{"graph.relations": ["spatial"]})
     with pytest.raises(ValueError, match="relations"):
         m(to_inputs(synthetic_nodes), _graph(synthetic_nodes, cfg2))
+
+
+def test_label_features_by_hand():
+    from socmap.model import label_features
+
+    # targets 0 and 1; sources 0..3; node 2's label hidden
+    label = torch.tensor([1.0, 3.0, float("nan"), 5.0])
+    ei = torch.tensor([[1, 2, 3, 0, 2], [0, 0, 0, 1, 1]])
+    w = torch.tensor([0.5, 0.25, 0.25, 0.6, 0.4])
+    f = label_features(label, ei, w, 2)
+    assert torch.allclose(f[0], torch.tensor([(0.5 * 3 + 0.25 * 5) / 0.75, 0.75, 2 / 3]))
+    assert torch.allclose(f[1], torch.tensor([1.0, 0.6, 0.5]))
+
+
+def test_label_trick_never_uses_own_label(small_model_cfg, synthetic_nodes):
+    cfg = _model(small_model_cfg, label_input=True)
+    m = SpTGNN(cfg, tabular_dim=5, image_dim=24).eval()
+    g = _graph(synthetic_nodes, cfg)
+    inp = to_inputs(synthetic_nodes)
+    inp.label = torch.tensor(synthetic_nodes["y"])
+    h0, _ = m.encode(inp, m.graph_label_features(inp, g))
+    inp2 = to_inputs(synthetic_nodes)
+    inp2.label = inp.label.clone()
+    inp2.label[7] += 50.0  # node 7's own label must not change node 7's input embedding
+    h0b, _ = m.encode(inp2, m.graph_label_features(inp2, g))
+    assert torch.allclose(h0[7], h0b[7])
+    assert not torch.allclose(h0, h0b)  # but its neighbours see it
+    with pytest.raises(ValueError, match="label"):
+        m(to_inputs(synthetic_nodes), g)
