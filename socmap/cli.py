@@ -146,12 +146,44 @@ def extract(samples: Path, out_dir: Path, scheduler: str | None, region: str | N
     raise SocmapError("`socmap extract` is not implemented yet")
 
 
-@cli.command()
+@cli.command("finetune-vit")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Data folder holding patches.zarr and samples.parquet.")
+@click.option("--epochs", type=int, default=None, help="Epochs in all (default: model.encoder.finetune_epochs).")
+@click.option("--warmup-epochs", type=int, default=None,
+              help="First epochs with the backbone frozen (default: model.encoder.finetune_warmup_epochs).")
+@click.option("--batch-size", type=int, default=None, help="Default: model.encoder.batch_size.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", default=0, show_default=True)
 @_pipeline_options
 @_one_line_errors
-def embed(region: str | None, pipeline_file: Path | None) -> None:
+def finetune_vit(data_dir: Path, epochs: int | None, warmup_epochs: int | None, batch_size: int | None,
+                 device: str, seed: int, region: str | None, pipeline_file: Path | None) -> None:
+    """Fine-tune TerraMind + CLS-merge as a regression on log SOC (frozen warm-up), write vit_finetuned.pt."""
+    from socmap.encoders.finetune import finetune_vit as run
+
+    res = run(data_dir, _load(region, pipeline_file), epochs=epochs, warmup_epochs=warmup_epochs,
+              batch_size=batch_size, device=device, seed=seed)
+    last = res.history[-1] if res.history else {}
+    click.echo(f"fine-tuned encoder: {res.path} ({len(res.history)} epochs, last {last})")
+
+
+@cli.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Data folder holding patches.zarr and samples.parquet; embeddings.zarr is written there.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Encoder weights (default: DATA/vit_finetuned.pt, else model.encoder.checkpoint, else random).")
+@click.option("--batch-size", type=int, default=None, help="Default: model.encoder.batch_size.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_pipeline_options
+@_one_line_errors
+def embed(data_dir: Path, checkpoint: Path | None, batch_size: int | None, device: str, region: str | None,
+          pipeline_file: Path | None) -> None:
     """Encode every sample's patches once with the frozen TerraMind backbone and cache the embeddings."""
-    raise SocmapError("`socmap embed` is not implemented yet")
+    from socmap.encoders.embed import embed as run
+
+    path = run(data_dir, _load(region, pipeline_file), checkpoint=checkpoint, batch_size=batch_size, device=device)
+    click.echo(f"embeddings: {path}")
 
 
 @cli.command()

@@ -176,6 +176,10 @@ class EncoderConfig(_Strict):
     """ViT regression fine-tune on log SOC (0 = use the backbone as loaded)."""
     finetune_warmup_epochs: Annotated[int, Field(ge=0)] = 0
     finetune_loss: Literal["mse", "huber"] = "mse"
+    finetune_lr: PositiveFloat = 1e-4
+    """AdamW learning rate of the CLS-merge transformer and the regression head during the ViT fine-tune."""
+    finetune_backbone_lr_scale: PositiveFloat = 0.1
+    """Backbone learning rate = finetune_lr x this, once the frozen warm-up is over."""
 
 
 class PositionalConfig(_Strict):
@@ -184,7 +188,10 @@ class PositionalConfig(_Strict):
     scales: PositiveInt = 10
     sigma_min: PositiveFloat = 0.1
     sigma_max: PositiveFloat = 10.0
+    """Scales sigma of eq. (1), in degrees of lon/lat (wavelength 2*pi*sigma degrees)."""
     out_dim: PositiveInt = 16
+    hidden: PositiveInt = 64
+    """Hidden width of the encoder's 2-layer MLP."""
 
 
 class TemporalConfig(_Strict):
@@ -194,6 +201,9 @@ class TemporalConfig(_Strict):
     out_dim: PositiveInt = 8
     year_min: int = 2013
     year_max: int = 2025
+    """Years mapped to 0 and 1 (t_min, t_max of eq. (2)), calendar years."""
+    hidden: PositiveInt = 32
+    """Hidden width of the encoder's 2-layer MLP."""
 
 
 class MoEConfig(_Strict):
@@ -207,6 +217,8 @@ class MoEConfig(_Strict):
     top_k: PositiveInt | None = None
     """Experts routed per node; ``null`` = dense routing."""
     load_balance_weight: Annotated[float, Field(ge=0)] = 1.95e-2
+    entropy_weight: Annotated[float, Field(ge=0)] = 1.0
+    """Weight of the entropy-gap penalty in L_MoE (the paper uses unit weight)."""
 
 
 class GraphConfig(_Strict):
@@ -223,7 +235,13 @@ class GraphConfig(_Strict):
     slope_scale: PositiveFloat = 30.0
     """Elevation edge scale tau_t: weight exp(-|grad z| / slope_scale), grad z in m/km."""
     hdbscan_min_cluster_size: PositiveInt = 8
+    """HDBSCAN min cluster size over the sample locations (haversine); used by ``spatial_k_mode='adaptive'``."""
     adaptive_k: PositiveInt = 10
+    """Spatial neighbours of a node HDBSCAN calls noise (an isolated sample) under ``spatial_k_mode='adaptive'``."""
+    spatial_k_mode: Literal["adaptive", "fixed"] = "adaptive"
+    """``adaptive``: k_spatial inside HDBSCAN clusters, adaptive_k for noise nodes; ``fixed``: k_spatial for all."""
+    min_distance_km: PositiveFloat = 0.01
+    """Distance floor, km, for inverse-distance and slope weights (co-located samples)."""
 
 
 class RGATConfig(_Strict):
@@ -238,6 +256,8 @@ class RGATConfig(_Strict):
     )
     negative_slope: PositiveFloat = 0.106
     dropout: Fraction = 0.286
+    edge_weights: bool = True
+    """Feed each edge's weight (inverse distance, NDVI or slope similarity, in (0, 1]) to the attention logits."""
 
 
 class MLPConfig(_Strict):
@@ -264,6 +284,11 @@ class ModelConfig(_Strict):
     logvar_min: float = -10.0
     logvar_max: float = 5.0
     """Bounds s_min, s_max of the log-variance head."""
+    label_input: bool = False
+    """Label trick (stack notes): feed neighbours' observed targets over the spatial relation as an extra fusion
+    stream (IDW mean, observed weight, observed fraction). The trainer must hide the loss nodes' own labels."""
+    huber_delta: PositiveFloat = 1.0
+    """Huber threshold of the main and Moran's I losses, in target units (log SOC)."""
 
 
 class TrainConfig(_Strict):

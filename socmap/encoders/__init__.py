@@ -1,1 +1,32 @@
-"""socmap.encoders."""
+"""socmap.encoders: TerraMind image encoder, fine-tuning and embedding cache; positional and temporal encoders."""
+
+from socmap.encoders.embed import Embeddings, embed, load_embeddings
+from socmap.encoders.finetune import FinetuneResult, finetune_vit
+from socmap.encoders.positional import PositionalEncoder
+from socmap.encoders.temporal import TemporalEncoder
+from socmap.encoders.terramind import (
+    MODALITY_BANDS,
+    CLSMerge,
+    ImageEncoder,
+    build_backbone,
+    build_image_encoder,
+    pretraining_stats,
+    standardise,
+)
+
+__all__ = [
+    "MODALITY_BANDS",
+    "CLSMerge",
+    "Embeddings",
+    "FinetuneResult",
+    "ImageEncoder",
+    "PositionalEncoder",
+    "TemporalEncoder",
+    "build_backbone",
+    "build_image_encoder",
+    "embed",
+    "finetune_vit",
+    "load_embeddings",
+    "pretraining_stats",
+    "standardise",
+]

@@ -1,0 +1,112 @@
+"""Predict unseen locations from a trained model and its training graph, at O(layers x k) per new point.
+
+A new point is attached with *in-edges only* (:func:`socmap.graph.relations.attach_edges`): its k nearest
+training-graph nodes per relation send messages to it, it sends none. So no training node's embedding changes, and
+the per-layer embeddings :math:`h^{(0)} \\dots h^{(L-1)}` of the training-graph nodes can be computed once
+(:func:`cache_layers`, in eval mode) and kept with the model. A new point's layer :math:`\\ell` output needs only
+its own :math:`h^{(\\ell-1)}` and its neighbours' cached :math:`h^{(\\ell-1)}`:
+
+.. math::
+    h^{(\\ell)}_q = \\mathrm{LN}\\big(\\mathrm{Skip}(h^{(\\ell-1)}_q) +
+    \\mathrm{RGAT}_\\ell(h^{(\\ell-1)}_q, \\{h^{(\\ell-1)}_j : j \\xrightarrow{r} q\\})\\big)
+
+which is what a full forward pass over the graph with the new node added (same edges) computes for it
+(tests/graph/test_inductive.py). New points are independent of each other, so any number can be done in one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from socmap.config import GraphConfig
+from socmap.graph.relations import HeteroGraph, attach_edges
+from socmap.model.sptgnn import NodeInputs, SpTGNN, SpTGNNOutput, label_features
+
+__all__ = ["LayerCache", "attach_and_predict", "cache_layers", "cached_forward"]
+
+
+@dataclass
+class LayerCache:
+    """Per-layer embeddings of the training graph's nodes and what attachment needs to find neighbours.
+
+    ``hidden[l]`` is :math:`h^{(l)}` (|V|, F_l) for l = 0..L-1 (the inputs of each RGAT layer); ``lonlat``
+    (|V|, 2) degrees, ``ndvi`` and ``elevation`` (|V|,) or None.
+    """
+
+    hidden: list[Tensor]
+    lonlat: np.ndarray
+    ndvi: np.ndarray | None = None
+    elevation: np.ndarray | None = None
+    label: Tensor | None = None
+    """(|V|,) observed targets offered to new points by the label trick (NaN = hidden); None when off."""
+
+    def state_dict(self) -> dict[str, object]:
+        return {"hidden": [h.cpu() for h in self.hidden], "lonlat": self.lonlat, "ndvi": self.ndvi,
+                "elevation": self.elevation, "label": None if self.label is None else self.label.cpu()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, object]) -> LayerCache:
+        return cls(**state)  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def cache_layers(model: SpTGNN, inputs: NodeInputs, graph: HeteroGraph, ndvi: np.ndarray | None = None,
+                 elevation: np.ndarray | None = None) -> LayerCache:
+    """One eval-mode pass over the training graph, keeping the input of every RGAT layer."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(inputs, graph, return_hidden=True)
+    finally:
+        model.train(was_training)
+    assert out.hidden is not None
+    return LayerCache(hidden=out.hidden[:-1], lonlat=inputs.lonlat.detach().cpu().numpy().astype(np.float64),
+                      ndvi=ndvi, elevation=elevation, label=None if inputs.label is None else inputs.label.cpu())
+
+
+@torch.no_grad()
+def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, attach: HeteroGraph) -> SpTGNNOutput:
+    """Outputs for new nodes from their attachment edges (sources = cached nodes, targets = new nodes).
+
+    Costs one per-node encoding of the new nodes and, per layer, a relation transform of the neighbours' cached
+    embeddings and an attention over their k in-edges: O(layers x k) per new point.
+    """
+    model._check_graph(attach)
+    if len(model.layers) != len(cache.hidden):
+        raise ValueError(f"cache holds {len(cache.hidden)} layers, the model has {len(model.layers)}")
+    was_training = model.training
+    model.eval()
+    try:
+        label_feats = None
+        if model.label_input:
+            if cache.label is None:
+                raise ValueError("model.label_input is on but the cache holds no labels")
+            ei_s, w_s = attach.relation("spatial")
+            label_feats = label_features(cache.label.to(ei_s.device).float(), ei_s, w_s, len(new_inputs))
+        h, stats = model.encode(new_inputs, label_feats)
+        src = attach.edge_index[0]
+        # Only the cached nodes that are someone's neighbour take part: relabel them 0..m-1.
+        used, src_local = torch.unique(src, return_inverse=True)
+        ei = torch.stack([src_local, attach.edge_index[1]])
+        for layer, h_src_all in zip(model.layers, cache.hidden):
+            h_src = h_src_all.to(h.device)[used.to(h_src_all.device)]
+            h = layer((h_src, h), ei, attach.edge_type, attach.edge_weight)
+        soc, moran, logvar = model.readout(h)
+    finally:
+        model.train(was_training)
+    return SpTGNNOutput(soc, moran, logvar, stats)
+
+
+def attach_and_predict(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, cfg: GraphConfig,
+                       new_ndvi: np.ndarray | None = None, new_elevation: np.ndarray | None = None
+                       ) -> tuple[SpTGNNOutput, HeteroGraph]:
+    """Attach new points to the cached graph by the graph config's k-NN rules and predict them."""
+    attach = attach_edges(new_inputs.lonlat.detach().cpu().numpy().astype(np.float64), cache.lonlat, cfg,
+                          new_ndvi=new_ndvi, train_ndvi=cache.ndvi,
+                          new_elevation=new_elevation, train_elevation=cache.elevation)
+    attach = attach.to(new_inputs.lonlat.device)
+    return cached_forward(model, cache, new_inputs, attach), attach

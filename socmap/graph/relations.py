@@ -1,0 +1,309 @@
+"""The heterogeneous sample graph of paper section 3.5 / Table 1: spatial, NDVI and elevation relations.
+
+Edges point from a neighbour to the node whose neighbourhood it belongs to (``edge_index[0]`` = source ``j``,
+``edge_index[1]`` = target ``i``), so a node aggregates messages from its k nearest neighbours.
+
+=========  ==========================================  ====================================================
+relation   neighbourhood                               edge weight
+=========  ==========================================  ====================================================
+spatial    k-NN on the sphere (great circle), at most  inverse distance, normalised over the target's
+           ``max_distance_km`` away                    neighbours: :math:`w_{ij} = d_{ij}^{-1} / \\sum_j d_{ij}^{-1}`
+ndvi       k-NN in NDVI (1-D, any distance)            :math:`\\exp(-|\\Delta \\mathrm{NDVI}| / \\tau_v)`
+elevation  the spatial edges                           :math:`\\exp(-|\\nabla z| / \\tau_t)`, :math:`|\\nabla z| =
+                                                       |z_i - z_j| / d_{ij}` in m/km
+=========  ==========================================  ====================================================
+
+Distances are in km on a sphere of radius 6371.0088 km, found with :class:`scipy.spatial.cKDTree` on 3-D unit
+vectors (the chord is monotone in the great-circle distance, so the k-NN is exact). ``d`` is floored at
+``min_distance_km`` (co-located samples).
+
+Interpretation of the paper's "HDBSCAN min cluster size" and "adaptive-k neighbours" (Table 6), which the paper
+does not define: with ``spatial_k_mode="adaptive"`` the sample locations are clustered with HDBSCAN (haversine
+metric, ``min_cluster_size = hdbscan_min_cluster_size``); a node inside a cluster gets ``k_spatial`` spatial
+neighbours, a node HDBSCAN calls noise (an isolated sample) gets ``adaptive_k`` neighbours, so that sparse areas
+still pool over a wider neighbourhood. ``spatial_k_mode="fixed"`` uses ``k_spatial`` everywhere. New points
+attached inductively (:func:`attach_edges`) use ``k_spatial``.
+
+Nodes whose NDVI is NaN get no NDVI edges; elevation edges with a NaN elevation at either end are dropped.
+NDVI and elevation come from image-derived covariates or from covariate layers (the real Africa set has no
+imagery): :func:`node_covariates` reads them from named columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from torch import Tensor
+
+from socmap.config import GraphConfig
+from socmap.errors import DataError
+
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "RELATIONS",
+    "HeteroGraph",
+    "attach_edges",
+    "build_graph",
+    "lonlat_to_unit",
+    "node_covariates",
+    "spatial_knn",
+]
+
+EARTH_RADIUS_KM = 6371.0088
+RELATIONS: tuple[str, ...] = ("spatial", "ndvi", "elevation")
+
+
+@dataclass
+class HeteroGraph:
+    """Typed edges of one graph (or of new nodes attached to a training graph).
+
+    ``edge_index`` (2, E) int64: row 0 source, row 1 target. ``edge_type`` (E,) int64: index into
+    ``relations``. ``edge_weight`` (E,) float32 in (0, 1]. ``num_nodes``: number of target nodes (for an
+    attachment graph, the number of new nodes; its sources index the training nodes, ``num_sources`` of them).
+    """
+
+    edge_index: Tensor
+    edge_type: Tensor
+    edge_weight: Tensor
+    num_nodes: int
+    relations: tuple[str, ...] = RELATIONS
+    num_sources: int | None = None
+    node_k: np.ndarray | None = field(default=None, repr=False)
+    """Spatial neighbours asked for per node (adaptive k), for diagnostics."""
+
+    @property
+    def num_relations(self) -> int:
+        return len(self.relations)
+
+    def relation(self, name: str) -> tuple[Tensor, Tensor]:
+        """``(edge_index, edge_weight)`` of one relation."""
+        if name not in self.relations:
+            raise KeyError(f"relation {name!r} not in this graph; it has {self.relations}")
+        mask = self.edge_type == self.relations.index(name)
+        return self.edge_index[:, mask], self.edge_weight[mask]
+
+    def to(self, device: torch.device | str) -> HeteroGraph:
+        return HeteroGraph(self.edge_index.to(device), self.edge_type.to(device), self.edge_weight.to(device),
+                           self.num_nodes, self.relations, self.num_sources, self.node_k)
+
+
+def lonlat_to_unit(lonlat: np.ndarray) -> np.ndarray:
+    """(N, 2) lon, lat in degrees -> (N, 3) unit vectors."""
+    lon, lat = np.radians(lonlat[:, 0]), np.radians(lonlat[:, 1])
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+
+
+def _chord_to_km(chord: np.ndarray) -> np.ndarray:
+    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+
+
+def spatial_knn(
+    query_lonlat: np.ndarray,
+    ref_lonlat: np.ndarray,
+    k: int | np.ndarray,
+    max_distance_km: float,
+    exclude_self: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k nearest reference points of every query point on the sphere.
+
+    Args:
+        query_lonlat: (Q, 2) degrees. ref_lonlat: (M, 2) degrees.
+        k: neighbours per query point (an int, or (Q,) ints for adaptive k).
+        max_distance_km: neighbours farther than this are dropped.
+        exclude_self: the query set is the reference set; a point is not its own neighbour.
+
+    Returns:
+        ``(src, dst, dist_km)``: reference index, query index and great-circle distance of every pair.
+    """
+    k_arr = np.broadcast_to(np.asarray(k, dtype=np.int64), (len(query_lonlat),))
+    kmax = int(k_arr.max(initial=0)) + (1 if exclude_self else 0)
+    kmax = min(kmax, len(ref_lonlat))
+    if kmax == 0 or len(query_lonlat) == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, np.zeros(0)
+    tree = cKDTree(lonlat_to_unit(ref_lonlat))
+    chord, idx = tree.query(lonlat_to_unit(query_lonlat), k=kmax)
+    chord, idx = chord.reshape(len(query_lonlat), kmax), idx.reshape(len(query_lonlat), kmax)
+    q = np.repeat(np.arange(len(query_lonlat)), kmax).reshape(-1, kmax)
+    keep = np.isfinite(chord) & (idx < len(ref_lonlat))
+    if exclude_self:
+        keep &= idx != q
+        # keep the first k (not counting self) per row
+        rank = np.cumsum(keep, axis=1)
+        keep &= rank <= k_arr[:, None]
+    else:
+        keep &= np.arange(kmax)[None, :] < k_arr[:, None]
+    dist = _chord_to_km(np.where(keep, chord, 0.0))
+    keep &= dist <= max_distance_km
+    return idx[keep].astype(np.int64), q[keep].astype(np.int64), dist[keep]
+
+
+def _idw(dst: np.ndarray, dist_km: np.ndarray, n: int, min_distance_km: float) -> np.ndarray:
+    inv = 1.0 / np.maximum(dist_km, min_distance_km)
+    total = np.bincount(dst, weights=inv, minlength=n)
+    return inv / total[dst]
+
+
+def _ndvi_knn(q_ndvi: np.ndarray, ref_ndvi: np.ndarray, k: int, exclude_self: bool):
+    ok_ref = np.flatnonzero(np.isfinite(ref_ndvi))
+    ok_q = np.flatnonzero(np.isfinite(q_ndvi))
+    kk = min(k + (1 if exclude_self else 0), len(ok_ref))
+    if kk == 0 or len(ok_q) == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, np.zeros(0)
+    tree = cKDTree(ref_ndvi[ok_ref, None])
+    d, j = tree.query(q_ndvi[ok_q, None], k=kk)
+    d, j = d.reshape(len(ok_q), kk), j.reshape(len(ok_q), kk)
+    src = ok_ref[j]
+    dst = np.repeat(ok_q, kk).reshape(-1, kk)
+    keep = np.ones_like(src, dtype=bool)
+    if exclude_self:
+        keep &= src != dst
+        keep &= np.cumsum(keep, axis=1) <= k
+    return src[keep].astype(np.int64), dst[keep].astype(np.int64), d[keep]
+
+
+def _assemble(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], relations: tuple[str, ...],
+              num_nodes: int, num_sources: int | None, node_k: np.ndarray | None) -> HeteroGraph:
+    src = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    dst = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
+    w = np.concatenate([p[3] for p in parts]) if parts else np.zeros(0)
+    et = np.concatenate([np.full(len(p[1]), p[0], np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
+    return HeteroGraph(
+        edge_index=torch.from_numpy(np.stack([src, dst])).long(),
+        edge_type=torch.from_numpy(et).long(),
+        edge_weight=torch.from_numpy(w.astype(np.float32)),
+        num_nodes=num_nodes, relations=relations, num_sources=num_sources, node_k=node_k,
+    )
+
+
+def _check(lonlat: np.ndarray, ndvi: np.ndarray | None, elevation: np.ndarray | None, relations) -> None:
+    if lonlat.ndim != 2 or lonlat.shape[1] != 2:
+        raise DataError(f"lonlat must be (N, 2) degrees, got shape {lonlat.shape}")
+    if not np.isfinite(lonlat).all():
+        raise DataError("lonlat holds NaN or infinite coordinates: drop or fix those samples first")
+    if "ndvi" in relations and ndvi is None:
+        raise DataError("the 'ndvi' relation needs an NDVI value per node (an image covariate or a covariate "
+                        "column such as 'ndvi'); pass ndvi= or drop 'ndvi' from model.graph.relations")
+    if "elevation" in relations and elevation is None:
+        raise DataError("the 'elevation' relation needs an elevation (m) per node (the DEM patch or a covariate "
+                        "column such as 'elevation'); pass elevation= or drop 'elevation' from model.graph.relations")
+
+
+def _spatial_k(lonlat: np.ndarray, cfg: GraphConfig) -> np.ndarray:
+    n = len(lonlat)
+    k = np.full(n, cfg.k_spatial, dtype=np.int64)
+    if cfg.spatial_k_mode == "adaptive" and n > cfg.hdbscan_min_cluster_size:
+        from sklearn.cluster import HDBSCAN
+
+        xy = np.radians(lonlat[:, ::-1])  # haversine metric wants (lat, lon) radians
+        labels = HDBSCAN(min_cluster_size=cfg.hdbscan_min_cluster_size, metric="haversine", copy=True).fit(xy).labels_
+        k[labels < 0] = cfg.adaptive_k
+    return k
+
+
+def build_graph(
+    lonlat: np.ndarray,
+    cfg: GraphConfig,
+    ndvi: np.ndarray | None = None,
+    elevation: np.ndarray | None = None,
+) -> HeteroGraph:
+    """Build the heterogeneous graph over all samples (train, val and test: the topology is shared, paper 3.1).
+
+    Args:
+        lonlat: (N, 2) longitude, latitude in degrees (WGS84).
+        cfg: relations, k, tau, distances (``model.graph``).
+        ndvi: (N,) NDVI (unitless, about -0.2..1); needed for the ``ndvi`` relation.
+        elevation: (N,) metres; needed for the ``elevation`` relation.
+    """
+    lonlat = np.asarray(lonlat, dtype=np.float64)
+    relations = tuple(cfg.relations)
+    _check(lonlat, ndvi, elevation, relations)
+    n = len(lonlat)
+    k = _spatial_k(lonlat, cfg)
+    s_src, s_dst, s_d = spatial_knn(lonlat, lonlat, k, cfg.max_distance_km, exclude_self=True)
+    parts = []
+    for r, name in enumerate(relations):
+        if name == "spatial":
+            parts.append((r, s_src, s_dst, _idw(s_dst, s_d, n, cfg.min_distance_km)))
+        elif name == "ndvi":
+            v = np.asarray(ndvi, dtype=np.float64)
+            src, dst, dv = _ndvi_knn(v, v, cfg.k_ndvi, exclude_self=True)
+            parts.append((r, src, dst, np.exp(-dv / cfg.tau_ndvi)))
+        elif name == "elevation":
+            parts.append((r, *_elevation_edges(s_src, s_dst, s_d, np.asarray(elevation, np.float64),
+                                               np.asarray(elevation, np.float64), cfg)))
+    return _assemble(parts, relations, n, None, k)
+
+
+def _elevation_edges(src, dst, dist_km, z_src, z_dst, cfg: GraphConfig):
+    dz = np.abs(z_dst[dst] - z_src[src])
+    keep = np.isfinite(dz)
+    grad = dz[keep] / np.maximum(dist_km[keep], cfg.min_distance_km)  # m/km
+    return src[keep], dst[keep], np.exp(-grad / cfg.slope_scale)
+
+
+def attach_edges(
+    new_lonlat: np.ndarray,
+    train_lonlat: np.ndarray,
+    cfg: GraphConfig,
+    new_ndvi: np.ndarray | None = None,
+    train_ndvi: np.ndarray | None = None,
+    new_elevation: np.ndarray | None = None,
+    train_elevation: np.ndarray | None = None,
+    k_spatial: int | None = None,
+) -> HeteroGraph:
+    """In-edges from the training graph's nodes to new points, by the same rules as :func:`build_graph`.
+
+    Sources index the training nodes, targets index the new points; no edge leaves a new point, so the training
+    nodes' embeddings do not change (paper 3.1: a local subgraph of the target point's nearest neighbours).
+    """
+    new_lonlat = np.asarray(new_lonlat, dtype=np.float64)
+    train_lonlat = np.asarray(train_lonlat, dtype=np.float64)
+    relations = tuple(cfg.relations)
+    _check(new_lonlat, new_ndvi, new_elevation, relations)
+    _check(train_lonlat, train_ndvi, train_elevation, relations)
+    q = len(new_lonlat)
+    k = cfg.k_spatial if k_spatial is None else k_spatial
+    s_src, s_dst, s_d = spatial_knn(new_lonlat, train_lonlat, k, cfg.max_distance_km, exclude_self=False)
+    parts = []
+    for r, name in enumerate(relations):
+        if name == "spatial":
+            parts.append((r, s_src, s_dst, _idw(s_dst, s_d, q, cfg.min_distance_km)))
+        elif name == "ndvi":
+            src, dst, dv = _ndvi_knn(np.asarray(new_ndvi, np.float64), np.asarray(train_ndvi, np.float64),
+                                     cfg.k_ndvi, exclude_self=False)
+            parts.append((r, src, dst, np.exp(-dv / cfg.tau_ndvi)))
+        elif name == "elevation":
+            parts.append((r, *_elevation_edges(s_src, s_dst, s_d, np.asarray(train_elevation, np.float64),
+                                               np.asarray(new_elevation, np.float64), cfg)))
+    return _assemble(parts, relations, q, len(train_lonlat), None)
+
+
+def node_covariates(
+    samples: object,
+    ndvi_column: str | None = "ndvi",
+    elevation_column: str | None = "elevation",
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """NDVI and elevation per node from a samples table (``socmap prepare``'s covariate columns).
+
+    Args:
+        samples: a pandas DataFrame.
+        ndvi_column: column with NDVI (unitless); ``None`` skips it.
+        elevation_column: column with elevation in metres; ``None`` skips it.
+    """
+    cols: Sequence[str] = list(samples.columns)  # type: ignore[attr-defined]
+    out: list[np.ndarray | None] = []
+    for col in (ndvi_column, elevation_column):
+        if col is None:
+            out.append(None)
+            continue
+        if col not in cols:
+            raise DataError(f"samples table has no column {col!r} (columns: {', '.join(cols)}); add that "
+                            "covariate layer to the pipeline or name another column")
+        out.append(samples[col].to_numpy(dtype=np.float64))  # type: ignore[index]
+    return out[0], out[1]
