@@ -39,6 +39,15 @@ def gdal_options(timeout_s: float, retries: int) -> dict[str, Any]:
     }
 
 
+def _quiet_warnings() -> None:
+    """Silence rasterio's NotGeoreferencedWarning, which odc-stac's DEM reprojection emits harmlessly."""
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+
+
 def _has_cuda() -> bool:
     try:
         import torch
@@ -55,6 +64,7 @@ def dask_client(scheduler: str | None, *, workers: int | None = None, gdal: dict
     import odc.stac
 
     gdal = gdal or {}
+    _quiet_warnings()
     if scheduler in LOCAL_SCHEDULERS:
         odc.stac.configure_rio(cloud_defaults=False, **gdal)
         with dask.config.set(scheduler="sync" if scheduler != "threads" else "threads"):
@@ -75,13 +85,14 @@ def dask_client(scheduler: str | None, *, workers: int | None = None, gdal: dict
         if _has_cuda():
             from dask_cuda import LocalCUDACluster
 
-            cluster = LocalCUDACluster(dashboard_address=None, silence_logs=40)
+            cluster = LocalCUDACluster(dashboard_address=":0", silence_logs=40)
         else:
-            cluster = LocalCluster(n_workers=n, threads_per_worker=2, processes=True, dashboard_address=None,
+            cluster = LocalCluster(n_workers=n, threads_per_worker=2, processes=True, dashboard_address=":0",
                                    silence_logs=40)
         client = Client(cluster)
     try:
         odc.stac.configure_rio(cloud_defaults=False, client=client, **gdal)
+        client.run(_quiet_warnings)
         odc.stac.configure_rio(cloud_defaults=False, **gdal)
         yield client
     finally:
