@@ -133,7 +133,7 @@ def _load(items: Sequence[Any], bands: Sequence[str], geobox: Any, chunk_px: int
 def _nan_plane(geobox: Any, chunk_px: int, n: int | None = None, dtype: Any = np.float32) -> Any:
     import dask.array as da
 
-    shape = tuple(geobox.shape) if n is None else (n, *geobox.shape)
+    shape = tuple(geobox.shape) if n is None else (n, *tuple(geobox.shape))
     chunks = (chunk_px, chunk_px) if n is None else (n, chunk_px, chunk_px)
     fill = np.nan if np.dtype(dtype).kind == "f" else 0
     return da.full(shape, fill, dtype=dtype, chunks=chunks)
@@ -182,8 +182,8 @@ def build_composite(scenes: SceneSet, geobox: Any, year: int, *, chunk_px: int =
         data["s2_cover"] = (("y", "x"), cover.data)
     else:
         data["S2L2A"] = (("band_s2", "y", "x"), _nan_plane(geobox, chunk_px, len(S2_BANDS)))
-        data["s2_clear"] = (("y", "x"), da.zeros(geobox.shape, dtype=np.int16, chunks=chunk_px))
-        data["s2_cover"] = (("y", "x"), da.zeros(geobox.shape, dtype=bool, chunks=chunk_px))
+        data["s2_clear"] = (("y", "x"), da.zeros(tuple(geobox.shape), dtype=np.int16, chunks=chunk_px))
+        data["s2_cover"] = (("y", "x"), da.zeros(tuple(geobox.shape), dtype=bool, chunks=chunk_px))
 
     # --- Sentinel-1 (map-projected gamma0): median of dB
     if scenes.s1:
@@ -201,7 +201,7 @@ def build_composite(scenes: SceneSet, geobox: Any, year: int, *, chunk_px: int =
         data["s1_cover"] = (("y", "x"), s1.notnull().any("band").any("time").data)
     else:
         data["S1GRD"] = (("band_s1", "y", "x"), _nan_plane(geobox, chunk_px, len(S1_BANDS)))
-        data["s1_cover"] = (("y", "x"), da.zeros(geobox.shape, dtype=bool, chunks=chunk_px))
+        data["s1_cover"] = (("y", "x"), da.zeros(tuple(geobox.shape), dtype=bool, chunks=chunk_px))
 
     # --- DEM and terrain
     if scenes.dem:
@@ -222,7 +222,7 @@ def build_composite(scenes: SceneSet, geobox: Any, year: int, *, chunk_px: int =
                                                           res=res, dtype=np.float32))
     else:
         data["DEM"] = (("band_dem", "y", "x"), _nan_plane(geobox, chunk_px, 1))
-        data["dem_cover"] = (("y", "x"), da.zeros(geobox.shape, dtype=bool, chunks=chunk_px))
+        data["dem_cover"] = (("y", "x"), da.zeros(tuple(geobox.shape), dtype=bool, chunks=chunk_px))
         data["slope_deg"] = (("y", "x"), _nan_plane(geobox, chunk_px))
         data["aspect_deg"] = (("y", "x"), _nan_plane(geobox, chunk_px))
 

@@ -149,6 +149,14 @@ class StacSource:
                     signer(item)
         self._static = by_coll
 
+    def _conforms_to_query(self) -> bool:
+        from pystac_client.conformance import ConformanceClasses
+
+        try:
+            return bool(self._client.conforms_to(ConformanceClasses.QUERY))
+        except Exception:  # noqa: BLE001
+            return False
+
     # ------------------------------------------------------------------------------------------ search
     def search(self, collection: str, bbox_lonlat: Bbox, year: int | None, *,
                max_cloud_pct: float | None = None) -> list[Any]:
@@ -167,7 +175,7 @@ class StacSource:
             kw: dict[str, Any] = {"collections": [collection], "bbox": list(bbox_lonlat)}
             if year is not None:
                 kw["datetime"] = item_year_range(year)
-            if max_cloud_pct is not None:
+            if max_cloud_pct is not None and self._conforms_to_query():
                 kw["query"] = {"eo:cloud_cover": {"lt": max_cloud_pct}}
             last: Exception | None = None
             for attempt in range(self.retries + 1):

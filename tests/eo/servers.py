@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import logging
+
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
@@ -27,6 +29,7 @@ from werkzeug.wsgi import wrap_file
 class Hit:
     path: str
     range: str | None
+    method: str
     status: int
     nbytes: int
 
@@ -48,11 +51,11 @@ class FileServer:
                 if rel.endswith(suffix) and left != 0:
                     if left > 0:
                         self.faults[suffix] = left - 1
-                    self.hits.append(Hit(rel, req.headers.get("Range"), self.fault_status, 0))
+                    self.hits.append(Hit(rel, req.headers.get("Range"), req.method, self.fault_status, 0))
                     return Response("injected failure", status=self.fault_status)(environ, start_response)
         path = (self.root / rel).resolve()
         if not path.is_file() or self.root.resolve() not in path.parents:
-            self.hits.append(Hit(rel, req.headers.get("Range"), 404, 0))
+            self.hits.append(Hit(rel, req.headers.get("Range"), req.method, 404, 0))
             return Response("not found", status=404)(environ, start_response)
         size = path.stat().st_size
         resp = Response(wrap_file(environ, path.open("rb")), mimetype="application/octet-stream",
@@ -61,11 +64,11 @@ class FileServer:
         resp.make_conditional(req, accept_ranges=True, complete_length=size)
         nbytes = 0 if req.method == "HEAD" else int(resp.content_length or 0)
         with self.lock:
-            self.hits.append(Hit(rel, req.headers.get("Range"), resp.status_code, nbytes))
+            self.hits.append(Hit(rel, req.headers.get("Range"), req.method, resp.status_code, nbytes))
         return resp(environ, start_response)
 
     def data_hits(self) -> list[Hit]:
-        return [h for h in self.hits if h.path.endswith(".tif")]
+        return [h for h in self.hits if h.path.endswith(".tif") and h.method == "GET"]
 
     def reset(self) -> None:
         with self.lock:
@@ -76,6 +79,7 @@ class ServedFolder:
     """Serve ``root`` on 127.0.0.1 in a thread; ``url`` is its base URL."""
 
     def __init__(self, root: Path) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.app = FileServer(root)
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
