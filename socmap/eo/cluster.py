@@ -18,7 +18,7 @@ from typing import Any
 
 from socmap.errors import EOError
 
-__all__ = ["LOCAL_SCHEDULERS", "dask_client", "gdal_options"]
+__all__ = ["LOCAL_SCHEDULERS", "clear_gdal_http_cache", "dask_client", "gdal_options"]
 
 LOCAL_SCHEDULERS = ("threads", "synchronous", "sync")
 
@@ -37,6 +37,23 @@ def gdal_options(timeout_s: float, retries: int) -> dict[str, Any]:
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
         "VSI_CACHE": "TRUE",
     }
+
+
+def clear_gdal_http_cache() -> None:
+    """Forget what GDAL's /vsicurl/ cached in this process (headers, blocks and failed requests), so a retry asks
+    the server again instead of replaying a cached 503. Best effort: a no-op where libgdal cannot be found."""
+    import ctypes
+    import glob
+
+    import rasterio
+
+    libs = glob.glob(os.path.join(os.path.dirname(os.path.dirname(rasterio.__file__)), "rasterio.libs", "libgdal*"))
+    for name in [*libs, "libgdal.so"]:
+        try:
+            ctypes.CDLL(name).VSICurlClearCache()
+            return
+        except (OSError, AttributeError):
+            continue
 
 
 def _quiet_warnings() -> None:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from socmap.eo.bands import DEM_ASSET, S1_ASSETS, S2_BANDS
-from socmap.eo.cluster import dask_client, gdal_options
+from socmap.eo.cluster import clear_gdal_http_cache, dask_client, gdal_options
 from socmap.eo.composite import SceneSet, aligned_geobox, bounds_lonlat, build_composite, search_scenes
 from socmap.eo.covariates import COVARIATE_COLUMNS, phenology, spectral_percentiles, terrain_at
 from socmap.eo.patches import SampleGroup, cut_patches, group_samples, patch_bounds, pixel_of
@@ -115,6 +115,7 @@ def _check_asset(href: str, gdal: dict[str, Any], retries: int) -> tuple[str | N
             last = _short(exc)
             if attempt <= retries:
                 time.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
+                clear_gdal_http_cache()
     return last, retries + 1
 
 
@@ -214,6 +215,7 @@ def _process_group(group: SampleGroup, todo: np.ndarray, cfg: Any, source: StacS
             last = _short(exc)
             if attempt <= retries:
                 time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+                clear_gdal_http_cache()
     else:
         return _fail_all(group, rows, f"reading the {group.year} composite of box {group.bounds} "
                          f"(EPSG:{group.epsg}) failed: {last}", retries + 1, P)
@@ -351,6 +353,7 @@ def extract(samples: Any, out_dir: str | Path, cfg: Any, *, scheduler: str | Non
             store = PatchStore.open(zpath, ids, years, patch_size=im.patch_size,
                                     resolution_m=float(im.resolution_m), source=token)
         gdal = gdal_options(cfg.stac.timeout_s, cfg.stac.retries)
+        clear_gdal_http_cache()  # failures cached by an earlier run in this process must not be replayed
         bar = tqdm(total=n_todo, desc="extract", unit="sample", disable=not progress)
         with dask_client(scheduler, workers=workers, gdal=gdal), ThreadPoolExecutor(4) as writers:
             for g in todo_groups:

@@ -90,14 +90,19 @@ class StacSource:
         except Exception as exc:  # noqa: BLE001 - requests/pystac raise many types; all mean "cannot open"
             raise EOError(f"cannot open STAC API {url}: {_short(exc)}; check stac.api in the pipeline YAML "
                           "and that the endpoint is reachable") from None
+        known = self._api_collection_ids()
         for cid in collections:
-            try:
-                self._client.get_collection(cid)
-            except Exception as exc:  # noqa: BLE001
-                known = self._api_collection_ids()
-                raise EOError(f"STAC API {url} has no collection {cid!r} ({_short(exc)}); available: "
+            problem = None if cid in known else "not listed under /collections"
+            if problem and not known:  # the server lists none: ask for the collection itself
+                try:
+                    got = self._client.get_collection(cid)
+                    problem = None if got is not None and got.id == cid else "not found"
+                except Exception as exc:  # noqa: BLE001
+                    problem = _short(exc)
+            if problem:
+                raise EOError(f"STAC API {url} has no collection {cid!r} ({problem}); available: "
                               f"{', '.join(known) or 'none listed'}; fix the *_collection ids under stac: in "
-                              "the pipeline YAML") from None
+                              "the pipeline YAML")
 
     def _api_collection_ids(self) -> list[str]:
         try:
@@ -123,6 +128,11 @@ class StacSource:
                           "world run `socmap demo-world` first)")
         try:
             obj = pystac.read_file(href)
+        except pystac.STACTypeError:
+            try:  # an ItemCollection (GeoJSON FeatureCollection) is not a STACObject for read_file
+                obj = pystac.ItemCollection.from_file(href)
+            except Exception as exc:  # noqa: BLE001
+                raise EOError(f"cannot read STAC catalogue {href}: {_short(exc)}") from None
         except Exception as exc:  # noqa: BLE001
             raise EOError(f"cannot read STAC catalogue {href}: {_short(exc)}") from None
         by_coll: dict[str, list[Any]] = {}
