@@ -63,6 +63,8 @@ def _quiet_warnings() -> None:
     from rasterio.errors import NotGeoreferencedWarning
 
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+    warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)  # all-cloudy pixels
+    warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
 
 
 def _has_cuda() -> bool:

@@ -119,19 +119,6 @@ def phenology(doy: np.ndarray, blue: np.ndarray, red: np.ndarray, nir: np.ndarra
     return out
 
 
-def _box_mean(z: np.ndarray, r: int) -> np.ndarray:
-    """NaN-aware mean over a (2r+1)^2 window (windows are clipped at the edges)."""
-    from scipy.ndimage import uniform_filter
-
-    finite = np.isfinite(z)
-    zz = np.where(finite, z, 0.0).astype(np.float64)
-    size = 2 * r + 1
-    s = uniform_filter(zz, size=size, mode="constant", cval=0.0)
-    c = uniform_filter(finite.astype(np.float64), size=size, mode="constant", cval=0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(c > 0, s / c, np.nan)
-
-
 def terrain_at(dem: np.ndarray, slope: np.ndarray, aspect: np.ndarray, rows: Sequence[int],
                cols: Sequence[int]) -> dict[str, np.ndarray]:
     """Elevation, slope, aspect and TPI at the given pixels of a 10 m DEM grid (NaN outside it)."""
