@@ -137,13 +137,21 @@ def prepare(inputs: tuple[Path, ...], mappings: tuple[str, ...], out_dir: Path, 
               help="samples.parquet written by `socmap prepare`.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None,
-              help="Address of an existing Dask scheduler (default: a LocalCluster).")
+              help="Address of an existing Dask scheduler, or 'threads' for no cluster (default: a LocalCluster).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="LocalCluster worker processes (default: half the CPUs).")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @_pipeline_options
 @_one_line_errors
-def extract(samples: Path, out_dir: Path, scheduler: str | None, region: str | None,
-            pipeline_file: Path | None) -> None:
+def extract(samples: Path, out_dir: Path, scheduler: str | None, workers: int | None, progress: bool,
+            region: str | None, pipeline_file: Path | None) -> None:
     """Search STAC, build annual composites, cut patches into patches.zarr and add image covariates."""
-    raise SocmapError("`socmap extract` is not implemented yet")
+    from socmap.eo import extract as run_extract
+
+    cfg = _load(region, pipeline_file)
+    res = run_extract(samples, out_dir, cfg, scheduler=scheduler, workers=workers, progress=progress)
+    click.echo(f"{res.patches}: {res.n_ok}/{res.n_samples} samples ok, {res.n_missing} missing "
+               f"(see {res.failures.name}), {res.n_extracted} extracted this run in {res.seconds:.1f} s")
 
 
 @cli.command("finetune-vit")

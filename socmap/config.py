@@ -154,6 +154,11 @@ class ImageryConfig(_Strict):
     years: list[int] = Field(default_factory=lambda: [2022, 2023, 2024])
     enabled: bool = True
     """False where no imagery exists (the real Africa set): the image stream is switched off."""
+    group_km: PositiveFloat = 10.0
+    """Samples of one year in the same ``group_km`` x ``group_km`` cell (km, UTM) are composited from one read of
+    their joint box (the cell plus a patch on each side) instead of one read per sample."""
+    chunk_px: PositiveInt = 512
+    """Dask chunk edge of the lazy composites, pixels (512 x 512 float32 = 1 MiB per band and scene)."""
 
 
 # ----------------------------------------------------------------------------------------------- model

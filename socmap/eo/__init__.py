@@ -1,1 +1,37 @@
-"""socmap.eo."""
+"""Earth observation (paper section 4.2, Table 2): STAC search, annual composites, patches, image covariates.
+
+``extract`` is the stage (``socmap extract``); ``annual_composite`` / ``build_composite`` (a lazy annual composite of
+a box on a regular grid) and ``cut_patches`` (patches around points) are the pieces the mapping job reuses.
+"""
+
+from socmap.eo.bands import BANDS, S1_BANDS, S2_BANDS, UNITS
+from socmap.eo.composite import AnnualComposite, SceneSet, aligned_geobox, annual_composite, build_composite, horn_terrain
+from socmap.eo.covariates import COVARIATE_COLUMNS, COVARIATE_UNITS
+from socmap.eo.extract import ExtractResult, extract, read_samples
+from socmap.eo.patches import cut_patches, group_samples, patch_bounds, utm_epsg
+from socmap.eo.stac import StacSource
+from socmap.eo.store import PatchStore
+
+__all__ = [
+    "BANDS",
+    "COVARIATE_COLUMNS",
+    "COVARIATE_UNITS",
+    "S1_BANDS",
+    "S2_BANDS",
+    "UNITS",
+    "AnnualComposite",
+    "ExtractResult",
+    "PatchStore",
+    "SceneSet",
+    "StacSource",
+    "aligned_geobox",
+    "annual_composite",
+    "build_composite",
+    "cut_patches",
+    "extract",
+    "group_samples",
+    "horn_terrain",
+    "patch_bounds",
+    "read_samples",
+    "utm_epsg",
+]
