@@ -231,6 +231,10 @@ def check_config(region: str | None, pipeline_file: Path | None) -> None:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``socmap`` script (``args`` for tests)."""
+    import warnings
+
+    # raised by terratorch / torch_geometric imports under torch 2.14; nothing a user can act on
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     cli.main(args=args, prog_name="socmap")
 
 

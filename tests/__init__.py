@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
-__all__ = ["has_cuda", "has_rustac", "requires_cuda", "requires_rustac"]
+__all__ = ["has_cuda", "has_rustac", "requires_cuda", "requires_rustac", "rustac_exe"]
 
 
 def _importorskip(modname: str) -> tuple[bool, pytest.MarkDecorator]:
@@ -30,5 +32,11 @@ def _cuda() -> bool:
 
 has_cuda = _cuda()
 requires_cuda = pytest.mark.skipif(not has_cuda, reason="requires a CUDA device")
-has_rustac = shutil.which("rustac") is not None
+def rustac_exe() -> str | None:
+    """The ``rustac`` CLI of this interpreter's environment (works without activating the venv), else PATH's."""
+    beside = Path(sys.executable).parent / "rustac"
+    return str(beside) if beside.is_file() else shutil.which("rustac")
+
+
+has_rustac = rustac_exe() is not None
 requires_rustac = pytest.mark.skipif(not has_rustac, reason="requires the rustac CLI (pip install socmap[test])")

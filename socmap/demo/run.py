@@ -66,12 +66,28 @@ def _prepare(ctx: DemoContext) -> str:
             f"(train/val/test {counts['train']}/{counts['val']}/{counts['test']}); rules: {dropped}")
 
 
+def _extract(ctx: DemoContext) -> str:
+    from socmap.eo import extract
+
+    res = extract(ctx.data / "samples.parquet", ctx.data, ctx.cfg, progress=True)
+    return (f"{res.n_ok}/{res.n_samples} samples with patches ({res.n_extracted} fetched now, "
+            f"{res.n_missing} missing) in {res.n_groups} groups -> {ctx.data / 'patches.zarr'}")
+
+
+def _embed(ctx: DemoContext) -> str:
+    from socmap.encoders import embed, load_embeddings
+
+    path = embed(ctx.data, ctx.cfg)
+    emb = load_embeddings(path)
+    return f"{int(emb.ok.sum())} embeddings of width {emb.embedding.shape[1]} -> {path}"
+
+
 def _stages() -> list[tuple[str, Stage | None]]:
     """The chain, in order; ``None`` marks a stage that has not landed yet (the run stops there)."""
     return [
         ("prepare", _prepare),
-        ("extract", None),
-        ("embed", None),
+        ("extract", _extract),
+        ("embed", _embed),
         ("train", None),
         ("evaluate", None),
         ("predict", None),

@@ -44,7 +44,7 @@ from socmap.demo.fields import LANDCOVER, Landscape, make_landscape
 
 __all__ = ["S2_BANDS", "WorldSpec", "default_world_dir", "ensure_world", "generate_world"]
 
-WORLD_FORMAT = 2
+WORLD_FORMAT = 3
 """Bump when the generator changes what it writes, so cached worlds are regenerated."""
 
 # band -> (native resolution m, centre wavelength um, common name, vegetation reflectance, soil reflectance)
@@ -264,6 +264,8 @@ HORIZON_SCHEMES: tuple[tuple[tuple[int, int], ...], ...] = (
     ((0, 15), (15, 30), (30, 60)),
     ((0, 20), (20, 50)),
 )
+MIN_SITE_SPACING_M = 30.0
+"""Survey sites are at least this far apart, m."""
 DEPTH_DECAY_CM = 40.0
 """SOC falls off with depth as exp(-z / 40 cm) within a profile."""
 
@@ -293,12 +295,23 @@ def write_survey(path: Path, rng: np.random.Generator, land: Landscape, spec: Wo
     xmin, ymin, xmax, ymax = spec.bounds
     m = spec.margin_m
     # half the sites in survey clusters (like AfSIS sentinel sites), half spread uniformly
-    n_clustered = spec.n_sites // 2
+    # candidates twice over, then keep sites at least MIN_SITE_SPACING_M apart so each is one site after
+    # harmonisation (which merges profiles a few metres apart)
+    n_cand = 2 * spec.n_sites
     centres = rng.uniform([xmin + m + 500, ymin + m + 500], [xmax - m - 500, ymax - m - 500], (8, 2))
-    cl = centres[rng.integers(0, len(centres), n_clustered)] + rng.normal(0.0, 350.0, (n_clustered, 2))
-    un = rng.uniform([xmin + m, ymin + m], [xmax - m, ymax - m], (spec.n_sites - n_clustered, 2))
-    xy = np.clip(np.vstack([cl, un]), [xmin + m, ymin + m], [xmax - m, ymax - m])
-    xy = np.round(xy, 1)
+    cl = centres[rng.integers(0, len(centres), n_cand // 2)] + rng.normal(0.0, 350.0, (n_cand // 2, 2))
+    un = rng.uniform([xmin + m, ymin + m], [xmax - m, ymax - m], (n_cand - n_cand // 2, 2))
+    cand = np.round(np.clip(np.vstack([cl, un]), [xmin + m, ymin + m], [xmax - m, ymax - m]), 1)
+    cand = cand[np.argsort(np.r_[np.arange(0, n_cand, 2), np.arange(1, n_cand, 2)], kind="stable")]  # interleave
+    keep: list[int] = []
+    for i, p in enumerate(cand):
+        if not keep or np.hypot(*(cand[keep] - p).T).min() >= MIN_SITE_SPACING_M:
+            keep.append(i)
+            if len(keep) == spec.n_sites:
+                break
+    if len(keep) < spec.n_sites:
+        raise ValueError(f"cannot place {spec.n_sites} sites {MIN_SITE_SPACING_M} m apart; enlarge size_m")
+    xy = cand[keep]
     col = np.clip(((xy[:, 0] - xmin) / res).astype(int), 0, n - 1)
     row = np.clip(((ymax - xy[:, 1]) / res).astype(int), 0, n - 1)
     years = rng.choice(np.array(spec.years), spec.n_sites)

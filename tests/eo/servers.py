@@ -8,7 +8,6 @@ request (path, Range header, status, bytes sent) and can inject HTTP errors for 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -128,8 +127,10 @@ class Rustac:
     """``rustac serve`` of some STAC files on 127.0.0.1; waits until it answers, kills it on close."""
 
     def __init__(self, hrefs: list[Path]) -> None:
-        exe = shutil.which("rustac")
-        assert exe, "rustac CLI not on PATH"
+        from tests import rustac_exe
+
+        exe = rustac_exe()
+        assert exe, "rustac CLI not found beside python or on PATH (pip install socmap[test])"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([exe, "serve", *map(str, hrefs), "--addr", f"127.0.0.1:{self.port}"],
