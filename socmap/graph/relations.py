@@ -223,21 +223,27 @@ def build_graph(
     lonlat = np.asarray(lonlat, dtype=np.float64)
     relations = tuple(cfg.relations)
     _check(lonlat, ndvi, elevation, relations)
-    n = len(lonlat)
     k = _spatial_k(lonlat, cfg)
-    s_src, s_dst, s_d = spatial_knn(lonlat, lonlat, k, cfg.max_distance_km, exclude_self=True)
+    parts = _relation_parts(lonlat, lonlat, ndvi, ndvi, elevation, elevation, k, cfg, exclude_self=True)
+    return _assemble(parts, relations, len(lonlat), None, k)
+
+
+def _relation_parts(tgt_lonlat, src_lonlat, tgt_ndvi, src_ndvi, tgt_z, src_z, k, cfg: GraphConfig, *,
+                    exclude_self: bool) -> list:
+    """``(relation index, src, dst, weight)`` per relation, edges from ``src_*`` nodes to ``tgt_*`` nodes."""
+    s_src, s_dst, s_d = spatial_knn(tgt_lonlat, src_lonlat, k, cfg.max_distance_km, exclude_self=exclude_self)
     parts = []
-    for r, name in enumerate(relations):
+    for r, name in enumerate(cfg.relations):
         if name == "spatial":
-            parts.append((r, s_src, s_dst, _idw(s_dst, s_d, n, cfg.min_distance_km)))
+            parts.append((r, s_src, s_dst, _idw(s_dst, s_d, len(tgt_lonlat), cfg.min_distance_km)))
         elif name == "ndvi":
-            v = np.asarray(ndvi, dtype=np.float64)
-            src, dst, dv = _ndvi_knn(v, v, cfg.k_ndvi, exclude_self=True)
+            src, dst, dv = _ndvi_knn(np.asarray(tgt_ndvi, np.float64), np.asarray(src_ndvi, np.float64),
+                                     cfg.k_ndvi, exclude_self=exclude_self)
             parts.append((r, src, dst, np.exp(-dv / cfg.tau_ndvi)))
         elif name == "elevation":
-            parts.append((r, *_elevation_edges(s_src, s_dst, s_d, np.asarray(elevation, np.float64),
-                                               np.asarray(elevation, np.float64), cfg)))
-    return _assemble(parts, relations, n, None, k)
+            parts.append((r, *_elevation_edges(s_src, s_dst, s_d, np.asarray(src_z, np.float64),
+                                               np.asarray(tgt_z, np.float64), cfg)))
+    return parts
 
 
 def _elevation_edges(src, dst, dist_km, z_src, z_dst, cfg: GraphConfig):
@@ -267,21 +273,10 @@ def attach_edges(
     relations = tuple(cfg.relations)
     _check(new_lonlat, new_ndvi, new_elevation, relations)
     _check(train_lonlat, train_ndvi, train_elevation, relations)
-    q = len(new_lonlat)
     k = cfg.k_spatial if k_spatial is None else k_spatial
-    s_src, s_dst, s_d = spatial_knn(new_lonlat, train_lonlat, k, cfg.max_distance_km, exclude_self=False)
-    parts = []
-    for r, name in enumerate(relations):
-        if name == "spatial":
-            parts.append((r, s_src, s_dst, _idw(s_dst, s_d, q, cfg.min_distance_km)))
-        elif name == "ndvi":
-            src, dst, dv = _ndvi_knn(np.asarray(new_ndvi, np.float64), np.asarray(train_ndvi, np.float64),
-                                     cfg.k_ndvi, exclude_self=False)
-            parts.append((r, src, dst, np.exp(-dv / cfg.tau_ndvi)))
-        elif name == "elevation":
-            parts.append((r, *_elevation_edges(s_src, s_dst, s_d, np.asarray(train_elevation, np.float64),
-                                               np.asarray(new_elevation, np.float64), cfg)))
-    return _assemble(parts, relations, q, len(train_lonlat), None)
+    parts = _relation_parts(new_lonlat, train_lonlat, new_ndvi, train_ndvi, new_elevation, train_elevation, k, cfg,
+                            exclude_self=False)
+    return _assemble(parts, relations, len(new_lonlat), len(train_lonlat), None)
 
 
 def node_covariates(
