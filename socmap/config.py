@@ -45,7 +45,7 @@ def socmap_home() -> Path:
 class _Strict(BaseModel):
     """Base for every config block: unknown keys are errors, values are checked on assignment too."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 PositiveInt = Annotated[int, Field(gt=0)]

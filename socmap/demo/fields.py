@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LANDCOVER", "Landscape", "gaussian_field", "make_landscape", "ndvi_on"]
+__all__ = ["LANDCOVER", "Landscape", "gaussian_field", "make_landscape", "seasonal_weight"]
 
 # ESA WorldCover-style codes -> (name, log-SOC offset, NDVI in dry season, NDVI at peak)
 LANDCOVER: dict[int, tuple[str, float, float, float]] = {
@@ -130,7 +130,3 @@ def make_landscape(rng: np.random.Generator, n: int, res_m: float, years: tuple[
     return Landscape(elevation=elevation, slope=slope, mat=mat, map=map_, landcover=landcover, ndvi_dry=ndvi_dry,
                      ndvi_peak=ndvi_peak, year_anomaly=year_anomaly, soc_base_log=soc_base_log, roughness=roughness)
 
-
-def ndvi_on(land: Landscape, year: int, doy: float) -> np.ndarray:
-    """Convenience alias of :meth:`Landscape.ndvi`."""
-    return land.ndvi(year, doy)

@@ -40,7 +40,7 @@ import rasterio
 from rasterio.transform import Affine
 
 from socmap.config import socmap_home
-from socmap.demo.fields import LANDCOVER, Landscape, make_landscape
+from socmap.demo.fields import LANDCOVER, Landscape, gaussian_field, make_landscape, seasonal_weight
 
 __all__ = ["S2_BANDS", "WorldSpec", "default_world_dir", "ensure_world", "generate_world"]
 
@@ -146,8 +146,6 @@ def _block_pick(a: np.ndarray, f: int) -> np.ndarray:
 def _s2_scene(rng: np.random.Generator, land: Landscape, year: int, doy: int, n: int, res: float,
               cloud_frac: float) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
     """Reflectance (0-1) per band at 10 m, SCL at 10 m, and the scene cloud cover (%)."""
-    from socmap.demo.fields import gaussian_field
-
     ndvi = land.ndvi(year, doy)
     fv = np.clip((ndvi - 0.10) / (0.80 - 0.10), 0.0, 1.0)
     soc = land.soc(year)
@@ -177,8 +175,6 @@ def _s2_scene(rng: np.random.Generator, land: Landscape, year: int, doy: int, n:
 
 def _s1_scene(rng: np.random.Generator, land: Landscape, year: int, doy: int) -> tuple[np.ndarray, np.ndarray]:
     """VV and VH gamma0 (linear power) with 4-look speckle."""
-    from socmap.demo.fields import seasonal_weight
-
     ndvi = land.ndvi(year, doy)
     moist = seasonal_weight(doy) * (land.map - 700.0) / 400.0
     vv_db = -15.0 + 5.0 * ndvi + 2.0 * moist + 1.5 * land.roughness + 8.0 * np.clip(land.slope, 0, 0.5)
@@ -288,8 +284,6 @@ def write_survey(path: Path, rng: np.random.Generator, land: Landscape, spec: Wo
     Returns the site table (profile_id, x, y, lon, lat, year, soc_true_gkg).
     """
     from pyproj import Transformer
-
-    from socmap.demo.fields import gaussian_field
 
     n, res = spec.n, spec.resolution_m
     xmin, ymin, xmax, ymax = spec.bounds

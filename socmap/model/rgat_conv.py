@@ -170,7 +170,6 @@ class FastRGATConv(nn.Module):
         x_src, x_dst = x if isinstance(x, tuple) else (x, x)
         n_dst = x_dst.size(0)
         r_count, heads, dim, c = self.num_relations, self.heads, self.dim, self.out_channels
-        hc = heads * c
         src, dst = edge_index[0], edge_index[1]
         w = self.relation_weights()  # (R, F, HC)
 
