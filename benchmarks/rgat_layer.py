@@ -34,6 +34,7 @@ Measured on the shared 2-core CPU machine (24 GB RAM), torch 2.14.1, torch-geome
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -130,7 +131,7 @@ def worker(args) -> None:
         e = args.africa_nodes * args.africa_edges_per_node
         x, ei, et = _graph(args.africa_nodes, e, args.relations, widths[0], args.seed, dev)
         layers = []
-        for f_in, f_out in zip(widths[:-1], widths[1:]):
+        for f_in, f_out in itertools.pairwise(widths):
             layers.append(FastRGATConv(f_in, f_out // args.heads, args.relations, num_bases=4,
                                        attention_mechanism="within-relation",
                                        attention_mode="multiplicative-self-attention", heads=args.heads,
@@ -158,7 +159,8 @@ def worker(args) -> None:
 def _run(kind: str, args, out_file: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--out-file", out_file]
     for k in ("nodes", "edges", "relations", "in_channels", "out_channels", "heads", "bases", "mechanism", "mode",
-              "seed", "threads", "device", "repeats", "pyg_repeats", "mem_limit_gb", "africa_nodes", "africa_edges_per_node",
+              "seed", "threads", "device", "repeats", "pyg_repeats", "mem_limit_gb", "africa_nodes",
+              "africa_edges_per_node",
               "africa_widths"):
         v = getattr(args, k)
         if v is not None:

@@ -102,7 +102,7 @@ def test_bad_pipeline(tmp_path: Path, data: object, message: str) -> None:
 )
 def test_bad_grid(tmp_path: Path, grid: dict, message: str) -> None:
     p = _write(tmp_path, grid, "g.yaml")
-    with pytest.raises(ConfigError, match="g.yaml") as err:
+    with pytest.raises(ConfigError, match=r"g\.yaml") as err:
         load_grid(p)
     assert message in str(err.value)
 

@@ -18,8 +18,8 @@ SPLITS = ("train", "val", "test")
 
 def _counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
     """Sizes of (train, val, test) for n items: val and test rounded, train takes the rest."""
-    n_val = int(round(n * fractions[1]))
-    n_test = int(round(n * fractions[2]))
+    n_val = round(n * fractions[1])
+    n_test = round(n * fractions[2])
     return n - n_val - n_test, n_val, n_test
 
 

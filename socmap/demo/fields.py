@@ -95,7 +95,7 @@ def make_landscape(rng: np.random.Generator, n: int, res_m: float, years: tuple[
     px = 1.0 / res_m
     shape = (n, n)
     # terrain: a broad massif, hills, a gentle north-south gradient
-    yy, xx = np.mgrid[0:n, 0:n] / n
+    yy, _xx = np.mgrid[0:n, 0:n] / n
     elevation = (1250.0 + 160.0 * gaussian_field(rng, shape, 2500 * px) + 45.0 * gaussian_field(rng, shape, 500 * px)
                  + 120.0 * (0.5 - yy))
     gy, gx = np.gradient(elevation, res_m)

@@ -369,7 +369,7 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
 
     rng = np.random.default_rng(spec.seed)
     n, res = spec.n, spec.resolution_m
-    xmin, ymin, xmax, ymax = spec.bounds
+    xmin, _ymin, _xmax, ymax = spec.bounds
     crs = f"EPSG:{spec.epsg}"
     t10 = from_origin(xmin, ymax, res, res)
     land = make_landscape(rng, n, res, spec.years)
@@ -472,7 +472,7 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
     bar.update()
 
     # --- covariates and truth
-    f = int(round(spec.covariate_res_m / res))
+    f = round(spec.covariate_res_m / res)
     tcov = from_origin(xmin, ymax, spec.covariate_res_m, spec.covariate_res_m)
     cov_dir = root / "covariates"
     mat = _block_mean(land.mat, f).astype(np.float32)

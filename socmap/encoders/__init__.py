@@ -1,9 +1,7 @@
-"""socmap.encoders: TerraMind image encoder, fine-tuning and embedding cache; positional and temporal encoders."""
+"""socmap.encoders: TerraMind image encoder, fine-tuning and embedding cache."""
 
 from socmap.encoders.embed import Embeddings, embed, load_embeddings
 from socmap.encoders.finetune import FinetuneResult, finetune_vit
-from socmap.encoders.positional import PositionalEncoder
-from socmap.encoders.temporal import TemporalEncoder
 from socmap.encoders.terramind import (
     MODALITY_BANDS,
     CLSMerge,
@@ -20,8 +18,6 @@ __all__ = [
     "Embeddings",
     "FinetuneResult",
     "ImageEncoder",
-    "PositionalEncoder",
-    "TemporalEncoder",
     "build_backbone",
     "build_image_encoder",
     "embed",

@@ -53,7 +53,7 @@ def open_patches(data_dir: Path, modalities: list[str]) -> PatchStore:
                         "without 'image' where there is no imagery)")
     try:
         g = zarr.open_group(str(path), mode="r")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataError(f"{path} is not a readable zarr group ({exc}); run `socmap extract` again") from None
     keys = set(g.array_keys())
     need = [*modalities, "sample_id", "ok"]

@@ -29,7 +29,7 @@ from socmap.encoders._patches import open_patches, read_samples
 from socmap.encoders.embed import FINETUNED, resolve_device
 from socmap.encoders.terramind import ImageEncoder, build_image_encoder
 from socmap.errors import DataError
-from socmap.model.mlp import MLP
+from socmap.nn import MLP
 
 __all__ = ["FinetuneResult", "finetune_vit", "train_vit_regression"]
 

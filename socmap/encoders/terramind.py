@@ -117,7 +117,8 @@ def build_backbone(backbone: str, modalities: list[str], merge: str, checkpoint:
         raise ModelError(f"TerraMind checkpoint {checkpoint} not found: give the path of a local TerraMind v1 "
                          "checkpoint (model.encoder.checkpoint), or null for random weights")
     bands = {"S2L2A": [_S2_TERRAMIND_NAMES[b] for b in MODALITY_BANDS["S2L2A"]]} if "S2L2A" in modalities else None
-    return BACKBONE_REGISTRY.build(backbone, pretrained=False, ckpt_path=None if checkpoint is None else str(checkpoint),
+    ckpt = None if checkpoint is None else str(checkpoint)
+    return BACKBONE_REGISTRY.build(backbone, pretrained=False, ckpt_path=ckpt,
                                    modalities=list(modalities), merge_method=merge, bands=bands, img_size=img_size)
 
 
@@ -207,7 +208,7 @@ def build_image_encoder(cfg: EncoderConfig, checkpoint: str | Path | None = None
                              "model.encoder.checkpoint at a local TerraMind checkpoint")
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
+        except Exception as exc:
             raise ModelError(f"encoder checkpoint {path} cannot be read ({exc}); is it a torch state dict?") from None
         if isinstance(obj, dict) and obj.get("format") == "socmap-vit/1":
             state = obj

@@ -5,7 +5,14 @@ a box on a regular grid) and ``cut_patches`` (patches around points) are the pie
 """
 
 from socmap.eo.bands import BANDS, S1_BANDS, S2_BANDS, UNITS
-from socmap.eo.composite import AnnualComposite, SceneSet, aligned_geobox, annual_composite, build_composite, horn_terrain
+from socmap.eo.composite import (
+    AnnualComposite,
+    SceneSet,
+    aligned_geobox,
+    annual_composite,
+    build_composite,
+    horn_terrain,
+)
 from socmap.eo.covariates import COVARIATE_COLUMNS, COVARIATE_UNITS
 from socmap.eo.extract import ExtractResult, extract, read_samples
 from socmap.eo.patches import cut_patches, group_samples, patch_bounds, utm_epsg

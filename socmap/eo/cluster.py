@@ -96,7 +96,7 @@ def dask_client(scheduler: str | None, *, workers: int | None = None, gdal: dict
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
-        except Exception as exc:  # noqa: BLE001 - OSError/TimeoutError from comm
+        except Exception as exc:
             raise EOError(f"cannot connect to the Dask scheduler {scheduler}: {type(exc).__name__}: {exc}; "
                           "check --scheduler / DASK_SCHEDULER_ADDRESS") from None
     else:

@@ -45,7 +45,7 @@ from socmap.errors import DataError, EOError
 __all__ = ["ExtractResult", "extract", "read_samples"]
 
 REQUIRED_COLUMNS = ("sample_id", "lon", "lat", "year")
-S2_ASSETS = tuple(b.asset for b in S2_BANDS) + ("SCL",)
+S2_ASSETS = (*tuple(b.asset for b in S2_BANDS), "SCL")
 
 
 @dataclass
@@ -77,7 +77,7 @@ def read_samples(samples: Any) -> pd.DataFrame:
             raise DataError(f"samples file {p} not found; run `socmap prepare` first")
         try:
             df = pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DataError(f"cannot read samples file {p}: {_short(exc)}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -111,7 +111,7 @@ def _check_asset(href: str, gdal: dict[str, Any], retries: int) -> tuple[str | N
             with rasterio.Env(**gdal), rasterio.open(href) as src:
                 src.profile  # noqa: B018 - the header is what we check
             return None, attempt
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             last = _short(exc)
             if attempt <= retries:
                 time.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
@@ -211,7 +211,7 @@ def _process_group(group: SampleGroup, todo: np.ndarray, cfg: Any, source: StacS
             with np.errstate(all="ignore"):
                 computed = dask.compute(*lazy)
             break
-        except Exception as exc:  # noqa: BLE001 - GDAL/HTTP errors surface as many types
+        except Exception as exc:
             last = _short(exc)
             if attempt <= retries:
                 time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))

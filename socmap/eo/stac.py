@@ -87,7 +87,7 @@ class StacSource:
         modifier = self._signer_modifier()
         try:
             self._client = pystac_client.Client.open(url, stac_io=io, modifier=modifier)
-        except Exception as exc:  # noqa: BLE001 - requests/pystac raise many types; all mean "cannot open"
+        except Exception as exc:
             raise EOError(f"cannot open STAC API {url}: {_short(exc)}; check stac.api in the pipeline YAML "
                           "and that the endpoint is reachable") from None
         known = self._api_collection_ids()
@@ -97,7 +97,7 @@ class StacSource:
                 try:
                     got = self._client.get_collection(cid)
                     problem = None if got is not None and got.id == cid else "not found"
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     problem = _short(exc)
             if problem:
                 raise EOError(f"STAC API {url} has no collection {cid!r} ({problem}); available: "
@@ -107,7 +107,7 @@ class StacSource:
     def _api_collection_ids(self) -> list[str]:
         try:
             return sorted(c.id for c in self._client.get_collections())
-        except Exception:  # noqa: BLE001
+        except Exception:
             return []
 
     def _signer_modifier(self) -> Callable[[Any], None] | None:
@@ -131,9 +131,9 @@ class StacSource:
         except pystac.STACTypeError:
             try:  # an ItemCollection (GeoJSON FeatureCollection) is not a STACObject for read_file
                 obj = pystac.ItemCollection.from_file(href)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise EOError(f"cannot read STAC catalogue {href}: {_short(exc)}") from None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise EOError(f"cannot read STAC catalogue {href}: {_short(exc)}") from None
         by_coll: dict[str, list[Any]] = {}
         if isinstance(obj, pystac.ItemCollection):
@@ -164,7 +164,7 @@ class StacSource:
 
         try:
             return bool(self._client.conforms_to(ConformanceClasses.QUERY))
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
 
     # ------------------------------------------------------------------------------------------ search
@@ -193,7 +193,7 @@ class StacSource:
                     self.requests += 1
                     items = list(self._client.search(**kw).items())
                     break
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     last = exc
                     time.sleep(min(0.5 * 2**attempt, 8.0))
             else:

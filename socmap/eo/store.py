@@ -83,7 +83,8 @@ class PatchStore:
             mismatch = [k for k, v in (("patch_size", patch_size), ("resolution_m", resolution_m),
                                        ("source", source), ("format", STORE_FORMAT)) if meta.get(k) != v]
             if mismatch:
-                raise EOError(f"{path} was built with other settings ({', '.join(f'{k}={meta.get(k)!r}' for k in mismatch)}); "
+                got = ", ".join(f"{k}={meta.get(k)!r}" for k in mismatch)
+                raise EOError(f"{path} was built with other settings ({got}); "
                               "delete it or extract into another --out folder")
             store = cls(path, zarr.open_group(str(path), mode="r+"))
             if store.sample_ids == [str(s) for s in sample_ids]:

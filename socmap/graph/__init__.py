@@ -1,6 +1,5 @@
-"""socmap.graph: the heterogeneous sample graph, local Moran's I and inductive attachment (paper 3.1, 3.5)."""
+"""socmap.graph: the heterogeneous sample graph, local Moran's I (paper 3.1, 3.5): pure structure, no nn.Module."""
 
-from socmap.graph.inductive import LayerCache, attach_and_predict, cache_layers, cached_forward
 from socmap.graph.moran import local_morans_i, spatial_local_morans_i
 from socmap.graph.relations import (
     RELATIONS,
@@ -15,10 +14,6 @@ from socmap.graph.relations import (
 __all__ = [
     "RELATIONS",
     "HeteroGraph",
-    "LayerCache",
-    "attach_and_predict",
-    "cache_layers",
-    "cached_forward",
     "attach_edges",
     "build_graph",
     "local_morans_i",

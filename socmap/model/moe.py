@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from socmap.config import MoEConfig
-from socmap.model.mlp import MLP
+from socmap.nn import MLP
 
 __all__ = ["ConcatFusion", "MoEFusion", "MoEStats", "build_fusion", "moe_aux_losses"]
 
@@ -63,9 +63,10 @@ class _Expert(nn.Module):
         if self.expert_type == "concat":
             h = self.inp(z)
         elif self.expert_type == "additive":
-            h = torch.stack([p(x) for p, x in zip(self.proj, parts)]).sum(0)
+            h = torch.stack([p(x) for p, x in zip(self.proj, parts, strict=False)]).sum(0)
         else:  # cross-gated: each stream's projection is gated by all streams
-            h = torch.stack([torch.sigmoid(g(z)) * p(x) for p, g, x in zip(self.proj, self.gate, parts)]).sum(0)
+            gated = [torch.sigmoid(g(z)) * p(x) for p, g, x in zip(self.proj, self.gate, parts, strict=True)]
+            h = torch.stack(gated).sum(0)
         return self.out(F.gelu(h))
 
 
@@ -134,7 +135,7 @@ class MoEFusion(nn.Module):
         missing = [s for s in self.streams if s not in streams]
         if missing:
             raise ValueError(f"missing input streams {missing}; this fusion was built for {self.streams}")
-        parts = [norm(streams[s]) for norm, s in zip(self.norms, self.streams)]
+        parts = [norm(streams[s]) for norm, s in zip(self.norms, self.streams, strict=False)]
         z = torch.cat(parts, dim=-1)
         gates = self.route(z)
         out = z.new_zeros(z.size(0), self.out_dim)
@@ -174,7 +175,7 @@ class ConcatFusion(nn.Module):
         self.mlp.reset_parameters()
 
     def forward(self, streams: dict[str, Tensor]) -> tuple[Tensor, MoEStats]:
-        z = torch.cat([norm(streams[s]) for norm, s in zip(self.norms, self.streams)], dim=-1)
+        z = torch.cat([norm(streams[s]) for norm, s in zip(self.norms, self.streams, strict=False)], dim=-1)
         zero = z.new_zeros(())
         return self.mlp(z), MoEStats(zero, zero, zero, z.new_zeros(0))
 

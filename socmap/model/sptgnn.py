@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from socmap.config import ModelConfig
-from socmap.encoders.positional import PositionalEncoder
-from socmap.encoders.temporal import TemporalEncoder
-from socmap.model.mlp import MLP
+from socmap.graph.relations import HeteroGraph
 from socmap.model.moe import MoEStats, build_fusion
+from socmap.model.positional import PositionalEncoder
 from socmap.model.rgat_block import RGATBlock
-
-if TYPE_CHECKING:  # socmap.graph imports this module (inductive attachment)
-    from socmap.graph.relations import HeteroGraph
+from socmap.model.temporal import TemporalEncoder
+from socmap.nn import MLP
 
 __all__ = ["NodeInputs", "SpTGNN", "SpTGNNOutput", "label_features"]
 
@@ -167,7 +165,7 @@ class SpTGNN(nn.Module):
         widths = [cfg.pre_mlp.out, *cfg.rgat.hidden_dims]
         r = len(cfg.graph.relations)
         self.relations = tuple(cfg.graph.relations)
-        self.layers = nn.ModuleList(RGATBlock(a, b, r, cfg.rgat) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(RGATBlock(a, b, r, cfg.rgat) for a, b in itertools.pairwise(widths))
         self.post_mlp = MLP(widths[-1], cfg.post_mlp.hidden, cfg.post_mlp.out, cfg.post_mlp.dropout)
         self.post_act = nn.GELU()
         self.head_soc = nn.Linear(cfg.post_mlp.out, 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from socmap_data_helpers import harmonise, row
 from pyproj import Transformer
+from socmap_data_helpers import harmonise, row
 
 from socmap.data.harmonise import HarmoniseSettings
 

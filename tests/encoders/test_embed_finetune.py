@@ -78,7 +78,7 @@ def test_backbone_frozen_during_warmup_and_trained_after(data_dir, pipeline_file
 
 def test_errors(tmp_path, pipeline_file, data_dir):
     cfg = load_pipeline(pipeline_file)
-    with pytest.raises(DataError, match="patches.zarr not found"):
+    with pytest.raises(DataError, match=r"patches\.zarr not found"):
         embed(tmp_path / "empty", cfg)
     with pytest.raises(ModelError, match="run `socmap embed"):
         load_embeddings(tmp_path / "empty")

@@ -27,7 +27,7 @@ def _patches(b=2, p=32):
 
 
 def test_pretraining_stats_pick_the_11_bands():
-    mean, std = pretraining_stats("S2L2A")
+    mean, _std = pretraining_stats("S2L2A")
     assert len(mean) == len(MODALITY_BANDS["S2L2A"]) == 11
     assert math.isclose(float(mean[0]), 1503.317, rel_tol=1e-6)  # B02 (BLUE), B01 dropped
     assert math.isclose(float(mean[-1]), 1857.648, rel_tol=1e-6)  # B12

@@ -8,6 +8,7 @@ request (path, Range header, status, bytes sent) and can inject HTTP errors for 
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import threading
@@ -16,8 +17,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import logging
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response

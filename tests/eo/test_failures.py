@@ -123,7 +123,8 @@ def test_transient_http_errors_are_retried(faulty_world, small_world: Path, tmp_
 def test_persistent_http_error_goes_to_failure_table(faulty_world, small_world: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     srv, items = faulty_world
     feats = json.loads(items.read_text())["features"]
-    target = next(f for f in feats if f["collection"] == "sentinel-1-rtc" and f["properties"]["datetime"].startswith("2023"))
+    target = next(f for f in feats
+                  if f["collection"] == "sentinel-1-rtc" and f["properties"]["datetime"].startswith("2023"))
     srv.app.faults[f"{target['id']}/vh.tif"] = -1
     df = samples_frame(small_world)
     df = pd.concat([df[df.year == 2023].head(3), df[df.year == 2024].head(2)])
@@ -172,7 +173,7 @@ def test_killed_run_resumes_to_identical_arrays(small_world: Path, tmp_path: Pat
         while time.time() < deadline and proc.poll() is None:
             try:
                 done_at_kill = int(zarr.open_group(str(killed / "patches.zarr"), mode="r")["done"][:].sum())
-            except Exception:  # noqa: BLE001 - not created yet
+            except Exception:
                 done_at_kill = 0
             if done_at_kill >= 5:
                 proc.send_signal(signal.SIGKILL)

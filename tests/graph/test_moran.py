@@ -36,7 +36,7 @@ def test_matches_esda_on_spatial_relation_with_mask():
     pos = {int(i): p for p, i in enumerate(idx)}
     neighbors = {p: [] for p in range(len(idx))}
     weights = {p: [] for p in range(len(idx))}
-    for s, d, ww in zip(src, dst, w):
+    for s, d, ww in zip(src, dst, w, strict=False):
         if train[s] and train[d]:
             neighbors[pos[int(d)]].append(pos[int(s)])
             weights[pos[int(d)]].append(ww)

@@ -71,7 +71,7 @@ def test_build_graph_three_relations(mode):
 
 
 def test_relations_can_be_switched_off_and_nan_handling():
-    lonlat, ndvi, elev = _points()
+    lonlat, ndvi, _elev = _points()
     g = build_graph(lonlat, GraphConfig(relations=["spatial"], spatial_k_mode="fixed"))
     assert g.relations == ("spatial",) and (g.edge_type == 0).all()
     ndvi[:10] = np.nan

@@ -27,7 +27,7 @@ def test_moe_shapes_and_routing(expert_type, top_k):
     s = _streams()
     out, stats = m(s)
     assert out.shape == (50, 16) and torch.isfinite(out).all()
-    gates = m.route(torch.cat([n(s[k]) for n, k in zip(m.norms, m.streams)], -1))
+    gates = m.route(torch.cat([n(s[k]) for n, k in zip(m.norms, m.streams, strict=False)], -1))
     assert torch.allclose(gates.sum(-1), torch.ones(50), atol=1e-6)
     assert ((gates > 0).sum(-1) == (4 if top_k is None else top_k)).all()
     assert stats.usage.shape == (4,) and torch.isfinite(stats.loss)
@@ -40,7 +40,7 @@ def test_topk_equals_weighted_sum_of_selected_experts():
     m = MoEFusion(DIMS, cfg)
     s = _streams(10)
     out, _ = m(s)
-    parts = [n(s[k]) for n, k in zip(m.norms, m.streams)]
+    parts = [n(s[k]) for n, k in zip(m.norms, m.streams, strict=False)]
     z = torch.cat(parts, -1)
     g = m.route(z)
     ref = sum(g[:, e, None] * m.experts[e](parts, z) for e in range(4))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from torch import Tensor, nn
@@ -36,7 +37,7 @@ class MLP(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         dims = [in_dim, *hidden, out_dim]
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(dims)):
             layers.append(nn.Linear(a, b))
             if i < len(dims) - 2 or act_last:
                 layers += [nn.GELU(), nn.Dropout(dropout)]

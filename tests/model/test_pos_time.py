@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from socmap.config import PositionalConfig, TemporalConfig
-from socmap.encoders.positional import PositionalEncoder
-from socmap.encoders.temporal import TemporalEncoder
+from socmap.model.positional import PositionalEncoder
+from socmap.model.temporal import TemporalEncoder
 
 
 def test_positional_scales_and_features():

@@ -92,7 +92,7 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
         # Only the cached nodes that are someone's neighbour take part: relabel them 0..m-1.
         used, src_local = torch.unique(src, return_inverse=True)
         ei = torch.stack([src_local, attach.edge_index[1]])
-        for layer, h_src_all in zip(model.layers, cache.hidden):
+        for layer, h_src_all in zip(model.layers, cache.hidden, strict=False):
             h_src = h_src_all.to(h.device)[used.to(h_src_all.device)]
             h = layer((h_src, h), ei, attach.edge_type, attach.edge_weight)
         soc, moran, logvar = model.readout(h)

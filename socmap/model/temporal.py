@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from socmap.config import TemporalConfig
-from socmap.model.mlp import MLP
+from socmap.nn import MLP
 
 __all__ = ["TemporalEncoder"]
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from socmap.graph import HeteroGraph, attach_and_predict, attach_edges, build_graph, cache_layers, cached_forward
-from socmap.model import NodeInputs, SpTGNN
+from socmap.graph import HeteroGraph, attach_edges, build_graph
+from socmap.model import NodeInputs, SpTGNN, attach_and_predict, cache_layers, cached_forward
 from tests.conftest import to_inputs
 
 

@@ -1,0 +1,153 @@
+"""The stage contract: every stage's file names, one atomic-write helper and one retry helper.
+
+Each stage reads what an earlier stage wrote and writes something new; the names below are the only place a
+stage file's name is spelled. A stage writes into a temporary sibling (``.<name>.tmp-<random>`` in the same
+folder, so the final rename stays on one file system), flushes, then renames it into place: a failed or killed
+run leaves the previous output (or nothing), never half of a new one.
+
+Folders::
+
+    DATA/    samples.parquet, prepare_report.json, preprocess.json, preprocess_reference.parquet   (prepare)
+             patches.zarr, image_covariates.parquet, extract_failures.csv, extract_report.json   (extract)
+             vit_finetuned.pt                                                                   (finetune-vit)
+             embeddings.zarr                                                                    (embed)
+    MODEL/   the model bundle                                                                   (train)
+    REPORT/  report.md, report.json, figures                                                    (evaluate)
+    MAPS/    REGION/YEAR/ COGs, VRTs, zarr, STAC Item, quick-looks                              (predict)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+__all__ = [
+    "EMBEDDINGS",
+    "EXTRACT_FAILURES",
+    "EXTRACT_REPORT",
+    "IMAGE_COVARIATES",
+    "PATCHES",
+    "PREPARE_REPORT",
+    "PREPROCESS",
+    "PREPROCESS_REFERENCE",
+    "REPORT_JSON",
+    "REPORT_MD",
+    "SAMPLES",
+    "VIT_FINETUNED",
+    "atomic_path",
+    "replace_path",
+    "retry",
+    "temp_sibling",
+]
+
+T = TypeVar("T")
+
+# ------------------------------------------------------------------------------------ stage file names
+SAMPLES = "samples.parquet"
+"""prepare: one row per site (see :data:`socmap.data.SAMPLE_COLUMNS`)."""
+PREPARE_REPORT = "prepare_report.json"
+PREPROCESS = "preprocess.json"
+"""prepare: imputer and scaler fitted on the training split."""
+PREPROCESS_REFERENCE = "preprocess_reference.parquet"
+PATCHES = "patches.zarr"
+"""extract: per-sample 224 x 224 patches of S2L2A, S1GRD and DEM."""
+IMAGE_COVARIATES = "image_covariates.parquet"
+EXTRACT_FAILURES = "extract_failures.csv"
+EXTRACT_REPORT = "extract_report.json"
+VIT_FINETUNED = "vit_finetuned.pt"
+"""finetune-vit: the fine-tuned TerraMind + CLS-merge weights."""
+EMBEDDINGS = "embeddings.zarr"
+"""embed: one frozen-ViT vector per sample."""
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
+
+
+# --------------------------------------------------------------------------------------- atomic writes
+def temp_sibling(final: Path) -> Path:
+    """A fresh temporary name beside ``final`` (same folder, hidden, unique per call)."""
+    final = Path(final)
+    return final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a written file to disk before it is renamed (folders: every file below them)."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for f in files:
+        with contextlib.suppress(OSError):
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def replace_path(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` (a file or a folder) to ``final``, replacing whatever is there.
+
+    A file is replaced by one atomic ``os.replace``. A folder cannot be swapped atomically over an existing one,
+    so the old one is first renamed aside and deleted after the new one is in place: a reader never sees a mix.
+    """
+    tmp, final = Path(tmp), Path(final)
+    _fsync(tmp)
+    if tmp.is_dir() and final.exists():
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        _remove(old)
+    else:
+        os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path | str) -> Iterator[Path]:
+    """Write ``final`` (a file or a folder) under a temporary sibling name; rename it into place on success.
+
+    ``with atomic_path(out / "x.parquet") as tmp: df.to_parquet(tmp)``. On an exception the temporary is
+    removed and ``final`` is left as it was. The parent folder is created if needed.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(final)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"nothing was written to {tmp} for {final}")
+        replace_path(tmp, final)
+    finally:
+        _remove(tmp)
+
+
+# ---------------------------------------------------------------------------------------------- retries
+def retry(fn: Callable[[], T], *, attempts: int, retry_on: tuple[type[BaseException], ...] = (Exception,),
+          base_s: float = 0.25, cap_s: float = 8.0, on_retry: Callable[[int, BaseException], None] | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> T:
+    """Call ``fn`` up to ``attempts`` times, sleeping ``min(base_s * 2**(i-1), cap_s)`` seconds after failure i.
+
+    Only exceptions in ``retry_on`` are retried; the last one is re-raised. ``on_retry(i, exc)`` is called before
+    each sleep (e.g. to clear a cache).
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
+    for i in range(1, attempts + 1):
+        try:
+            return fn()
+        except retry_on as exc:
+            if i == attempts:
+                raise
+            if on_retry is not None:
+                on_retry(i, exc)
+            sleep(min(base_s * 2 ** (i - 1), cap_s))
+    raise AssertionError("unreachable")  # pragma: no cover
