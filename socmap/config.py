@@ -263,6 +263,13 @@ class RGATConfig(_Strict):
     dropout: Fraction = 0.286
     edge_weights: bool = True
     """Feed each edge's weight (inverse distance, NDVI or slope similarity, in (0, 1]) to the attention logits."""
+    edge_weight_mode: Literal["log-prior", "rgatconv"] = "log-prior"
+    """How the edge weight w enters the attention logits (used when ``edge_weights`` is true).
+    ``log-prior``: logit + c[r, h] * log(w), a learned coefficient per relation and head starting at 1, so a
+    weaker neighbour (w < 1, log w < 0) is always pushed down and each relation scales its own weights.
+    ``rgatconv``: RGATConv's one-dimensional edge feature (w W_e) E, which in multiplicative attention multiplies
+    the logit (a weak neighbour's logit shrinks towards 0 rather than down); kept for the equivalence with
+    torch_geometric.nn.RGATConv and for comparison."""
 
 
 class MLPConfig(_Strict):

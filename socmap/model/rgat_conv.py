@@ -1,14 +1,27 @@
-"""Relational graph attention layer that transforms each node once per relation (fast RGATConv).
+"""Relational graph attention layer computed as a sparse attention matrix times node-wise transforms (fast RGATConv).
 
 :class:`torch_geometric.nn.RGATConv` gathers one ``F_in x (H*C)`` weight matrix per *edge* (``index_select`` then
-``bmm``): memory grows as ``|E| * F_in * H * C``. The same maths is computed here by transforming every node once per
-relation (``X W_r``, memory ``|V| * R * H * C``) and gathering the transformed rows per edge (``|E| * H * C``).
-With weights copied from ``RGATConv`` both layers compute the same function (tests/model/test_rgat_conv.py).
+``bmm``): memory grows as ``|E| * F_in * H * C``. The same maths is computed here in three steps whose per-edge
+tensors are never wider than the attention channels ``H * D``:
+
+1. one dense product transforms every source node for every relation, ``G = X [W_1 | ... | W_R]`` (under basis
+   decomposition through the ``B`` bases instead when ``B < R``), and a narrow one gives queries and keys;
+2. the attention logits and their segment softmax are computed per edge and channel, ``(|E|, H * D)``;
+3. the messages are aggregated by a sparse (CSR) product of the attention matrix, rows ``(target, channel)`` and
+   columns ``(source, relation, head)``, with the rows of ``G``; its backward is one sampled dense-dense product
+   (the gradient of the attention values) and one product with the transposed matrix.
+
+With weights copied from ``RGATConv`` (and ``edge_prior=False``) both layers compute the same function
+(tests/model/test_rgat_conv.py). ``edge_prior=True`` replaces RGATConv's edge-feature term by a log-weight prior on
+the logits (:class:`FastRGATConv`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +41,95 @@ def _glorot(t: Tensor) -> None:
         t.uniform_(-a, a)
 
 
+def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the products used here are stable
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support", category=UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """CSR layout of one graph's attention matrix for a layer with ``K = H * D`` attention channels.
+
+    Rows are ``target * K + channel``, columns ``(source * R + relation) * H + head`` (a row of ``G`` viewed as
+    ``(|V_s| R H, C)``). Built once per graph (indices only) and reused while the graph tensors are unchanged.
+    """
+
+    rows: int
+    cols: int
+    q_index: Tensor  # (E,) target * R + relation: row of the (|V_t| R, K) query table
+    k_index: Tensor  # (E,) source * R + relation: row of the (|V_s| R, K) key table
+    group: Tensor  # (E,) softmax segment of each edge
+    num_groups: int
+    crow: Tensor  # (rows + 1,)
+    col: Tensor  # (E K,)
+    val_index: Tensor  # (E K,) position in alpha.reshape(-1) of each CSR value
+    crow_t: Tensor  # transposed matrix (cols + 1,)
+    col_t: Tensor  # (E K,)
+    perm_t: Tensor  # (E K,) CSR value position of each transposed value
+
+
+def _build_plan(edge_index: Tensor, edge_type: Tensor, n_src: int, n_dst: int, relations: int, heads: int,
+                dim: int, within: bool) -> _Plan:
+    dev = edge_index.device
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    et = edge_type.long()
+    n_e, k_ch = src.numel(), heads * dim
+    rows, cols = n_dst * k_ch, n_src * relations * heads
+    idx_dtype = torch.int32 if max(n_e * k_ch, rows, cols) < 2**31 - 1 else torch.int64
+    order = torch.argsort(dst, stable=True)
+    deg = torch.bincount(dst, minlength=n_dst)
+    ptr = torch.zeros(n_dst + 1, dtype=torch.long, device=dev)
+    ptr[1:] = torch.cumsum(deg, 0)
+    ch = torch.arange(k_ch, device=dev)
+    d_sorted = dst[order]
+    rank = torch.arange(n_e, device=dev) - ptr[d_sorted]
+    # Row (i, k) holds target i's in-edges in dst-sorted order; it starts at K ptr[i] + k deg[i].
+    pos = (k_ch * ptr[d_sorted]).unsqueeze(1) + ch.unsqueeze(0) * deg[d_sorted].unsqueeze(1) + rank.unsqueeze(1)
+    pos = pos.reshape(-1)
+    val_index = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
+    val_index[pos] = (order.unsqueeze(1) * k_ch + ch.unsqueeze(0)).reshape(-1)
+    col = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
+    col[pos] = ((src[order] * relations + et[order]).unsqueeze(1) * heads + (ch // dim).unsqueeze(0)).reshape(-1)
+    crow = torch.empty(rows + 1, dtype=torch.long, device=dev)
+    crow[:-1] = ((k_ch * ptr[:-1]).unsqueeze(1) + ch.unsqueeze(0) * deg.unsqueeze(1)).reshape(-1)
+    crow[-1] = n_e * k_ch
+    # Transposed matrix: the CSR entries sorted (stably) by column.
+    row_of = torch.repeat_interleave(torch.arange(rows, device=dev), torch.diff(crow))
+    perm_t = torch.argsort(col, stable=True)
+    crow_t = torch.zeros(cols + 1, dtype=torch.long, device=dev)
+    crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=cols), 0)
+    col_t = row_of[perm_t]
+    group, num_groups = (dst * relations + et, n_dst * relations) if within else (dst, n_dst)
+    return _Plan(rows=rows, cols=cols, q_index=dst * relations + et, k_index=src * relations + et, group=group,
+                 num_groups=num_groups, crow=crow.to(idx_dtype), col=col.to(idx_dtype), val_index=val_index,
+                 crow_t=crow_t.to(idx_dtype), col_t=col_t.to(idx_dtype), perm_t=perm_t)
+
+
+class _AttentionSpMM(torch.autograd.Function):
+    """``A @ G`` for the sparse attention matrix ``A`` (values from autograd, pattern from the plan)."""
+
+    @staticmethod
+    def forward(ctx: Any, values: Tensor, dense: Tensor, plan: _Plan) -> Tensor:
+        ctx.save_for_backward(values, dense)
+        ctx.plan = plan
+        return _csr(plan.crow, plan.col, values, (plan.rows, plan.cols)) @ dense
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        values, dense = ctx.saved_tensors
+        plan: _Plan = ctx.plan
+        grad = grad.contiguous()
+        g_values = g_dense = None
+        if ctx.needs_input_grad[0]:  # dL/dA_ij = <dL/dout_i, G_j> on A's pattern only (sampled product)
+            pattern = _csr(plan.crow, plan.col, values.detach(), (plan.rows, plan.cols))
+            g_values = torch.sparse.sampled_addmm(pattern, grad, dense.t(), beta=0.0).values()
+        if ctx.needs_input_grad[1]:
+            at = _csr(plan.crow_t, plan.col_t, values.detach()[plan.perm_t], (plan.cols, plan.rows))
+            g_dense = at @ grad
+        return g_values, g_dense, None
+
+
 class FastRGATConv(nn.Module):
     r"""Relational graph attention (Busbridge et al., 2019, https://arxiv.org/abs/1904.05811), node-wise transform.
 
@@ -37,11 +139,18 @@ class FastRGATConv(nn.Module):
 
     .. math::
         q_{i,r} = G_r[i]\, Q, \qquad k_{j,r} = G_r[j]\, K, \qquad
-        \epsilon_{ij} = (w_{ij} W_e)\, E \;\text{(optional edge term)}
+        \epsilon_{ij} = (w_{ij} W_e)\, E \;\text{(optional RGATConv edge term)}
 
     .. math::
         \text{additive: } \beta_{ij}^{r} = \operatorname{LeakyReLU}(q_{i,r} + k_{j,r} + \epsilon_{ij}), \qquad
         \text{multiplicative: } \beta_{ij}^{r} = q_{i,r} \odot k_{j,r} \;(\odot\, \epsilon_{ij})
+
+    With ``edge_prior=True`` the edge weight :math:`w_{ij} \in (0, 1]` enters instead as an additive prior on the
+    logit, :math:`\beta_{ij}^{r} \leftarrow \beta_{ij}^{r} + c_{r,h} \log w_{ij}` with a learned coefficient per
+    relation and head, :math:`c_{r,h} = 1` after :meth:`reset_parameters`. Since :math:`\log w \le 0`, a weaker
+    (farther, less similar) neighbour is pushed *down* whatever the sign and size of the content term, which the
+    multiplicative edge term cannot do (it shrinks a logit towards 0), and each relation scales its own weight.
+    With :math:`c = 1` and no content term the attention is :math:`w_{ij} / \sum_j w_{ij}`.
 
     .. math::
         \alpha_{ij}^{r} = \operatorname{softmax}_{j \in \mathcal{N}_r(i)}(\beta_{ij}^{r}) \;\text{(within-relation)},
@@ -52,9 +161,13 @@ class FastRGATConv(nn.Module):
     .. math::
         h_i' = \big\Vert_{h=1}^{H} \sum_{r} \sum_{j \in \mathcal{N}_r(i)} \alpha_{ij,h}^{r}\, G_r[j]_h + b
 
-    This is exactly :class:`torch_geometric.nn.RGATConv` with ``mod=None`` (same parameter names, so a state dict
-    copies across with ``strict=False``; RGATConv's unused ``w, l1, b1, l2, b2`` are not created here).
-    Block-diagonal decomposition and the cardinality-preserving ``mod`` variants are not implemented.
+    Without the prior this is exactly :class:`torch_geometric.nn.RGATConv` with ``mod=None`` (same parameter names,
+    so a state dict copies across once RGATConv's unused ``w, l1, b1, l2, b2`` are dropped). Block-diagonal
+    decomposition and the cardinality-preserving ``mod`` variants are not implemented.
+
+    Cost: the dense products are those of a linear layer ``F_in -> R H C`` (``B H C`` when ``B < R``); everything
+    per edge is ``(|E|, H D)``. The CSR layout of a graph is computed on the first call and reused while the same
+    ``edge_index`` / ``edge_type`` tensors (unchanged in place) come back, as in full-graph training.
 
     Args:
         in_channels (int): input width :math:`F_{in}`.
@@ -70,15 +183,18 @@ class FastRGATConv(nn.Module):
         concat (bool): concatenate heads (``True``) or average them. (default: ``True``)
         negative_slope (float): LeakyReLU slope of the additive mode. (default: 0.2)
         dropout (float): dropout on the attention coefficients during training. (default: 0.0)
-        edge_dim (int, optional): width of edge features (1 for an edge weight). (default: ``None``)
+        edge_dim (int, optional): width of RGATConv-style edge features (1 for an edge weight). (default: ``None``)
+        edge_prior (bool): learn the log-weight prior :math:`c_{r,h}` (``edge_prior``, shape ``(R, H)``) and take
+            the edge weight through ``forward(..., edge_weight=w)``. (default: ``False``)
         bias (bool): add a learned bias. (default: ``True``)
 
     Shapes:
         - **input:** node features :math:`(|V|, F_{in})` or a pair :math:`((|V_s|, F_{in}), (|V_t|, F_{in}))` for a
           bipartite graph (sources, targets), edge index :math:`(2, |E|)` (row 0 = source, row 1 = target),
-          edge type :math:`(|E|)`, optional edge features :math:`(|E|, F_e)` or :math:`(|E|)`
+          edge type :math:`(|E|)`, optional edge features :math:`(|E|, F_e)` or :math:`(|E|)`, optional edge
+          weight :math:`(|E|)` (with ``edge_prior``; must be :math:`> 0`, values below ``1e-30`` count as ``1e-30``)
         - **output:** :math:`(|V_t|, H \cdot D \cdot C)` with ``concat=True``, :math:`(|V_t|, D \cdot C)` otherwise
-          (:math:`D = 1` in additive mode)
+          (:math:`D = 1` in additive mode); attention weights :math:`(|E|, H \cdot D)` in edge order when asked
     """
 
     def __init__(
@@ -95,6 +211,7 @@ class FastRGATConv(nn.Module):
         negative_slope: float = 0.2,
         dropout: float = 0.0,
         edge_dim: int | None = None,
+        edge_prior: bool = False,
         bias: bool = True,
     ) -> None:
         super().__init__()
@@ -125,12 +242,17 @@ class FastRGATConv(nn.Module):
             self.bias = nn.Parameter(torch.empty((heads if concat else 1) * dim * out_channels))
         else:
             self.register_parameter("bias", None)
+        self.lin_edge: nn.Linear | None
         if edge_dim is not None:
-            self.lin_edge = nn.Linear(edge_dim, hc, bias=False)
+            self.lin_edge = nn.utils.skip_init(nn.Linear, edge_dim, hc, bias=False)
             self.e = nn.Parameter(torch.empty(hc, heads * dim))
         else:
             self.lin_edge = None
             self.register_parameter("e", None)
+        if edge_prior:
+            self.edge_prior = nn.Parameter(torch.empty(num_relations, heads))
+        else:
+            self.register_parameter("edge_prior", None)
         if num_bases is not None:
             self.att = nn.Parameter(torch.empty(num_relations, num_bases))
             self.basis = nn.Parameter(torch.empty(num_bases, in_channels, hc))
@@ -139,15 +261,20 @@ class FastRGATConv(nn.Module):
             self.weight = nn.Parameter(torch.empty(num_relations, in_channels, hc))
             self.register_parameter("att", None)
             self.register_parameter("basis", None)
+        self._plan_key: tuple | None = None
+        self._plan: _Plan | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Glorot for weights, bases, coefficients, query, key and edge maps; zeros for the bias."""
+        """Glorot for weights, bases, coefficients, query, key and edge maps; zeros for the bias; 1 for the
+        log-weight prior coefficients (the prior starts as attention proportional to the edge weight)."""
         for p in (self.weight, self.basis, self.att, self.q, self.k, self.e):
             if p is not None:
                 _glorot(p)
         if self.lin_edge is not None:
             _glorot(self.lin_edge.weight)
+        if self.edge_prior is not None:
+            nn.init.ones_(self.edge_prior)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
@@ -158,6 +285,32 @@ class FastRGATConv(nn.Module):
             return w.view(self.num_relations, self.in_channels, self.heads * self.out_channels)
         return self.weight
 
+    def _get_plan(self, edge_index: Tensor, edge_type: Tensor, n_src: int, n_dst: int) -> _Plan:
+        # The key holds the tensors themselves, so their ids cannot be reused while cached.
+        key = (edge_index, edge_type, (edge_index._version, edge_type._version, n_src, n_dst))
+        old = self._plan_key
+        if (self._plan is None or old is None or old[0] is not edge_index or old[1] is not edge_type
+                or old[2] != key[2]):
+            self._plan = _build_plan(edge_index, edge_type, n_src, n_dst, self.num_relations, self.heads, self.dim,
+                                     self.attention_mechanism == "within-relation")
+            self._plan_key = key
+        return self._plan
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_plan_key"] = state["_plan"] = None  # a cache, not state: never pickle or deep-copy it
+        return state
+
+    def _transform(self, x_src: Tensor) -> Tensor:
+        """``G = [X W_1 | ... | X W_R]`` as ``(|V_s|, R H C)``, through the bases when there are fewer of them."""
+        r_count, hc = self.num_relations, self.heads * self.out_channels
+        if self.num_bases is not None and self.num_bases < r_count:
+            xv = x_src @ self.basis.permute(1, 0, 2).reshape(self.in_channels, -1)  # (N, B HC)
+            g = torch.einsum("nbo,rb->nro", xv.view(-1, self.num_bases, hc), self.att)
+            return g.reshape(x_src.size(0), r_count * hc)
+        w = self.relation_weights()
+        return x_src @ w.permute(1, 0, 2).reshape(self.in_channels, r_count * hc)
+
     def forward(
         self,
         x: Tensor | tuple[Tensor, Tensor],
@@ -165,55 +318,64 @@ class FastRGATConv(nn.Module):
         edge_type: Tensor,
         edge_attr: Tensor | None = None,
         return_attention_weights: bool = False,
+        *,
+        edge_weight: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        """Apply the layer; see the class docstring for shapes. Returns ``(out, alpha)`` if asked."""
-        x_src, x_dst = x if isinstance(x, tuple) else (x, x)
-        n_dst = x_dst.size(0)
-        r_count, heads, dim, c = self.num_relations, self.heads, self.dim, self.out_channels
-        src, dst = edge_index[0], edge_index[1]
-        w = self.relation_weights()  # (R, F, HC)
+        """Apply the layer; see the class docstring for shapes. Returns ``(out, alpha)`` if asked.
 
-        # One transform per node and relation, then gather rows per edge: |V| R H C memory, not |E| F H C.
-        g_src = torch.einsum("nf,rfo->nro", x_src, w)  # (Ns, R, HC)
-        out_j = g_src[src, edge_type]  # (E, HC)
-        # Queries: only q = G_r[i] Q is needed, so fold Q into W first when it is cheaper ((R, F, H*D)).
-        wq = torch.matmul(w, self.q)  # (R, F, H*D)
-        wk = torch.matmul(w, self.k)
-        q_dst = torch.einsum("nf,rfo->nro", x_dst, wq)  # (Nt, R, H*D)
-        k_src = torch.einsum("nf,rfo->nro", x_src, wk)  # (Ns, R, H*D)
-        qi = q_dst[dst, edge_type]
-        kj = k_src[src, edge_type]
+        ``edge_attr`` feeds RGATConv's edge-feature term (needs ``edge_dim``); ``edge_weight`` feeds the log prior
+        (needs ``edge_prior=True``; ``None`` is the same as every weight 1).
+        """
+        x_src, x_dst = x if isinstance(x, tuple) else (x, x)
+        n_src, n_dst = x_src.size(0), x_dst.size(0)
+        r_count, heads, dim, c = self.num_relations, self.heads, self.dim, self.out_channels
+        k_ch = heads * dim
+        if edge_attr is not None and self.lin_edge is None:
+            raise ValueError("edge_attr given but the layer was built with edge_dim=None")
+        if edge_weight is not None and self.edge_prior is None:
+            raise ValueError("edge_weight given but the layer was built with edge_prior=False")
+        plan = self._get_plan(edge_index, edge_type, n_src, n_dst)
+
+        g = self._transform(x_src)  # (Ns, R H C)
+        # Queries and keys only need G_r Q and G_r K: fold Q and K into W_r first ((R, F, H D), narrow).
+        w = self.relation_weights()
+        wq = torch.matmul(w, self.q).permute(1, 0, 2).reshape(self.in_channels, r_count * k_ch)
+        wk = torch.matmul(w, self.k).permute(1, 0, 2).reshape(self.in_channels, r_count * k_ch)
+        if x_src is x_dst:
+            qk = x_src @ torch.cat([wq, wk], dim=1)
+            q_tab, k_tab = qk[:, : r_count * k_ch], qk[:, r_count * k_ch:]
+        else:
+            q_tab, k_tab = x_dst @ wq, x_src @ wk
+        qi = q_tab.reshape(n_dst * r_count, k_ch).index_select(0, plan.q_index)  # (E, H D)
+        kj = k_tab.reshape(n_src * r_count, k_ch).index_select(0, plan.k_index)
 
         alpha_edge: Tensor | None = None
         if edge_attr is not None:
-            if self.lin_edge is None:
-                raise ValueError("edge_attr given but the layer was built with edge_dim=None")
+            assert self.lin_edge is not None and self.e is not None
             if edge_attr.dim() == 1:
                 edge_attr = edge_attr.view(-1, 1)
-            alpha_edge = torch.matmul(self.lin_edge(edge_attr), self.e)  # (E, H*D)
+            # (w W_e) E = w (W_e E): fold the (F_e, H C) map into the (H C, H D) one, no (E, H C) tensor.
+            alpha_edge = edge_attr @ (self.lin_edge.weight.t() @ self.e)  # (E, H D)
 
         if self.attention_mode == "additive-self-attention":
             alpha = qi + kj if alpha_edge is None else qi + kj + alpha_edge
             alpha = F.leaky_relu(alpha, self.negative_slope)
         else:
             alpha = qi * kj if alpha_edge is None else (qi * kj) * alpha_edge
+        if edge_weight is not None:
+            assert self.edge_prior is not None
+            log_w = torch.log(edge_weight.reshape(-1).clamp_min(1e-30)).to(alpha.dtype)
+            prior = self.edge_prior.index_select(0, edge_type.long()) * log_w.unsqueeze(1)  # (E, H)
+            alpha = (alpha.view(-1, heads, dim) + prior.unsqueeze(2)).view(-1, k_ch)
 
-        if self.attention_mechanism == "within-relation":
-            group = dst * r_count + edge_type
-            alpha = softmax(alpha, group, num_nodes=n_dst * r_count)
-        else:
-            alpha = softmax(alpha, dst, num_nodes=n_dst)
+        alpha = softmax(alpha, plan.group, num_nodes=plan.num_groups)
         att = alpha
         if self.training and self.dropout > 0:
             alpha = F.dropout(alpha, p=self.dropout, training=True)
 
-        if self.attention_mode == "additive-self-attention":
-            msg = alpha.view(-1, heads, 1) * out_j.view(-1, heads, c)  # (E, H, C)
-        else:
-            msg = alpha.view(-1, heads, dim, 1) * out_j.view(-1, heads, 1, c)  # (E, H, D, C)
-        out = msg.new_zeros((n_dst, *msg.shape[1:]))
-        out.index_add_(0, dst, msg)
-        out = out.reshape(n_dst, -1) if self.concat else out.mean(dim=1).reshape(n_dst, -1)
+        values = alpha.reshape(-1).index_select(0, plan.val_index)
+        out = _AttentionSpMM.apply(values, g.view(n_src * r_count * heads, c), plan)  # (Nt H D, C)
+        out = out.view(n_dst, k_ch * c) if self.concat else out.view(n_dst, heads, dim * c).mean(dim=1)
         if self.bias is not None:
             out = out + self.bias
         if return_attention_weights:
@@ -222,4 +384,5 @@ class FastRGATConv(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, heads={self.heads}, relations={self.num_relations}, "
-                f"bases={self.num_bases}, {self.attention_mechanism}, {self.attention_mode}")
+                f"bases={self.num_bases}, {self.attention_mechanism}, {self.attention_mode}, "
+                f"edge_prior={self.edge_prior is not None}")
