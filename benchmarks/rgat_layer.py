@@ -61,6 +61,100 @@ def _graph(n: int, e: int, r: int, f: int, seed: int, device: str):
     return x.to(device), ei.to(device), et.to(device)
 
 
+def _sync(dev: str) -> None:
+    import torch
+
+    if dev.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1: len(xs) // 2 + 1]) / 2
+
+
+def _dense_shapes(widths: list[int], relations: int, heads: int, bases: int | None) -> list[tuple[int, int]]:
+    """(F_in, M) of each block's dense product X (N, F_in) @ W (F_in, M): relation (or basis) transform, folded
+    queries and keys, and the skip projection."""
+    shapes = []
+    for f_in, f_out in itertools.pairwise(widths):
+        transform = min(relations, bases) if bases is not None else relations
+        shapes.append((f_in, transform * f_out + 2 * relations * heads + f_out))
+    return shapes
+
+
+def _matmul_limit(n: int, shapes: list[tuple[int, int]], dev: str, repeats: int) -> tuple[float, float]:
+    """Seconds for the stack's dense products alone as plain fp32 matmuls (forward X W, backward dY W^T and
+    X^T dY per block: the same FLOPs as the stack's dense work), and the FLOPs."""
+    import torch
+
+    g = torch.Generator(device=dev).manual_seed(0)
+    mats = [(torch.randn(n, f, device=dev, generator=g), torch.randn(f, m, device=dev, generator=g),
+             torch.randn(n, m, device=dev, generator=g)) for f, m in shapes]
+    flops = float(sum(3 * 2 * n * f * m for f, m in shapes))
+    times = []
+    for _ in range(repeats + 1):  # the first is a warm-up
+        _sync(dev)
+        t0 = time.perf_counter()
+        for x, w, dy in mats:
+            x @ w
+            dy @ w.t()
+            x.t() @ dy
+        _sync(dev)
+        times.append(time.perf_counter() - t0)
+    return _median(times[1:]), flops
+
+
+def _africa_stack(args, dev: str, peak_now) -> dict:
+    """Time the Africa-width stack of RGATBlocks (training mode, dropout on) forward + backward on a random
+    3-relation graph; the first pass, which also builds each layer's CSR layout of the graph, is reported apart."""
+    import torch
+    from torch import nn
+
+    from socmap.config import RGATConfig
+    from socmap.model.rgat_block import RGATBlock
+
+    widths = [int(w) for w in args.africa_widths.split(",")]
+    n, e = args.africa_nodes, args.africa_nodes * args.africa_edges_per_node
+    x, ei, et = _graph(n, e, args.relations, widths[0], args.seed, dev)
+    ew = torch.rand(e, generator=torch.Generator().manual_seed(args.seed + 1)).to(dev) * 0.99 + 0.01
+    cfg = RGATConfig(hidden_dims=widths[1:], heads=args.heads, bases=4, attention_mechanism="within-relation",
+                     attention_mode="multiplicative-self-attention", edge_weight_mode=args.africa_edge_mode)
+    torch.manual_seed(args.seed)
+    stack = nn.ModuleList(RGATBlock(a, b, args.relations, cfg) for a, b in itertools.pairwise(widths)).to(dev)
+    stack.train()
+    x.requires_grad_(True)  # in SpTGNN the stack's input comes from the Pre-MLP, so it needs a gradient too
+    if dev.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    base = peak_now() if not dev.startswith("cuda") else torch.cuda.memory_allocated() / 2**20
+    fwd, bwd = [], []
+    for _ in range(args.repeats + 1):
+        _sync(dev)
+        t0 = time.perf_counter()
+        h = x
+        for block in stack:
+            h = block(h, ei, et, ew)
+        loss = h.square().mean()
+        _sync(dev)
+        t1 = time.perf_counter()
+        loss.backward()
+        _sync(dev)
+        fwd.append(t1 - t0)
+        bwd.append(time.perf_counter() - t1)
+        x.grad = None
+        stack.zero_grad(set_to_none=True)
+    peak = peak_now() - base
+    totals = [a + b for a, b in zip(fwd, bwd, strict=True)]
+    stack_s = _median(totals[1:]) if len(totals) > 1 else totals[0]
+    matmul_s, flops = _matmul_limit(n, _dense_shapes(widths, args.relations, args.heads, 4), dev,
+                                    max(args.repeats, 1))
+    return dict(nodes=n, edges=e, widths=widths, edge_weight_mode=args.africa_edge_mode,
+                first_s=round(totals[0], 4), times=[round(t, 4) for t in totals[1:]],
+                forward_s=round(_median(fwd[1:] or fwd), 4), backward_s=round(_median(bwd[1:] or bwd), 4),
+                total_s=round(stack_s, 4), dense_gflop=round(flops / 1e9, 2), matmul_s=round(matmul_s, 4),
+                matmul_gflops=round(flops / 1e9 / matmul_s, 1), ratio_to_matmul=round(stack_s / matmul_s, 2),
+                base_mb=round(base, 1), peak_mb=round(peak, 1))
+
+
 def _build(args, f_in: int, c: int):
     import torch
     from torch_geometric.nn import RGATConv
@@ -124,35 +218,8 @@ def worker(args) -> None:
         torch.save(out.detach().cpu(), args.out_file)
         result.update(base_mb=round(base, 1), peak_mb=round(peak - base, 1), s=round(min(times), 4),
                       times=[round(t, 4) for t in times])
-    else:  # africa widths, our layer alone
-        from socmap.model.rgat_conv import FastRGATConv
-
-        widths = [int(w) for w in args.africa_widths.split(",")]
-        e = args.africa_nodes * args.africa_edges_per_node
-        x, ei, et = _graph(args.africa_nodes, e, args.relations, widths[0], args.seed, dev)
-        layers = []
-        for f_in, f_out in itertools.pairwise(widths):
-            layers.append(FastRGATConv(f_in, f_out // args.heads, args.relations, num_bases=4,
-                                       attention_mechanism="within-relation",
-                                       attention_mode="multiplicative-self-attention", heads=args.heads,
-                                       edge_dim=1).to(dev))
-        ew = torch.rand(e, device=dev)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        base = peak_now() if not cuda else torch.cuda.memory_allocated() / 2**20
-        per_layer = []
-        t_all = time.perf_counter()
-        for layer in layers:
-            xi = torch.randn(args.africa_nodes, layer.in_channels, device=dev, requires_grad=True)
-            t0 = time.perf_counter()
-            out = layer(xi, ei, et, ew)
-            out.square().mean().backward()
-            if cuda:
-                torch.cuda.synchronize()
-            per_layer.append(round(time.perf_counter() - t0, 4))
-        result.update(nodes=args.africa_nodes, edges=e, widths=widths, per_layer_s=per_layer,
-                      total_s=round(time.perf_counter() - t_all, 4), base_mb=round(base, 1),
-                      peak_mb=round(peak_now() - base, 1))
+    else:  # the Africa-width RGAT stack (RGATBlocks), forward + backward, against its dense matmul limit
+        result.update(_africa_stack(args, dev, peak_now))
     print(json.dumps(result), flush=True)
 
 
@@ -160,8 +227,7 @@ def _run(kind: str, args, out_file: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--out-file", out_file]
     for k in ("nodes", "edges", "relations", "in_channels", "out_channels", "heads", "bases", "mechanism", "mode",
               "seed", "threads", "device", "repeats", "pyg_repeats", "mem_limit_gb", "africa_nodes",
-              "africa_edges_per_node",
-              "africa_widths"):
+              "africa_edges_per_node", "africa_widths", "africa_edge_mode"):
         v = getattr(args, k)
         if v is not None:
             cmd += [f"--{k.replace('_', '-')}", str(v)]
@@ -190,12 +256,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--repeats", type=int, default=3, help="timed passes of our layer (best is reported)")
-    p.add_argument("--pyg-repeats", type=int, default=1, help="timed passes of RGATConv (best is reported)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed passes of our layer (best is reported) and of the Africa stack (median reported)")
+    p.add_argument("--pyg-repeats", type=int, default=1,
+                   help="timed passes of RGATConv (best is reported); 0 skips RGATConv (as --skip-pyg)")
     p.add_argument("--no-warmup", dest="warmup", action="store_false", help="no untimed first pass of ours")
     p.add_argument("--africa-nodes", type=int, default=25_000, help="0 skips the Africa-width run")
     p.add_argument("--africa-edges-per-node", type=int, default=13, help="k_spatial 5 + k_ndvi 3 + elevation 5")
     p.add_argument("--africa-widths", default="256,512,256,128,64", help="Pre-MLP out, then RGAT hidden dims")
+    p.add_argument("--africa-edge-mode", default="log-prior", choices=["log-prior", "rgatconv"],
+                   help="rgat.edge_weight_mode of the Africa stack")
     p.add_argument("--skip-pyg", action="store_true", help="do not run RGATConv")
     phys_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     p.add_argument("--mem-limit-gb", type=float, default=round(phys_gb + 0.5, 1),
@@ -222,7 +292,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ours = _run("ours", args, f"{tmp}/ours.pt")
         print("ours :", json.dumps(ours), flush=True)
-        pyg = {"error": "skipped"} if args.skip_pyg else _run("pyg", args, f"{tmp}/pyg.pt")
+        skip = args.skip_pyg or args.pyg_repeats < 1
+        pyg = {"error": "skipped"} if skip else _run("pyg", args, f"{tmp}/pyg.pt")
         print("pyg  :", json.dumps(pyg), flush=True)
         summary.update(ours_peak_mb=ours.get("peak_mb"), ours_s=ours.get("s"), ours_base_mb=ours.get("base_mb"),
                        pyg_peak_mb=pyg.get("peak_mb"), pyg_s=pyg.get("s"), pyg_base_mb=pyg.get("base_mb"))
@@ -236,10 +307,23 @@ def main(argv: list[str] | None = None) -> None:
                            error=ours.get("error") or pyg.get("error"))
         if args.africa_nodes > 0:
             africa = _run("africa", args, f"{tmp}/africa.pt")
-            print("africa widths, ours alone:", json.dumps(africa), flush=True)
+            print("africa-width stack:", json.dumps(africa), flush=True)
+            if "error" not in africa:
+                print(f"africa-width stack ({africa['nodes']} nodes, {africa['edges']} edges, "
+                      f"{'->'.join(map(str, africa['widths']))}, {africa['edge_weight_mode']}): forward+backward "
+                      f"{africa['total_s']:.3f} s (median of {len(africa['times'])}; first pass with the CSR "
+                      f"layout {africa['first_s']:.3f} s); its dense products as plain fp32 matmuls "
+                      f"({africa['dense_gflop']} GFLOP at {africa['matmul_gflops']} GFLOP/s) "
+                      f"{africa['matmul_s']:.3f} s; ratio {africa['ratio_to_matmul']:.2f}", flush=True)
             summary.update(africa_nodes=africa.get("nodes"), africa_edges=africa.get("edges"),
-                           africa_per_layer_s=africa.get("per_layer_s"), africa_s=africa.get("total_s"),
-                           africa_peak_mb=africa.get("peak_mb"))
+                           africa_s=africa.get("total_s"), africa_first_s=africa.get("first_s"),
+                           africa_times=africa.get("times"), africa_forward_s=africa.get("forward_s"),
+                           africa_backward_s=africa.get("backward_s"), africa_matmul_s=africa.get("matmul_s"),
+                           africa_matmul_gflops=africa.get("matmul_gflops"),
+                           africa_dense_gflop=africa.get("dense_gflop"),
+                           africa_ratio_to_matmul=africa.get("ratio_to_matmul"),
+                           africa_edge_weight_mode=africa.get("edge_weight_mode"),
+                           africa_peak_mb=africa.get("peak_mb"), africa_error=africa.get("error"))
     print(json.dumps(summary), flush=True)
 
 
