@@ -26,7 +26,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch_geometric.utils import softmax
 
 __all__ = ["FastRGATConv"]
 
@@ -128,6 +127,30 @@ class _AttentionSpMM(torch.autograd.Function):
             at = _csr(plan.crow_t, plan.col_t, values.detach()[plan.perm_t], (plan.cols, plan.rows))
             g_dense = at @ grad
         return g_values, g_dense, None
+
+
+class _SegmentSoftmax(torch.autograd.Function):
+    """Softmax of ``(E, K)`` logits over the edges of each group (``group`` (E,) in ``[0, num_groups)``), per
+    channel; the same function as ``torch_geometric.utils.softmax`` in fewer passes over the edges."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor, group: Tensor, num_groups: int) -> Tensor:
+        shape = (num_groups, logits.size(1))
+        top = logits.new_full(shape, -math.inf).scatter_reduce_(0, group.view(-1, 1).expand_as(logits), logits,
+                                                                 "amax", include_self=True)
+        ex = (logits - top.index_select(0, group)).exp_()
+        total = logits.new_zeros(shape).index_add_(0, group, ex)
+        out = ex.div_(total.index_select(0, group))
+        ctx.save_for_backward(out, group)
+        ctx.num_groups = num_groups
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        out, group = ctx.saved_tensors
+        ga = grad * out  # d softmax: a * (g - sum_group a g)
+        total = ga.new_zeros((ctx.num_groups, ga.size(1))).index_add_(0, group, ga)
+        return ga.sub_(out * total.index_select(0, group)), None, None
 
 
 class FastRGATConv(nn.Module):
@@ -263,6 +286,8 @@ class FastRGATConv(nn.Module):
             self.register_parameter("basis", None)
         self._plan_key: tuple | None = None
         self._plan: _Plan | None = None
+        self._prior_key: tuple | None = None
+        self._prior_basis: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -296,9 +321,26 @@ class FastRGATConv(nn.Module):
             self._plan_key = key
         return self._plan
 
+    def _log_weight_by_relation(self, edge_weight: Tensor, edge_type: Tensor, dtype: torch.dtype) -> Tensor:
+        r"""``(E, R)``: :math:`\log w_e` in column ``type_e``, 0 elsewhere, so that the prior is one product with
+        the ``(R, H)`` coefficients. Cached like the CSR layout (unless the weights need a gradient)."""
+        key = (edge_weight, edge_type, (edge_weight._version, edge_type._version, dtype))
+        old = self._prior_key
+        if (edge_weight.requires_grad or self._prior_basis is None or old is None or old[0] is not edge_weight
+                or old[1] is not edge_type or old[2] != key[2]):
+            log_w = torch.log(edge_weight.reshape(-1, 1).clamp_min(1e-30)).to(dtype)
+            basis = log_w.new_zeros((log_w.size(0), self.num_relations)).scatter(1, edge_type.long().view(-1, 1),
+                                                                                  log_w)
+            if edge_weight.requires_grad:
+                return basis
+            self._prior_basis, self._prior_key = basis, key
+        assert self._prior_basis is not None
+        return self._prior_basis
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_plan_key"] = state["_plan"] = None  # a cache, not state: never pickle or deep-copy it
+        for name in ("_plan_key", "_plan", "_prior_key", "_prior_basis"):
+            state[name] = None  # caches, not state: never pickle or deep-copy them
         return state
 
     def _transform(self, x_src: Tensor) -> Tensor:
@@ -339,15 +381,17 @@ class FastRGATConv(nn.Module):
         g = self._transform(x_src)  # (Ns, R H C)
         # Queries and keys only need G_r Q and G_r K: fold Q and K into W_r first ((R, F, H D), narrow).
         w = self.relation_weights()
-        wq = torch.matmul(w, self.q).permute(1, 0, 2).reshape(self.in_channels, r_count * k_ch)
-        wk = torch.matmul(w, self.k).permute(1, 0, 2).reshape(self.in_channels, r_count * k_ch)
-        if x_src is x_dst:
-            qk = x_src @ torch.cat([wq, wk], dim=1)
-            q_tab, k_tab = qk[:, : r_count * k_ch], qk[:, r_count * k_ch:]
+        wq, wk = torch.matmul(w, self.q), torch.matmul(w, self.k)
+        if x_src is x_dst:  # one product; row (node, relation) holds [q | k], gathered without copies
+            wqk = torch.cat([wq, wk], dim=2).permute(1, 0, 2).reshape(self.in_channels, r_count * 2 * k_ch)
+            qk = (x_src @ wqk).view(n_src * r_count, 2 * k_ch)
+            qi = qk.index_select(0, plan.q_index)[:, :k_ch]  # (E, H D)
+            kj = qk.index_select(0, plan.k_index)[:, k_ch:]
         else:
-            q_tab, k_tab = x_dst @ wq, x_src @ wk
-        qi = q_tab.reshape(n_dst * r_count, k_ch).index_select(0, plan.q_index)  # (E, H D)
-        kj = k_tab.reshape(n_src * r_count, k_ch).index_select(0, plan.k_index)
+            q_tab = x_dst @ wq.permute(1, 0, 2).reshape(self.in_channels, r_count * k_ch)
+            k_tab = x_src @ wk.permute(1, 0, 2).reshape(self.in_channels, r_count * k_ch)
+            qi = q_tab.view(n_dst * r_count, k_ch).index_select(0, plan.q_index)
+            kj = k_tab.view(n_src * r_count, k_ch).index_select(0, plan.k_index)
 
         alpha_edge: Tensor | None = None
         if edge_attr is not None:
@@ -364,11 +408,10 @@ class FastRGATConv(nn.Module):
             alpha = qi * kj if alpha_edge is None else (qi * kj) * alpha_edge
         if edge_weight is not None:
             assert self.edge_prior is not None
-            log_w = torch.log(edge_weight.reshape(-1).clamp_min(1e-30)).to(alpha.dtype)
-            prior = self.edge_prior.index_select(0, edge_type.long()) * log_w.unsqueeze(1)  # (E, H)
+            prior = self._log_weight_by_relation(edge_weight, edge_type, alpha.dtype) @ self.edge_prior  # (E, H)
             alpha = (alpha.view(-1, heads, dim) + prior.unsqueeze(2)).view(-1, k_ch)
 
-        alpha = softmax(alpha, plan.group, num_nodes=plan.num_groups)
+        alpha = _SegmentSoftmax.apply(alpha, plan.group, plan.num_groups)
         att = alpha
         if self.training and self.dropout > 0:
             alpha = F.dropout(alpha, p=self.dropout, training=True)
