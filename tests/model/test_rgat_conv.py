@@ -224,3 +224,24 @@ def test_dropout_only_in_training():
     torch.manual_seed(1)
     b = m(x, ei, et)
     assert not torch.allclose(a, b)
+
+
+def test_sparse_product_ignores_uninitialised_output():
+    # _spmm relies on addmm(out=C, beta=0) never reading C (the MKL path writes into torch.empty)
+    ei, et, _, n = _star_graph(n_targets=3, per_relation=2, r=2)
+    plan = _build_plan(ei, et, n, n, 2, 2, 1, within=True)
+    values = torch.rand(plan.col.numel())
+    dense = torch.randn(plan.cols, 3)
+    a = torch.sparse_csr_tensor(plan.crow, plan.col, values, size=(plan.rows, plan.cols))
+    out = torch.full((plan.rows, 3), float("nan"))
+    torch.addmm(out, a, dense, beta=0.0, out=out)
+    assert torch.allclose(out, a.to_dense() @ dense, atol=1e-6)
+
+
+def test_log_prior_follows_in_place_weight_changes():
+    x, ei, et, _ = _graph(seed=6)
+    m = FastRGATConv(16, 8, 3, num_bases=2, heads=2, edge_prior=True).eval()
+    ew = torch.rand(ei.size(1), generator=torch.Generator().manual_seed(1))
+    m(x, ei, et, edge_weight=ew)
+    ew.fill_(1.0)  # in place: the cached log-weights must be recomputed
+    assert torch.allclose(m(x, ei, et, edge_weight=ew), m(x, ei, et), atol=1e-6)
