@@ -9,7 +9,7 @@ from torch_geometric.nn import RGATConv
 
 from socmap.config import RGATConfig
 from socmap.model.rgat_block import RGATBlock
-from socmap.model.rgat_conv import FastRGATConv, _AttentionSpMM, _build_plan
+from socmap.model.rgat_conv import FastRGATConv, _AttentionSpMM, _build_plan, _csr
 
 MECHS = ["within-relation", "across-relation"]
 MODES = ["additive-self-attention", "multiplicative-self-attention"]
@@ -232,7 +232,7 @@ def test_sparse_product_ignores_uninitialised_output():
     plan = _build_plan(ei, et, n, n, 2, 2, 1, within=True)
     values = torch.rand(plan.col.numel())
     dense = torch.randn(plan.cols, 3)
-    a = torch.sparse_csr_tensor(plan.crow, plan.col, values, size=(plan.rows, plan.cols))
+    a = _csr(plan.crow, plan.col, values, (plan.rows, plan.cols))
     out = torch.full((plan.rows, 3), float("nan"))
     torch.addmm(out, a, dense, beta=0.0, out=out)
     assert torch.allclose(out, a.to_dense() @ dense, atol=1e-6)
