@@ -72,14 +72,34 @@ def _median(xs: list[float]) -> float:
     return sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1: len(xs) // 2 + 1]) / 2
 
 
-def _dense_shapes(widths: list[int], relations: int, heads: int, bases: int | None) -> list[tuple[int, int]]:
-    """(F_in, M) of each block's dense product X (N, F_in) @ W (F_in, M): relation (or basis) transform, folded
-    queries and keys, and the skip projection."""
+def _dense_shapes(widths: list[int], relations: int, heads: int, bases: int | None,
+                  skip: bool) -> list[tuple[int, int]]:
+    """(F_in, M) of each layer's dense product X (N, F_in) @ W (F_in, M): relation (or basis) transform, folded
+    queries and keys, and (``skip``) the block's skip projection."""
     shapes = []
     for f_in, f_out in itertools.pairwise(widths):
         transform = min(relations, bases) if bases is not None else relations
-        shapes.append((f_in, transform * f_out + 2 * relations * heads + f_out))
+        shapes.append((f_in, transform * f_out + 2 * relations * heads + (f_out if skip else 0)))
     return shapes
+
+
+def _conv_only(f_in: int, f_out: int, relations: int, cfg):
+    from torch import nn
+
+    from socmap.model.rgat_block import RGATBlock
+
+    class ConvOnly(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = RGATBlock(f_in, f_out, relations, cfg.model_copy(update={"dropout": 0.0}))
+
+        def forward(self, x, ei, et, ew):
+            b = self.block
+            if b.edge_mode == "log-prior":
+                return b.conv(x, ei, et, edge_weight=ew)
+            return b.conv(x, ei, et, ew if b.edge_mode == "rgatconv" else None)
+
+    return ConvOnly()
 
 
 def _matmul_limit(n: int, shapes: list[tuple[int, int]], dev: str, repeats: int) -> tuple[float, float]:
@@ -120,7 +140,11 @@ def _africa_stack(args, dev: str, peak_now) -> dict:
     cfg = RGATConfig(hidden_dims=widths[1:], heads=args.heads, bases=4, attention_mechanism="within-relation",
                      attention_mode="multiplicative-self-attention", edge_weight_mode=args.africa_edge_mode)
     torch.manual_seed(args.seed)
-    stack = nn.ModuleList(RGATBlock(a, b, args.relations, cfg) for a, b in itertools.pairwise(widths)).to(dev)
+    if args.africa_stack == "blocks":
+        stack = nn.ModuleList(RGATBlock(a, b, args.relations, cfg) for a, b in itertools.pairwise(widths))
+    else:  # the relational convolutions alone (no activation, skip, LayerNorm or dropout), as RGATConv would be
+        stack = nn.ModuleList(_conv_only(a, b, args.relations, cfg) for a, b in itertools.pairwise(widths))
+    stack = stack.to(dev)
     stack.train()
     x.requires_grad_(True)  # in SpTGNN the stack's input comes from the Pre-MLP, so it needs a gradient too
     if dev.startswith("cuda"):
@@ -145,9 +169,9 @@ def _africa_stack(args, dev: str, peak_now) -> dict:
     peak = peak_now() - base
     totals = [a + b for a, b in zip(fwd, bwd, strict=True)]
     stack_s = _median(totals[1:]) if len(totals) > 1 else totals[0]
-    matmul_s, flops = _matmul_limit(n, _dense_shapes(widths, args.relations, args.heads, 4), dev,
-                                    max(args.repeats, 1))
-    return dict(nodes=n, edges=e, widths=widths, edge_weight_mode=args.africa_edge_mode,
+    matmul_s, flops = _matmul_limit(n, _dense_shapes(widths, args.relations, args.heads, 4,
+                                                     skip=args.africa_stack == "blocks"), dev, max(args.repeats, 1))
+    return dict(nodes=n, edges=e, widths=widths, edge_weight_mode=args.africa_edge_mode, stack=args.africa_stack,
                 first_s=round(totals[0], 4), times=[round(t, 4) for t in totals[1:]],
                 forward_s=round(_median(fwd[1:] or fwd), 4), backward_s=round(_median(bwd[1:] or bwd), 4),
                 total_s=round(stack_s, 4), dense_gflop=round(flops / 1e9, 2), matmul_s=round(matmul_s, 4),
@@ -227,7 +251,7 @@ def _run(kind: str, args, out_file: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--out-file", out_file]
     for k in ("nodes", "edges", "relations", "in_channels", "out_channels", "heads", "bases", "mechanism", "mode",
               "seed", "threads", "device", "repeats", "pyg_repeats", "mem_limit_gb", "africa_nodes",
-              "africa_edges_per_node", "africa_widths", "africa_edge_mode"):
+              "africa_edges_per_node", "africa_widths", "africa_edge_mode", "africa_stack"):
         v = getattr(args, k)
         if v is not None:
             cmd += [f"--{k.replace('_', '-')}", str(v)]
@@ -266,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--africa-widths", default="256,512,256,128,64", help="Pre-MLP out, then RGAT hidden dims")
     p.add_argument("--africa-edge-mode", default="log-prior", choices=["log-prior", "rgatconv"],
                    help="rgat.edge_weight_mode of the Africa stack")
+    p.add_argument("--africa-stack", default="blocks", choices=["blocks", "convs"],
+                   help="RGATBlocks as in SpTGNN (training mode, config dropout), or the convolutions alone")
     p.add_argument("--skip-pyg", action="store_true", help="do not run RGATConv")
     phys_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     p.add_argument("--mem-limit-gb", type=float, default=round(phys_gb + 0.5, 1),
@@ -309,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
             africa = _run("africa", args, f"{tmp}/africa.pt")
             print("africa-width stack:", json.dumps(africa), flush=True)
             if "error" not in africa:
-                print(f"africa-width stack ({africa['nodes']} nodes, {africa['edges']} edges, "
+                print(f"africa-width stack of {africa['stack']} ({africa['nodes']} nodes, {africa['edges']} edges, "
                       f"{'->'.join(map(str, africa['widths']))}, {africa['edge_weight_mode']}): forward+backward "
                       f"{africa['total_s']:.3f} s (median of {len(africa['times'])}; first pass with the CSR "
                       f"layout {africa['first_s']:.3f} s); its dense products as plain fp32 matmuls "
@@ -322,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
                            africa_matmul_gflops=africa.get("matmul_gflops"),
                            africa_dense_gflop=africa.get("dense_gflop"),
                            africa_ratio_to_matmul=africa.get("ratio_to_matmul"),
-                           africa_edge_weight_mode=africa.get("edge_weight_mode"),
+                           africa_edge_weight_mode=africa.get("edge_weight_mode"), africa_stack=africa.get("stack"),
                            africa_peak_mb=africa.get("peak_mb"), africa_error=africa.get("error"))
     print(json.dumps(summary), flush=True)
 

@@ -44,7 +44,7 @@ class RGATBlock(nn.Module):
         )
         # Built uninitialised: reset_parameters() is the one place weights are set.
         self.skip = nn.utils.skip_init(nn.Linear, in_dim, out_dim, bias=False)
-        self.norm = nn.LayerNorm(out_dim)
+        self.norm = nn.utils.skip_init(nn.LayerNorm, out_dim)
         self.dropout = cfg.dropout
         self.in_dim, self.out_dim = in_dim, out_dim
         self.reset_parameters()
