@@ -75,6 +75,11 @@ def _build_plan(edge_index: Tensor, edge_type: Tensor, n_src: int, n_dst: int, r
     et = edge_type.long()
     n_e, k_ch = src.numel(), heads * dim
     rows, cols = n_dst * k_ch, n_src * relations * heads
+    if n_e:  # the sparse kernels do not check their indices: an out-of-range one must fail here, not crash there
+        for name, t, n in (("source node", src, n_src), ("target node", dst, n_dst), ("edge type", et, relations)):
+            lo, hi = int(t.min()), int(t.max())
+            if lo < 0 or hi >= n:
+                raise ValueError(f"{name} indices span [{lo}, {hi}], outside [0, {n})")
     idx_dtype = torch.int32 if max(n_e * k_ch, rows, cols) < 2**31 - 1 else torch.int64
     order = torch.argsort(dst, stable=True)
     deg = torch.bincount(dst, minlength=n_dst)

@@ -213,6 +213,15 @@ def test_rejects_bad_options():
         m(x, ei, et, ew)
 
 
+def test_rejects_out_of_range_indices():
+    x, ei, et, _ = _graph(f=8)
+    m = FastRGATConv(8, 4, 3)
+    with pytest.raises(ValueError, match="source node"):
+        m(x[:10], ei, et)
+    with pytest.raises(ValueError, match="edge type"):
+        m(x, ei, et + 1)
+
+
 def test_dropout_only_in_training():
     x, ei, et, _ = _graph()
     m = FastRGATConv(16, 8, 3, heads=2, dropout=0.5)
