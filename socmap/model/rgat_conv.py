@@ -68,6 +68,17 @@ class _Plan:
     perm_t: Tensor  # (E K,) CSR value position of each transposed value
 
 
+def _segments(key: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Stable order of ``key`` (values in ``[0, n)``), the count and start of each key, and each sorted item's rank
+    within its key."""
+    order = torch.argsort(key, stable=True)
+    count = torch.bincount(key, minlength=n)
+    start = torch.zeros(n + 1, dtype=torch.long, device=key.device)
+    start[1:] = torch.cumsum(count, 0)
+    rank = torch.arange(key.numel(), device=key.device) - start[key[order]]
+    return order, count, start, rank
+
+
 def _build_plan(edge_index: Tensor, edge_type: Tensor, n_src: int, n_dst: int, relations: int, heads: int,
                 dim: int, within: bool) -> _Plan:
     dev = edge_index.device
@@ -77,35 +88,44 @@ def _build_plan(edge_index: Tensor, edge_type: Tensor, n_src: int, n_dst: int, r
     rows, cols = n_dst * k_ch, n_src * relations * heads
     if n_e:  # the sparse kernels do not check their indices: an out-of-range one must fail here, not crash there
         for name, t, n in (("source node", src, n_src), ("target node", dst, n_dst), ("edge type", et, relations)):
-            lo, hi = int(t.min()), int(t.max())
+            lo, hi = (int(v) for v in torch.aminmax(t))
             if lo < 0 or hi >= n:
                 raise ValueError(f"{name} indices span [{lo}, {hi}], outside [0, {n})")
     idx_dtype = torch.int32 if max(n_e * k_ch, rows, cols) < 2**31 - 1 else torch.int64
-    order = torch.argsort(dst, stable=True)
-    deg = torch.bincount(dst, minlength=n_dst)
-    ptr = torch.zeros(n_dst + 1, dtype=torch.long, device=dev)
-    ptr[1:] = torch.cumsum(deg, 0)
     ch = torch.arange(k_ch, device=dev)
+    src_key = src * relations + et  # (source, relation): a column block of A, a row block of A^T
+
+    # A: row (i, k) holds target i's in-edges in dst-sorted order and starts at K start[i] + k deg[i].
+    order, deg, start, rank = _segments(dst, n_dst)
     d_sorted = dst[order]
-    rank = torch.arange(n_e, device=dev) - ptr[d_sorted]
-    # Row (i, k) holds target i's in-edges in dst-sorted order; it starts at K ptr[i] + k deg[i].
-    pos = (k_ch * ptr[d_sorted]).unsqueeze(1) + ch.unsqueeze(0) * deg[d_sorted].unsqueeze(1) + rank.unsqueeze(1)
-    pos = pos.reshape(-1)
+    pos_sorted = (k_ch * start[d_sorted] + rank).unsqueeze(1) + ch.unsqueeze(0) * deg[d_sorted].unsqueeze(1)
+    pos = torch.empty_like(pos_sorted)
+    pos[order] = pos_sorted  # (E, K): CSR position of (edge, channel)
     val_index = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
-    val_index[pos] = (order.unsqueeze(1) * k_ch + ch.unsqueeze(0)).reshape(-1)
+    val_index[pos_sorted.reshape(-1)] = (order.unsqueeze(1) * k_ch + ch.unsqueeze(0)).reshape(-1)
     col = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
-    col[pos] = ((src[order] * relations + et[order]).unsqueeze(1) * heads + (ch // dim).unsqueeze(0)).reshape(-1)
+    col[pos.reshape(-1)] = (src_key.unsqueeze(1) * heads + (ch // dim).unsqueeze(0)).reshape(-1)
     crow = torch.empty(rows + 1, dtype=torch.long, device=dev)
-    crow[:-1] = ((k_ch * ptr[:-1]).unsqueeze(1) + ch.unsqueeze(0) * deg.unsqueeze(1)).reshape(-1)
+    crow[:-1] = ((k_ch * start[:-1]).unsqueeze(1) + ch.unsqueeze(0) * deg.unsqueeze(1)).reshape(-1)
     crow[-1] = n_e * k_ch
-    # Transposed matrix: the CSR entries sorted (stably) by column.
-    row_of = torch.repeat_interleave(torch.arange(rows, device=dev), torch.diff(crow))
-    perm_t = torch.argsort(col, stable=True)
-    crow_t = torch.zeros(cols + 1, dtype=torch.long, device=dev)
-    crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=cols), 0)
-    col_t = row_of[perm_t]
+
+    # A^T: row (source, relation, head) holds that block's edges in (source, relation)-sorted order, D entries
+    # (the head's channels) each; it starts at K start[g] + h D count[g].
+    order_t, count, start_t, rank_t = _segments(src_key, n_src * relations)
+    g_sorted = src_key[order_t]
+    h_off = (torch.arange(heads, device=dev) * dim).view(1, heads, 1)
+    tpos = ((k_ch * start_t[g_sorted] + rank_t * dim).view(-1, 1, 1) + h_off * count[g_sorted].view(-1, 1, 1)
+            + torch.arange(dim, device=dev).view(1, 1, dim)).reshape(-1)  # (E H D), channel k = h D + d
+    perm_t = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
+    perm_t[tpos] = pos[order_t].reshape(-1)
+    col_t = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
+    col_t[tpos] = (dst[order_t].unsqueeze(1) * k_ch + ch.unsqueeze(0)).reshape(-1)
+    crow_t = torch.empty(cols + 1, dtype=torch.long, device=dev)
+    crow_t[:-1] = ((k_ch * start_t[:-1]).unsqueeze(1) + h_off.view(1, heads) * count.unsqueeze(1)).reshape(-1)
+    crow_t[-1] = n_e * k_ch
+
     group, num_groups = (dst * relations + et, n_dst * relations) if within else (dst, n_dst)
-    return _Plan(rows=rows, cols=cols, q_index=dst * relations + et, k_index=src * relations + et, group=group,
+    return _Plan(rows=rows, cols=cols, q_index=dst * relations + et, k_index=src_key, group=group,
                  num_groups=num_groups, crow=crow.to(idx_dtype), col=col.to(idx_dtype), val_index=val_index,
                  crow_t=crow_t.to(idx_dtype), col_t=col_t.to(idx_dtype), perm_t=perm_t)
 

@@ -254,3 +254,17 @@ def test_log_prior_follows_in_place_weight_changes():
     m(x, ei, et, edge_weight=ew)
     ew.fill_(1.0)  # in place: the cached log-weights must be recomputed
     assert torch.allclose(m(x, ei, et, edge_weight=ew), m(x, ei, et), atol=1e-6)
+
+
+@pytest.mark.parametrize(("heads", "dim"), [(1, 1), (3, 2)])
+def test_plan_transpose_is_the_transpose(heads, dim):
+    _, ei, et, _ = _graph(n=40, e=300, seed=7)
+    plan = _build_plan(ei[:, :290], et[:290], 40, 40, 3, heads, dim, within=False)
+    values = torch.rand(plan.col.numel(), generator=torch.Generator().manual_seed(0))
+    a = _csr(plan.crow, plan.col, values, (plan.rows, plan.cols)).to_dense()
+    at = _csr(plan.crow_t, plan.col_t, values[plan.perm_t], (plan.cols, plan.rows)).to_dense()
+    assert torch.equal(at, a.t())
+    # every (edge, channel) value lands once, in the row of its target and channel
+    flat = torch.zeros(290 * heads * dim)
+    flat[plan.val_index] = 1
+    assert flat.sum() == flat.numel()
