@@ -1,34 +1,46 @@
-"""Benchmark: torch_geometric's RGATConv vs socmap's FastRGATConv, forward + backward, time and peak memory.
+"""Benchmark: torch_geometric's RGATConv vs socmap's FastRGATConv, and the Africa-width RGAT stack against its
+dense-matmul limit; forward + backward, time and peak memory.
 
-Each layer runs in its own fresh subprocess (a crash or an out-of-memory kill of one does not lose the other),
+Part 1, each layer in its own fresh subprocess (a crash or an out-of-memory kill of one does not lose the other),
 on the same seeded random 3-relation graph, with FastRGATConv's weights copied from RGATConv's, so the outputs can
-be compared (``max_abs_diff``).
+be compared (``max_abs_diff``). ``--pyg-repeats 0`` (or ``--skip-pyg``) skips RGATConv, which needs ~19 GB at the
+default size.
 
 Peak memory, CPU: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of the worker process. ``*_peak_mb`` is the rise
 of that high-water mark during the timed forward + backward passes (the process baseline after importing torch and
 building the inputs and the layer is subtracted, and reported as ``*_base_mb``). On CUDA (``--device cuda``)
 ``torch.cuda.max_memory_allocated`` is used instead (same subtraction).
 
-Then FastRGATConv runs alone at the Africa widths of Table 6 (256 -> 512 -> 256 -> 128 -> 64, 4 heads, 4 bases,
-within-relation multiplicative attention) on a 25k-node graph, each layer forward + backward.
+Part 2, the Africa widths of Table 6 (256 -> 512 -> 256 -> 128 -> 64, 4 heads, 4 bases, within-relation
+multiplicative attention, 3 relations) on a random 25k-node, 325k-edge graph: a stack of RGATBlocks as in SpTGNN
+(training mode, the config's dropout, ``--africa-edge-mode``), or with ``--africa-stack convs`` the relational
+convolutions alone. ``africa_s`` is the median forward + backward of ``--repeats`` passes after a first one
+(``africa_first_s``, which also builds each layer's CSR layout of the graph). In the same run the stack's dense
+products (per layer: X W for the relation transform, the folded queries and keys and the skip; dY W^T and X^T dY
+backward) are timed as plain fp32 matmuls of the same shapes: ``africa_matmul_s``, the dense-matmul limit, and
+``africa_ratio_to_matmul`` = ``africa_s / africa_matmul_s``.
 
 Usage::
 
-    python benchmarks/rgat_layer.py                      # 10k nodes, 100k edges, 128 -> 32x4 (RGATConv: ~20 GB)
-    python benchmarks/rgat_layer.py --nodes 2000 --edges 20000 --africa-nodes 5000   # a quick run
+    python benchmarks/rgat_layer.py --pyg-repeats 0       # part 1 without RGATConv, part 2 (blocks, log-prior)
+    python benchmarks/rgat_layer.py --nodes 2000 --edges 20000 --africa-stack convs --africa-edge-mode rgatconv
+    python benchmarks/rgat_layer.py                       # 10k nodes, 100k edges, 128 -> 32x4 (RGATConv: ~19 GB)
 
 The last line printed is one JSON object with the figures.
 
-Measured on the shared 2-core CPU machine (24 GB RAM), torch 2.14.1, torch-geometric 2.8.1:
+Measured on the shared 2-core CPU machine (24 GB RAM), torch 2.14.1, torch-geometric 2.8.1, OMP_NUM_THREADS=2,
+2026-11-25, while other engineers kept the load average at 13-16 (so 5-7 runnable processes per core; a 2-core
+fp32 matmul then reached 27-38 GFLOP/s instead of the 124 GFLOP/s of an idle machine):
 
-- default size (10k nodes, 100k edges, 128 -> 32x4, across-relation additive): ours 295 MB, 0.23 s; RGATConv
-  did not fit under the 21 GiB address-space cap (backward asked for another 6.25 GiB block).
-- 10k nodes, 60k edges, across-relation additive, full weights: ours 201 MB / 0.109 s, RGATConv 11.5 GB /
-  12.0 s: mem_ratio 56.9, time_ratio 110, max_abs_diff 3.9e-6.
-- 10k nodes, 60k edges, within-relation multiplicative, 4 bases: ours 261 MB / 0.216 s, RGATConv 11.4 GB /
-  13.0 s: mem_ratio 43.8, time_ratio 60, max_abs_diff 2.1e-5 (float32 rounding in the multiplicative logits).
-- Africa widths, ours alone, 25k nodes / 325k edges: 5.77 + 2.58 + 1.01 + 0.51 s per layer (fwd + bwd),
-  peak 3.3 GB.
+- Africa widths, RGATBlocks, log-prior, 3 runs x 3 passes: 16.4 s (matmul limit 4.84 s, ratio 3.38) and 25.2 s
+  (limit 6.44 s, ratio 3.92); convolutions alone, rgatconv mode: 17.3 s (limit 5.18 s, ratio 3.34). Peak 1.4 GB
+  (the previous implementation: 3.3 GB).
+- The same convolution stack (rgatconv mode) run alternately with the previous implementation, same load,
+  same weights: previous 57.5 / 42.5 s, this one 13.8 / 12.5 s (outputs equal to 1.5e-5 absolute).
+- 2k nodes, 20k edges, 128 -> 32x4, across-relation additive, full weights: ours 41 MB / 0.70 s, RGATConv
+  3.8 GB / 18.0 s, max_abs_diff 3.1e-6.
+- Earlier, idle machine, previous implementation: 10k nodes / 60k edges across-relation additive ours 201 MB /
+  0.109 s vs RGATConv 11.5 GB / 12.0 s; Africa widths about 8 s per forward + backward.
 """
 
 from __future__ import annotations
