@@ -140,6 +140,11 @@ def _spmm(a: Tensor, dense: Tensor) -> Tensor:
     return a @ dense
 
 
+# The last CSR layout built, shared by every layer (a stack's layers all see the same graph tensors). It keeps that
+# one graph's index tensors alive until another graph replaces it.
+_LAST_PLAN: dict[str, tuple[tuple, _Plan]] = {}
+
+
 class _AttentionSpMM(torch.autograd.Function):
     """``A @ G`` for the sparse attention matrix ``A`` (values from autograd, pattern from the plan)."""
 
@@ -346,15 +351,20 @@ class FastRGATConv(nn.Module):
         return self.weight
 
     def _get_plan(self, edge_index: Tensor, edge_type: Tensor, n_src: int, n_dst: int) -> _Plan:
-        # The key holds the tensors themselves, so their ids cannot be reused while cached.
-        key = (edge_index, edge_type, (edge_index._version, edge_type._version, n_src, n_dst))
-        old = self._plan_key
-        if (self._plan is None or old is None or old[0] is not edge_index or old[1] is not edge_type
-                or old[2] != key[2]):
-            self._plan = _build_plan(edge_index, edge_type, n_src, n_dst, self.num_relations, self.heads, self.dim,
-                                     self.attention_mechanism == "within-relation")
-            self._plan_key = key
-        return self._plan
+        # Keys hold the graph tensors themselves, so their ids cannot be reused while cached; the version counters
+        # catch in-place changes. The last plan built by any layer is shared: the layers of a stack run on one graph.
+        meta = (edge_index._version, edge_type._version, n_src, n_dst, self.num_relations, self.heads, self.dim,
+                self.attention_mechanism == "within-relation")
+        for key, plan in ((self._plan_key, self._plan), _LAST_PLAN.get("entry", (None, None))):
+            if key is not None and plan is not None and key[0] is edge_index and key[1] is edge_type \
+                    and key[2] == meta:
+                break
+        else:
+            plan = _build_plan(edge_index, edge_type, n_src, n_dst, self.num_relations, self.heads, self.dim,
+                               self.attention_mechanism == "within-relation")
+            _LAST_PLAN["entry"] = ((edge_index, edge_type, meta), plan)
+        self._plan_key, self._plan = (edge_index, edge_type, meta), plan
+        return plan
 
     def _log_weight_by_relation(self, edge_weight: Tensor, edge_type: Tensor, dtype: torch.dtype) -> Tensor:
         r"""``(E, R)``: :math:`\log w_e` in column ``type_e``, 0 elsewhere, so that the prior is one product with

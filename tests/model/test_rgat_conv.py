@@ -194,6 +194,12 @@ def test_plan_follows_in_place_graph_changes_and_empty_graph(monkeypatch):
     m(x, ei, et)
     m(x, ei, et)
     assert len(built) == 1  # the same graph tensors reuse the CSR layout
+    FastRGATConv(16, 8, 3, heads=2)(m(x, ei, et), ei, et)  # another layer of a stack: shared
+    assert len(built) == 1
+    FastRGATConv(16, 8, 3, heads=4)(m(x, ei, et), ei, et)  # another channel count: its own layout
+    assert len(built) == 2
+    m(x, ei, et)
+    assert len(built) == 2
     ei[0] = ei[0].flip(0)  # in place: the cached layout must not be reused
     fresh = FastRGATConv(16, 8, 3, num_bases=2, heads=2).eval()
     fresh.load_state_dict(m.state_dict())
