@@ -274,3 +274,18 @@ def test_plan_transpose_is_the_transpose(heads, dim):
     flat = torch.zeros(290 * heads * dim)
     flat[plan.val_index] = 1
     assert flat.sum() == flat.numel()
+
+
+def test_rgatconv_edge_term_can_rank_nearer_neighbours_lower():
+    # Fault 3, kept by edge_weight_mode="rgatconv": the weight multiplies the logit, so wherever the content term is
+    # negative a nearer neighbour (larger w) gets *less* attention. The log prior above never does this.
+    ei, et, w, n = _star_graph()
+    torch.manual_seed(0)
+    m = FastRGATConv(16, 8, 3, num_bases=2, attention_mechanism="within-relation",
+                     attention_mode="multiplicative-self-attention", heads=4, edge_dim=1)
+    x = torch.randn(1, 16, generator=torch.Generator().manual_seed(0)).expand(n, 16).contiguous()
+    _, att = m(x, ei, et, w, return_attention_weights=True)
+    sel = (ei[1] == 0) & (et == 0)
+    order = torch.argsort(w[sel])
+    slopes = [torch.sign(att[sel, h][order].diff()).sum().item() for h in range(4)]
+    assert min(slopes) < 0 < max(slopes), slopes  # some heads rank by weight, others against it
