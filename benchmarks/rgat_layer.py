@@ -18,7 +18,9 @@ convolutions alone. ``africa_s`` is the median forward + backward of ``--repeats
 (``africa_first_s``, which also builds each layer's CSR layout of the graph). In the same run the stack's dense
 products (per layer: X W for the relation transform, the folded queries and keys and the skip; dY W^T and X^T dY
 backward) are timed as plain fp32 matmuls of the same shapes: ``africa_matmul_s``, the dense-matmul limit, and
-``africa_ratio_to_matmul`` = ``africa_s / africa_matmul_s``.
+``africa_ratio_to_matmul`` = ``africa_s / africa_matmul_s``. The same figures in process CPU time
+(``africa_cpu_s``, ``africa_matmul_cpu_s``, ``africa_ratio_to_matmul_cpu``) depend far less on other processes
+sharing the cores; the CPU time of 2 threads counts both.
 
 Usage::
 
@@ -39,6 +41,13 @@ fp32 matmul then reached 27-38 GFLOP/s instead of the 124 GFLOP/s of an idle mac
   same weights: previous 57.5 / 42.5 s, this one 13.8 / 12.5 s (outputs equal to 1.5e-5 absolute).
 - 2k nodes, 20k edges, 128 -> 32x4, across-relation additive, full weights: ours 41 MB / 0.70 s, RGATConv
   3.8 GB / 18.0 s, max_abs_diff 3.1e-6.
+- Process CPU time at 1 thread (OMP_NUM_THREADS=1, a side script with this file's helpers, same load), which the
+  load barely changes: convolutions alone (rgatconv mode) previous implementation 7.32 / 7.48 s, this one
+  1.76 / 1.99 s (the second figure includes building the CSR layout); against their dense products as fp32
+  matmuls, 0.88 s (160 GFLOP/s on one thread), ratio 2.1. RGATBlocks (log-prior): 2.76 - 2.89 s against
+  1.27 s of matmuls, ratio 2.2. One thread's matmul (146 - 160 GFLOP/s) is already above the 124 GFLOP/s the
+  stack notes give for two threads on this machine, so these CPU times are also an estimate (not a measurement)
+  of the idle 2-thread wall times: about 1.8 s for the convolutions, 2.8 s for the blocks.
 - Earlier, idle machine, previous implementation: 10k nodes / 60k edges across-relation additive ours 201 MB /
   0.109 s vs RGATConv 11.5 GB / 12.0 s; Africa widths about 8 s per forward + backward.
 """
@@ -114,26 +123,27 @@ def _conv_only(f_in: int, f_out: int, relations: int, cfg):
     return ConvOnly()
 
 
-def _matmul_limit(n: int, shapes: list[tuple[int, int]], dev: str, repeats: int) -> tuple[float, float]:
-    """Seconds for the stack's dense products alone as plain fp32 matmuls (forward X W, backward dY W^T and
-    X^T dY per block: the same FLOPs as the stack's dense work), and the FLOPs."""
+def _matmul_limit(n: int, shapes: list[tuple[int, int]], dev: str, repeats: int) -> tuple[float, float, float]:
+    """Wall and process-CPU seconds for the stack's dense products alone as plain fp32 matmuls (forward X W,
+    backward dY W^T and X^T dY per block: the same FLOPs as the stack's dense work), and the FLOPs."""
     import torch
 
     g = torch.Generator(device=dev).manual_seed(0)
     mats = [(torch.randn(n, f, device=dev, generator=g), torch.randn(f, m, device=dev, generator=g),
              torch.randn(n, m, device=dev, generator=g)) for f, m in shapes]
     flops = float(sum(3 * 2 * n * f * m for f, m in shapes))
-    times = []
+    times, cpu = [], []
     for _ in range(repeats + 1):  # the first is a warm-up
         _sync(dev)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for x, w, dy in mats:
             x @ w
             dy @ w.t()
             x.t() @ dy
         _sync(dev)
         times.append(time.perf_counter() - t0)
-    return _median(times[1:]), flops
+        cpu.append(time.process_time() - c0)
+    return _median(times[1:]), _median(cpu[1:]), flops
 
 
 def _africa_stack(args, dev: str, peak_now) -> dict:
@@ -162,9 +172,10 @@ def _africa_stack(args, dev: str, peak_now) -> dict:
     if dev.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     base = peak_now() if not dev.startswith("cuda") else torch.cuda.memory_allocated() / 2**20
-    fwd, bwd = [], []
+    fwd, bwd, cpu = [], [], []
     for _ in range(args.repeats + 1):
         _sync(dev)
+        c0 = time.process_time()
         t0 = time.perf_counter()
         h = x
         for block in stack:
@@ -176,17 +187,20 @@ def _africa_stack(args, dev: str, peak_now) -> dict:
         _sync(dev)
         fwd.append(t1 - t0)
         bwd.append(time.perf_counter() - t1)
+        cpu.append(time.process_time() - c0)
         x.grad = None
         stack.zero_grad(set_to_none=True)
     peak = peak_now() - base
     totals = [a + b for a, b in zip(fwd, bwd, strict=True)]
     stack_s = _median(totals[1:]) if len(totals) > 1 else totals[0]
-    matmul_s, flops = _matmul_limit(n, _dense_shapes(widths, args.relations, args.heads, 4,
+    matmul_s, matmul_cpu_s, flops = _matmul_limit(n, _dense_shapes(widths, args.relations, args.heads, 4,
                                                      skip=args.africa_stack == "blocks"), dev, max(args.repeats, 1))
     return dict(nodes=n, edges=e, widths=widths, edge_weight_mode=args.africa_edge_mode, stack=args.africa_stack,
                 first_s=round(totals[0], 4), times=[round(t, 4) for t in totals[1:]],
                 forward_s=round(_median(fwd[1:] or fwd), 4), backward_s=round(_median(bwd[1:] or bwd), 4),
                 total_s=round(stack_s, 4), dense_gflop=round(flops / 1e9, 2), matmul_s=round(matmul_s, 4),
+                cpu_s=round(_median(cpu[1:] or cpu), 4), matmul_cpu_s=round(matmul_cpu_s, 4),
+                ratio_to_matmul_cpu=round(_median(cpu[1:] or cpu) / max(matmul_cpu_s, 1e-9), 2),
                 matmul_gflops=round(flops / 1e9 / matmul_s, 1), ratio_to_matmul=round(stack_s / matmul_s, 2),
                 base_mb=round(base, 1), peak_mb=round(peak, 1))
 
@@ -352,14 +366,18 @@ def main(argv: list[str] | None = None) -> None:
                       f"{africa['total_s']:.3f} s (median of {len(africa['times'])}; first pass with the CSR "
                       f"layout {africa['first_s']:.3f} s); its dense products as plain fp32 matmuls "
                       f"({africa['dense_gflop']} GFLOP at {africa['matmul_gflops']} GFLOP/s) "
-                      f"{africa['matmul_s']:.3f} s; ratio {africa['ratio_to_matmul']:.2f}", flush=True)
+                      f"{africa['matmul_s']:.3f} s; ratio {africa['ratio_to_matmul']:.2f} (process CPU time: "
+                      f"{africa['cpu_s']:.3f} / {africa['matmul_cpu_s']:.3f} s, ratio "
+                      f"{africa['ratio_to_matmul_cpu']:.2f}; steadier than wall time on a shared machine)", flush=True)
             summary.update(africa_nodes=africa.get("nodes"), africa_edges=africa.get("edges"),
                            africa_s=africa.get("total_s"), africa_first_s=africa.get("first_s"),
                            africa_times=africa.get("times"), africa_forward_s=africa.get("forward_s"),
                            africa_backward_s=africa.get("backward_s"), africa_matmul_s=africa.get("matmul_s"),
                            africa_matmul_gflops=africa.get("matmul_gflops"),
                            africa_dense_gflop=africa.get("dense_gflop"),
-                           africa_ratio_to_matmul=africa.get("ratio_to_matmul"),
+                           africa_ratio_to_matmul=africa.get("ratio_to_matmul"), africa_cpu_s=africa.get("cpu_s"),
+                           africa_matmul_cpu_s=africa.get("matmul_cpu_s"),
+                           africa_ratio_to_matmul_cpu=africa.get("ratio_to_matmul_cpu"),
                            africa_edge_weight_mode=africa.get("edge_weight_mode"), africa_stack=africa.get("stack"),
                            africa_peak_mb=africa.get("peak_mb"), africa_error=africa.get("error"))
     print(json.dumps(summary), flush=True)
