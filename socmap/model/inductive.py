@@ -75,7 +75,7 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
     Costs one per-node encoding of the new nodes and, per layer, a relation transform of the neighbours' cached
     embeddings and an attention over their k in-edges: O(layers x k) per new point.
     """
-    model._check_graph(attach)
+    model.check_graph(attach)
     if len(model.layers) != len(cache.hidden):
         raise ValueError(f"cache holds {len(cache.hidden)} layers, the model has {len(model.layers)}")
     was_training = model.training
