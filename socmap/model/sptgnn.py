@@ -199,13 +199,16 @@ class SpTGNN(nn.Module):
             nn.init.zeros_(self.no_image)
 
     def fit_year_range(self, years: np.ndarray | Tensor) -> tuple[float, float] | None:
-        """Fit the temporal encoder's year range on the training years (min, max); None if the time stream is off.
+        """Fit the temporal encoder's year range on the training years (min, max) and return the range in use.
 
         Call it with the *training* nodes' years only, so prediction sees the same encoding; years outside the
-        range are clipped to its ends at encoding time.
+        range are clipped to its ends at encoding time. A range fixed by the config
+        (``model.temporal.year_min/year_max``) is kept as it is. Returns None if the time stream is off.
         """
         if self.time_encoder is None:
             return None
+        if self.cfg.temporal.year_min is not None:
+            return self.time_encoder.year_range
         return self.time_encoder.fit_year_range(years)
 
     # -------------------------------------------------------------------------------------------- stages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -139,6 +140,8 @@ def test_year_range_fitted_on_training_years_travels_with_the_model(small_model_
         assert torch.equal(loaded(to_inputs(synthetic_nodes), g).soc, out.soc)
     given = SpTGNN(cfg, tabular_dim=5, image_dim=24, year_range=(1938, 2012))
     assert given.time_encoder is not None and given.time_encoder.year_range == (1938.0, 2012.0)
+    fixed = SpTGNN(small_model_cfg, tabular_dim=5, image_dim=24)  # the config fixes 2014-2024: kept
+    assert fixed.fit_year_range(np.array([1990, 2000])) == (2014.0, 2024.0)
     no_time = SpTGNN(_model(cfg, streams=["image", "tabular", "position"]), tabular_dim=5, image_dim=24)
     assert no_time.fit_year_range(years) is None
 
