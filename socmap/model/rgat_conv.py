@@ -461,7 +461,7 @@ class FastRGATConv(nn.Module):
         if self.training and self.dropout > 0:
             alpha = F.dropout(alpha, p=self.dropout, training=True)
 
-        values = alpha.reshape(-1).index_select(0, plan.val_index)
+        values = alpha.reshape(-1).index_select(0, plan.val_index).to(g.dtype)  # one dtype under autocast
         out = _AttentionSpMM.apply(values, g.view(n_src * r_count * heads, c), plan)  # (Nt H D, C)
         out = out.view(n_dst, k_ch * c) if self.concat else out.view(n_dst, heads, dim * c).mean(dim=1)
         if self.bias is not None:
