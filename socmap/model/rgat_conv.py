@@ -213,7 +213,10 @@ class FastRGATConv(nn.Module):
     relation and head, :math:`c_{r,h} = 1` after :meth:`reset_parameters`. Since :math:`\log w \le 0`, a weaker
     (farther, less similar) neighbour is pushed *down* whatever the sign and size of the content term, which the
     multiplicative edge term cannot do (it shrinks a logit towards 0), and each relation scales its own weight.
-    With :math:`c = 1` and no content term the attention is :math:`w_{ij} / \sum_j w_{ij}`.
+    With :math:`c = 1` and no content term, within-relation attention is :math:`w_{ij} / \sum_j w_{ij}` (inverse
+    distance weighting on the spatial relation). Across relations the prior also compares the relations' weight
+    scales (socmap's spatial weights are normalised per target, the NDVI and slope weights are not), which
+    :math:`c_{r,h}` rescales but cannot shift.
 
     .. math::
         \alpha_{ij}^{r} = \operatorname{softmax}_{j \in \mathcal{N}_r(i)}(\beta_{ij}^{r}) \;\text{(within-relation)},
@@ -230,7 +233,9 @@ class FastRGATConv(nn.Module):
 
     Cost: the dense products are those of a linear layer ``F_in -> R H C`` (``B H C`` when ``B < R``); everything
     per edge is ``(|E|, H D)``. The CSR layout of a graph is computed on the first call and reused while the same
-    ``edge_index`` / ``edge_type`` tensors (unchanged in place) come back, as in full-graph training.
+    ``edge_index`` / ``edge_type`` tensors (unchanged in place) come back, as in full-graph training; the last
+    layout built is shared with the other layers of the same ``R``, ``H``, ``D`` and mechanism (a whole stack, or
+    every layer of one inductive prediction batch, builds it once).
 
     Args:
         in_channels (int): input width :math:`F_{in}`.
