@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pyproj import Transformer
-from socmap_data_helpers import harmonise, row
+from tests.soil.helpers import harmonise, row
 
 from socmap.data.harmonise import HarmoniseSettings
 

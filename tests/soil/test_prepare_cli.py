@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
-from socmap_data_helpers import write_mapping, write_raster
+from tests.soil.helpers import write_mapping, write_raster
 
 from socmap.cli import cli
 from socmap.data import Preprocessor, prepare
