@@ -17,12 +17,13 @@ from socmap.eo.covariates import COVARIATE_COLUMNS, COVARIATE_UNITS
 from socmap.eo.extract import ExtractResult, extract, imagery_year_for
 from socmap.eo.patches import cut_patches, group_samples, patch_bounds, utm_epsg
 from socmap.eo.stac import StacSource
-from socmap.eo.store import PatchStore, open_patches
+from socmap.eo.store import MODALITIES, PatchStore, open_patches
 
 __all__ = [
     "BANDS",
     "COVARIATE_COLUMNS",
     "COVARIATE_UNITS",
+    "MODALITIES",
     "S1_BANDS",
     "S2_BANDS",
     "UNITS",

@@ -11,12 +11,29 @@ Tests load them with the ``stored_data`` fixture (tests/conftest.py), which copi
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
-__all__ = ["STAGES", "checksums", "print_checksums"]
+__all__ = ["STAGES", "STORED", "checksums", "copy_stored_data", "print_checksums"]
 
 STAGES = ("samples", "patches", "embeddings")
 """The stored stages, in pipeline order."""
+STORED = Path(__file__).resolve().parent
+"""tests/data/: one folder per stage, holding that stage's stored outputs and the data.py that wrote them."""
+
+
+def copy_stored_data(dest: Path, stages: tuple[str, ...] = STAGES) -> Path:
+    """Copy the stored outputs of ``stages`` into one data folder ``dest`` (created); returns ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for stage in stages:
+        for p in sorted((STORED / stage).iterdir()):
+            if p.suffix == ".py" or p.name.startswith((".", "_")):
+                continue
+            if p.is_dir():
+                shutil.copytree(p, dest / p.name)
+            else:
+                shutil.copyfile(p, dest / p.name)
+    return dest
 
 
 def checksums(folder: Path) -> dict[str, str]:

@@ -10,14 +10,14 @@ from click.testing import CliRunner
 from socmap.cli import cli
 from socmap.config import load_pipeline
 from socmap.encoders import embed, finetune_vit, load_embeddings
-from socmap.eo.store import open_patches
 from socmap.encoders.terramind import build_image_encoder
+from socmap.eo.store import open_patches
 from socmap.errors import DataError, ModelError
 
 
-def test_embed_writes_group(data_dir, pipeline_file):
+def test_embed_writes_group(data_dir, pipeline_file, device):
     cfg = load_pipeline(pipeline_file)
-    path = embed(data_dir, cfg, device="cpu")
+    path = embed(data_dir, cfg, device=device)
     assert path == data_dir / "embeddings.zarr"
     assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]  # no temporary left
     e = load_embeddings(data_dir)

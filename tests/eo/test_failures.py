@@ -76,6 +76,7 @@ def test_unreachable_endpoint_one_line_error(small_world: Path, tmp_path: Path) 
     assert _only_samples(data)
 
 
+@pytest.mark.requires_rustac
 def test_wrong_collection_one_line_error(small_world: Path, stac_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = _data_dir(small_world, tmp_path / "data", 3)
     y = pipeline_yaml(tmp_path / "p.yaml", api=stac_api.url, s2_collection="sentinel-2-l2a-typo")

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.soil.helpers import write_raster
 
 from socmap.data.covariates import sample_raster
 from socmap.data.preprocess import Preprocessor
 from socmap.data.split import block_ids, block_split, stratified_split
 from socmap.errors import DataError
+from tests.soil.helpers import write_raster
 
 
 def test_stratified_split_proportions_per_bin_and_determinism() -> None:
