@@ -11,11 +11,14 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from socmap.errors import SocmapError
+
+if TYPE_CHECKING:
+    from socmap.config import PipelineConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,7 +50,7 @@ def _pipeline_options(fn: F) -> F:
     return fn
 
 
-def _load(region: str | None, pipeline_file: Path | None, default: str | None = None):  # type: ignore[no-untyped-def]
+def _load(region: str | None, pipeline_file: Path | None, default: str | None = None) -> PipelineConfig:
     from socmap.config import load_pipeline
 
     if pipeline_file is not None and region is not None:

@@ -208,8 +208,8 @@ def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: HarmoniseSettin
         top = pd.Series(m.fixed_depth_cm[0], index=df.index, dtype=float)
         bottom = pd.Series(m.fixed_depth_cm[1], index=df.index, dtype=float)
     else:
-        top = _numeric(df[m.top]) * m.depth_factor  # type: ignore[index]
-        bottom = _numeric(df[m.bottom]) * m.depth_factor  # type: ignore[index]
+        top = _numeric(df[m.top]) * m.depth_factor
+        bottom = _numeric(df[m.bottom]) * m.depth_factor
     year, placeholder, filled = _years(df, m, src, settings)
     incomplete = keep & (pid.isna() | (pid == "") | top.isna() | bottom.isna() | year.isna())
     ledger.add("incomplete_metadata", src[incomplete])

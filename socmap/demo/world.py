@@ -231,7 +231,7 @@ def _bbox_geom(bounds: tuple[float, float, float, float], epsg: int) -> tuple[li
 
 def _raster_asset(href: str, title: str, roles: list[str], epsg: int, shape: tuple[int, int], transform: Affine,
                   *, dtype: str, nodata: float | None, unit: str | None = None, scale: float | None = None,
-                  offset: float | None = None, resolution: float | None = None):  # type: ignore[no-untyped-def]
+                  offset: float | None = None, resolution: float | None = None) -> Any:
     import pystac
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
@@ -247,7 +247,7 @@ def _raster_asset(href: str, title: str, roles: list[str], epsg: int, shape: tup
     return asset
 
 
-def _new_item(item_id: str, when: dt.datetime, bbox: list[float], geom: dict, props: dict):  # type: ignore[no-untyped-def]
+def _new_item(item_id: str, when: dt.datetime, bbox: list[float], geom: dict[str, Any], props: dict[str, Any]) -> Any:
     import pystac
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import RasterExtension

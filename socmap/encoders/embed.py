@@ -152,7 +152,7 @@ def load_embeddings(path: str | Path) -> Embeddings:
     if not path.exists():
         raise ModelError(f"{path} not found: run `socmap embed --data DIR` first, or drop 'image' from "
                          "model.streams")
-    g = zarr.open_group(str(path), mode="r")
+    g: Any = zarr.open_group(str(path), mode="r")
     if g.attrs.get("format") != "socmap-embeddings/1":
         raise ModelError(f"{path} is not a socmap embeddings group (format {g.attrs.get('format')!r}); "
                          "run `socmap embed` again")

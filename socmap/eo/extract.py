@@ -52,7 +52,7 @@ from socmap.eo.composite import (
 )
 from socmap.eo.covariates import COVARIATE_COLUMNS, phenology, spectral_percentiles, terrain_at
 from socmap.eo.patches import SampleGroup, cut_patches, group_samples, patch_bounds, pixel_of
-from socmap.eo.stac import StacSource
+from socmap.eo.stac import StacSource, stac_config
 from socmap.eo.store import MODALITIES, PatchStore
 from socmap.errors import EOError, short_error
 from socmap.io import EXTRACT_FAILURES, EXTRACT_REPORT, IMAGE_COVARIATES, PATCHES, atomic_path, retry
@@ -92,7 +92,7 @@ def imagery_year_for(years: Sequence[int] | np.ndarray, available: Sequence[int]
 
 
 def _source_token(cfg: PipelineConfig) -> str:
-    s = cfg.stac
+    s = stac_config(cfg)
     where = s.api or cfg.resolve(s.catalog)
     return f"{where}|{s.s2_collection}|{s.s1_collection}|{s.dem_collection}|cloud<{s.max_cloud_pct:g}"
 
@@ -224,8 +224,8 @@ def _sample_failures(patch_ll: Sequence[float], cover: dict[str, float], scenes:
 
     ``patch_ll`` is the patch's lon/lat box; ``cover[mod]`` the fraction of its pixels some scene covers.
     """
-    P = cfg.imagery.patch_size
-    coll = {"S2L2A": cfg.stac.s2_collection, "S1GRD": cfg.stac.s1_collection, "DEM": cfg.stac.dem_collection}
+    P, stac = cfg.imagery.patch_size, stac_config(cfg)
+    coll = {"S2L2A": stac.s2_collection, "S1GRD": stac.s1_collection, "DEM": stac.dem_collection}
     used = {"S2L2A": scenes.s2, "S1GRD": scenes.s1, "DEM": scenes.dem}
     fails: list[dict[str, Any]] = []
     prov: dict[str, list[str]] = {}
@@ -241,7 +241,7 @@ def _sample_failures(patch_ll: Sequence[float], cover: dict[str, float], scenes:
                     f"{d['attempts']} attempt(s): {d['reason']}; composited without this scene")})
         if not mine:
             if not any(_overlaps(d["item"].bbox, patch_ll) for d in dropped[mod]):
-                cloud = (f" with eo:cloud_cover < {cfg.stac.max_cloud_pct:g}%" if mod == "S2L2A" else "")
+                cloud = (f" with eo:cloud_cover < {stac.max_cloud_pct:g}%" if mod == "S2L2A" else "")
                 when = f" in {year}" if mod != "DEM" else ""
                 fails.append({"modality": mod, "attempts": 1, "reason": (
                     f"no {coll[mod]} items{cloud}{when} over the patch {tuple(round(v, 5) for v in patch_ll)}")})
@@ -259,12 +259,13 @@ def _process_group(group: SampleGroup, todo: np.ndarray, cfg: PipelineConfig, so
     and failures."""
     P = cfg.imagery.patch_size
     res = float(cfg.imagery.resolution_m)
-    retries = cfg.stac.retries
+    stac = stac_config(cfg)
+    retries = stac.retries
     sel = np.flatnonzero(todo)  # positions within the group
     rows = group.rows[sel]
     xs, ys = group.x[sel], group.y[sel]
     try:
-        scenes = search_scenes(source, cfg.stac, group.bounds, group.epsg, group.year)
+        scenes = search_scenes(source, stac, group.bounds, group.epsg, group.year)
     except EOError as exc:
         return _fail_all(rows, str(exc), retries + 1, P)
     scenes, dropped = _preflight(scenes, gdal, retries)
@@ -369,7 +370,8 @@ def extract(samples: str | Path | pd.DataFrame, out_dir: str | Path, cfg: Pipeli
         out_dir.mkdir(parents=True, exist_ok=True)
         writing = store if store is not None else open_store()
         store = writing
-        gdal = gdal_options(cfg.stac.timeout_s, cfg.stac.retries)
+        stac = stac_config(cfg)
+        gdal = gdal_options(stac.timeout_s, stac.retries)
         clear_gdal_http_cache()  # failures cached by an earlier run in this process must not be replayed
         bar = tqdm(total=n_todo, desc="extract", unit="sample", disable=not progress)
         with dask_client(scheduler, workers=workers, gdal=gdal), ThreadPoolExecutor(4) as writers:

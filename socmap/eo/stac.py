@@ -16,15 +16,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from socmap.errors import EOError, short_error
+from socmap.errors import ConfigError, EOError, short_error
 from socmap.io import retry
 
 if TYPE_CHECKING:
-    from socmap.config import PipelineConfig
+    from socmap.config import PipelineConfig, StacConfig
 
-__all__ = ["StacSource", "item_year_range"]
+__all__ = ["StacSource", "item_year_range", "stac_config"]
 
 Bbox = tuple[float, float, float, float]
+
+
+def stac_config(cfg: PipelineConfig) -> StacConfig:
+    """The pipeline's ``stac`` block; a pipeline without one cannot extract imagery (one-line ConfigError)."""
+    if cfg.stac is None:
+        raise ConfigError(f"pipeline {cfg.name!r} has no stac: block, so there is no imagery to extract; add one "
+                          "(api or catalog) or drop 'image' from model.streams and skip `socmap extract`")
+    return cfg.stac
 
 
 def item_year_range(year: int) -> str:
@@ -73,7 +81,7 @@ class StacSource:
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> StacSource:
         """Open the source of a :class:`~socmap.config.PipelineConfig` (catalogue paths resolved against it)."""
-        s = cfg.stac
+        s = stac_config(cfg)
         return cls(api=s.api, catalog=cfg.resolve(s.catalog) if s.catalog else None,
                    collections=[s.s2_collection, s.s1_collection, s.dem_collection], signing=s.signing,
                    timeout_s=s.timeout_s, retries=s.retries)
@@ -121,7 +129,7 @@ class StacSource:
         except ImportError:
             raise EOError("stac.signing is planetary_computer but the planetary-computer package is missing; "
                           "pip install planetary-computer") from None
-        return planetary_computer.sign_inplace  # type: ignore[no-any-return]
+        return planetary_computer.sign_inplace
 
     def _open_static(self, href: str, collections: Sequence[str]) -> None:
         import pystac

@@ -41,6 +41,8 @@ __all__ = ["MODALITIES", "STORE_FORMAT", "PatchStore", "open_patches"]
 STORE_FORMAT = 2
 """2: ``imagery_year`` beside ``year``. A store of another format is refused by :meth:`PatchStore.open`."""
 MODALITIES = ("S2L2A", "S1GRD", "DEM")
+Years = Sequence[int] | np.ndarray
+"""Calendar years, one per sample."""
 
 
 def _compressor() -> Any:
@@ -104,8 +106,9 @@ class PatchStore:
         return dict(zarr.open_group(str(path), mode="r").attrs)
 
     @classmethod
-    def open(cls, path: Path, sample_ids: Sequence[str], years: Sequence[int], *, patch_size: int,
-             resolution_m: float, source: str, imagery_years: Sequence[int] | None = None) -> PatchStore:
+    def open(cls, path: Path, sample_ids: Sequence[str], years: Years, *, patch_size: int,
+             resolution_m: float, source: str, imagery_years: Years | None = None
+             ) -> PatchStore:
         """Open the store for exactly these samples; create it, or re-key an existing one by sample id.
 
         ``years`` are the sampling years, ``imagery_years`` the years whose imagery is composited (default: the
@@ -137,13 +140,13 @@ class PatchStore:
                           source=source)
 
     @staticmethod
-    def _build(tmp: Path, sample_ids: Sequence[str], years: Sequence[int], imagery_years: Sequence[int], *,
+    def _build(tmp: Path, sample_ids: Sequence[str], years: Years, imagery_years: Years, *,
                patch_size: int, resolution_m: float, source: str) -> Any:
         """Create an empty store at ``tmp`` (a temporary name) and return its zarr group."""
         import zarr
 
         n, p = len(sample_ids), patch_size
-        g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        g: Any = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         comp = _compressor()
         for name in MODALITIES:
             c = len(BANDS[name])
@@ -171,7 +174,7 @@ class PatchStore:
         return g
 
     @classmethod
-    def _create(cls, path: Path, sample_ids: Sequence[str], years: Sequence[int], imagery_years: Sequence[int],
+    def _create(cls, path: Path, sample_ids: Sequence[str], years: Years, imagery_years: Years,
                 **kw: Any) -> PatchStore:
         import zarr
 
@@ -180,7 +183,7 @@ class PatchStore:
         return cls(path, zarr.open_group(str(path), mode="r+"))
 
     @classmethod
-    def _rekey(cls, old: PatchStore, sample_ids: Sequence[str], years: Sequence[int], imagery_years: Sequence[int],
+    def _rekey(cls, old: PatchStore, sample_ids: Sequence[str], years: Years, imagery_years: Years,
                **kw: Any) -> PatchStore:
         import zarr
 
@@ -246,7 +249,7 @@ def open_patches(data_dir: Path, modalities: Sequence[str]) -> PatchStore:
         raise DataError(f"{path} not found: run `socmap extract --data {data_dir}` first (or use a pipeline with "
                         "model.streams without 'image' where there is no imagery)")
     try:
-        g = zarr.open_group(str(path), mode="r")
+        g: Any = zarr.open_group(str(path), mode="r")
     except Exception as exc:
         raise DataError(f"{path} is not a readable zarr group ({exc}); run `socmap extract` again") from None
     keys = set(g.array_keys())
