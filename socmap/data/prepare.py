@@ -1,6 +1,7 @@
 """``socmap prepare``: survey tables -> harmonised topsoil SOC samples, split, covariates, preprocessing.
 
-Writes, atomically (into a temporary folder beside ``out_dir``, then renamed; a failed run leaves nothing):
+Everything is read and computed first (a bad input raises before anything is written); then each file is written
+atomically (:func:`socmap.io.atomic_path`: a temporary sibling renamed into place), the report last:
 
 - ``samples.parquet``: one row per site (columns in :data:`SAMPLE_COLUMNS`, then survey covariates, raster
   covariates in physical units, and the model-ready ``feat_*`` columns);
