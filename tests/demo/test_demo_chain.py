@@ -114,6 +114,7 @@ def _forward_backward(cfg, samples: pd.DataFrame, tabular: np.ndarray, image: np
     train = (samples.split == "train").to_numpy()
     moran = spatial_local_morans_i(graph, y, train)
     model = SpTGNN(cfg.model, tabular_dim=tabular.shape[1], image_dim=0 if image is None else image.shape[1])
+    model.fit_year_range(samples.year.to_numpy()[train])  # the temporal encoder's range: the training years
     inputs = NodeInputs(lonlat=torch.tensor(lonlat, dtype=torch.float32),
                         year=torch.tensor(samples.year.to_numpy()),
                         tabular=torch.tensor(tabular, dtype=torch.float32),
