@@ -97,8 +97,7 @@ def test_importing_terratorch_keeps_float32_matmul_precision() -> None:
     import subprocess
     import sys
 
-    code = ("import torch; from socmap.encoders.terramind import build_backbone; "
-            "build_backbone('terramind_v1_tiny', ['S2L2A'], 'mean', img_size=32); "
-            "print(torch.get_float32_matmul_precision())")
+    code = ("import torch; from socmap.encoders.terramind import import_terratorch; import_terratorch(); "
+            "import terratorch; print(torch.get_float32_matmul_precision())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "highest"
