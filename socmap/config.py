@@ -341,6 +341,9 @@ class TrainConfig(_Strict):
     most ``full_graph_max_nodes`` nodes."""
     full_graph_max_nodes: PositiveInt = 30000
     """Largest graph (nodes) that ``mode: auto`` trains full-graph."""
+    max_minutes: PositiveFloat | None = None
+    """Wall-clock budget per member, minutes: a member stops after the epoch that crosses it (best epoch kept);
+    ``null`` = no budget."""
     loss_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
     """Full-graph mode: fraction of the training nodes whose loss a step computes, drawn afresh each step. With
     ``model.label_input`` these are the nodes whose labels are hidden from the inputs in that step, so it must be

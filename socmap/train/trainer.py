@@ -287,6 +287,8 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
                                 val_rmse=f"{val['val_rmse']:.2f}", best=best_epoch)
             if stale >= tc.early_stop_patience:
                 break
+            if tc.max_minutes is not None and time.perf_counter() - t0 > 60.0 * tc.max_minutes:
+                break
     finally:
         if bar is not None:
             bar.close()

@@ -16,14 +16,14 @@ from socmap.cli import cli
 from socmap.errors import ModelError
 from socmap.train import load_bundle, train
 
-from .conftest import tiny_pipeline
+from .conftest import COVARIATES, tiny_pipeline
 
 
 def _new_points(data: Path) -> tuple[np.ndarray, ...]:
     df = pd.read_parquet(data / "samples.parquet")
     df = df[df.split != "train"]
     lonlat = df[["lon", "lat"]].to_numpy() + 0.001  # near, not on, the sites
-    tab = df[["feat_a", "feat_b"]].to_numpy(np.float32)
+    tab = df[[f"feat_{c}" for c in COVARIATES]].to_numpy(np.float32)
     return lonlat, df.year.to_numpy(), tab, df.ndvi.to_numpy(), df.elevation.to_numpy()
 
 
@@ -31,7 +31,8 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     b = load_bundle(syn_bundle, tiny_pipeline())
     n = len(pd.read_parquet(syn_data / "samples.parquet"))
     assert len(b.members) == 2 and len(b.caches) == 2 and all(not m.training for m in b.members)
-    assert b.feature_columns == ["a", "b"] and b.train_lonlat.shape == (n, 2) and b.tabular_range.shape == (2, 2)
+    assert b.feature_columns == list(COVARIATES) and b.train_lonlat.shape == (n, 2)
+    assert b.tabular_range.shape == (len(COVARIATES), 2)
     assert np.isfinite(b.train_ndvi).all() and np.isfinite(b.train_elevation).all()
     assert b.temperature > 0 and b.card["members"] == 2
     for f in ("MODEL_CARD.md", "model_card.json", "pipeline.yaml", "preprocess.json", "members/00/log.csv",
@@ -109,7 +110,7 @@ def test_damaged_bundle_is_one_line_model_error(bundle_copy: Path, damage: str) 
 def test_covariates_differ_from_pipeline(bundle_copy: Path) -> None:
     cfg = tiny_pipeline()
     cfg.data.covariates = cfg.data.covariates[:1]
-    with pytest.raises(ModelError, match=r"covariates differ .*lacks \['b'\]"):
+    with pytest.raises(ModelError, match=r"covariates differ .*lacks \['b', 'c', 'd', 'e', 'f'\]"):
         load_bundle(bundle_copy, cfg)
 
 
