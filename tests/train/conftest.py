@@ -10,7 +10,6 @@ import pytest
 
 from socmap.config import PipelineConfig, load_pipeline
 
-
 COVARIATES = "abcdef"
 
 
