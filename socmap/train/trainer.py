@@ -160,7 +160,7 @@ def fit_year_range(model: SpTGNN, years: np.ndarray) -> bool:
     for obj in (model, getattr(model, "time_encoder", None)):
         if obj is None:
             continue
-        for name in ("fit_year_range", "fit_years"):
+        for name in ("fit_year_range", "fit_years", "fit_range"):
             fn = getattr(obj, name, None)
             if callable(fn):
                 fn(yrs)
