@@ -11,7 +11,9 @@ Folders::
              patches.zarr, image_covariates.parquet, extract_failures.csv, extract_report.json   (extract)
              vit_finetuned.pt                                                                   (finetune-vit)
              embeddings.zarr                                                                    (embed)
-    MODEL/   the model bundle                                                                   (train)
+    MODEL/   bundle.json, pipeline.yaml, target_scaler.json, preprocess.json (+ reference),       (train)
+             graph.safetensors, members/NN/{weights,cache}.safetensors, nodes.npz, log.csv,
+             encoder.pt (imagery), MODEL_CARD.md, model_card.json: see socmap.train.bundle
     REPORT/  report.md, report.json, figures                                                    (evaluate)
     MAPS/    REGION/YEAR/ COGs, VRTs, zarr, STAC Item, quick-looks                              (predict)
 """

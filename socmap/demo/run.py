@@ -79,13 +79,19 @@ def _embed(ctx: DemoContext) -> str:
     return f"{int(emb.ok.sum())} embeddings of width {emb.embedding.shape[1]} -> {path}"
 
 
+def _train(ctx: DemoContext) -> str:
+    from socmap.train import train
+
+    return train(ctx.data, ctx.cfg, ctx.model, progress=True).summary()
+
+
 def _stages() -> list[tuple[str, Stage | None]]:
     """The chain, in order; ``None`` marks a stage that has not landed yet (the run stops there)."""
     return [
         ("prepare", _prepare),
         ("extract", _extract),
         ("embed", _embed),
-        ("train", None),
+        ("train", _train),
         ("evaluate", None),
         ("predict", None),
     ]
