@@ -121,7 +121,9 @@ def test_minibatch_mode_trains(syn_data: Path, tmp_path: Path) -> None:
 
 
 def test_demo_like_training_beats_the_training_mean(syn_data: Path, tmp_path: Path) -> None:
-    res = train(syn_data, tiny_pipeline(epochs=60, loss="mse"), tmp_path / "m", members=1, progress=False)
+    # 60 full-graph steps: lr 1e-2 converges for every seed tried (0, 1, 2); 5e-3 left seed 0 above the mean
+    res = train(syn_data, tiny_pipeline(epochs=60, loss="mse", learning_rate=1e-2), tmp_path / "m", members=1,
+                progress=False)
     assert res.val["rmse"] < res.baseline_val_rmse
 
 
