@@ -226,7 +226,12 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
             lazy.append(pts.data)  # (time, 2, n)
 
         def compute(lazy: list[Any] = lazy) -> tuple[Any, ...]:
-            with np.errstate(all="ignore"):
+            from rasterio.errors import NotGeoreferencedWarning
+
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                # as extract's workers: odc-stac's DEM reprojection and all-cloudy pixels warn harmlessly
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
                 return dask.compute(*lazy, scheduler=scheduler)
 
         try:
