@@ -9,6 +9,8 @@ prints, over the cells both modes embed:
 * ``fast_vs_exact_rmse``: RMSE of the entries (embedding units) and ``rel_rmse`` = RMSE / sd of the exact entries;
 * ``fast_s_per_tile``, ``exact_s_per_tile`` (extrapolated from the subsample to every ok cell) and
   ``fast_speedup`` = their ratio (encoder time only; ``composite_s`` is the same for both);
+* ``block_vs_exact_corr``, ``block_s_per_tile`` (the subsample's time per encoder pass x ``blocks_per_tile``) and
+  ``block_speedup``: the same for block mode (one full-encoder pass per distinct 16-px block of cells);
 * ``exact_shift_corr``: the same correlation between exact embeddings of the subsample and of the same cells moved
   by ``--shift-m`` (default 10 m = one pixel) east: how much the exact embedding itself changes when its patch
   moves by one pixel, the scale to read ``fast_vs_exact_corr`` against (fast mode moves a cell's neighbourhood by
@@ -83,6 +85,13 @@ def measure(cfg: Any, year: int, crs: str, cell_x: np.ndarray, cell_y: np.ndarra
     if len(a) < 2:
         raise SystemExit("fewer than 2 cells with imagery in this tile; pick another")
     corr = _corr(a, b)
+    t0 = time.perf_counter()
+    block, _ = tile_image_embeddings(cfg, year, crs, cell_x[sub], cell_y[sub], encoder, mode="block",
+                                     cell_size_m=cell_size_m, batch_size=batch_size, composites=sub_comps)
+    t_block_sub = time.perf_counter() - t0
+    n_blocks = _count_blocks(comps, int(cfg.imagery.patch_size))
+    block_corr = _corr(block[both].astype(np.float64), b)
+    block_tile = t_block_sub / max(int(both.sum()), 1) * n_blocks
     shift_corr = None
     if shift_m:
         sx = cell_x[sub] + shift_m  # a projected grid CRS in metres (the demo's UTM grid)
@@ -100,8 +109,17 @@ def measure(cfg: Any, year: int, crs: str, cell_x: np.ndarray, cell_y: np.ndarra
         "exact_subsample_s": round(t_exact_sub, 2), "subsample_composite_s": round(t_sub_comp, 2),
         "fast_vs_exact_corr": round(corr, 4), "fast_vs_exact_rmse": round(rmse, 4),
         "rel_rmse": round(rmse / float(b.std()), 4), "exact_shift_m": shift_m, "exact_shift_corr": shift_corr,
+        "block_vs_exact_corr": round(block_corr, 4), "blocks_per_tile": n_blocks,
+        "block_s_per_tile": round(block_tile, 1), "block_speedup": round(exact_tile / max(block_tile, 1e-9), 1),
         "fast_speedup": round(exact_tile / t_fast, 1),
     }
+
+
+def _count_blocks(comps: list[Any], patch: int) -> int:
+    """Distinct 16-px blocks (block-mode encoder passes) among a tile's ok cells."""
+    from socmap.mapping.imagery import _blocks, _patch_ok
+
+    return sum(len(_blocks(tc, np.flatnonzero(_patch_ok(tc, patch)), patch)[0]) for tc in comps)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
