@@ -164,6 +164,15 @@ def test_fast_mode_follows_exact(demo_data: dict[str, Any]) -> None:
                                      cell_size_m=50.0)
     assert corr > 0.8 * _corr(exact[::4], moved)
     assert not np.allclose(fast, exact, atol=1e-3)  # it is an approximation, not a copy
+    # block mode: the whole encoder on the cell's patch snapped to the 16-px lattice, so it is exact wherever the
+    # patch already lies on the lattice
+    block, ok_b = tile_image_embeddings(cfg, year, demo_data["crs"], x, y, enc, mode="block", cell_size_m=50.0,
+                                        composites=comps)
+    assert np.array_equal(ok_b, ok_e) and np.isfinite(block).all()
+    row, col = comps[0].pixels()
+    on = np.flatnonzero(((row - P // 2) % 16 == 0) & ((col - P // 2) % 16 == 0))
+    assert len(on) and not np.allclose(block, exact, atol=1e-3)
+    np.testing.assert_allclose(block[on], exact[on], atol=1e-5)
     # cells that share a token block share the fast embedding; neighbours a block apart differ
     assert np.array_equal(fast[0], fast[1]) or np.array_equal(fast[1], fast[2])
     assert not np.array_equal(fast[0], fast[19])
