@@ -133,16 +133,29 @@ def _to_utm(crs: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _box(x: np.ndarray, y: np.ndarray, cell_size_m: float, patch: int, res: float, stride: int
          ) -> tuple[float, float, float, float]:
-    """Cells' footprints + half a patch (+1 px: a patch reaches P//2 + 1 px above its pixel's lower edge), padded
-    right and bottom so the width and height in pixels are ``patch + k * stride``."""
+    """Cells' footprints + half a patch (+1 px: a patch reaches P//2 + 1 px above its pixel's lower edge).
+
+    The upper-left corner is snapped out to a multiple of ``stride`` pixels in the CRS and the box padded right and
+    bottom to ``patch + k * stride`` pixels, so fast mode's windows and tokens lie on one lattice per UTM zone,
+    whatever the tile: a cell gets the same token block in any tile or sub-block that holds it."""
     pad = (patch // 2 + 1) * res + cell_size_m / 2.0
-    x0 = np.floor((x.min() - pad) / res) * res
-    y1 = np.ceil((y.max() + pad) / res) * res
+    step = stride * res
+    x0 = np.floor((x.min() - pad) / step) * step
+    y1 = np.ceil((y.max() + pad) / step) * step
     w = int(np.ceil((x.max() + pad - x0) / res - 1e-9))
     h = int(np.ceil((y1 - (y.min() - pad)) / res - 1e-9))
     w = patch + int(np.ceil(max(w - patch, 0) / stride)) * stride
     h = patch + int(np.ceil(max(h - patch, 0) / stride)) * stride
     return float(x0), float(y1 - h * res), float(x0 + w * res), float(y1)
+
+
+def _sub_blocks(x: np.ndarray, y: np.ndarray, span_m: float) -> list[np.ndarray]:
+    """Positions of the points in each ``span_m`` x ``span_m`` square of a lattice anchored at their north-west
+    corner (a set of points narrower than ``span_m`` stays whole)."""
+    key = np.stack([np.floor((x - x.min()) / span_m), np.floor((y.max() - y) / span_m)], 1)
+    _, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    return [np.flatnonzero(inv == k) for k in range(inv.max() + 1)]
 
 
 def _stride(patch: int, stride_px: int | None) -> int:
@@ -171,8 +184,10 @@ def _source(cfg: PipelineConfig) -> Any:
 # ------------------------------------------------------------------------------------------ composites
 def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray, cell_y: np.ndarray, *,
                     cell_size_m: float, stride_px: int | None = None, scheduler: str = "threads",
-                    source: Any = None) -> list[TileComposite]:
-    """The year's composites around one tile's cells (one per UTM zone they fall in), computed to numpy.
+                    source: Any = None, max_block_px: int = 2048) -> list[TileComposite]:
+    """The year's composites around one tile's cells, computed to numpy: one per UTM zone the cells fall in, and
+    within a zone one per square of at most ``max_block_px`` pixels (a 1024-cell tile of 250 m cells would be
+    25600 px = 37 GB of bands at 10 m; split, each composite holds at most ~2048^2 px x 14 bands = 235 MB).
 
     Args:
         cfg: the pipeline (``stac`` and ``imagery`` blocks are used).
@@ -184,6 +199,7 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
         scheduler: Dask scheduler for computing the lazy composite (``threads`` or ``synchronous``: local to
             this call, so it works inside a task of a distributed cluster).
         source: an open :class:`~socmap.eo.stac.StacSource` (default: the pipeline's, opened once per process).
+        max_block_px: largest composite edge, pixels (at least twice the patch).
 
     Raises:
         EOError: a search or a read that still fails after ``stac.retries`` retries.
@@ -212,9 +228,13 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
     b04 = [b.name for b in S2_BANDS].index("B04")
     b08 = [b.name for b in S2_BANDS].index("B08")
     out = []
+    span_m = max(int(max_block_px) - 2 * P, stride) * res
+    groups = []
     for e in np.unique(epsg):
+        in_zone = np.flatnonzero(epsg == e)
+        groups += [(int(e), in_zone[g]) for g in _sub_blocks(ux[in_zone], uy[in_zone], span_m)]
+    for e, cells in groups:
         t0 = time.perf_counter()
-        cells = np.flatnonzero(epsg == e)
         x, y = ux[cells], uy[cells]
         bounds = _box(x, y, cell_size_m, P, res, stride)
         scenes = search_scenes(source, cfg.stac, bounds, int(e), int(year))

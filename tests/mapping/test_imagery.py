@@ -198,3 +198,25 @@ def test_cells_off_the_imagery_are_not_ok(demo_data: dict[str, Any]) -> None:
 
 def test_embeddings_name_is_the_stage_name() -> None:
     assert EMBEDDINGS == "embeddings.zarr" and ENCODER_WEIGHTS == "encoder_weights.pt"
+
+
+def test_large_tiles_are_split_into_sub_blocks(demo_data: dict[str, Any]) -> None:
+    cfg, data, sites = demo_data["cfg"], demo_data["data"], demo_data["sites"]
+    enc = load_map_encoder(cfg, data)
+    year = int(sites["year"].iloc[0])
+    gx, gy = np.meshgrid(251000.0 + 25.0 + 100.0 * np.arange(10), 9599000.0 - 25.0 - 100.0 * np.arange(10))
+    x, y = gx.ravel(), gy.ravel()
+    whole = tile_composites(cfg, year, demo_data["crs"], x, y, cell_size_m=100.0)
+    split = tile_composites(cfg, year, demo_data["crs"], x, y, cell_size_m=100.0, max_block_px=3 * P)
+    assert len(whole) == 1 and len(split) > 1
+    assert sorted(np.concatenate([c.cells for c in split]).tolist()) == list(range(100))
+    assert max(max(c.shape) for c in split) < max(whole[0].shape)
+    # fast mode's windows lie on one lattice per zone: every composite's corner is on the stride lattice
+    for c in split:
+        assert c.transform[2] % (P // 2 * 10.0) == 0 and c.transform[5] % (P // 2 * 10.0) == 0
+    e1, ok1 = tile_image_embeddings(cfg, year, demo_data["crs"], x, y, enc, mode="exact", cell_size_m=100.0,
+                                    composites=whole)
+    e2, ok2 = tile_image_embeddings(cfg, year, demo_data["crs"], x, y, enc, mode="exact", cell_size_m=100.0,
+                                    composites=split)
+    assert ok1.all() and np.array_equal(ok1, ok2)
+    assert _corr(e1, e2) > 0.999  # equal up to read noise (see the exact test)
