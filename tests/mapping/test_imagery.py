@@ -17,6 +17,7 @@ import torch
 
 from socmap.encoders import embed, load_embeddings
 from socmap.encoders._patches import open_patches
+from socmap.encoders.weights import export_encoder
 from socmap.errors import ConfigError, ModelError
 from socmap.io import EMBEDDINGS, ENCODER_WEIGHTS
 from socmap.mapping.imagery import load_map_encoder, tile_composites, tile_image_embeddings, tile_ndvi_elevation
@@ -73,10 +74,9 @@ def test_embed_records_weights_and_they_round_trip(tmp_path: Path) -> None:
         with torch.no_grad():
             got = enc(x).numpy()
         np.testing.assert_allclose(got, e.embedding[:3], atol=1e-5)
-    # a bundle holding the file as encoder.pt, and a moved data folder, rebuild the same encoder
+    # a bundle holding the encoder as encoder.pt, and a moved data folder, rebuild the same encoder
     bundle = tmp_path / "model"
-    bundle.mkdir()
-    shutil.copy(data / ENCODER_WEIGHTS, bundle / "encoder.pt")
+    export_encoder(cfg, data, bundle / "encoder.pt")
     moved = tmp_path / "moved"
     shutil.move(data, moved)
     for src in (bundle, moved):
