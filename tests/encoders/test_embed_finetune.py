@@ -53,7 +53,7 @@ def test_finetune_warmup_freezes_backbone_then_embed_uses_it(data_dir, pipeline_
 
 def test_backbone_frozen_during_warmup_and_trained_after(data_dir, pipeline_file):
     from socmap.encoders.finetune import train_vit_regression
-    from socmap.model import MLP
+    from socmap.nn import MLP
 
     cfg = load_pipeline(pipeline_file).model.encoder
     torch.manual_seed(0)
