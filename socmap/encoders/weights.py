@@ -90,16 +90,16 @@ def resolve_encoder_source(source: Any) -> tuple[Path | None, int | None, dict[s
     if emb.is_dir():
         import zarr
 
-        attrs = dict(zarr.open_group(str(emb), mode="r").attrs)
+        attrs: dict[str, Any] = dict(zarr.open_group(str(emb), mode="r").attrs)
         ckpt = attrs.get("checkpoint")
-        size = attrs.get("patch_size")
+        size = None if attrs.get("patch_size") is None else int(attrs["patch_size"])
         if ckpt is None:
             if "init_seed" not in attrs:
                 raise ModelError(f"{emb} records neither encoder weights nor an init seed (written by an older "
                                  "`socmap embed` with unseeded random weights): its encoder cannot be rebuilt; "
                                  "run `socmap embed` again")
             return None, size, attrs
-        cp = Path(ckpt)
+        cp = Path(str(ckpt))
         if not cp.is_file() and cp.name == ENCODER_WEIGHTS and (emb.parent / ENCODER_WEIGHTS).is_file():
             cp = emb.parent / ENCODER_WEIGHTS  # the data folder was moved since embed ran
         if not cp.is_file():

@@ -220,10 +220,13 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
     if not len(cell_x):
         return []
     source = source if source is not None else _source(cfg)
+    stac = cfg.stac
+    if stac is None:
+        raise ConfigError(f"pipeline {cfg.name!r} has no stac: block, so it has no imagery to map with")
     im = cfg.imagery
     P, res = int(im.patch_size), float(im.resolution_m)
     stride = _stride(P, stride_px)
-    odc.stac.configure_rio(cloud_defaults=False, **gdal_options(cfg.stac.timeout_s, cfg.stac.retries))
+    odc.stac.configure_rio(cloud_defaults=False, **gdal_options(stac.timeout_s, stac.retries))
     epsg, ux, uy = _to_utm(crs, cell_x, cell_y)
     b04 = [b.name for b in S2_BANDS].index("B04")
     b08 = [b.name for b in S2_BANDS].index("B08")
@@ -237,7 +240,7 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
         t0 = time.perf_counter()
         x, y = ux[cells], uy[cells]
         bounds = _box(x, y, cell_size_m, P, res, stride)
-        scenes = search_scenes(source, cfg.stac, bounds, int(e), int(year))
+        scenes = search_scenes(source, stac, bounds, int(e), int(year))
         geobox = aligned_geobox(bounds, int(e), res)
         comp = build_composite(scenes, geobox, int(year), chunk_px=im.chunk_px)
         transform = tuple(float(v) for v in list(geobox.transform)[:6])
@@ -263,10 +266,10 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
                 return dask.compute(*lazy, scheduler=scheduler)
 
         try:
-            got = retry(compute, attempts=cfg.stac.retries + 1, on_retry=lambda i, exc: clear_gdal_http_cache())
+            got = retry(compute, attempts=stac.retries + 1, on_retry=lambda i, exc: clear_gdal_http_cache())
         except Exception as exc:
             raise EOError(f"reading the {year} composite of box {tuple(round(v) for v in bounds)} (EPSG:{e}) "
-                          f"failed after {cfg.stac.retries + 1} attempts: {_short(exc)}") from None
+                          f"failed after {stac.retries + 1} attempts: {_short(exc)}") from None
         tc.arrays = {"S2L2A": np.asarray(got[0], np.float32), "S1GRD": np.asarray(got[1], np.float32),
                      "DEM": np.asarray(got[2], np.float32)}
         tc.cover = {"S2L2A": np.asarray(got[3], bool), "S1GRD": np.asarray(got[4], bool),
