@@ -33,11 +33,13 @@ covering every pixel of the cell's P x P patch.
 * ``block``: between the two: the whole encoder on each distinct snapped patch (approximation (1) only), shared by
   the cells of one 16-px block.
 
-Measured on a demo-world tile (``benchmarks/map_imagery.py``: 100 x 100 cells of 50 m, P = 224, TerraMind tiny
-with the demo's seeded random weights, 2 busy CPU cores): correlation with exact 0.72 for fast (RMSE 0.14,
-~80x faster than exact), 0.96 for block (~10x faster), and 0.96 between exact patches one pixel apart. Nearly all of
-fast mode's loss is (2), not the snapping: with random weights the token a window gives depends strongly on its
-position and context; pretrained weights may behave better (not measured: no TerraMind checkpoint here).
+Measured on demo-world tile (0, 0) (``benchmarks/map_imagery.py``: 100 x 100 cells of 50 m, 6006 with imagery,
+P = 224, TerraMind tiny with the demo's seeded random weights, exact on every 5th row and column, 2 CPU cores
+shared with other jobs): correlation with exact 0.73 for fast (RMSE 0.14 = 0.16 sd; 49 s per tile against
+~3900 s for exact, 80x), 0.95 for block (11x), and 0.96 between exact patches one pixel apart; the tile's composite
+took 20 s. Nearly all of fast mode's loss is (2), not the snapping: with random weights the token a window gives
+depends strongly on its position and context; pretrained weights may behave better (not measured: no TerraMind
+checkpoint here).
 
 NDVI and elevation (:func:`tile_ndvi_elevation`): ``ndvi_p50`` (median over the year's clear S2 observations of
 (B08 - B04) / (B08 + B04)) and ``elevation_m`` (the DEM, m) at the cell's pixel, exactly as ``extract`` computes
