@@ -44,7 +44,8 @@ checkpoint here).
 NDVI and elevation (:func:`tile_ndvi_elevation`): ``ndvi_p50`` (median over the year's clear S2 observations of
 (B08 - B04) / (B08 + B04)) and ``elevation_m`` (the DEM, m) at the cell's pixel, exactly as ``extract`` computes
 those image covariates for a sample (:mod:`socmap.eo.covariates`); the graph's ndvi and elevation relations need
-them per node.
+them per node. :func:`tile_image_covariates` gives all of ``image_covariates.parquet``'s columns the same way, for
+pipelines that feed them to the model as tabular features.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from socmap.config import PipelineConfig
@@ -63,8 +65,8 @@ from socmap.encoders.terramind import ImageEncoder
 from socmap.encoders.weights import load_map_encoder
 from socmap.errors import ConfigError, EOError
 
-__all__ = ["MODES", "TOKEN_PX", "TileComposite", "load_map_encoder", "tile_composites", "tile_image_embeddings",
-           "tile_ndvi_elevation"]
+__all__ = ["MODES", "TOKEN_PX", "TileComposite", "load_map_encoder", "tile_composites", "tile_image_covariates",
+           "tile_image_embeddings", "tile_ndvi_elevation"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,8 @@ class TileComposite:
     ``cover``: per modality (H, W) bool, some scene has data there; ``found``: per modality, some scene was found;
     ``transform``: north-up affine (a, b, c, d, e, f) in ``EPSG:epsg``, pixel edges on multiples of the pixel
     size; ``cells``: positions of the served cells in the caller's arrays; ``x``, ``y``: their UTM coordinates, m;
-    ``ndvi_p50`` (n,) at their pixels (NaN where there is no clear observation).
+    ``ndvi_p50`` (n,) at their pixels (NaN where there is no clear observation); ``series``, ``doy``, ``slope``,
+    ``aspect`` feed :func:`tile_image_covariates`.
     """
 
     epsg: int
@@ -97,6 +100,12 @@ class TileComposite:
     ndvi_p50: np.ndarray
     items: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    slope: np.ndarray | None = None
+    """(H, W) slope, degrees, and ``aspect`` (H, W) degrees from north, from the DEM (Horn)."""
+    aspect: np.ndarray | None = None
+    series: np.ndarray | None = None
+    """(n, T, B) SCL-masked S2 DN at the served cells' pixels (None without S2 scenes); ``doy`` (T,) their days."""
+    doy: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -248,15 +257,16 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
         transform = tuple(float(v) for v in list(geobox.transform)[:6])
         ds = comp.ds
         lazy = [ds["S2L2A"].data, ds["S1GRD"].data, ds["DEM"].data, ds["s2_cover"].data, ds["s1_cover"].data,
-                ds["dem_cover"].data]
+                ds["dem_cover"].data, ds["slope_deg"].data, ds["aspect_deg"].data]
         tc = TileComposite(epsg=int(e), year=int(year), transform=transform, arrays={}, cover={}, found={},
                            cells=cells, x=x, y=y, ndvi_p50=np.full(len(cells), np.nan), items=scenes.ids())
         row, col = tc.pixels()
         if comp.series is not None:
             import xarray as xr
 
-            pts = comp.series.isel(band=[b04, b08], y=xr.DataArray(row, dims="pt"), x=xr.DataArray(col, dims="pt"))
-            lazy.append(pts.data)  # (time, 2, n)
+            pts = comp.series.isel(y=xr.DataArray(row, dims="pt"), x=xr.DataArray(col, dims="pt"))
+            lazy.append(pts.data)  # (time, band, n)
+            tc.doy = pd.DatetimeIndex(comp.series["time"].values).dayofyear.to_numpy()
 
         def compute(lazy: list[Any] = lazy) -> tuple[Any, ...]:
             from rasterio.errors import NotGeoreferencedWarning
@@ -277,9 +287,10 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
         tc.cover = {"S2L2A": np.asarray(got[3], bool), "S1GRD": np.asarray(got[4], bool),
                     "DEM": np.asarray(got[5], bool)}
         tc.found = {"S2L2A": bool(scenes.s2), "S1GRD": bool(scenes.s1), "DEM": bool(scenes.dem)}
+        tc.slope, tc.aspect = np.asarray(got[6], np.float32), np.asarray(got[7], np.float32)
         if comp.series is not None:
-            s = np.asarray(got[6], np.float64)  # (T, 2, n)
-            red, nir = s[:, 0], s[:, 1]
+            tc.series = np.moveaxis(np.asarray(got[8], np.float64), -1, 0)  # (n, T, B)
+            red, nir = tc.series[:, :, b04].T, tc.series[:, :, b08].T
             with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-cloudy pixels
                 tc.ndvi_p50 = np.nanpercentile((nir - red) / (nir + red), 50, axis=0)
@@ -475,3 +486,40 @@ def tile_ndvi_elevation(cfg: PipelineConfig, year: int, crs: str, cell_x: np.nda
         elev[tc.cells] = np.where(inside, z, np.nan)
         ndvi[tc.cells] = np.where(inside, tc.ndvi_p50, np.nan)
     return ndvi, elev
+
+
+def tile_image_covariates(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray, cell_y: np.ndarray, *,
+                          cell_size_m: float, composites: list[TileComposite] | None = None,
+                          scheduler: str = "threads") -> pd.DataFrame:
+    """Every image covariate of :data:`socmap.eo.covariates.COVARIATE_COLUMNS` (the paper's Table 2: spectral
+    percentiles, phenology, S1 backscatter, terrain) at each cell's pixel, computed as ``extract`` computes them
+    for a sample (its ``image_covariates.parquet``): one row per cell in the input order, NaN where undefined."""
+    from socmap.eo.bands import S2_BANDS
+    from socmap.eo.covariates import COVARIATE_COLUMNS, phenology, spectral_percentiles, terrain_at
+
+    cell_x = np.asarray(cell_x, np.float64).ravel()
+    if composites is None:
+        composites = tile_composites(cfg, year, crs, cell_x, cell_y, cell_size_m=cell_size_m, scheduler=scheduler)
+    out = np.full((len(cell_x), len(COVARIATE_COLUMNS)), np.nan, np.float32)
+    names = [b.name for b in S2_BANDS]
+    idx = {b: i for i, b in enumerate(names)}
+    for tc in composites:
+        n = len(tc.cells)
+        cov: dict[str, np.ndarray] = {}
+        if tc.series is not None and tc.doy is not None:
+            cov.update(spectral_percentiles(tc.series, names))
+            cov.update(phenology(tc.doy, tc.series[:, :, idx["B02"]], tc.series[:, :, idx["B04"]],
+                                 tc.series[:, :, idx["B08"]]))
+        row, col = tc.pixels()
+        H, W = tc.shape
+        inside = (row >= 0) & (row < H) & (col >= 0) & (col < W)
+        rr, cc = np.clip(row, 0, H - 1), np.clip(col, 0, W - 1)
+        s1 = tc.arrays["S1GRD"]
+        cov["s1_vv_db"] = np.where(inside, s1[0][rr, cc], np.nan)
+        cov["s1_vh_db"] = np.where(inside, s1[1][rr, cc], np.nan)
+        slope = tc.slope if tc.slope is not None else np.full((H, W), np.nan, np.float32)
+        aspect = tc.aspect if tc.aspect is not None else np.full((H, W), np.nan, np.float32)
+        cov.update(terrain_at(tc.arrays["DEM"][0], slope, aspect, row, col))  # type: ignore[arg-type]
+        out[tc.cells] = np.stack([np.asarray(cov.get(c, np.full(n, np.nan)), dtype=np.float32)
+                                  for c in COVARIATE_COLUMNS], axis=1)
+    return pd.DataFrame(out, columns=list(COVARIATE_COLUMNS))

@@ -20,7 +20,13 @@ from socmap.encoders._patches import open_patches
 from socmap.encoders.weights import export_encoder
 from socmap.errors import ConfigError, ModelError
 from socmap.io import EMBEDDINGS, ENCODER_WEIGHTS
-from socmap.mapping.imagery import load_map_encoder, tile_composites, tile_image_embeddings, tile_ndvi_elevation
+from socmap.mapping.imagery import (
+    load_map_encoder,
+    tile_composites,
+    tile_image_covariates,
+    tile_image_embeddings,
+    tile_ndvi_elevation,
+)
 from tests.encoders.conftest import write_data_dir
 from tests.eo.conftest import pipeline, samples_frame
 
@@ -136,6 +142,12 @@ def test_exact_cell_reproduces_the_sample_embedding(demo_data: dict[str, Any]) -
                                          composites=comps)
         np.testing.assert_allclose(ndvi, cov.loc[ids[m], "ndvi_p50"].to_numpy(), atol=1e-3)
         np.testing.assert_allclose(elev, cov.loc[ids[m], "elevation_m"].to_numpy(), atol=1e-2)
+        # and so does every image covariate
+        table = tile_image_covariates(cfg, int(year), demo_data["crs"], x[m], y[m], cell_size_m=50.0,
+                                      composites=comps)
+        ref_cov = cov.loc[ids[m], list(table.columns)]
+        assert list(table.columns) == list(cov.columns) and table.notna().to_numpy().mean() > 0.5
+        np.testing.assert_allclose(table.to_numpy(), ref_cov.to_numpy(np.float32), rtol=1e-3, atol=2e-2)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
