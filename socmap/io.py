@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
+    "DEMO_RUN",
     "EMBEDDINGS",
     "ENCODER_WEIGHTS",
     "EXTRACT_FAILURES",
@@ -59,6 +60,7 @@ PREPROCESS_REFERENCE = "preprocess_reference.parquet"
 PATCHES = "patches.zarr"
 """extract: per-sample 224 x 224 patches of S2L2A, S1GRD and DEM."""
 IMAGE_COVARIATES = "image_covariates.parquet"
+"""extract: sample_id, year (sampling), imagery_year (composited), then socmap.eo.COVARIATE_COLUMNS."""
 EXTRACT_FAILURES = "extract_failures.csv"
 EXTRACT_REPORT = "extract_report.json"
 VIT_FINETUNED = "vit_finetuned.pt"
@@ -70,6 +72,8 @@ ENCODER_WEIGHTS = "encoder_weights.pt"
 ``socmap-vit/1`` format, so a map (and the bundle's ``encoder.pt``) rebuilds the very same encoder."""
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
+DEMO_RUN = "demo_run.json"
+"""demo: the run summary (stages, one-line summaries, seconds) in ``socmap demo --out DIR``."""
 
 
 # --------------------------------------------------------------------------------------- atomic writes

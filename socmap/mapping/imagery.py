@@ -179,12 +179,9 @@ def _stride(patch: int, stride_px: int | None) -> int:
 
 def _source(cfg: PipelineConfig) -> Any:
     """The pipeline's STAC source, opened once per process (a static catalogue is parsed once, not per tile)."""
-    from socmap.eo.stac import StacSource
+    from socmap.eo.stac import StacSource, stac_config
 
-    if cfg.stac is None:
-        raise ConfigError(f"pipeline {cfg.name!r} has no stac: block, so it has no imagery to map with; drop "
-                          "'image' from model.streams")
-    s = cfg.stac
+    s = stac_config(cfg)
     key = (s.api, cfg.resolve(s.catalog) if s.catalog else None, s.s2_collection, s.s1_collection,
            s.dem_collection, s.signing, s.max_cloud_pct)
     if key not in _SOURCES:
@@ -221,7 +218,8 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
     from socmap.eo.bands import S2_BANDS
     from socmap.eo.cluster import clear_gdal_http_cache, gdal_options
     from socmap.eo.composite import aligned_geobox, build_composite, search_scenes
-    from socmap.eo.stac import _short
+    from socmap.eo.stac import stac_config
+    from socmap.errors import short_error
     from socmap.io import retry
 
     cell_x = np.asarray(cell_x, np.float64).ravel()
@@ -231,9 +229,7 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
     if not len(cell_x):
         return []
     source = source if source is not None else _source(cfg)
-    stac = cfg.stac
-    if stac is None:
-        raise ConfigError(f"pipeline {cfg.name!r} has no stac: block, so it has no imagery to map with")
+    stac = stac_config(cfg)
     im = cfg.imagery
     P, res = int(im.patch_size), float(im.resolution_m)
     stride = _stride(P, stride_px)
@@ -281,7 +277,7 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
             got = retry(compute, attempts=stac.retries + 1, on_retry=lambda i, exc: clear_gdal_http_cache())
         except Exception as exc:
             raise EOError(f"reading the {year} composite of box {tuple(round(v) for v in bounds)} (EPSG:{e}) "
-                          f"failed after {stac.retries + 1} attempts: {_short(exc)}") from None
+                          f"failed after {stac.retries + 1} attempts: {short_error(exc)}") from None
         tc.arrays = {"S2L2A": np.asarray(got[0], np.float32), "S1GRD": np.asarray(got[1], np.float32),
                      "DEM": np.asarray(got[2], np.float32)}
         tc.cover = {"S2L2A": np.asarray(got[3], bool), "S1GRD": np.asarray(got[4], bool),

@@ -45,29 +45,27 @@ def moe_aux_losses(gates: Tensor, load_balance_weight: float, entropy_weight: fl
 
 
 class _Expert(nn.Module):
-    """One expert :math:`f_e` over the per-stream normalised inputs (see :class:`MoEFusion`)."""
+    """One expert :math:`f_e` over the per-stream normalised inputs (the three types: see :class:`MoEFusion`)."""
 
     def __init__(self, dims: list[int], fusion_dim: int, expert_type: str) -> None:
         super().__init__()
         self.expert_type = expert_type
         total = sum(dims)
-        if expert_type == "concat":
-            self.inp = nn.Linear(total, fusion_dim)
-        else:
-            self.proj = nn.ModuleList(nn.Linear(d, fusion_dim) for d in dims)
-            if expert_type == "cross-gated":
-                self.gate = nn.ModuleList(nn.Linear(total, fusion_dim) for _ in dims)
+        self.inp: nn.Linear | None = nn.Linear(total, fusion_dim) if expert_type == "concat" else None
+        self.proj = None if expert_type == "concat" else nn.ModuleList(nn.Linear(d, fusion_dim) for d in dims)
+        self.gate = (nn.ModuleList(nn.Linear(total, fusion_dim) for _ in dims) if expert_type == "cross-gated"
+                     else None)
         self.out = nn.Linear(fusion_dim, fusion_dim)
 
     def forward(self, parts: list[Tensor], z: Tensor) -> Tensor:
-        if self.expert_type == "concat":
-            h = self.inp(z)
-        elif self.expert_type == "additive":
-            h = torch.stack([p(x) for p, x in zip(self.proj, parts, strict=False)]).sum(0)
-        else:  # cross-gated: each stream's projection is gated by all streams
-            gated = [torch.sigmoid(g(z)) * p(x) for p, g, x in zip(self.proj, self.gate, parts, strict=True)]
-            h = torch.stack(gated).sum(0)
-        return self.out(F.gelu(h))
+        if self.inp is not None:  # concat: one hidden layer over all streams at once
+            return self.out(F.gelu(self.inp(z)))
+        assert self.proj is not None
+        if self.gate is None:  # additive: a nonlinear projection per stream, summed; no cross-stream term
+            return self.out(torch.stack([F.gelu(p(x)) for p, x in zip(self.proj, parts, strict=True)]).sum(0))
+        # cross-gated: each stream's projection is gated by all streams
+        gated = [torch.sigmoid(g(z)) * p(x) for p, g, x in zip(self.proj, self.gate, parts, strict=True)]
+        return self.out(F.gelu(torch.stack(gated).sum(0)))
 
 
 class MoEFusion(nn.Module):
@@ -86,11 +84,20 @@ class MoEFusion(nn.Module):
 
     .. math::
         \text{concat: } f_e = W_2\,\mathrm{GELU}(W_1 \mathbf z), \quad
-        \text{additive: } f_e = W_2\,\mathrm{GELU}\big(\textstyle\sum_s P_s \hat x_s\big), \quad
+        \text{additive: } f_e = W_2 \textstyle\sum_s \mathrm{GELU}(P_s \hat x_s), \quad
         \text{cross-gated: } f_e = W_2\,\mathrm{GELU}\big(\textstyle\sum_s \sigma(G_s \mathbf z) \odot P_s \hat x_s\big)
 
-    The cross-gated expert lets every stream open or close every other stream's projection ("expert types
-    cross-gated" of Table 6 is this reading). Experts are evaluated only on the nodes routed to them.
+    (biases omitted). The three are different function classes:
+
+    - *concat* is one hidden layer over all streams together: any interaction between streams can be learnt.
+    - *additive* passes each stream through its own nonlinear projection and sums them (a generalised additive
+      model over streams): :math:`f_e(\mathbf z) = \sum_s g_s(\hat x_s)`, so an expert cannot model an interaction
+      between streams (e.g. a product of a covariate and the year); the only cross-stream effects come from the
+      router choosing and weighting experts by all streams. A stronger prior, fewer interactions to overfit.
+    - *cross-gated* lets every stream open or close every other stream's projection, a multiplicative interaction
+      ("expert types cross-gated" of Table 6 is this reading).
+
+    Experts are evaluated only on the nodes routed to them.
 
     Args:
         stream_dims (dict[str, int]): width of each active stream (order kept).
@@ -170,8 +177,9 @@ class ConcatFusion(nn.Module):
         self.out_dim = cfg.fusion_dim
 
     def reset_parameters(self) -> None:
-        for n in self.norms:
-            n.reset_parameters()
+        for m in self.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.reset_parameters()
         self.mlp.reset_parameters()
 
     def forward(self, streams: dict[str, Tensor]) -> tuple[Tensor, MoEStats]:
