@@ -10,7 +10,7 @@ Folders::
     DATA/    samples.parquet, prepare_report.json, preprocess.json, preprocess_reference.parquet   (prepare)
              patches.zarr, image_covariates.parquet, extract_failures.csv, extract_report.json   (extract)
              vit_finetuned.pt                                                                   (finetune-vit)
-             embeddings.zarr                                                                    (embed)
+             embeddings.zarr, encoder_weights.pt (random or raw-TerraMind-initialised encoder)  (embed)
     MODEL/   bundle.json, pipeline.yaml, target_scaler.json, preprocess.json (+ reference),       (train)
              graph.safetensors, members/NN/{weights,cache}.safetensors, nodes.npz, log.csv,
              encoder.pt (imagery), MODEL_CARD.md, model_card.json: see socmap.train.bundle
@@ -32,6 +32,7 @@ from typing import TypeVar
 __all__ = [
     "DEMO_RUN",
     "EMBEDDINGS",
+    "ENCODER_WEIGHTS",
     "EXTRACT_FAILURES",
     "EXTRACT_REPORT",
     "IMAGE_COVARIATES",
@@ -68,6 +69,9 @@ VIT_FINETUNED = "vit_finetuned.pt"
 """finetune-vit: the fine-tuned TerraMind + CLS-merge weights."""
 EMBEDDINGS = "embeddings.zarr"
 """embed: one frozen-ViT vector per sample."""
+ENCODER_WEIGHTS = "encoder_weights.pt"
+"""embed: the exact image-encoder weights it used when no checkpoint file was given (seeded random init), in the
+``socmap-vit/1`` format, so a map (and the bundle's ``encoder.pt``) rebuilds the very same encoder."""
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 DEMO_RUN = "demo_run.json"

@@ -13,8 +13,14 @@ ok            bool (N,)         False where the patch was missing (the model's "
 ============  ================  ===========================================================================
 
 Group attributes: ``format`` ("socmap-embeddings/1"), ``backbone``, ``modalities``, ``merge``, ``dim`` (D),
-``patch_size``, ``checkpoint`` (path or null), ``pretrained`` (False when the weights were random).
+``patch_size``, ``checkpoint`` (the file that rebuilds the encoder: the given checkpoint, or
+``<data dir>/encoder_weights.pt`` when none was given), ``init_seed`` (seed of the random initialisation of
+every weight no checkpoint provides), ``pretrained`` (False when the weights were random).
 The group is written under a temporary name and renamed into place.
+
+Without a checkpoint the weights are a seeded random draw and are also written to ``<data dir>/encoder_weights.pt``
+(:data:`socmap.io.ENCODER_WEIGHTS`), so the map job and the model bundle use exactly this encoder
+(:func:`socmap.encoders.weights.load_map_encoder`).
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ from tqdm.auto import tqdm
 from socmap.config import EncoderConfig, PipelineConfig
 from socmap.data.samples import TARGET, read_samples
 from socmap.encoders.terramind import ImageEncoder, build_image_encoder
+from socmap.encoders.weights import ENCODER_INIT_SEED, save_encoder_weights
 from socmap.eo.store import PatchStore, open_patches
 from socmap.errors import DataError, ModelError
-from socmap.io import EMBEDDINGS, SAMPLES, VIT_FINETUNED, atomic_path
+from socmap.io import EMBEDDINGS, ENCODER_WEIGHTS, SAMPLES, VIT_FINETUNED, atomic_path
 
 __all__ = ["EMBEDDINGS", "FINETUNED", "Embeddings", "embed", "encode_batches", "load_embeddings",
            "resolve_device"]
@@ -119,7 +126,11 @@ def embed(
             checkpoint = fin
         elif enc_cfg.checkpoint is not None:
             checkpoint = cfg.resolve(enc_cfg.checkpoint) if isinstance(cfg, PipelineConfig) else enc_cfg.checkpoint
-    encoder = build_image_encoder(enc_cfg, checkpoint, img_size=store.patch_size)
+    encoder = build_image_encoder(enc_cfg, checkpoint, img_size=store.patch_size, seed=ENCODER_INIT_SEED)
+    pretrained = checkpoint is not None
+    if checkpoint is None:  # random weights: keep the exact draw, so maps and bundles can rebuild this encoder
+        checkpoint = save_encoder_weights(encoder, enc_cfg, data_dir / ENCODER_WEIGHTS, store.patch_size,
+                                          ENCODER_INIT_SEED).resolve()
     rows = np.flatnonzero(store.ok)
     dev = resolve_device(device)
     emb = np.full((len(store), encoder.dim), np.nan, np.float32)
@@ -135,7 +146,7 @@ def embed(
         g.attrs.update({
             "format": "socmap-embeddings/1", "backbone": enc_cfg.backbone, "modalities": list(encoder.modalities),
             "merge": enc_cfg.merge, "dim": int(encoder.dim), "patch_size": store.patch_size,
-            "checkpoint": None if checkpoint is None else str(checkpoint), "pretrained": checkpoint is not None,
+            "checkpoint": str(checkpoint), "init_seed": ENCODER_INIT_SEED, "pretrained": pretrained,
         })
     log.info("wrote %s: %d embeddings of width %d (%d without a patch)", final, len(rows), encoder.dim,
              len(store) - len(rows))
