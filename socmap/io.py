@@ -31,6 +31,10 @@ __all__ = [
     "EMBEDDINGS",
     "EXTRACT_FAILURES",
     "EXTRACT_REPORT",
+    "FIG_ENSEMBLE_SIZE",
+    "FIG_PRED_VS_OBS",
+    "FIG_RELIABILITY",
+    "FIG_RESIDUAL_MAP",
     "IMAGE_COVARIATES",
     "PATCHES",
     "PREPARE_REPORT",
@@ -66,6 +70,11 @@ EMBEDDINGS = "embeddings.zarr"
 """embed: one frozen-ViT vector per sample."""
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
+"""evaluate: every number of the report (NaN written as null)."""
+FIG_PRED_VS_OBS = "pred_vs_obs.png"
+FIG_RELIABILITY = "reliability.png"
+FIG_ENSEMBLE_SIZE = "ensemble_size.png"
+FIG_RESIDUAL_MAP = "residual_map.png"
 
 
 # --------------------------------------------------------------------------------------- atomic writes

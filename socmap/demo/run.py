@@ -82,6 +82,12 @@ def _embed(ctx: DemoContext) -> str:
     return f"{int(emb.ok.sum())} embeddings of width {emb.embedding.shape[1]} -> {path}"
 
 
+def _evaluate(ctx: DemoContext) -> str:
+    from socmap.evaluate import evaluate
+
+    return evaluate(ctx.data, ctx.cfg, ctx.model, ctx.report, n_boot=1000, seed=0).summary()
+
+
 def _stages() -> list[tuple[str, Stage | None]]:
     """The chain, in order; ``None`` marks a stage that has not landed yet (the run stops there)."""
     return [
@@ -89,7 +95,7 @@ def _stages() -> list[tuple[str, Stage | None]]:
         ("extract", _extract),
         ("embed", _embed),
         ("train", None),
-        ("evaluate", None),
+        ("evaluate", _evaluate),
         ("predict", None),
     ]
 
