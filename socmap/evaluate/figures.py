@@ -28,6 +28,8 @@ def _plt() -> Any:
 def pred_vs_obs_figure(path: Path, observed_gkg: np.ndarray, predictions_gkg: dict[str, np.ndarray]) -> Path:
     """Predicted vs observed SOC (g/kg, log-log axes), one hexbin density panel per method, 1:1 line."""
     plt = _plt()
+    from matplotlib import ticker
+
     n = len(predictions_gkg)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False, constrained_layout=True)
     y = np.asarray(observed_gkg, float)
@@ -40,6 +42,9 @@ def pred_vs_obs_figure(path: Path, observed_gkg: np.ndarray, predictions_gkg: di
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls="--")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers at the decades only; minor labels collide
+            axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(ticker.NullFormatter())
         rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
         ax.set_title(f"{name} (RMSE {rmse:.2f} g/kg)")
         ax.set_xlabel("observed SOC, g/kg")
@@ -94,7 +99,7 @@ def residual_map_figure(path: Path, lon: np.ndarray, lat: np.ndarray, residual_g
     r = np.asarray(residual_gkg, float)
     lim = float(np.nanquantile(np.abs(r), 0.95)) or 1.0
     fig, ax = plt.subplots(figsize=(5.6, 5.0), constrained_layout=True)
-    sc = ax.scatter(lon, lat, c=r, cmap="RdBu", vmin=-lim, vmax=lim, s=10, edgecolors="none")
+    sc = ax.scatter(lon, lat, c=r, cmap="RdBu", vmin=-lim, vmax=lim, s=14, edgecolors="none")
     fig.colorbar(sc, ax=ax, label="residual, g/kg")
     ax.set_xlabel("longitude, deg")
     ax.set_ylabel("latitude, deg")
