@@ -178,12 +178,12 @@ def evaluate(data_dir: Path, cfg: PipelineConfig, model: Path, out: Path, *, pro
         device: torch device for retraining (ablations, block protocol).
         block_members: ensemble members for the block-split retrain (default: the bundle's member count).
     """
-    from socmap.train import load_bundle
-
     if protocol not in ("random", "block"):
         raise DataError(f"unknown protocol {protocol!r}: random or block")
     t0 = time.perf_counter()
     samples = _load_samples(data_dir)
+    from socmap.train import load_bundle
+
     bundle = load_bundle(Path(model), cfg)
     ids = bundle.sample_id
     if ids and list(samples["sample_id"]) != ids:
