@@ -82,6 +82,12 @@ def _embed(ctx: DemoContext) -> str:
     return f"{int(emb.ok.sum())} embeddings of width {emb.embedding.shape[1]} -> {path}"
 
 
+def _train(ctx: DemoContext) -> str:
+    from socmap.train import train
+
+    return train(ctx.data, ctx.cfg, ctx.model, progress=True).summary()
+
+
 def _evaluate(ctx: DemoContext) -> str:
     from socmap.evaluate import evaluate
 
@@ -94,7 +100,7 @@ def _stages() -> list[tuple[str, Stage | None]]:
         ("prepare", _prepare),
         ("extract", _extract),
         ("embed", _embed),
-        ("train", None),
+        ("train", _train),
         ("evaluate", _evaluate),
         ("predict", None),
     ]
