@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reuse", action="store_true",
+                    help="Keep OUT/data and OUT/model where they exist (re-run only what is missing).")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
 
@@ -64,14 +66,15 @@ def main(argv: list[str] | None = None) -> dict:
     data, model, report = out / "data", out / "model", out / "report"
 
     ts = time.perf_counter()
-    prep = prepare([args.input], [args.mapping], data, pipeline=cfg, progress=False)
-    t_prepare = time.perf_counter() - ts
-    print(f"prepare: {prep.report['sites_out']} sites, split {prep.report['split']['counts']} ({t_prepare:.0f} s)",
-          flush=True)
+    if not (args.reuse and (data / "samples.parquet").exists()):
+        prep = prepare([args.input], [args.mapping], data, pipeline=cfg, progress=False)
+        print(f"prepare: {prep.report['sites_out']} sites, split {prep.report['split']['counts']} "
+              f"({time.perf_counter() - ts:.0f} s)", flush=True)
     ts = time.perf_counter()
-    tr = train(data, cfg, model, members=args.members, device=args.device, seed=args.seed, progress=False)
+    if not (args.reuse and (model / "bundle.json").exists()):
+        tr = train(data, cfg, model, members=args.members, device=args.device, seed=args.seed, progress=False)
+        print(f"train: {tr.summary()} ({time.perf_counter() - ts:.0f} s)", flush=True)
     t_train = time.perf_counter() - ts
-    print(f"train: {tr.summary() if hasattr(tr, 'summary') else tr} ({t_train:.0f} s)", flush=True)
     ts = time.perf_counter()
     res = evaluate(data, cfg, model, report, protocol=args.protocol, n_boot=args.bootstrap, seed=args.seed,
                    device=args.device)
