@@ -264,7 +264,7 @@ def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
             lines += [blk["note"], ""]
         lines += _point_table(blk["point"], set())
         lines += [""]
-    if "not_run" in rep:
+    if rep.get("not_run"):
         lines += ["## Not run", ""] + [f"- {k}: {v}" for k, v in rep["not_run"].items()] + [""]
     return "\n".join(lines)
 

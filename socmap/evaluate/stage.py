@@ -125,7 +125,7 @@ def _run_ablations(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, t
     for variant in ABLATIONS:
         vcfg = ablation_config(cfg, variant)
         if vcfg is None:
-            skipped[variant] = "does not apply to this pipeline (the component is already off)"
+            skipped[variant] = "the component is already off in this pipeline"
             continue
         pred = _train_and_predict(data_dir, vcfg, tmp / f"ablation-{len(rows_val)}", members=1, seed=seed,
                                   device=device)
