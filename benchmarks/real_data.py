@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"({time.perf_counter() - ts:.0f} s)", flush=True)
     ts = time.perf_counter()
     if not (args.reuse and (model / "bundle.json").exists()):
-        tr = train(data, cfg, model, members=args.members, device=args.device, seed=args.seed, progress=False)
+        tr = train(data, cfg, model, members=args.members, device=args.device, seed=args.seed, progress=True)
         print(f"train: {tr.summary()} ({time.perf_counter() - ts:.0f} s)", flush=True)
     t_train = time.perf_counter() - ts
     ts = time.perf_counter()

@@ -61,11 +61,13 @@ class BaselineResult:
 def baseline_inputs(samples: pd.DataFrame, feature_columns: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
     """The input matrix (feature columns + lon, lat, year) and its column names.
 
-    ``feature_columns`` defaults to every ``feat_*`` column in file order (the bundle's ``feature_columns`` when
-    evaluating a model, so both see the same inputs).
+    ``feature_columns`` defaults to every ``feat_*`` column in file order; pass the bundle's ``feature_columns``
+    (preprocessor output names, stored as ``feat_<name>`` in samples.parquet) so both see the same inputs.
     """
-    cols = list(feature_columns) if feature_columns is not None else [c for c in samples.columns
-                                                                        if c.startswith("feat_")]
+    if feature_columns is None:
+        cols = [c for c in samples.columns if c.startswith("feat_")]
+    else:  # the bundle names the preprocessor's outputs (``mat``), samples.parquet stores them as ``feat_mat``
+        cols = [c if c.startswith("feat_") else f"feat_{c}" for c in feature_columns]
     cols = [*cols, "lon", "lat", "year"]
     missing = [c for c in cols if c not in samples.columns]
     if missing:

@@ -59,3 +59,13 @@ def test_run_baselines_same_rows_and_spatial_lag_helps() -> None:
     err = {k: np.sqrt(np.mean((r.pred_gkg - y) ** 2)) for k, r in res.items()}
     assert err["rfsi"] < err["xgboost"]
     assert np.sqrt(np.mean((np.median(y) - y) ** 2)) > err["xgboost"]
+
+
+def test_bundle_feature_names_map_to_feat_columns() -> None:
+    from socmap.evaluate.baselines import baseline_inputs
+
+    df = _field(20, 1)
+    df["cov"] = 1000.0  # a raw, unscaled column of the same name must not be picked up
+    x, cols = baseline_inputs(df, ["cov", "feat_noise"])
+    assert cols == ["feat_cov", "feat_noise", "lon", "lat", "year"]
+    np.testing.assert_array_equal(x[:, 0], df["feat_cov"].to_numpy())

@@ -32,6 +32,7 @@ def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineCon
     assert set(rep["point"]) == {"SpTGNN", "XGBoost", "RFSI-like XGBoost"}
     assert rep["n_eval"] == test.sum()
     assert "ablations" in rep["not_run"]
+    assert rep["baselines"]["xgboost"]["params"]["inputs"] == ["feat_a", "lon", "lat", "year"]
     for f in rep["figures"].values():
         assert (tmp_path / "report" / f).stat().st_size > 1000
     assert "SpTGNN RMSE" in res.summary()
