@@ -200,7 +200,9 @@ def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
             lines.append(f"- {k}: `{meta[k]}`")
     lines += [f"- members: {rep['members']}, temperature T = {t:.3f}",
               f"- evaluated on the `{rep['eval_split']}` split (n = {rep['n_eval']}); split sizes {rep['counts']}",
-              "- brackets: percentile bootstrap 95 % intervals over the same resamples for every row (paired)",
+              "- brackets: percentile bootstrap 95 % intervals over the same resamples for every row (paired); "
+              "ECE is a mean of absolute gaps, so its resampled values sit above the full-sample value on small "
+              "sets and its interval can exclude it",
               "", f"**Scales.** {rep['scales']}", ""]
 
     lines += ["## Point predictions (cf. paper Table 10), g/kg", ""]
