@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,25 +44,15 @@ from socmap.io import (
     atomic_path,
 )
 
-__all__ = ["FigureData", "Predictive", "ensemble_size_table", "score_predictions", "write_report"]
+if TYPE_CHECKING:
+    from socmap.train.ensemble import EnsemblePrediction
+
+__all__ = ["FigureData", "ensemble_size_table", "score_predictions", "write_report"]
 
 SCALES = ("Point metrics (MAE, RMSE, MAPE, R2) are on SOC in g/kg; the SpTGNN point prediction is expm1 of its "
           "predictive mean on log(1 + SOC), i.e. the median of the implied log-normal. Distributional metrics (ECE, "
           "NLL, CRPS, Cov@95, MPIW@95, epistemic fraction, z diagnostics) are on log(1 + SOC g/kg), where the "
           "model's Gaussian lives; coverage is the same on both scales, MPIW is also given in g/kg.")
-
-
-class Predictive(Protocol):
-    """What the report reads from an ensemble prediction (socmap.train.EnsemblePrediction), rows = samples."""
-
-    mean: np.ndarray
-    aleatoric_var: np.ndarray
-    epistemic_var: np.ndarray
-    member_mean: np.ndarray
-
-    def subset(self, members: list[int]) -> Predictive: ...
-
-    def calibrate(self, t: float) -> Predictive: ...
 
 
 @dataclass
@@ -75,7 +65,7 @@ class FigureData:
     lat: np.ndarray
 
 
-def ensemble_size_table(raw: Predictive, temperature: float, y_log: np.ndarray, mask: np.ndarray) -> list[dict]:
+def ensemble_size_table(raw: EnsemblePrediction, temperature: float, y_log: np.ndarray, mask: np.ndarray) -> list[dict]:
     """Table 9: accuracy and calibration of the first M members, M = 1..M_total, no retraining.
 
     Each subset is re-aggregated by eq. 6 (``raw.subset``) and scaled by the full ensemble's temperature.
@@ -102,7 +92,7 @@ def ensemble_size_table(raw: Predictive, temperature: float, y_log: np.ndarray, 
     return rows
 
 
-def score_predictions(samples: pd.DataFrame, raw: Predictive, temperature: float, *,
+def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperature: float, *,
                       baselines: dict[str, BaselineResult] | None = None, eval_split: str = "test",
                       n_boot: int = 1000, seed: int = 0) -> tuple[dict[str, Any], FigureData]:
     """Every number of the report for one model on one split, and the arrays its figures need.
