@@ -234,11 +234,30 @@ def train(data_dir: Path, out_dir: Path, members: int | None, device: str, seed:
 
 
 @cli.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Data folder the bundle was trained on (samples.parquet).")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Model bundle written by `socmap train`.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Report folder (report.md, report.json, PNG figures); replaced atomically.")
+@click.option("--protocol", type=click.Choice(["random", "block"]), default="random", show_default=True,
+              help="random: the data's split (transductive); block: also retrain on a spatial block split.")
+@click.option("--ablations", is_flag=True, help="Retrain the ablation variants (one member each; slow).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap resamples for the 95 % intervals (0: none).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap, baselines and retraining.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
+              help="Torch device for the retraining of --ablations / --protocol block.")
 @_pipeline_options
 @_one_line_errors
-def evaluate(region: str | None, pipeline_file: Path | None) -> None:
-    """Score a model bundle on the held-out split and write report/ (markdown, JSON, figures)."""
-    raise SocmapError("`socmap evaluate` is not implemented yet")
+def evaluate(data_dir: Path, model_dir: Path, out_dir: Path, protocol: str, ablations: bool, n_boot: int, seed: int,
+             device: str, region: str | None, pipeline_file: Path | None) -> None:
+    """Score a model bundle on the held-out split against XGBoost and an RFSI-like baseline; write the report."""
+    from socmap.evaluate import evaluate as run
+
+    res = run(data_dir, _load(region, pipeline_file), model_dir, out_dir, protocol=protocol, ablations=ablations,
+              n_boot=n_boot, seed=seed, device=device)
+    click.echo(res.summary())
 
 
 @cli.command()

@@ -35,6 +35,10 @@ __all__ = [
     "ENCODER_WEIGHTS",
     "EXTRACT_FAILURES",
     "EXTRACT_REPORT",
+    "FIG_ENSEMBLE_SIZE",
+    "FIG_PRED_VS_OBS",
+    "FIG_RELIABILITY",
+    "FIG_RESIDUAL_MAP",
     "IMAGE_COVARIATES",
     "PATCHES",
     "PREPARE_REPORT",
@@ -74,6 +78,11 @@ ENCODER_WEIGHTS = "encoder_weights.pt"
 ``socmap-vit/1`` format, so a map (and the bundle's ``encoder.pt``) rebuilds the very same encoder."""
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
+"""evaluate: every number of the report (NaN written as null)."""
+FIG_PRED_VS_OBS = "pred_vs_obs.png"
+FIG_RELIABILITY = "reliability.png"
+FIG_ENSEMBLE_SIZE = "ensemble_size.png"
+FIG_RESIDUAL_MAP = "residual_map.png"
 DEMO_RUN = "demo_run.json"
 """demo: the run summary (stages, one-line summaries, seconds) in ``socmap demo --out DIR``."""
 

@@ -85,6 +85,12 @@ def _train(ctx: DemoContext) -> str:
     return train(ctx.data, ctx.cfg, ctx.model, progress=True).summary()
 
 
+def _evaluate(ctx: DemoContext) -> str:
+    from socmap.evaluate import evaluate
+
+    return evaluate(ctx.data, ctx.cfg, ctx.model, ctx.report, n_boot=1000, seed=0).summary()
+
+
 def _stages() -> list[tuple[str, Stage | None]]:
     """The chain, in order; ``None`` marks a stage that has not landed yet (the run stops there)."""
     return [
@@ -92,7 +98,7 @@ def _stages() -> list[tuple[str, Stage | None]]:
         ("extract", _extract),
         ("embed", _embed),
         ("train", _train),
-        ("evaluate", None),
+        ("evaluate", _evaluate),
         ("predict", None),
     ]
 

@@ -1,0 +1,168 @@
+"""Baselines on the same split and the same inputs as the SpTGNN: XGBoost and an RFSI-like spatial XGBoost.
+
+Inputs: the tabular ``feat_*`` columns of samples.parquet (already standardised / one-hot / imputed by prepare,
+fitted on train) plus lon, lat (degrees) and year. Target: log(1 + SOC g/kg); predictions are returned in g/kg as
+expm1 of the prediction (the median of the implied log-normal, like the SpTGNN's point prediction).
+
+- ``xgboost``: the paper's settings (500 trees, depth 8, eta 0.05) with subsample and colsample 0.8.
+- ``rfsi``: the same booster with spatial-lag features of the nearest *training* targets, as in random-forest
+  spatial interpolation (Sekulic et al. 2020): the k nearest training sites' log-SOC values and great-circle
+  distances (km), and their inverse-distance mean (weights 1 / d). For a training row its own site is left out of
+  its neighbour set (leave-one-out), otherwise the model would learn to copy the first neighbour, its own label.
+  Val and test rows only ever see training labels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from socmap.errors import DataError
+
+__all__ = [
+    "XGB_PARAMS",
+    "BaselineResult",
+    "baseline_inputs",
+    "fit_predict_xgboost",
+    "haversine_knn",
+    "run_baselines",
+    "spatial_lag_features",
+]
+
+EARTH_RADIUS_KM = 6371.0088
+
+XGB_PARAMS: dict[str, Any] = {
+    "n_estimators": 500,
+    "max_depth": 8,
+    "learning_rate": 0.05,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "tree_method": "hist",
+    "objective": "reg:squarederror",
+}
+"""The paper's XGBoost (section 5.5: 500 trees, depth 8, eta 0.05) plus row / column subsampling 0.8."""
+
+
+@dataclass
+class BaselineResult:
+    """One baseline's predictions for the rows it was asked about."""
+
+    name: str
+    pred_gkg: np.ndarray
+    """Point predictions, g/kg (expm1 of the log-scale prediction)."""
+    seconds: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def baseline_inputs(samples: pd.DataFrame, feature_columns: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """The input matrix (feature columns + lon, lat, year) and its column names.
+
+    ``feature_columns`` defaults to every ``feat_*`` column in file order; pass the bundle's ``feature_columns``
+    (preprocessor output names, stored as ``feat_<name>`` in samples.parquet) so both see the same inputs.
+    """
+    if feature_columns is None:
+        cols = [c for c in samples.columns if c.startswith("feat_")]
+    else:  # the bundle names the preprocessor's outputs (``mat``), samples.parquet stores them as ``feat_mat``
+        cols = [c if c.startswith("feat_") else f"feat_{c}" for c in feature_columns]
+    cols = [*cols, "lon", "lat", "year"]
+    missing = [c for c in cols if c not in samples.columns]
+    if missing:
+        raise DataError(f"samples.parquet lacks the baseline input columns {missing}; re-run `socmap prepare`")
+    x = samples[cols].to_numpy(dtype=np.float64)
+    return x, cols
+
+
+def fit_predict_xgboost(x_train: np.ndarray, y_train_gkg: np.ndarray, x_eval: np.ndarray, *, seed: int = 0,
+                        n_jobs: int | None = None) -> np.ndarray:
+    """Fit XGBoost (:data:`XGB_PARAMS`) on log1p(SOC) and return expm1 of its predictions for ``x_eval`` (g/kg)."""
+    import xgboost as xgb
+
+    model = xgb.XGBRegressor(**XGB_PARAMS, random_state=seed, n_jobs=n_jobs)
+    model.fit(x_train, np.log1p(np.asarray(y_train_gkg, float)))
+    return np.expm1(model.predict(x_eval).astype(np.float64))
+
+
+def _unit_vectors(lonlat: np.ndarray) -> np.ndarray:
+    lon, lat = np.radians(lonlat[:, 0]), np.radians(lonlat[:, 1])
+    return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+
+
+def haversine_knn(ref_lonlat: np.ndarray, query_lonlat: np.ndarray, k: int, *,
+                  exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into ``ref`` and great-circle distances (km) of each query point's k nearest reference points.
+
+    With ``exclude_self`` the query points ARE the reference points (same rows, same order) and each row's own
+    index is removed from its neighbour list (leave-one-out); co-located other sites are kept.
+    """
+    from scipy.spatial import cKDTree
+
+    ref = _unit_vectors(np.asarray(ref_lonlat, float))
+    qry = _unit_vectors(np.asarray(query_lonlat, float))
+    kk = k + 1 if exclude_self else k
+    if kk > len(ref):
+        raise DataError(f"need at least {kk} training sites for k = {k} spatial-lag neighbours, have {len(ref)}")
+    chord, idx = cKDTree(ref).query(qry, k=kk)
+    chord, idx = chord.reshape(len(qry), kk), idx.reshape(len(qry), kk)
+    if exclude_self:
+        own = idx == np.arange(len(qry))[:, None]
+        # drop the own index where it was found, else the farthest (the own site is always among the k+1 nearest
+        # unless k+1 co-located sites tie, in which case any of them is as good)
+        drop = np.where(own.any(axis=1), own.argmax(axis=1), kk - 1)
+        keep = np.ones_like(own)
+        keep[np.arange(len(qry)), drop] = False
+        chord = chord[keep].reshape(len(qry), k)
+        idx = idx[keep].reshape(len(qry), k)
+    dist_km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    return idx, dist_km
+
+
+def spatial_lag_features(train_lonlat: np.ndarray, train_y_log: np.ndarray, query_lonlat: np.ndarray, *,
+                         k: int = 10, exclude_self: bool = False, min_km: float = 0.01) -> np.ndarray:
+    """RFSI spatial-lag features: (N, 2k + 1) = k neighbour values, k distances (km), inverse-distance mean.
+
+    ``train_y_log`` are the training targets (log1p SOC); ``min_km`` floors the distances in the IDW weights so
+    a co-located neighbour does not get an infinite weight.
+    """
+    idx, dist = haversine_knn(train_lonlat, query_lonlat, k, exclude_self=exclude_self)
+    vals = np.asarray(train_y_log, float)[idx]
+    w = 1.0 / np.maximum(dist, min_km)
+    idw = np.sum(w * vals, axis=1) / np.sum(w, axis=1)
+    return np.column_stack([vals, dist, idw])
+
+
+def run_baselines(samples: pd.DataFrame, feature_columns: list[str] | None = None, *, eval_mask: np.ndarray,
+                  train_mask: np.ndarray | None = None, k: int = 10, seed: int = 0,
+                  n_jobs: int | None = None) -> dict[str, BaselineResult]:
+    """Fit both baselines on the training rows and predict the ``eval_mask`` rows (g/kg).
+
+    ``train_mask`` defaults to ``samples.split == "train"``: the very rows the SpTGNN learnt from.
+    """
+    if train_mask is None:
+        train_mask = (samples["split"] == "train").to_numpy()
+    train_mask, eval_mask = np.asarray(train_mask, bool), np.asarray(eval_mask, bool)
+    if not train_mask.any() or not eval_mask.any():
+        raise DataError("the baselines need training rows and rows to evaluate; check the split column")
+    x, cols = baseline_inputs(samples, feature_columns)
+    y = samples["soc_gkg"].to_numpy(dtype=np.float64)
+    out: dict[str, BaselineResult] = {}
+
+    t0 = time.perf_counter()
+    pred = fit_predict_xgboost(x[train_mask], y[train_mask], x[eval_mask], seed=seed, n_jobs=n_jobs)
+    out["xgboost"] = BaselineResult("xgboost", pred, time.perf_counter() - t0,
+                                    {**XGB_PARAMS, "inputs": cols, "target": "log1p(soc_gkg)"})
+
+    t0 = time.perf_counter()
+    lonlat = samples[["lon", "lat"]].to_numpy(dtype=np.float64)
+    ylog_train = np.log1p(y[train_mask])
+    lag_train = spatial_lag_features(lonlat[train_mask], ylog_train, lonlat[train_mask], k=k, exclude_self=True)
+    lag_eval = spatial_lag_features(lonlat[train_mask], ylog_train, lonlat[eval_mask], k=k)
+    pred = fit_predict_xgboost(np.column_stack([x[train_mask], lag_train]), y[train_mask],
+                               np.column_stack([x[eval_mask], lag_eval]), seed=seed, n_jobs=n_jobs)
+    out["rfsi"] = BaselineResult("rfsi", pred, time.perf_counter() - t0,
+                                 {**XGB_PARAMS, "inputs": cols, "spatial_lag_k": k,
+                                  "spatial_lag": "k nearest training log1p(SOC), distances km, inverse-distance mean"})
+    return out

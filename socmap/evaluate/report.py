@@ -1,0 +1,289 @@
+"""Score an ensemble's predictions and the baselines, and write the report folder (paper section 5).
+
+``score_predictions`` turns predictions into one nested dict of numbers (everything goes to report.json);
+``write_report`` renders it as report.md with the paper's table layouts (Tables 4, 7-10, 11, 12 where they apply)
+plus the figures, and writes the whole folder atomically.
+
+Scales (said again in the report): point metrics on SOC in g/kg, the point prediction being expm1 of the
+predictive mean on log(1 + SOC) (the log-normal median); every distributional metric (ECE, NLL, CRPS, coverage,
+interval width, epistemic fraction, z diagnostics) on log(1 + SOC), where the model's Gaussian lives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from socmap.evaluate import figures
+from socmap.evaluate.baselines import BaselineResult
+from socmap.evaluate.diagnostics import z_diagnostics
+from socmap.evaluate.metrics import (
+    ECE_LEVELS,
+    coverage_width,
+    ece,
+    epistemic_fraction,
+    gaussian_nll,
+    mape,
+    point_metrics,
+    rmse,
+    uncertainty_metrics,
+)
+from socmap.io import (
+    FIG_ENSEMBLE_SIZE,
+    FIG_PRED_VS_OBS,
+    FIG_RELIABILITY,
+    FIG_RESIDUAL_MAP,
+    REPORT_JSON,
+    REPORT_MD,
+    atomic_path,
+)
+
+if TYPE_CHECKING:
+    from socmap.train.ensemble import EnsemblePrediction
+
+__all__ = ["FigureData", "ensemble_size_table", "score_predictions", "write_report"]
+
+SCALES = ("Point metrics (MAE, RMSE, MAPE, R2) are on SOC in g/kg; the SpTGNN point prediction is expm1 of its "
+          "predictive mean on log(1 + SOC), i.e. the median of the implied log-normal. Distributional metrics (ECE, "
+          "NLL, CRPS, Cov@95, MPIW@95, epistemic fraction, z diagnostics) are on log(1 + SOC g/kg), where the "
+          "model's Gaussian lives; coverage is the same on both scales, MPIW is also given in g/kg.")
+
+
+@dataclass
+class FigureData:
+    """The arrays behind the figures (rows = the evaluated split)."""
+
+    observed_gkg: np.ndarray
+    predictions_gkg: dict[str, np.ndarray]
+    lon: np.ndarray
+    lat: np.ndarray
+
+
+def ensemble_size_table(raw: EnsemblePrediction, temperature: float, y_log: np.ndarray, mask: np.ndarray) -> list[dict]:
+    """Table 9: accuracy and calibration of the first M members, M = 1..M_total, no retraining.
+
+    Each subset is re-aggregated by eq. 6 (``raw.subset``) and scaled by the full ensemble's temperature.
+    """
+    n_members = int(np.asarray(raw.member_mean).shape[0])
+    y_gkg = np.expm1(y_log)
+    rows = []
+    for m in range(1, n_members + 1):
+        sub = raw.subset(list(range(m))).calibrate(temperature)
+        mu = np.asarray(sub.mean)[mask]
+        a, e = np.asarray(sub.aleatoric_var)[mask], np.asarray(sub.epistemic_var)[mask]
+        sigma = np.sqrt(a + e)
+        rows.append({
+            "members": m,
+            "rmse_gkg": float(rmse(y_gkg, np.expm1(mu))),
+            "rmse_log": float(rmse(y_log, mu)),
+            "mape": float(mape(y_gkg, np.expm1(mu))),
+            "nll": float(gaussian_nll(y_log, mu, a + e)),
+            "ece": float(ece(y_log, mu, sigma)),
+            "cov95_vp": float(coverage_width(y_log, mu, sigma, method="vp")[0]),
+            "cov95_gaussian": float(coverage_width(y_log, mu, sigma)[0]),
+            "epistemic_fraction": float(epistemic_fraction(a, e)),
+        })
+    return rows
+
+
+def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperature: float, *,
+                      baselines: dict[str, BaselineResult] | None = None, eval_split: str = "test",
+                      n_boot: int = 1000, seed: int = 0) -> tuple[dict[str, Any], FigureData]:
+    """Every number of the report for one model on one split, and the arrays its figures need.
+
+    ``raw``: uncalibrated predictions for every row of ``samples`` (in order); ``temperature``: the fitted T
+    (variances x T^2 after calibration); ``baselines``: predictions for the ``eval_split`` rows. All bootstrap
+    intervals share one ``seed``, so they are paired across methods and across pre/post calibration.
+    """
+    split = samples["split"].to_numpy()
+    mask = split == eval_split
+    if not mask.any():
+        raise ValueError(f"no {eval_split!r} rows in samples")
+    if len(raw.mean) != len(samples):
+        raise ValueError(f"predictions have {len(raw.mean)} rows, samples {len(samples)}")
+    y_gkg_all = samples["soc_gkg"].to_numpy(dtype=np.float64)
+    y_log_all = np.log1p(y_gkg_all)
+    cal = raw.calibrate(temperature)
+    y_gkg, y_log = y_gkg_all[mask], y_log_all[mask]
+    pred = {"SpTGNN": np.expm1(np.asarray(raw.mean, float)[mask])}
+    for res in (baselines or {}).values():
+        pred[{"xgboost": "XGBoost", "rfsi": "RFSI-like XGBoost"}.get(res.name, res.name)] = res.pred_gkg
+
+    report: dict[str, Any] = {"eval_split": eval_split, "n_eval": int(mask.sum()), "scales": SCALES,
+                              "counts": {str(k): int(v) for k, v in pd.Series(split).value_counts().items()}}
+    report["point"] = {name: point_metrics(y_gkg, p, n_boot=n_boot, seed=seed) for name, p in pred.items()}
+    other = "val" if eval_split == "test" else None
+    if other is not None and (split == other).any():
+        vm = split == other
+        report["point_val"] = {"SpTGNN": point_metrics(y_gkg_all[vm], np.expm1(np.asarray(raw.mean)[vm]),
+                                                       n_boot=n_boot, seed=seed)}
+
+    unc: dict[str, Any] = {"temperature": float(temperature)}
+    diag: dict[str, Any] = {}
+    for tag, p in (("pre", raw), ("post", cal)):
+        mu = np.asarray(p.mean, float)[mask]
+        a, e = np.asarray(p.aleatoric_var, float)[mask], np.asarray(p.epistemic_var, float)[mask]
+        unc[tag] = uncertainty_metrics(y_log, mu, a, e, n_boot=n_boot, seed=seed)
+        diag[tag] = z_diagnostics(y_log, mu, np.sqrt(a + e), seed=seed)
+    report["uncertainty"] = unc
+    report["diagnostics"] = diag
+    report["ensemble_size"] = ensemble_size_table(raw, temperature, y_log, mask)
+    report["members"] = int(np.asarray(raw.member_mean).shape[0])
+    if baselines:
+        report["baselines"] = {k: {"seconds": round(v.seconds, 2), "params": v.params} for k, v in baselines.items()}
+    fig = FigureData(observed_gkg=y_gkg, predictions_gkg=pred,
+                     lon=samples["lon"].to_numpy()[mask], lat=samples["lat"].to_numpy()[mask])
+    return report, fig
+
+
+# -------------------------------------------------------------------------------------------- rendering
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN / inf -> null, numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _f(x: Any, nd: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if isinstance(x, float) and (abs(x) >= 1e4 or (0 < abs(x) < 10 ** -nd)):
+        return f"{x:.2e}"
+    return f"{x:.{nd}f}"
+
+
+def _ci(m: dict[str, Any], nd: int = 3) -> str:
+    s = _f(m["value"], nd)
+    if "ci95" in m:
+        s += f" [{_f(m['ci95'][0], nd)}, {_f(m['ci95'][1], nd)}]"
+    return s
+
+
+def _point_table(rows: dict[str, dict[str, Any]], uq: set[str]) -> list[str]:
+    out = ["| Method | n | MAE | RMSE | MAPE % | R2 | UQ |", "|---|---|---|---|---|---|---|"]
+    for name, pm in rows.items():
+        out.append(f"| {name} | {pm['n']} | {_ci(pm['mae'], 2)} | {_ci(pm['rmse'], 2)} | {_ci(pm['mape'], 1)} | "
+                   f"{_ci(pm['r2'])} | {'yes' if name in uq else ''} |")
+    return out
+
+
+def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
+    meta = rep.get("meta", {})
+    unc, diag = rep["uncertainty"], rep["diagnostics"]
+    pre, post = unc["pre"], unc["post"]
+    t = unc["temperature"]
+    lines = [f"# socmap evaluation: {meta.get('pipeline', '')}", ""]
+    for k in ("pipeline", "bundle", "data", "protocol"):
+        if k in meta:
+            lines.append(f"- {k}: `{meta[k]}`")
+    lines += [f"- members: {rep['members']}, temperature T = {t:.3f}",
+              f"- evaluated on the `{rep['eval_split']}` split (n = {rep['n_eval']}); split sizes {rep['counts']}",
+              "- brackets: percentile bootstrap 95 % intervals over the same resamples for every row (paired); "
+              "ECE is a mean of absolute gaps, so its resampled values sit above the full-sample value on small "
+              "sets and its interval can exclude it",
+              "", f"**Scales.** {rep['scales']}", ""]
+
+    lines += ["## Point predictions (cf. paper Table 10), g/kg", ""]
+    lines += _point_table(rep["point"], {"SpTGNN"})
+    lines += ["", f"![predicted vs observed]({figs['pred_vs_obs']})", ""]
+    if "point_val" in rep:
+        lines += ["## SpTGNN on the validation split (cf. Table 4), g/kg", ""]
+        lines += _point_table(rep["point_val"], {"SpTGNN"})
+        lines += [""]
+
+    lines += [f"## Calibration before and after temperature scaling (cf. Table 7), log(1 + SOC); T = {t:.3f}", "",
+              "| Metric | Pre-cal | Post-cal |", "|---|---|---|"]
+    for label, key, nd in (("ECE (20 levels)", "ece", 3), ("NLL", "nll", 3), ("CRPS", "crps", 3),
+                           ("Cov@95, Vysochanskij-Petunin (-> 0.95)", "picp_vp", 3),
+                           ("Cov@95, Gaussian (-> 0.95)", "picp_gaussian", 3)):
+        lines.append(f"| {label} | {_ci(pre[key], nd)} | {_ci(post[key], nd)} |")
+    for label, key, nd in (("MPIW@95, VP, log units", "mpiw_vp", 3), ("MPIW@95, VP, g/kg", "mpiw_vp_gkg", 2),
+                           ("MPIW@95, Gaussian, log units", "mpiw_gaussian", 3),
+                           ("MPIW@95, Gaussian, g/kg", "mpiw_gaussian_gkg", 2)):
+        lines.append(f"| {label} | {_f(pre[key], nd)} | {_f(post[key], nd)} |")
+    lines += ["", f"![reliability diagram]({figs['reliability']})", ""]
+
+    lines += ["## Uncertainty decomposition, post-calibration (cf. Table 8), log(1 + SOC)^2", "",
+              "| Quantity | Value |", "|---|---|",
+              f"| Aleatoric variance (mean) | {_f(post['aleatoric_var_mean'])} |",
+              f"| Epistemic variance (mean) | {_ci(post['epistemic_var_mean'])} |",
+              f"| Total variance (mean) | {_f(post['total_var_mean'])} |",
+              f"| Epistemic fraction (mean of per-point ratios) | {_ci(post['epistemic_fraction'])} |",
+              f"| Pearson r(abs err, sigma) | {_f(post['corr_abs_error_sigma']['pearson'])} |",
+              f"| Spearman r(abs err, sigma) | {_f(post['corr_abs_error_sigma']['spearman'])} |", ""]
+
+    rows = rep["ensemble_size"]
+    lines += ["## Ensemble size, post-hoc member subsets (cf. Table 9), scaled by the full ensemble's T", "",
+              "| | " + " | ".join(f"M={r['members']}" for r in rows) + " |",
+              "|---|" + "---|" * len(rows)]
+    for label, key, nd in (("RMSE, g/kg", "rmse_gkg", 3), ("RMSE, log(1+SOC)", "rmse_log", 3),
+                           ("MAPE %", "mape", 1), ("NLL", "nll", 3), ("ECE", "ece", 3),
+                           ("Cov@95 (VP)", "cov95_vp", 3), ("Epistemic fraction", "epistemic_fraction", 3)):
+        lines.append(f"| {label} | " + " | ".join(_f(r[key], nd) for r in rows) + " |")
+    lines += ["", f"![ensemble size]({figs['ensemble_size']})", ""]
+
+    lines += ["## Diagnostics on z = (y - mu) / sigma, log(1 + SOC) (cf. Table 12)", "",
+              "| Statistic | Pre-cal | Post-cal |", "|---|---|---|"]
+    for label, a, b in (("Shapiro-Wilk W / p", "shapiro_w", "shapiro_p"),
+                        ("Breusch-Pagan z^2 ~ sigma, LM / p", "bp_sigma_lm", "bp_sigma_p"),
+                        ("Breusch-Pagan z^2 ~ mu, LM / p", "bp_mu_lm", "bp_mu_p")):
+        lines.append(f"| {label} | {_f(diag['pre'][a])} / {_f(diag['pre'][b])} | "
+                     f"{_f(diag['post'][a])} / {_f(diag['post'][b])} |")
+    lines += [f"| mean(z) (-> 0) | {_f(diag['pre']['mean_z'])} | {_f(diag['post']['mean_z'])} |",
+              f"| var(z) (-> 1) | {_f(diag['pre']['var_z'])} | {_f(diag['post']['var_z'])} |", ""]
+
+    lines += [f"![residual map]({figs['residual_map']})", ""]
+
+    for section, title in (("ablations", "Ablations under one protocol (cf. Table 11), g/kg"),
+                           ("block", "Spatial block split (inductive), g/kg")):
+        blk = rep.get(section)
+        if not blk:
+            continue
+        lines += [f"## {title}", ""]
+        if blk.get("note"):
+            lines += [blk["note"], ""]
+        lines += _point_table(blk["point"], set())
+        lines += [""]
+    if rep.get("not_run"):
+        lines += ["## Not run", ""] + [f"- {k}: {v}" for k, v in rep["not_run"].items()] + [""]
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], out: Path, fig: FigureData) -> Path:
+    """Write ``out/`` (report.md, report.json and the PNGs) atomically; returns ``out``.
+
+    report.json holds every number (``report`` plus the figure file names); NaN is written as null.
+    """
+    out = Path(out)
+    names = {"pred_vs_obs": FIG_PRED_VS_OBS, "reliability": FIG_RELIABILITY, "ensemble_size": FIG_ENSEMBLE_SIZE,
+             "residual_map": FIG_RESIDUAL_MAP}
+    report = {**report, "figures": names}
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        figures.pred_vs_obs_figure(tmp / names["pred_vs_obs"], fig.observed_gkg, fig.predictions_gkg)
+        unc = report["uncertainty"]
+        t = unc["temperature"]
+        figures.reliability_figure(tmp / names["reliability"], ECE_LEVELS, {
+            "before calibration": np.asarray(unc["pre"]["reliability"]["coverage"]),
+            f"after calibration (T = {t:.2f})": np.asarray(unc["post"]["reliability"]["coverage"]),
+        })
+        figures.ensemble_size_figure(tmp / names["ensemble_size"], report["ensemble_size"])
+        figures.residual_map_figure(tmp / names["residual_map"], fig.lon, fig.lat,
+                                    fig.observed_gkg - fig.predictions_gkg["SpTGNN"],
+                                    title="SpTGNN residuals (observed - predicted), g/kg")
+        (tmp / REPORT_JSON).write_text(json.dumps(_clean(report), indent=1) + "\n")
+        (tmp / REPORT_MD).write_text(_markdown(report, names) + "\n")
+    return out
+

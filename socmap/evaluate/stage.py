@@ -1,0 +1,222 @@
+"""``socmap evaluate``: score a model bundle against the baselines on the same split and write the report.
+
+Protocol ``random`` (default, the paper's): the bundle's own transductive predictions of the held-out test nodes
+(``Bundle.predict_nodes``; the paper itself calls this an upper bound), XGBoost and the RFSI-like spatial XGBoost
+fitted on the same training rows with the same inputs. Optional, because each retrains (``socmap.train``):
+
+- ``ablations``: single-member re-runs under one shared protocol (same seed, schedule and data) of the full
+  model and of five variants: spatial-only graph, concat fusion, no imagery stream, no temporal encoder, no
+  Moran's I loss (Table 11 plus the two the paper left out), scored on the validation split like Table 11 and on
+  the test split.
+- ``block``: the spatial block split (inductive; test sites in blocks no training site shares): the data are
+  re-split by ``socmap.data.split.block_split`` with the pipeline's ``data.split`` (block_km, fractions, seed),
+  the SpTGNN is retrained on that split and compared with both baselines on its test blocks. The covariate
+  preprocessing stays the one prepare fitted (on the random split's training rows: feature scaling only, no
+  labels reach a test block).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from socmap.config import PipelineConfig
+from socmap.errors import DataError, ModelError
+from socmap.evaluate.baselines import run_baselines
+from socmap.evaluate.metrics import point_metrics
+from socmap.evaluate.report import score_predictions, write_report
+from socmap.io import SAMPLES
+
+__all__ = ["ABLATIONS", "EvaluationResult", "ablation_config", "evaluate"]
+
+ABLATIONS = ("full", "spatial-only graph", "concat fusion", "no imagery", "no temporal encoder", "no Moran loss")
+"""The ablation variants, in report order (``full`` is the controlled re-run of the configuration)."""
+
+
+@dataclass
+class EvaluationResult:
+    """What ``evaluate`` wrote and its headline numbers."""
+
+    out: Path
+    report: dict[str, Any]
+    seconds: float
+
+    def summary(self) -> str:
+        p, u = self.report["point"], self.report["uncertainty"]["post"]
+        parts = [f"{name} RMSE {m['rmse']['value']:.2f}" for name, m in p.items()]
+        return (f"n_test {self.report['n_eval']}: " + ", ".join(parts) + f" g/kg; post-cal ECE "
+                f"{u['ece']['value']:.3f}, Cov@95 {u['picp_vp']['value']:.3f} -> {self.out}")
+
+
+def ablation_config(cfg: PipelineConfig, variant: str) -> PipelineConfig | None:
+    """The pipeline of one ablation variant, or None where it does not apply (e.g. no imagery to remove)."""
+    c = cfg.model_copy(deep=True)
+    if variant == "full":
+        return c
+    if variant == "spatial-only graph":
+        if c.model.graph.relations == ["spatial"]:
+            return None
+        c.model.graph.relations = ["spatial"]
+    elif variant == "concat fusion":
+        if c.model.moe.fusion == "concat":
+            return None
+        c.model.moe.fusion = "concat"
+    elif variant == "no imagery":
+        if "image" not in c.model.streams:
+            return None
+        c.model.streams = [s for s in c.model.streams if s != "image"]
+    elif variant == "no temporal encoder":
+        if "time" not in c.model.streams:
+            return None
+        c.model.streams = [s for s in c.model.streams if s != "time"]
+    elif variant == "no Moran loss":
+        if c.train.aux_weight == 0:
+            return None
+        c.train.aux_weight = 0.0
+    else:
+        raise ValueError(f"unknown ablation {variant!r}; one of {ABLATIONS}")
+    return c
+
+
+def _load_samples(data_dir: Path) -> pd.DataFrame:
+    path = Path(data_dir) / SAMPLES
+    if not path.exists():
+        raise DataError(f"{path} not found; run `socmap prepare` first")
+    df = pd.read_parquet(path)
+    for col in ("soc_gkg", "split", "lon", "lat", "year"):
+        if col not in df.columns:
+            raise DataError(f"{path} lacks the column {col!r}; run `socmap prepare` again")
+    return df
+
+
+def _shadow_data(data_dir: Path, samples: pd.DataFrame, tmp: Path) -> Path:
+    """A data folder in ``tmp`` whose samples.parquet is ``samples``; every other entry links to ``data_dir``."""
+    dst = tmp / "data"
+    dst.mkdir(parents=True)
+    for p in Path(data_dir).iterdir():
+        if p.name != SAMPLES and not p.name.startswith("."):
+            (dst / p.name).symlink_to(p.resolve())
+    samples.to_parquet(dst / SAMPLES, index=False)
+    return dst
+
+
+def _train_and_predict(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int, seed: int,
+                       device: str) -> Any:
+    from socmap.train import load_bundle, train
+
+    train(data_dir, cfg, out, members=members, device=device, seed=seed, progress=False)
+    return load_bundle(out, cfg).predict_nodes(calibrated=True)
+
+
+def _run_ablations(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, tmp: Path, *, seed: int,
+                   device: str, n_boot: int) -> dict[str, Any]:
+    y = samples["soc_gkg"].to_numpy(float)
+    split = samples["split"].to_numpy()
+    rows_val: dict[str, Any] = {}
+    rows_test: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for variant in ABLATIONS:
+        vcfg = ablation_config(cfg, variant)
+        if vcfg is None:
+            skipped[variant] = "the component is already off in this pipeline"
+            continue
+        pred = _train_and_predict(data_dir, vcfg, tmp / f"ablation-{len(rows_val)}", members=1, seed=seed,
+                                  device=device)
+        soc = np.expm1(np.asarray(pred.mean))
+        rows_val[variant] = point_metrics(y[split == "val"], soc[split == "val"], n_boot=n_boot, seed=seed)
+        rows_test[variant] = point_metrics(y[split == "test"], soc[split == "test"], n_boot=n_boot, seed=seed)
+    note = ("Single-member re-runs (same seed, schedule and data) scored on the validation split like the paper's "
+            "Table 11; the test split: `point_test` in report.json.")
+    if skipped:
+        note += " Not applicable here: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + "."
+    return {"note": note, "point": rows_val, "point_test": rows_test, "skipped": skipped}
+
+
+def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, feature_columns: list[str], tmp: Path,
+               *, members: int, seed: int, device: str, n_boot: int) -> dict[str, Any]:
+    from socmap.data.split import block_split
+
+    sp = cfg.data.split
+    blk = samples.copy()
+    blk["split"] = block_split(blk["lon"].to_numpy(), blk["lat"].to_numpy(), block_km=sp.block_km,
+                               fractions=sp.fractions, seed=sp.seed)
+    data = _shadow_data(data_dir, blk, tmp)
+    pred = _train_and_predict(data, cfg, tmp / "block-model", members=members, seed=seed, device=device)
+    test = (blk["split"] == "test").to_numpy()
+    y = blk["soc_gkg"].to_numpy(float)[test]
+    base = run_baselines(blk, feature_columns, eval_mask=test, seed=seed)
+    rows = {"SpTGNN": point_metrics(y, np.expm1(np.asarray(pred.mean))[test], n_boot=n_boot, seed=seed)}
+    rows.update({{"xgboost": "XGBoost", "rfsi": "RFSI-like XGBoost"}[k]: point_metrics(y, r.pred_gkg,
+                                                                                      n_boot=n_boot, seed=seed)
+                 for k, r in base.items()})
+    counts = {str(k): int(v) for k, v in blk["split"].value_counts().items()}
+    note = (f"Whole {sp.block_km:g} km blocks held out (split sizes {counts}); SpTGNN retrained on this split with "
+            f"{members} member(s), transductive over the block-split graph (test labels masked).")
+    return {"note": note, "point": rows, "counts": counts}
+
+
+def evaluate(data_dir: Path, cfg: PipelineConfig, model: Path, out: Path, *, protocol: str = "random",
+             ablations: bool = False, n_boot: int = 1000, seed: int = 0, baselines: bool = True,
+             device: str = "cpu", block_members: int | None = None, progress: bool = True) -> EvaluationResult:
+    """Score the bundle at ``model`` on DATA's test split against the baselines and write the report to ``out``.
+
+    Args:
+        data_dir: the data folder the bundle was trained on (samples.parquet in the same row order).
+        cfg: the pipeline (checked against the bundle's covariates by ``load_bundle``).
+        protocol: ``random`` (the data's own split) or ``block`` (adds a retrained spatial block split section).
+        ablations: retrain the ablation variants (single members; slow).
+        n_boot: bootstrap resamples for the 95 % intervals (0: none).
+        seed: seed of the bootstrap, the baselines and any retraining.
+        baselines: fit XGBoost and the RFSI-like baseline (off only to save time in a quick check).
+        device: torch device for retraining (ablations, block protocol).
+        block_members: ensemble members for the block-split retrain (default: the bundle's member count).
+    """
+    if protocol not in ("random", "block"):
+        raise DataError(f"unknown protocol {protocol!r}: random or block")
+    t0 = time.perf_counter()
+    samples = _load_samples(data_dir)
+    from socmap.train import load_bundle
+
+    bundle = load_bundle(Path(model), cfg)
+    ids = bundle.sample_id
+    if ids and list(samples["sample_id"]) != ids:
+        raise ModelError(f"model bundle {model} was trained on other samples than {Path(data_dir) / SAMPLES} "
+                         "(sample ids differ); evaluate with the data folder it was trained on")
+    raw = bundle.predict_nodes(calibrated=False)
+    if len(raw.mean) != len(samples):
+        raise ModelError(f"model bundle {model} predicts {len(raw.mean)} nodes, {Path(data_dir) / SAMPLES} has "
+                         f"{len(samples)} rows; evaluate with the data folder it was trained on")
+    test = (samples["split"] == "test").to_numpy()
+    base = run_baselines(samples, bundle.feature_columns, eval_mask=test, seed=seed) if baselines else None
+    report, fig = score_predictions(samples, raw, bundle.temperature, baselines=base, n_boot=n_boot, seed=seed)
+    report["meta"] = {"pipeline": cfg.name, "bundle": str(Path(model).resolve()),
+                      "data": str(Path(data_dir).resolve()), "protocol": protocol, "seed": seed, "n_boot": n_boot,
+                      "feature_columns": list(bundle.feature_columns)}
+    not_run: dict[str, str] = {}
+    if not baselines:
+        not_run["baselines"] = "skipped (baselines=False)"
+    if ablations or protocol == "block":
+        with tempfile.TemporaryDirectory(prefix="socmap-evaluate-") as td:
+            if ablations:
+                report["ablations"] = _run_ablations(Path(data_dir), bundle.pipeline, samples, Path(td), seed=seed,
+                                                     device=device, n_boot=n_boot)
+            if protocol == "block":
+                members = block_members or len(bundle.members)
+                report["block"] = _run_block(Path(data_dir), bundle.pipeline, samples, list(bundle.feature_columns),
+                                             Path(td), members=members, seed=seed, device=device, n_boot=n_boot)
+            shutil.rmtree(td, ignore_errors=True)
+    if not ablations:
+        not_run["ablations"] = "off (run `socmap evaluate --ablations`; retrains one member per variant)"
+    if protocol != "block":
+        not_run["block split"] = "off (run `socmap evaluate --protocol block`; retrains the ensemble)"
+    report["not_run"] = not_run
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    write_report(report, Path(out), fig)
+    return EvaluationResult(out=Path(out), report=report, seconds=time.perf_counter() - t0)
