@@ -109,7 +109,7 @@ class TileComposite:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return tuple(self.cover["DEM"].shape)  # type: ignore[return-value]
+        return tuple(self.cover["DEM"].shape)
 
     def pixels(self) -> tuple[np.ndarray, np.ndarray]:
         """(row, col) of each served cell's pixel."""
@@ -515,7 +515,7 @@ def tile_image_covariates(cfg: PipelineConfig, year: int, crs: str, cell_x: np.n
         cov["s1_vh_db"] = np.where(inside, s1[1][rr, cc], np.nan)
         slope = tc.slope if tc.slope is not None else np.full((H, W), np.nan, np.float32)
         aspect = tc.aspect if tc.aspect is not None else np.full((H, W), np.nan, np.float32)
-        cov.update(terrain_at(tc.arrays["DEM"][0], slope, aspect, row, col))  # type: ignore[arg-type]
+        cov.update(terrain_at(tc.arrays["DEM"][0], slope, aspect, row, col))
         out[tc.cells] = np.stack([np.asarray(cov.get(c, np.full(n, np.nan)), dtype=np.float32)
                                   for c in COVARIATE_COLUMNS], axis=1)
     return pd.DataFrame(out, columns=list(COVARIATE_COLUMNS))

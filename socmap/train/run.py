@@ -189,7 +189,7 @@ def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None
                        epochs=[len(r.history) for r in results], mode=results[0].mode, device=str(dev))
 
 
-def _graph_tensors(data, graph, scaler: TargetScaler) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+def _graph_tensors(data, graph, scaler: TargetScaler) -> dict[str, torch.Tensor]:
     train = data.mask("train")
     t: dict[str, torch.Tensor] = {
         "edge_index": graph.edge_index.cpu(), "edge_type": graph.edge_type.cpu(),
