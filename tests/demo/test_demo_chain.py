@@ -119,6 +119,9 @@ def _forward_backward(cfg, samples: pd.DataFrame, tabular: np.ndarray, image: np
                         year=torch.tensor(samples.year.to_numpy()),
                         tabular=torch.tensor(tabular, dtype=torch.float32),
                         image=None if image is None else torch.tensor(image, dtype=torch.float32))
+    if cfg.model.label_input:  # the label trick: half the training labels visible, the loss nodes' hidden
+        shown = train & (np.random.default_rng(1).random(len(y)) < 0.5)
+        inputs.label = torch.tensor(np.where(shown, y, np.nan), dtype=torch.float32)
     out = model(inputs, graph)
     losses = sptgnn_loss(out, torch.tensor(y, dtype=torch.float32), torch.tensor(moran, dtype=torch.float32),
                          torch.tensor(train), aux_weight=cfg.train.aux_weight)
