@@ -13,7 +13,8 @@ Folders::
              embeddings.zarr                                                                    (embed)
     MODEL/   the model bundle                                                                   (train)
     REPORT/  report.md, report.json, figures                                                    (evaluate)
-    MAPS/    REGION/YEAR/ COGs, VRTs, zarr, STAC Item, quick-looks                              (predict)
+    MAPS/    REGION/YEAR/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
+             predict_summary.json, tiles_done/TILE.json                                        (predict)
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ __all__ = [
     "EXTRACT_FAILURES",
     "EXTRACT_REPORT",
     "IMAGE_COVARIATES",
+    "MAP_COG_DIR",
+    "MAP_DONE_DIR",
+    "MAP_ITEM",
+    "MAP_SUMMARY",
+    "MAP_ZARR",
     "PATCHES",
     "PREPARE_REPORT",
     "PREPROCESS",
@@ -65,6 +71,16 @@ VIT_FINETUNED = "vit_finetuned.pt"
 EMBEDDINGS = "embeddings.zarr"
 """embed: one frozen-ViT vector per sample."""
 REPORT_MD = "report.md"
+MAP_COG_DIR = "cog"
+"""predict: one Cloud-Optimized GeoTIFF per layer and tile, ``cog/<layer>/<layer>_<tile>.tif``; ``<layer>.vrt``
+beside it mosaics them."""
+MAP_ZARR = "soc.zarr"
+"""predict: every layer of the whole grid in one zarr v3 store, written tile by tile."""
+MAP_ITEM = "item.json"
+"""predict: the STAC Item describing every map asset."""
+MAP_SUMMARY = "predict_summary.json"
+MAP_DONE_DIR = "tiles_done"
+"""predict: one small JSON per finished tile, so a re-run skips it."""
 REPORT_JSON = "report.json"
 
 
