@@ -348,7 +348,7 @@ def _finish_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, year: int
                 continue
             vals = _read_decimated(cfg, root, name, win)
             png = quicklook_png(root / f"{name}.png", vals, extent, name, crs_label=crs_label,
-                                title=f"{cfg.name} {year}: {LAYERS[name].title}")
+                                title=f"{cfg.name} {year}: {LAYERS[name].short}")
             outputs[f"{name}_png"] = str(png)
             assets[f"{name}_quicklook"] = {"href": f"./{png.name}", "media_type": "image/png",
                                            "roles": ["overview"], "title": f"quick-look of {name}",

@@ -35,17 +35,23 @@ class LayerSpec:
     title: str
     unit: str
     dtype: str = "float32"
+    short: str = ""
+    """A few words for plot titles."""
 
 
 LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
-    LayerSpec("soc_mean", "Topsoil (0-30 cm) SOC, calibrated ensemble estimate (median of the log-normal)", "g/kg"),
-    LayerSpec("aleatoric_var", "Aleatoric variance of SOC (data noise), delta method", "(g/kg)^2"),
-    LayerSpec("epistemic_var", "Epistemic variance of SOC (ensemble disagreement), delta method", "(g/kg)^2"),
-    LayerSpec("total_sd", "Total standard deviation of SOC (aleatoric + epistemic)", "g/kg"),
-    LayerSpec("q05", "SOC 5 % bound (log-normal, total variance)", "g/kg"),
-    LayerSpec("q95", "SOC 95 % bound (log-normal, total variance)", "g/kg"),
+    LayerSpec("soc_mean", "Topsoil (0-30 cm) SOC, calibrated ensemble estimate (median of the log-normal)", "g/kg",
+              short="topsoil SOC (0-30 cm), ensemble estimate"),
+    LayerSpec("aleatoric_var", "Aleatoric variance of SOC (data noise), delta method", "(g/kg)^2",
+              short="aleatoric variance of SOC"),
+    LayerSpec("epistemic_var", "Epistemic variance of SOC (ensemble disagreement), delta method", "(g/kg)^2",
+              short="epistemic variance of SOC"),
+    LayerSpec("total_sd", "Total standard deviation of SOC (aleatoric + epistemic)", "g/kg",
+              short="total standard deviation of SOC"),
+    LayerSpec("q05", "SOC 5 % bound (log-normal, total variance)", "g/kg", short="SOC 5 % bound"),
+    LayerSpec("q95", "SOC 95 % bound (log-normal, total variance)", "g/kg", short="SOC 95 % bound"),
     LayerSpec("aoa", "Area of applicability flag: 1 = outside (far from training data or covariates out of "
-                     "range), 0 = inside", "1", "uint8"),
+                     "range), 0 = inside", "1", "uint8", short="outside the area of applicability"),
 )}
 """Every layer ``socmap predict`` can write (``output.variables`` picks a subset)."""
 
