@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -95,14 +94,21 @@ def _check_mappable(cfg: PipelineConfig) -> None:
 
 
 def _check_writable(out: Path) -> None:
-    """The output folder must be creatable and writable; checked before anything is written."""
-    p = out.resolve()
+    """The output folder must be creatable and writable: a probe file is created (and removed) in the nearest
+    existing folder on its path before anything else is written (file modes alone do not stop root)."""
+    import tempfile
+
+    p = out.expanduser().absolute()
     while not p.exists():
         p = p.parent
     if not p.is_dir():
-        raise SocmapError(f"output folder {out}: {p} is a file, not a folder")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise SocmapError(f"output folder {out} is not writable ({p}: permission denied); pick another --out")
+        raise SocmapError(f"output folder {out}: {p} is a file, not a folder; pick another --out")
+    try:
+        with tempfile.TemporaryFile(dir=p, prefix=".socmap-probe-"):
+            pass
+    except OSError as exc:
+        raise SocmapError(f"output folder {out} is not writable ({p}: {exc.strerror}); pick another --out"
+                          ) from None
 
 
 def _run_key(model: Path, bundle: Any, year: int, mode: str, cfg: PipelineConfig, grid: GridConfig) -> str:

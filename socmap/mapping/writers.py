@@ -167,6 +167,7 @@ def zarr_template(store: Path, grid: GridConfig, layers: list[str], nodata: floa
     ds = ds.rio.write_coordinate_system()
     for name in layers:
         ds[name].attrs["grid_mapping"] = "spatial_ref"
+        ds[name].encoding["coordinates"] = "spatial_ref"  # so a plain open_zarr makes it a coordinate again
     enc = {name: {"_FillValue": np.array(layer_nodata(name, nodata), dtype=LAYERS[name].dtype),
                   "chunks": (t, t)} for name in layers}
     with atomic_path(store) as tmp:
