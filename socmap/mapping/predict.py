@@ -55,6 +55,9 @@ class PredictResult:
     cells: int
     cells_mapped: int
     seconds: float
+    """Wall time of the whole run (checks, bundle load, tiles, mosaics), s."""
+    map_seconds: float = 0.0
+    """Wall time of the tile loop alone (cluster start-up and per-worker bundle loads included), s."""
     failures: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
 
@@ -196,6 +199,7 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
 
     bar = tqdm(total=len(todo), desc=f"map {cfg.name} {year}", unit="tile", disable=not progress or not todo,
                file=sys.stderr)
+    t_map = time.perf_counter()
     if todo:
         from socmap.eo.cluster import dask_client
 
@@ -205,11 +209,13 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
             else:
                 _run_cluster(client, cfg, model, todo, year, root, mode, tags, finish, failures, bar)
     bar.close()
+    map_seconds = time.perf_counter() - t_map
 
     outputs = _finish_outputs(cfg, grid, root, year, model, key, variables)
     res = PredictResult(root=root, tiles_done=len(results), tiles_skipped=skipped, tiles_failed=len(failures),
                         cells=sum(r.n_cells for r in results), cells_mapped=sum(r.n_mapped for r in results),
-                        seconds=time.perf_counter() - t0, failures=failures, outputs=outputs)
+                        seconds=time.perf_counter() - t0, map_seconds=map_seconds, failures=failures,
+                        outputs=outputs)
     _write_summary(root, res, results, cfg, year, model, mode, key)
     if failures:
         first = next(iter(failures.items()))
@@ -384,6 +390,7 @@ def _write_summary(root: Path, res: PredictResult, results: list[TileResult], cf
            "tiles_done": res.tiles_done, "tiles_skipped": res.tiles_skipped, "tiles_failed": res.tiles_failed,
            "failures": res.failures, "cells": res.cells, "cells_mapped": res.cells_mapped,
            "cells_outside_aoa": sum(r.n_outside for r in results), "seconds": round(res.seconds, 3),
+           "map_seconds": round(res.map_seconds, 3),
            "cells_per_s": round(res.cells_per_s, 1) if res.cells else None,
            "task_seconds_by_stage": {k: round(v, 3) for k, v in timings.items()}, "outputs": res.outputs}
     with atomic_path(root / MAP_SUMMARY) as tmp:

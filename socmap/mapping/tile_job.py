@@ -110,7 +110,8 @@ def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray, x: np.
     ``ndvi`` / ``elevation`` covariate layers (:func:`socmap.graph.relations.node_covariates` reads those columns),
     else the imagery (``socmap.mapping.imagery.tile_ndvi_elevation``)."""
     b = ctx.bundle
-    need = (getattr(b, "train_ndvi", None) is not None, getattr(b, "train_elevation", None) is not None)
+    train_vals = (getattr(b, "train_ndvi", None), getattr(b, "train_elevation", None))
+    need = (train_vals[0] is not None, train_vals[1] is not None)
     out: list[np.ndarray | None] = [None, None]
     for i, col in enumerate(("ndvi", "elevation")):
         if need[i] and col in raw.columns:
@@ -124,6 +125,10 @@ def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray, x: np.
         nd, z = tile_ndvi_elevation(ctx.cfg, year, ctx.grid.crs, x[idx], y[idx], cell_size_m=ctx.grid.resolution)
         out = [out[0] if out[0] is not None or not need[0] else nd, out[1] if out[1] is not None or not need[1]
                else z]
+    for i in range(2):  # a gap takes the training nodes' median, as training filled its own gaps
+        v = out[i]
+        if v is not None and train_vals[i] is not None and np.isnan(v).any():
+            out[i] = np.where(np.isnan(v), float(np.median(np.asarray(train_vals[i], float))), v)
     return out[0], out[1]
 
 
