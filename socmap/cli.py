@@ -195,11 +195,25 @@ def embed(data_dir: Path, checkpoint: Path | None, batch_size: int | None, devic
 
 
 @cli.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Data folder from `socmap prepare` (and `socmap embed` when the image stream is on).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Model bundle folder to write (replaced atomically).")
+@click.option("--members", type=click.IntRange(min=1), default=None,
+              help="Ensemble size (default: train.ensemble_members).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=None, help="Seed of member 0 (default: train.seed); member m uses seed+m.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar per member.")
 @_pipeline_options
 @_one_line_errors
-def train(region: str | None, pipeline_file: Path | None) -> None:
-    """Train the SpTGNN deep ensemble and write the model bundle."""
-    raise SocmapError("`socmap train` is not implemented yet")
+def train(data_dir: Path, out_dir: Path, members: int | None, device: str, seed: int | None, progress: bool,
+          region: str | None, pipeline_file: Path | None) -> None:
+    """Train the SpTGNN deep ensemble, calibrate it on the validation split and write the model bundle."""
+    from socmap.train import train as run
+
+    res = run(data_dir, _load(region, pipeline_file), out_dir, members=members, device=device, seed=seed,
+              progress=progress)
+    click.echo(res.summary())
 
 
 @cli.command()

@@ -297,23 +297,54 @@ class ModelConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    """Optimisation (paper 3.7, 3.8, 5.1, Table 6)."""
+    """Optimisation of the SpTGNN deep ensemble (paper 3.7, 3.8, 5.1, Table 6); read by ``socmap train``.
+
+    Targets are :math:`y = \\log(1 + \\mathrm{SOC})` standardised with the training split's mean and sd; every loss
+    below is computed on that standardised target, every metric is reported in g/kg.
+    """
 
     learning_rate: PositiveFloat = 1.95e-4
+    """AdamW learning rate (per optimiser step)."""
     weight_decay: Annotated[float, Field(ge=0)] = 2.79e-5
+    """AdamW decoupled weight decay."""
     grad_clip: PositiveFloat = 0.5
+    """Maximum global L2 norm of the gradient (clipped before each step)."""
     epochs: PositiveInt = 100
+    """Maximum epochs. Full-graph mode: one optimiser step per epoch; mini-batch mode: one pass over the training
+    nodes in batches of ``batch_size`` seed nodes."""
     early_stop_patience: PositiveInt = 30
+    """Epochs without a better validation MAPE (g/kg scale) before a member stops; the best epoch is kept."""
     lr_patience: PositiveInt = 10
+    """ReduceLROnPlateau patience, epochs without a lower validation loss before the learning rate is halved."""
     batch_size: PositiveInt = 32
+    """Mini-batch mode: seed nodes per step (each step runs on their L-hop in-neighbourhood, L = RGAT layers)."""
     aux_weight: Annotated[float, Field(ge=0)] = 5.3e-5
+    """lambda_a of eq. (3): weight of the Huber loss of the local Moran's I head."""
     loss: Literal["huber", "mse", "hybrid", "nll", "beta-nll"] = "hybrid"
+    """Main loss of eq. (3): Huber; MSE; Gaussian NLL (eq. 4); beta-NLL (eq. 5); hybrid = MSE for
+    ``warm_start_epochs`` epochs, then MSE + ``nll_weight`` x NLL."""
     nll_weight: Annotated[float, Field(ge=0)] = 0.05
+    """Weight of the NLL term of the hybrid loss after the warm-up."""
     beta: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """beta of the beta-NLL (eq. 5): each node's NLL is weighted by the stop-gradient sigma^(2 beta)."""
     warm_start_epochs: Annotated[int, Field(ge=0)] = 30
+    """Hybrid loss: epochs trained on MSE alone before the NLL term is added."""
     ensemble_members: PositiveInt = 5
+    """Deep-ensemble size M (members differ in seed: initialisation and batch order)."""
     seed: int = 0
+    """Seed of member 0; member m uses seed + m."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` uses CUDA when present (``--device`` overrides it)."""
+    mode: Literal["auto", "full", "minibatch"] = "auto"
+    """``full``: one step per epoch over the whole graph (loss on a random ``loss_fraction`` of the training nodes);
+    ``minibatch``: steps on the L-hop subgraphs of ``batch_size`` seed nodes; ``auto``: full when the graph has at
+    most ``full_graph_max_nodes`` nodes."""
+    full_graph_max_nodes: PositiveInt = 30000
+    """Largest graph (nodes) that ``mode: auto`` trains full-graph."""
+    loss_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Full-graph mode: fraction of the training nodes whose loss a step computes, drawn afresh each step. With
+    ``model.label_input`` these are the nodes whose labels are hidden from the inputs in that step, so it must be
+    < 1 there (the other training labels are the visible ones)."""
 
 
 # ---------------------------------------------------------------------------------------------- output

@@ -82,6 +82,12 @@ def _embed(ctx: DemoContext) -> str:
     return f"{int(emb.ok.sum())} embeddings of width {emb.embedding.shape[1]} -> {path}"
 
 
+def _train(ctx: DemoContext) -> str:
+    from socmap.train import train
+
+    return train(ctx.data, ctx.cfg, ctx.model, progress=True).summary()
+
+
 def _predict(ctx: DemoContext) -> str:
     """Map the demo region for the pipeline's year into DIR/maps and score the mean map against the true SOC."""
     from socmap.mapping import predict_map
@@ -106,7 +112,7 @@ def _stages() -> list[tuple[str, Stage | None]]:
         ("prepare", _prepare),
         ("extract", _extract),
         ("embed", _embed),
-        ("train", None),
+        ("train", _train),
         ("evaluate", None),
         ("predict", _predict),
     ]

@@ -1,1 +1,28 @@
-"""socmap.train."""
+"""socmap.train: losses, the transductive trainer, the deep ensemble, temperature scaling and the model bundle.
+
+``train`` (``socmap train``) writes a bundle; ``load_bundle`` reads it back for ``evaluate`` and ``predict``.
+"""
+
+from socmap.train.bundle import BUNDLE_FORMAT, Bundle, load_bundle
+from socmap.train.ensemble import EnsemblePrediction, aggregate, fit_temperature, gaussian_nll
+from socmap.train.inputs import TargetScaler
+from socmap.train.losses import beta_nll_loss, gaussian_nll_loss, main_loss, mse_loss, total_loss
+from socmap.train.run import TrainResult, train
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "Bundle",
+    "EnsemblePrediction",
+    "TargetScaler",
+    "TrainResult",
+    "aggregate",
+    "beta_nll_loss",
+    "fit_temperature",
+    "gaussian_nll",
+    "gaussian_nll_loss",
+    "load_bundle",
+    "main_loss",
+    "mse_loss",
+    "total_loss",
+    "train",
+]

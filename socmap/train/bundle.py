@@ -1,0 +1,341 @@
+"""The model bundle: one folder that prediction and evaluation need nothing beside.
+
+Layout (format ``socmap-bundle/1``)::
+
+    BUNDLE/
+      bundle.json                    format, members, seeds, T, feature columns, widths, files
+      pipeline.yaml                  the resolved pipeline the ensemble was trained with
+      target_scaler.json             log(1+SOC) mean and sd of the training split
+      preprocess.json                covariate preprocessing fitted on train (+ preprocess_reference.parquet)
+      graph.safetensors              training graph: edges, lonlat, year, tabular, image, ndvi, elevation,
+                                     labels (log(1+SOC), every split), split codes
+      members/NN/weights.safetensors member NN's weights (best epoch)
+      members/NN/cache.safetensors   its per-layer embeddings of the training nodes (inductive path)
+      members/NN/nodes.npz           its transductive outputs on every node: mean, logvar (log(1+SOC) units)
+      members/NN/log.csv             per-epoch training log
+      encoder.pt                     the image encoder weights `embed` used (image stream on, when a file)
+      MODEL_CARD.md, model_card.json
+
+Written under a temporary name and renamed into place (:func:`socmap.io.atomic_path`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from socmap.config import PipelineConfig
+from socmap.errors import ModelError
+from socmap.graph import HeteroGraph, attach_edges
+from socmap.model import LayerCache, NodeInputs, SpTGNN, cached_forward
+from socmap.train.ensemble import EnsemblePrediction
+from socmap.train.inputs import SPLIT_CODES, TargetScaler
+
+__all__ = ["BUNDLE_FORMAT", "BUNDLE_JSON", "Bundle", "load_bundle", "resolved_pipeline_dict"]
+
+BUNDLE_FORMAT = "socmap-bundle/1"
+BUNDLE_JSON = "bundle.json"
+PIPELINE_YAML = "pipeline.yaml"
+SCALER_JSON = "target_scaler.json"
+GRAPH_FILE = "graph.safetensors"
+MEMBERS_DIR = "members"
+WEIGHTS_FILE = "weights.safetensors"
+CACHE_FILE = "cache.safetensors"
+NODES_FILE = "nodes.npz"
+LOG_FILE = "log.csv"
+ENCODER_FILE = "encoder.pt"
+CARD_MD = "MODEL_CARD.md"
+CARD_JSON = "model_card.json"
+
+
+def member_dir(root: Path, m: int) -> Path:
+    return root / MEMBERS_DIR / f"{m:02d}"
+
+
+def resolved_pipeline_dict(cfg: PipelineConfig) -> dict[str, Any]:
+    """The pipeline as a plain dict with its file paths made absolute (it is read back from inside the bundle)."""
+    d = cfg.model_dump(mode="json")
+    for s in d["data"]["sources"]:
+        s["path"] = cfg.resolve(s["path"])
+    for c in d["data"]["covariates"]:
+        c["path"] = cfg.resolve(c["path"])
+    if d.get("stac") and d["stac"].get("catalog"):
+        d["stac"]["catalog"] = cfg.resolve(d["stac"]["catalog"])
+    if d["model"]["encoder"].get("checkpoint"):
+        d["model"]["encoder"]["checkpoint"] = cfg.resolve(d["model"]["encoder"]["checkpoint"])
+    if str(d["grid"]).endswith((".yaml", ".yml")):
+        d["grid"] = cfg.resolve(d["grid"])
+    return d
+
+
+def covariate_signature(cfg: PipelineConfig) -> dict[str, list[str]]:
+    """What the tabular inputs are made of: covariate layer names, survey covariates, model streams."""
+    return {"covariates": [c.name for c in cfg.data.covariates], "survey_covariates": list(cfg.data.survey_covariates),
+            "streams": list(cfg.model.streams)}
+
+
+# --------------------------------------------------------------------------------------------- loading
+def _fail(path: Path, what: str) -> ModelError:
+    return ModelError(f"model bundle {path}: {what}")
+
+
+@dataclass
+class Bundle:
+    """A trained, calibrated SpTGNN deep ensemble and its training graph (see the module docstring)."""
+
+    path: Path
+    pipeline: PipelineConfig
+    members: list[SpTGNN]
+    caches: list[LayerCache]
+    temperature: float
+    preprocessor: Any
+    """:class:`socmap.data.Preprocessor` fitted on the training split."""
+    feature_columns: list[str]
+    """Tabular input columns in model order (``preprocessor.transform(df)[feature_columns]``)."""
+    scaler: TargetScaler
+    graph: HeteroGraph
+    train_lonlat: np.ndarray
+    train_year: np.ndarray
+    train_ndvi: np.ndarray | None
+    train_elevation: np.ndarray | None
+    tabular_range: np.ndarray
+    """(d, 2) per-feature (min, max) over the training nodes (area of applicability)."""
+    card: dict
+    info: dict = field(default_factory=dict)
+    """bundle.json."""
+    node_inputs: NodeInputs | None = None
+    """Every graph node's inputs (labels: standardised training targets, NaN elsewhere)."""
+    node_label_log: np.ndarray | None = None
+    """(N,) observed log(1+SOC) of every node (all splits; for evaluation only)."""
+    node_split: np.ndarray | None = None
+    """(N,) split codes, :data:`socmap.train.inputs.SPLIT_CODES`."""
+    node_member_mean: np.ndarray | None = None
+    node_member_var: np.ndarray | None = None
+    encoder_checkpoint: Path | None = None
+    """The image encoder weights to use for new points (``encoder.pt`` in the bundle) or None."""
+
+    @property
+    def image_dim(self) -> int:
+        return int(self.info.get("image_dim", 0))
+
+    @property
+    def sample_id(self) -> list[str]:
+        return list(self.info.get("sample_id", []))
+
+    def predict_nodes(self, calibrated: bool = True) -> EnsemblePrediction:
+        """Transductive prediction of every training-graph node (rows in samples.parquet order)."""
+        assert self.node_member_mean is not None and self.node_member_var is not None
+        return EnsemblePrediction.from_members(self.node_member_mean, self.node_member_var,
+                                               self.temperature if calibrated else 1.0)
+
+    @torch.no_grad()
+    def predict_new(self, lonlat: np.ndarray, year: np.ndarray, tabular: np.ndarray | None,
+                    image: np.ndarray | None, ndvi: np.ndarray | None, elevation: np.ndarray | None, *,
+                    batch_size: int = 65536, calibrated: bool = True) -> EnsemblePrediction:
+        """Predict new points attached to the training graph by k-NN in-edges (the inductive cached path).
+
+        Args:
+            lonlat: (N, 2) degrees. year: (N,) calendar year.
+            tabular: (N, d) preprocessed covariates in :attr:`feature_columns` order (tabular stream on).
+            image: (N, D) ViT embeddings, NaN rows where a point has none (image stream on).
+            ndvi, elevation: (N,) for the ``ndvi`` / ``elevation`` relations (NaN: no edges of that relation).
+            batch_size: points per attachment + forward chunk.
+        """
+        lonlat = np.asarray(lonlat, np.float64).reshape(-1, 2)
+        n = len(lonlat)
+        year = np.broadcast_to(np.asarray(year, np.float64), (n,))
+        streams = self.pipeline.model.streams
+        if "tabular" in streams:
+            if tabular is None:
+                raise ModelError("this model uses tabular covariates: pass tabular (N, "
+                                 f"{len(self.feature_columns)}) in feature_columns order")
+            tabular = np.asarray(tabular, np.float32)
+            if tabular.shape != (n, len(self.feature_columns)):
+                raise ModelError(f"tabular must be ({n}, {len(self.feature_columns)}), got {tabular.shape}")
+        if "image" in streams:
+            if image is None:
+                raise ModelError("this model uses image embeddings: pass image (N, D), NaN rows where none")
+            image = np.asarray(image, np.float32)
+        rel = self.pipeline.model.graph.relations
+        if "ndvi" in rel and ndvi is None:
+            raise ModelError("this model's graph has the 'ndvi' relation: pass ndvi (N,)")
+        if "elevation" in rel and elevation is None:
+            raise ModelError("this model's graph has the 'elevation' relation: pass elevation (N,) in m")
+        mm = np.empty((len(self.members), n))
+        mv = np.empty((len(self.members), n))
+        device = next(self.members[0].parameters()).device
+        for start in range(0, n, batch_size):
+            sl = slice(start, min(n, start + batch_size))
+            nd = None if ndvi is None else np.asarray(ndvi, np.float64)[sl]
+            el = None if elevation is None else np.asarray(elevation, np.float64)[sl]
+            attach = attach_edges(lonlat[sl], self.train_lonlat, self.pipeline.model.graph, new_ndvi=nd,
+                                  train_ndvi=self.train_ndvi, new_elevation=el,
+                                  train_elevation=self.train_elevation).to(device)
+            img = None if image is None else torch.as_tensor(image[sl], device=device)
+            inputs = NodeInputs(
+                lonlat=torch.as_tensor(lonlat[sl], dtype=torch.float32, device=device),
+                year=torch.as_tensor(year[sl], dtype=torch.float32, device=device),
+                tabular=None if tabular is None else torch.as_tensor(tabular[sl], device=device),
+                image=img, image_ok=None if img is None else torch.isfinite(img).all(dim=1))
+            for m, (model, cache) in enumerate(zip(self.members, self.caches, strict=True)):
+                out = cached_forward(model, cache, inputs, attach)
+                mm[m, sl] = self.scaler.inverse(out.soc.double().cpu().numpy())
+                mv[m, sl] = np.exp(out.logvar.double().cpu().numpy()) * self.scaler.sd**2
+        return EnsemblePrediction.from_members(mm, mv, self.temperature if calibrated else 1.0)
+
+
+def _read_json(path: Path, root: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise _fail(root, f"cannot read {path.name} ({exc.__class__.__name__}); train it again") from None
+
+
+def _compare(bundle_cfg: PipelineConfig, cfg: PipelineConfig, root: Path) -> None:
+    a, b = covariate_signature(bundle_cfg), covariate_signature(cfg)
+    for key in a:
+        if a[key] != b[key]:
+            only_b = [x for x in b[key] if x not in a[key]]
+            only_a = [x for x in a[key] if x not in b[key]]
+            detail = f"pipeline adds {only_b}" if only_b else ""
+            detail += ("; " if detail and only_a else "") + (f"pipeline lacks {only_a}" if only_a else "")
+            detail = detail or "same names, different order"
+            raise _fail(root, f"{key} differ from pipeline {cfg.name!r} ({detail}); bundle has {a[key]}, "
+                              f"pipeline has {b[key]}; train again with this pipeline")
+    if tuple(bundle_cfg.model.graph.relations) != tuple(cfg.model.graph.relations):
+        raise _fail(root, f"graph relations differ: bundle {bundle_cfg.model.graph.relations}, pipeline "
+                          f"{cfg.model.graph.relations}")
+
+
+def load_bundle(path: Path | str, cfg: PipelineConfig | None = None, device: str = "cpu") -> Bundle:
+    """Read a bundle written by :func:`socmap.train.train`; members in eval mode on ``device``.
+
+    Raises :class:`ModelError` (one line) for a missing, damaged or other-format bundle, or one whose covariates
+    (layer names, survey covariates, streams, relations) differ from ``cfg``'s.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from socmap.data import Preprocessor
+    from socmap.errors import DataError
+    from socmap.train.trainer import fit_year_range
+
+    root = Path(path)
+    if not root.is_dir():
+        raise ModelError(f"model bundle {root} not found (a folder written by `socmap train`)")
+    if not (root / BUNDLE_JSON).is_file():
+        raise _fail(root, f"no {BUNDLE_JSON}: not a socmap model bundle, or a damaged one; train it again")
+    info = _read_json(root / BUNDLE_JSON, root)
+    if info.get("format") != BUNDLE_FORMAT:
+        raise _fail(root, f"format {info.get('format')!r} is not {BUNDLE_FORMAT!r} (written by another socmap "
+                          "version); train it again with this version")
+    try:
+        pipeline = PipelineConfig.model_validate(yaml.safe_load((root / PIPELINE_YAML).read_text()))
+        scaler = TargetScaler.from_dict(_read_json(root / SCALER_JSON, root))
+        pre = Preprocessor.load(root)
+        gt = load_file(str(root / GRAPH_FILE))
+        card = _read_json(root / CARD_JSON, root)
+    except (OSError, ValueError, KeyError, TypeError, DataError, SafetensorError) as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise _fail(root, f"damaged ({exc.__class__.__name__}: {msg}); train it again") from None
+    if cfg is not None:
+        _compare(pipeline, cfg, root)
+    feature_columns = list(info["feature_columns"])
+    if "tabular" in pipeline.model.streams and list(pre.feature_names) != feature_columns:
+        raise _fail(root, f"preprocess.json features {pre.feature_names} differ from the model's {feature_columns}")
+    dev = torch.device(device)
+    relations = tuple(info["relations"])
+    graph = HeteroGraph(gt["edge_index"].long(), gt["edge_type"].long(), gt["edge_weight"].float(),
+                        int(info["num_nodes"]), relations)
+    lonlat = gt["lonlat"].double().numpy()
+    year = gt["year"].double().numpy()
+    ndvi = gt["ndvi"].double().numpy() if "ndvi" in gt else None
+    elev = gt["elevation"].double().numpy() if "elevation" in gt else None
+    label_z = gt["label_z"].float()
+    label_input = pipeline.model.label_input
+    tab = gt.get("tabular")
+    img = gt.get("image")
+    inputs = NodeInputs(lonlat=gt["lonlat"].float(), year=gt["year"].float(), tabular=tab, image=img,
+                        image_ok=gt["image_ok"].bool() if "image_ok" in gt else None,
+                        label=label_z if label_input else None)
+    members: list[SpTGNN] = []
+    caches: list[LayerCache] = []
+    mmean, mvar = [], []
+    for m in range(int(info["members"])):
+        md = member_dir(root, m)
+        try:
+            model = SpTGNN(pipeline.model, tabular_dim=len(feature_columns) if tab is not None else 0,
+                           image_dim=int(info.get("image_dim", 0)))
+            fit_year_range(model, np.asarray(info["train_year_range"], np.float64))
+            model.load_state_dict(load_file(str(md / WEIGHTS_FILE)))
+            cstate = load_file(str(md / CACHE_FILE))
+            hidden = [cstate[f"hidden_{i}"].to(dev) for i in range(len(model.layers))]
+            nodes = np.load(md / NODES_FILE)
+            mmean.append(nodes["mean"])
+            mvar.append(np.exp(nodes["logvar"]))
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+            msg = " ".join(str(exc).split())[:160]
+            raise _fail(root, f"member {m:02d} is damaged ({exc.__class__.__name__}: {msg}); train it again"
+                        ) from None
+        members.append(model.to(dev).eval())
+        caches.append(LayerCache(hidden=hidden, lonlat=lonlat, ndvi=ndvi, elevation=elev,
+                                 label=label_z if label_input else None))
+    tabular_range = np.asarray(info.get("tabular_range", np.zeros((0, 2))), np.float64).reshape(-1, 2)
+    enc = root / ENCODER_FILE
+    return Bundle(path=root, pipeline=pipeline, members=members, caches=caches,
+                  temperature=float(info["temperature"]), preprocessor=pre, feature_columns=feature_columns,
+                  scaler=scaler, graph=graph, train_lonlat=lonlat, train_year=year, train_ndvi=ndvi,
+                  train_elevation=elev, tabular_range=tabular_range, card=card, info=info, node_inputs=inputs,
+                  node_label_log=gt["label_log"].double().numpy(), node_split=gt["split"].numpy().astype(np.int8),
+                  node_member_mean=np.stack(mmean), node_member_var=np.stack(mvar),
+                  encoder_checkpoint=enc if enc.is_file() else None)
+
+
+# --------------------------------------------------------------------------------------------- writing
+def write_bundle(out: Path, *, cfg: PipelineConfig, info: dict, scaler: TargetScaler, data_dir: Path,
+                 graph_tensors: dict[str, torch.Tensor], members: list[dict[str, Any]], card: dict,
+                 card_md: str, encoder_src: Path | None) -> Path:
+    """Write every bundle file into ``out`` atomically.
+
+    ``members``: per member a dict with ``state`` (state_dict), ``cache`` (LayerCache), ``mean`` and ``logvar``
+    ((N,) log(1+SOC) units) and ``history`` (list of per-epoch dicts).
+    """
+    from safetensors.torch import save_file
+
+    from socmap.io import PREPROCESS, PREPROCESS_REFERENCE, atomic_path
+
+    with atomic_path(Path(out)) as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / BUNDLE_JSON).write_text(json.dumps({"format": BUNDLE_FORMAT, **info}, indent=1) + "\n")
+        (tmp / PIPELINE_YAML).write_text(yaml.safe_dump(resolved_pipeline_dict(cfg), sort_keys=False))
+        (tmp / SCALER_JSON).write_text(json.dumps(scaler.to_dict(), indent=1) + "\n")
+        shutil.copy2(Path(data_dir) / PREPROCESS, tmp / PREPROCESS)
+        shutil.copy2(Path(data_dir) / PREPROCESS_REFERENCE, tmp / PREPROCESS_REFERENCE)
+        save_file({k: v.contiguous() for k, v in graph_tensors.items()}, str(tmp / GRAPH_FILE))
+        for m, mem in enumerate(members):
+            md = member_dir(tmp, m)
+            md.mkdir(parents=True)
+            save_file({k: v.detach().cpu().contiguous() for k, v in mem["state"].items()}, str(md / WEIGHTS_FILE))
+            cache: LayerCache = mem["cache"]
+            save_file({f"hidden_{i}": h.detach().cpu().contiguous() for i, h in enumerate(cache.hidden)},
+                      str(md / CACHE_FILE))
+            np.savez(md / NODES_FILE, mean=np.asarray(mem["mean"], np.float64),
+                     logvar=np.asarray(mem["logvar"], np.float64))
+            pd.DataFrame(mem["history"]).to_csv(md / LOG_FILE, index=False)
+        if encoder_src is not None:
+            shutil.copy2(encoder_src, tmp / ENCODER_FILE)
+        (tmp / CARD_JSON).write_text(json.dumps(card, indent=1, default=str) + "\n")
+        (tmp / CARD_MD).write_text(card_md)
+    return Path(out)
+
+
+def split_code(name: str) -> int:
+    return SPLIT_CODES[name]

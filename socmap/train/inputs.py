@@ -1,0 +1,211 @@
+"""Read a data folder into the training graph's node inputs: samples, covariates, embeddings, NDVI, elevation.
+
+Targets are :math:`y = \\log(1 + \\mathrm{SOC})` (SOC in g/kg), standardised with the training split's mean and sd
+(:class:`TargetScaler`); validation and test targets are read here for scoring only and never enter an input or
+a loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from socmap.config import PipelineConfig
+from socmap.errors import DataError, ModelError
+from socmap.io import EMBEDDINGS, IMAGE_COVARIATES, PREPROCESS, SAMPLES
+
+__all__ = ["SPLIT_CODES", "TargetScaler", "TrainingData", "load_training_data", "resolve_node_covariates"]
+
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+"""Split name -> integer code stored in the bundle."""
+
+# Where the graph's NDVI / elevation relations read their per-node value, in order of preference: a samples
+# column (a covariate layer of that name, e.g. the real Africa rasters) or an image covariate from `socmap extract`.
+NDVI_SOURCES = (("samples", "ndvi"), ("image", "ndvi_p50"))
+ELEVATION_SOURCES = (("samples", "elevation"), ("image", "elevation_m"))
+
+
+@dataclass
+class TargetScaler:
+    """Standardises :math:`\\log(1 + \\mathrm{SOC})`: ``z = (log1p(soc) - mean) / sd`` (mean, sd over training)."""
+
+    mean: float
+    sd: float
+
+    @classmethod
+    def fit(cls, y_log: np.ndarray) -> TargetScaler:
+        y = np.asarray(y_log, np.float64)
+        sd = float(np.std(y))
+        return cls(float(np.mean(y)), sd if sd > 0 else 1.0)
+
+    def transform(self, y_log: np.ndarray) -> np.ndarray:
+        return (np.asarray(y_log, np.float64) - self.mean) / self.sd
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """Standardised -> log(1+SOC)."""
+        return np.asarray(z, np.float64) * self.sd + self.mean
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": "log1p-standard", "mean": self.mean, "sd": self.sd}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TargetScaler:
+        return cls(float(d["mean"]), float(d["sd"]))
+
+
+@dataclass
+class TrainingData:
+    """Every node of the training graph (all samples, rows in samples.parquet order)."""
+
+    sample_id: np.ndarray
+    lonlat: np.ndarray
+    """(N, 2) float64 degrees."""
+    year: np.ndarray
+    """(N,) calendar year."""
+    soc_gkg: np.ndarray
+    """(N,) observed SOC, g/kg (all splits; only training values are ever an input or in a loss)."""
+    split: np.ndarray
+    """(N,) int8 codes, see :data:`SPLIT_CODES`."""
+    feature_columns: list[str]
+    """Preprocessor feature names, the model's tabular input order (samples columns ``feat_<name>``)."""
+    tabular: np.ndarray | None
+    """(N, d) float32 preprocessed covariates, or None when the tabular stream is off."""
+    image: np.ndarray | None
+    """(N, D) float32 cached ViT embeddings (NaN rows where no patch), or None."""
+    image_ok: np.ndarray | None
+    ndvi: np.ndarray | None
+    """(N,) NDVI for the ``ndvi`` relation (NaN filled with the training median), or None."""
+    elevation: np.ndarray | None
+    """(N,) elevation, m, for the ``elevation`` relation (NaN filled with the training median), or None."""
+    embeddings_attrs: dict | None = None
+
+    def __len__(self) -> int:
+        return len(self.sample_id)
+
+    @property
+    def y_log(self) -> np.ndarray:
+        return np.log1p(self.soc_gkg)
+
+    def mask(self, split: str) -> np.ndarray:
+        return self.split == SPLIT_CODES[split]
+
+
+def _fill(values: np.ndarray, train: np.ndarray, what: str) -> np.ndarray:
+    v = np.asarray(values, np.float64).copy()
+    bad = ~np.isfinite(v)
+    if bad.all():
+        raise DataError(f"every sample's {what} is missing; drop {what!r} from model.graph.relations")
+    if bad.any():
+        good_train = train & ~bad
+        v[bad] = float(np.median(v[good_train] if good_train.any() else v[~bad]))
+    return v
+
+
+def resolve_node_covariates(samples: pd.DataFrame, data_dir: Path | None, relations: list[str]
+                            ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, str]]:
+    """NDVI and elevation per node for the relations that need them, and where each came from.
+
+    A samples column (``ndvi``, ``elevation``: covariate layers of those names) is used first, then the image
+    covariates ``ndvi_p50`` / ``elevation_m`` that ``socmap extract`` wrote beside the samples.
+    """
+    from socmap.graph import node_covariates
+
+    image_cov: pd.DataFrame | None = None
+    if data_dir is not None and (data_dir / IMAGE_COVARIATES).is_file():
+        ic = pd.read_parquet(data_dir / IMAGE_COVARIATES)
+        image_cov = samples[["sample_id"]].merge(ic, on="sample_id", how="left")
+    out: dict[str, np.ndarray | None] = {"ndvi": None, "elevation": None}
+    source: dict[str, str] = {}
+    for rel, options in (("ndvi", NDVI_SOURCES), ("elevation", ELEVATION_SOURCES)):
+        if rel not in relations:
+            continue
+        for where, col in options:
+            table = samples if where == "samples" else image_cov
+            if table is not None and col in table.columns:
+                kw = {"ndvi_column": col, "elevation_column": None} if rel == "ndvi" else \
+                    {"ndvi_column": None, "elevation_column": col}
+                nd, el = node_covariates(table, **kw)
+                out[rel] = nd if rel == "ndvi" else el
+                source[rel] = f"{where}:{col}"
+                break
+        else:
+            raise DataError(f"the {rel!r} relation needs a per-sample {rel} value: add a covariate layer named "
+                            f"{rel!r} to data.covariates, run `socmap extract` (image covariates), or drop "
+                            f"{rel!r} from model.graph.relations")
+    return out["ndvi"], out["elevation"], source
+
+
+def load_training_data(data_dir: Path, cfg: PipelineConfig) -> tuple[TrainingData, object, dict[str, str]]:
+    """Read DATA/samples.parquet, preprocess.json and (image stream on) embeddings.zarr.
+
+    Returns ``(data, preprocessor, covariate_sources)``.
+    """
+    from socmap.data import Preprocessor
+
+    data_dir = Path(data_dir)
+    sp = data_dir / SAMPLES
+    if not sp.is_file():
+        raise DataError(f"{sp} not found; run `socmap prepare --out {data_dir}` first")
+    samples = pd.read_parquet(sp)
+    need = ["sample_id", "lon", "lat", "year", "soc_gkg", "split"]
+    missing = [c for c in need if c not in samples.columns]
+    if missing:
+        raise DataError(f"{sp} lacks column(s) {', '.join(missing)}; run `socmap prepare` again")
+    bad_split = sorted(set(samples["split"].astype(str)) - set(SPLIT_CODES))
+    if bad_split:
+        raise DataError(f"{sp}: unknown split value(s) {bad_split}; expected train, val, test")
+    split = samples["split"].astype(str).map(SPLIT_CODES).to_numpy(np.int8)
+    train = split == 0
+    for name in ("train", "val"):
+        if not (split == SPLIT_CODES[name]).any():
+            raise DataError(f"{sp} has no {name!r} samples; training needs both train and val")
+    if not (data_dir / PREPROCESS).is_file():
+        raise DataError(f"{data_dir / PREPROCESS} not found; run `socmap prepare --out {data_dir}` first")
+    pre = Preprocessor.load(data_dir)
+    streams = cfg.model.streams
+    feature_columns = list(pre.feature_names)
+    tabular = None
+    if "tabular" in streams:
+        cols = [f"feat_{c}" for c in feature_columns]
+        miss = [c for c in cols if c not in samples.columns]
+        if miss:
+            raise DataError(f"{sp} lacks the model-ready column(s) {', '.join(miss[:5])} that {PREPROCESS} "
+                            "names; run `socmap prepare` again")
+        if not cols:
+            raise DataError("the tabular stream is on but the pipeline has no covariates; add data.covariates "
+                            "or drop 'tabular' from model.streams")
+        tabular = samples[cols].to_numpy(np.float32)
+        if not np.isfinite(tabular).all():
+            raise DataError(f"{sp}: the feat_* columns hold NaN; run `socmap prepare` again")
+    image = image_ok = None
+    attrs = None
+    if "image" in streams:
+        if not (data_dir / EMBEDDINGS).exists():
+            raise ModelError(f"model.streams has 'image' but {data_dir / EMBEDDINGS} does not exist: run "
+                             f"`socmap embed --data {data_dir}` or drop 'image' from model.streams")
+        from socmap.encoders import load_embeddings
+
+        emb = load_embeddings(data_dir / EMBEDDINGS)
+        image, image_ok = emb.aligned(samples["sample_id"].to_numpy())
+        image = image.astype(np.float32)
+        attrs = emb.attrs
+    lonlat = samples[["lon", "lat"]].to_numpy(np.float64)
+    if not np.isfinite(lonlat).all():
+        raise DataError(f"{sp}: lon/lat hold NaN; run `socmap prepare` again")
+    soc = samples["soc_gkg"].to_numpy(np.float64)
+    if not (np.isfinite(soc[train]).all() and (soc[train] > -1).all()):
+        raise DataError(f"{sp}: training soc_gkg holds NaN or values <= -1 g/kg")
+    ndvi, elev, sources = resolve_node_covariates(samples, data_dir, list(cfg.model.graph.relations))
+    if ndvi is not None:
+        ndvi = _fill(ndvi, train, "ndvi")
+    if elev is not None:
+        elev = _fill(elev, train, "elevation")
+    data = TrainingData(
+        sample_id=samples["sample_id"].astype(str).to_numpy(), lonlat=lonlat,
+        year=samples["year"].to_numpy(np.float64), soc_gkg=soc, split=split, feature_columns=feature_columns,
+        tabular=tabular, image=image, image_ok=image_ok, ndvi=ndvi, elevation=elev, embeddings_attrs=attrs,
+    )
+    return data, pre, sources

@@ -1,0 +1,212 @@
+"""``socmap train``: the transductive graph, M members one after another, eq. (6) + (7), and the bundle."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from socmap.config import PipelineConfig
+from socmap.errors import ModelError
+from socmap.graph import build_graph, spatial_local_morans_i
+from socmap.model import cache_layers
+from socmap.train.bundle import write_bundle
+from socmap.train.ensemble import EnsemblePrediction, fit_temperature, gaussian_nll
+from socmap.train.inputs import TargetScaler, load_training_data
+from socmap.train.trainer import GraphContext, evaluate_nodes, regression_metrics, resolve_device, train_member
+
+__all__ = ["TrainResult", "train"]
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` wrote and how well it did (validation split, g/kg)."""
+
+    path: Path
+    members: int
+    temperature: float
+    val: dict[str, float]
+    """Ensemble validation metrics: mape (%), rmse, mae (g/kg), r2, nll (calibrated, log(1+SOC)), picp95."""
+    baseline_val_rmse: float
+    """RMSE (g/kg) of predicting every validation site with the training sites' mean SOC."""
+    seconds: float
+    epochs: list[int]
+    """Epochs each member ran."""
+    mode: str
+    device: str
+
+    def summary(self) -> str:
+        v = self.val
+        return (f"{self.members} member(s), {self.mode} graph on {self.device}, {self.seconds:.0f} s: val RMSE "
+                f"{v['rmse']:.2f} g/kg (train-mean baseline {self.baseline_val_rmse:.2f}), R2 {v['r2']:.3f}, "
+                f"MAPE {v['mape']:.1f} %, T {self.temperature:.2f}, PICP95 {v['picp95']:.2f} -> {self.path}")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("socmap", "torch", "numpy", "pandas", "scikit-learn", "safetensors"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "n/a"
+    return out
+
+
+def _card_md(card: dict) -> str:
+    v = card["validation"]
+    lines = [
+        f"# Model card: {card['pipeline']} SpTGNN ensemble", "",
+        f"- Trained: {card['created']} in {card['training_seconds']:.0f} s on {card['device']} "
+        f"({card['mode']} graph training)",
+        f"- Data: {card['data']['dir']} ({card['data']['nodes']} sites; train / val / test "
+        f"{card['data']['split']['train']} / {card['data']['split']['val']} / {card['data']['split']['test']})",
+        f"- Target: log(1 + SOC g/kg), standardised (training mean {card['target']['mean']:.4f}, "
+        f"sd {card['target']['sd']:.4f})",
+        f"- Inputs: streams {card['inputs']['streams']}, {len(card['inputs']['feature_columns'])} tabular features, "
+        f"relations {card['inputs']['relations']}, label input {card['inputs']['label_input']}",
+        f"- Ensemble: {card['members']} members, seeds {card['seeds']}, epochs run {card['epochs']}, "
+        f"best epochs {card['best_epochs']}",
+        f"- Loss: {card['loss']}; temperature T = {card['temperature']:.4f} (fitted on validation, eq. 7)", "",
+        "## Validation (g/kg)", "",
+        "| metric | ensemble | train-mean baseline |", "|---|---|---|",
+        f"| RMSE | {v['rmse']:.3f} | {card['baseline_val_rmse']:.3f} |",
+        f"| MAE | {v['mae']:.3f} | |", f"| R2 | {v['r2']:.4f} | |", f"| MAPE (%) | {v['mape']:.2f} | |",
+        f"| NLL (log(1+SOC), calibrated) | {v['nll']:.4f} | |", f"| PICP 95 % | {v['picp95']:.3f} | |", "",
+        "## Software", "", *[f"- {k} {val}" for k, val in card["software"].items()], "",
+    ]
+    return "\n".join(lines)
+
+
+def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None = None, device: str = "auto",
+          seed: int | None = None, progress: bool = True, epochs: int | None = None) -> TrainResult:
+    """Train the SpTGNN deep ensemble on DATA and write the bundle ``out``.
+
+    Args:
+        data_dir: folder from ``socmap prepare`` (+ ``embed`` when the image stream is on).
+        cfg: the pipeline; its ``train`` block is the optimisation.
+        out: bundle folder to write (replaced atomically).
+        members: ensemble size (default ``train.ensemble_members``).
+        device: ``auto``, ``cpu`` or ``cuda`` (default ``auto``; ``train.device`` when ``auto`` is given and the
+            pipeline names one).
+        seed: seed of member 0 (default ``train.seed``); member m uses seed + m.
+        progress: a tqdm bar per member.
+        epochs: override ``train.epochs`` (tests, benchmarks).
+    """
+    t0 = time.perf_counter()
+    data_dir = Path(data_dir)
+    tc = cfg.train
+    n_members = members if members is not None else tc.ensemble_members
+    if n_members < 1:
+        raise ModelError(f"--members must be >= 1, got {n_members}")
+    seed0 = tc.seed if seed is None else seed
+    dev = resolve_device(tc.device if device == "auto" else device)
+    data, _pre, cov_sources = load_training_data(data_dir, cfg)
+    train_mask = data.mask("train")
+    scaler = TargetScaler.fit(data.y_log[train_mask])
+    graph = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation)
+    moran = spatial_local_morans_i(graph, scaler.transform(data.y_log), train_mask)
+    ctx = GraphContext.build(data, graph, moran, scaler, cfg.model.label_input, dev)
+    tab_dim = 0 if data.tabular is None else data.tabular.shape[1]
+    img_dim = 0 if data.image is None else data.image.shape[1]
+    train_years = data.year[train_mask]
+    results, mems = [], []
+    for m in range(n_members):
+        res = train_member(ctx, cfg, tab_dim, img_dim, seed0 + m, train_years=train_years, progress=progress,
+                           desc=f"member {m + 1}/{n_members}", epochs=epochs)
+        soc, logvar = evaluate_nodes(res.model, ctx)
+        cache = cache_layers(res.model, replace(ctx.inputs, label=ctx.visible_labels()), ctx.graph,
+                             ndvi=data.ndvi, elevation=data.elevation)
+        mems.append({"state": res.model.state_dict(), "cache": cache,
+                     "mean": scaler.inverse(soc.double().cpu().numpy()),
+                     "logvar": logvar.double().cpu().numpy() + 2.0 * np.log(scaler.sd),
+                     "history": res.history})
+        results.append(res)
+    member_mean = np.stack([m["mean"] for m in mems])
+    member_var = np.exp(np.stack([m["logvar"] for m in mems]))
+    val = data.mask("val")
+    raw = EnsemblePrediction.from_members(member_mean[:, val], member_var[:, val])
+    y_val = data.y_log[val]
+    temperature = fit_temperature(raw.mean, raw.total_var, y_val)
+    cal = raw.calibrate(temperature)
+    metrics = regression_metrics(cal.soc_gkg(), data.soc_gkg[val])
+    lo, hi = cal.quantile_gkg(0.025), cal.quantile_gkg(0.975)
+    metrics["nll"] = gaussian_nll(cal.mean, cal.total_var, y_val)
+    metrics["picp95"] = float(np.mean((data.soc_gkg[val] >= lo) & (data.soc_gkg[val] <= hi)))
+    baseline = float(np.sqrt(np.mean((data.soc_gkg[val] - data.soc_gkg[train_mask].mean()) ** 2)))
+    seconds = time.perf_counter() - t0
+
+    split_counts = {k: int(data.mask(k).sum()) for k in ("train", "val", "test")}
+    tab_range = (np.stack([data.tabular[train_mask].min(0), data.tabular[train_mask].max(0)], axis=1)
+                 if data.tabular is not None else np.zeros((0, 2)))
+    enc_src = None
+    if "image" in cfg.model.streams and data.embeddings_attrs is not None:
+        ck = data.embeddings_attrs.get("checkpoint")
+        if ck:
+            enc_src = Path(ck) if Path(ck).is_absolute() else data_dir / ck
+            if not enc_src.is_file():
+                raise ModelError(f"embeddings.zarr says its encoder weights are {ck}, which does not exist; run "
+                                 "`socmap embed` again so the bundle can carry them")
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    info = {
+        "created": created, "members": n_members, "seeds": [r.seed for r in results], "temperature": temperature,
+        "feature_columns": data.feature_columns, "tabular_dim": tab_dim, "image_dim": img_dim,
+        "relations": list(graph.relations), "num_nodes": len(data), "mode": results[0].mode,
+        "label_input": cfg.model.label_input, "train_year_range": [float(train_years.min()),
+                                                                    float(train_years.max())],
+        "tabular_range": tab_range.tolist(), "node_covariates": cov_sources,
+        "encoder_checkpoint": None if enc_src is None else str(enc_src),
+        "encoder": None if data.embeddings_attrs is None else {
+            k: data.embeddings_attrs.get(k) for k in ("backbone", "modalities", "merge", "dim", "patch_size",
+                                                     "checkpoint", "pretrained", "seed")},
+        "sample_id": data.sample_id.tolist(),
+    }
+    card = {
+        "pipeline": cfg.name, "created": created, "training_seconds": seconds, "device": str(dev),
+        "mode": results[0].mode,
+        "data": {"dir": str(data_dir.resolve()), "nodes": len(data), "split": split_counts,
+                 "edges": int(graph.edge_index.shape[1])},
+        "target": {"transform": "log1p, standardised", **scaler.to_dict()},
+        "inputs": {"streams": list(cfg.model.streams), "feature_columns": data.feature_columns,
+                   "relations": list(graph.relations), "node_covariates": cov_sources,
+                   "label_input": cfg.model.label_input},
+        "members": n_members, "seeds": info["seeds"], "epochs": [len(r.history) for r in results],
+        "best_epochs": [r.best_epoch for r in results], "member_val": [r.best_val for r in results],
+        "member_seconds": [r.seconds for r in results], "loss": tc.loss, "temperature": temperature,
+        "validation": metrics, "baseline_val_rmse": baseline, "software": _versions(),
+        "train_config": tc.model_dump(mode="json"),
+    }
+    graph_tensors = _graph_tensors(data, graph, scaler)
+    write_bundle(Path(out), cfg=cfg, info=info, scaler=scaler, data_dir=data_dir, graph_tensors=graph_tensors,
+                 members=mems, card=card, card_md=_card_md(card), encoder_src=enc_src)
+    return TrainResult(path=Path(out), members=n_members, temperature=temperature, val=metrics,
+                       baseline_val_rmse=baseline, seconds=time.perf_counter() - t0,
+                       epochs=[len(r.history) for r in results], mode=results[0].mode, device=str(dev))
+
+
+def _graph_tensors(data, graph, scaler: TargetScaler) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    train = data.mask("train")
+    t: dict[str, torch.Tensor] = {
+        "edge_index": graph.edge_index.cpu(), "edge_type": graph.edge_type.cpu(),
+        "edge_weight": graph.edge_weight.cpu(),
+        "lonlat": torch.from_numpy(np.ascontiguousarray(data.lonlat, np.float64)),
+        "year": torch.from_numpy(np.ascontiguousarray(data.year, np.float64)),
+        "label_log": torch.from_numpy(data.y_log.astype(np.float64)),
+        "label_z": torch.from_numpy(np.where(train, scaler.transform(data.y_log), np.nan).astype(np.float32)),
+        "split": torch.from_numpy(data.split.astype(np.int8)),
+    }
+    if data.tabular is not None:
+        t["tabular"] = torch.from_numpy(data.tabular)
+    if data.image is not None:
+        t["image"] = torch.from_numpy(data.image)
+        t["image_ok"] = torch.from_numpy(data.image_ok.astype(np.bool_))
+    if data.ndvi is not None:
+        t["ndvi"] = torch.from_numpy(data.ndvi.astype(np.float64))
+    if data.elevation is not None:
+        t["elevation"] = torch.from_numpy(data.elevation.astype(np.float64))
+    return t

@@ -1,0 +1,296 @@
+"""Train one SpTGNN member transductively on the whole sample graph (paper 3.1, 3.7, 4.5, 5.1).
+
+One graph holds every sample (train, validation, test). Only training targets are ever in a loss, a Moran's I
+target or (label trick) an input; validation targets are read only to score each epoch. Two step kinds:
+
+- **full graph** (default up to ``train.full_graph_max_nodes`` nodes): one optimiser step per epoch, a forward pass
+  over the whole graph with the loss on a random ``train.loss_fraction`` of the training nodes, drawn afresh;
+- **mini-batch**: the training nodes are shuffled into batches of ``train.batch_size`` seed nodes; each step runs
+  on the seeds' L-hop in-neighbourhood (L = RGAT layers), which gives the seeds exactly their full-graph outputs.
+
+With ``model.label_input`` the nodes whose loss a step computes have their labels hidden (NaN) in that step's
+inputs; at evaluation and prediction every training label is visible and no other label ever is.
+
+AdamW, gradient-norm clipping, ReduceLROnPlateau on the validation loss, early stopping on the validation MAPE
+(g/kg) and the best epoch's weights kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from socmap.config import PipelineConfig
+from socmap.errors import ModelError
+from socmap.graph import HeteroGraph
+from socmap.model import NodeInputs, SpTGNN
+from socmap.train.inputs import TargetScaler, TrainingData
+from socmap.train.losses import main_loss, total_loss
+
+__all__ = ["GraphContext", "MemberResult", "build_model", "khop_subgraph", "regression_metrics", "resolve_device",
+           "train_member"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda was asked for but no CUDA device is available; use --device auto or cpu")
+    return torch.device(device)
+
+
+def regression_metrics(pred_gkg: np.ndarray, obs_gkg: np.ndarray) -> dict[str, float]:
+    """MAPE (%), RMSE and MAE (g/kg), R2 on the original SOC scale."""
+    p, o = np.asarray(pred_gkg, np.float64), np.asarray(obs_gkg, np.float64)
+    err = p - o
+    ss_tot = float(((o - o.mean()) ** 2).sum())
+    return {
+        "mape": float(np.mean(np.abs(err) / np.maximum(np.abs(o), 1e-9)) * 100.0),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "r2": float(1.0 - (err**2).sum() / ss_tot) if ss_tot > 0 else float("nan"),
+    }
+
+
+@dataclass
+class GraphContext:
+    """Tensors shared by every member: node inputs, graph, standardised training targets, Moran's I."""
+
+    inputs: NodeInputs
+    """Node inputs without labels (``label`` is set per step)."""
+    graph: HeteroGraph
+    y_train: Tensor
+    """(N,) standardised target of the training nodes, NaN elsewhere: the only labels training ever sees."""
+    moran: Tensor
+    """(N,) local Moran's I of the training targets, NaN elsewhere."""
+    train_idx: Tensor
+    val_idx: Tensor
+    val_soc_gkg: np.ndarray
+    """Observed validation SOC, g/kg: scoring only."""
+    scaler: TargetScaler
+    label_input: bool
+    device: torch.device
+    rowptr: Tensor = field(init=False)
+    src_sorted: Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        dst = self.graph.edge_index[1]
+        order = torch.argsort(dst, stable=True)
+        self.src_sorted = self.graph.edge_index[0][order]
+        self._edge_order = order
+        counts = torch.bincount(dst, minlength=self.graph.num_nodes)
+        self.rowptr = torch.zeros(self.graph.num_nodes + 1, dtype=torch.long, device=dst.device)
+        self.rowptr[1:] = torch.cumsum(counts, 0)
+
+    @classmethod
+    def build(cls, data: TrainingData, graph: HeteroGraph, moran: np.ndarray, scaler: TargetScaler,
+              label_input: bool, device: torch.device) -> GraphContext:
+        def t(a: np.ndarray | None, dtype: torch.dtype = torch.float32) -> Tensor | None:
+            return None if a is None else torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+        train = data.mask("train")
+        y = np.where(train, scaler.transform(data.y_log), np.nan)
+        inputs = NodeInputs(lonlat=t(data.lonlat), year=t(data.year), tabular=t(data.tabular),  # type: ignore[arg-type]
+                            image=t(data.image), image_ok=t(data.image_ok, torch.bool))
+        return cls(inputs=inputs, graph=graph.to(device), y_train=t(y), moran=t(np.where(train, moran, np.nan)),  # type: ignore[arg-type]
+                   train_idx=torch.as_tensor(np.flatnonzero(train), device=device),
+                   val_idx=torch.as_tensor(np.flatnonzero(data.mask("val")), device=device),
+                   val_soc_gkg=data.soc_gkg[data.mask("val")], scaler=scaler, label_input=label_input,
+                   device=device)
+
+    def visible_labels(self) -> Tensor | None:
+        """Labels offered as inputs at evaluation / prediction: every training label, nothing else."""
+        return self.y_train if self.label_input else None
+
+
+def khop_subgraph(ctx: GraphContext, seeds: Tensor, hops: int) -> tuple[Tensor, HeteroGraph, Tensor]:
+    """The ``hops``-hop in-neighbourhood of ``seeds``: ``(nodes, subgraph, seed positions in nodes)``.
+
+    The induced subgraph on those nodes gives the seeds the same L-layer outputs as the full graph (a node h hops
+    away needs only its first L - h layers, whose inputs lie within the set).
+    """
+    n = ctx.graph.num_nodes
+    mark = torch.zeros(n, dtype=torch.bool, device=seeds.device)
+    mark[seeds] = True
+    frontier = seeds
+    for _ in range(hops):
+        if frontier.numel() == 0:
+            break
+        starts, ends = ctx.rowptr[frontier], ctx.rowptr[frontier + 1]
+        counts = ends - starts
+        total = int(counts.sum())
+        if total == 0:
+            break
+        offs = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
+        nb = ctx.src_sorted[offs + torch.arange(total, device=seeds.device)]
+        nb = torch.unique(nb[~mark[nb]])
+        mark[nb] = True
+        frontier = nb
+    nodes = torch.nonzero(mark).squeeze(1)
+    relabel = torch.full((n,), -1, dtype=torch.long, device=seeds.device)
+    relabel[nodes] = torch.arange(len(nodes), device=seeds.device)
+    g = ctx.graph
+    keep = mark[g.edge_index[0]] & mark[g.edge_index[1]]
+    sub = HeteroGraph(relabel[g.edge_index[:, keep]], g.edge_type[keep], g.edge_weight[keep], len(nodes),
+                      g.relations)
+    return nodes, sub, relabel[seeds]
+
+
+def build_model(cfg: PipelineConfig, tabular_dim: int, image_dim: int, seed: int,
+                train_years: np.ndarray | None = None) -> SpTGNN:
+    """A freshly initialised member (weights drawn from ``seed``); the year range is fitted on the training years
+    when the model offers a method for it."""
+    torch.manual_seed(seed)
+    model = SpTGNN(cfg.model, tabular_dim=tabular_dim, image_dim=image_dim)
+    if train_years is not None:
+        fit_year_range(model, train_years)
+    return model
+
+
+def fit_year_range(model: SpTGNN, years: np.ndarray) -> bool:
+    """Call the model's year-range fit (``fit_year_range`` on SpTGNN or its TemporalEncoder) if it has one."""
+    yrs = torch.as_tensor(np.asarray(years, np.float64), dtype=torch.float32)
+    for obj in (model, getattr(model, "time_encoder", None)):
+        if obj is None:
+            continue
+        for name in ("fit_year_range", "fit_years"):
+            fn = getattr(obj, name, None)
+            if callable(fn):
+                fn(yrs)
+                return True
+    return False
+
+
+@dataclass
+class MemberResult:
+    """One trained member: best-epoch weights loaded in ``model``, its per-epoch log and timings."""
+
+    model: SpTGNN
+    seed: int
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val: dict[str, float]
+    seconds: float
+    mode: str
+
+
+@torch.no_grad()
+def evaluate_nodes(model: SpTGNN, ctx: GraphContext) -> tuple[Tensor, Tensor]:
+    """Eval-mode full-graph pass with every training label visible: ``(soc, logvar)`` standardised, all nodes."""
+    was = model.training
+    model.eval()
+    try:
+        out = model(replace(ctx.inputs, label=ctx.visible_labels()), ctx.graph)
+    finally:
+        model.train(was)
+    return out.soc, out.logvar
+
+
+def _val_scores(model: SpTGNN, ctx: GraphContext, epoch: int, cfg: PipelineConfig) -> dict[str, float]:
+    soc, logvar = evaluate_nodes(model, ctx)
+    v = ctx.val_idx
+    z_val = torch.as_tensor(ctx.scaler.transform(np.log1p(ctx.val_soc_gkg)), dtype=soc.dtype, device=soc.device)
+    val_loss = main_loss(cfg.train.loss, soc[v], logvar[v], z_val, None, epoch=epoch, cfg=cfg.train,
+                         huber_delta=cfg.model.huber_delta / ctx.scaler.sd)
+    pred = np.expm1(ctx.scaler.inverse(soc[v].cpu().numpy()))
+    m = regression_metrics(pred, ctx.val_soc_gkg)
+    return {"val_loss": float(val_loss), **{f"val_{k}": x for k, x in m.items()}}
+
+
+def pick_mode(cfg: PipelineConfig, num_nodes: int) -> str:
+    mode = cfg.train.mode
+    if mode == "auto":
+        return "full" if num_nodes <= cfg.train.full_graph_max_nodes else "minibatch"
+    return mode
+
+
+def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image_dim: int, seed: int, *,
+                 train_years: np.ndarray | None = None, progress: bool = True, desc: str = "member",
+                 epochs: int | None = None) -> MemberResult:
+    """Train one member from seed ``seed`` (initialisation, dropout, loss-node draws and batch order)."""
+    tc = cfg.train
+    if ctx.label_input and tc.loss_fraction >= 1.0 and pick_mode(cfg, ctx.graph.num_nodes) == "full":
+        raise ModelError("model.label_input needs train.loss_fraction < 1: the loss nodes' labels are hidden, "
+                         "the other training labels are the visible inputs")
+    model = build_model(cfg, tabular_dim, image_dim, seed, train_years).to(ctx.device)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=tc.lr_patience)
+    mode = pick_mode(cfg, ctx.graph.num_nodes)
+    hops = len(model.layers)
+    n_train = len(ctx.train_idx)
+    n_loss = max(1, math.ceil(tc.loss_fraction * n_train))
+    delta = cfg.model.huber_delta / ctx.scaler.sd  # huber_delta is in log(1+SOC) units
+    history: list[dict[str, float]] = []
+    best_state: dict[str, Tensor] | None = None
+    best_mape, best_epoch, best_val, stale = math.inf, -1, {}, 0
+    n_epochs = epochs or tc.epochs
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_epochs, desc=desc, unit="epoch", leave=False)
+    try:
+        for epoch in range(n_epochs):
+            te = time.perf_counter()
+            model.train()
+            parts: dict[str, float] = {"loss": 0.0, "main": 0.0, "autocorr": 0.0, "moe": 0.0}
+            if mode == "full":
+                batches = [ctx.train_idx[torch.randperm(n_train, generator=gen)[:n_loss].to(ctx.device)]]
+            else:
+                order = ctx.train_idx[torch.randperm(n_train, generator=gen).to(ctx.device)]
+                batches = list(torch.split(order, tc.batch_size))
+            for loss_nodes in batches:
+                if mode == "full":
+                    nodes, graph, local = None, ctx.graph, loss_nodes
+                    inputs = ctx.inputs
+                    y, moran = ctx.y_train, ctx.moran
+                else:
+                    nodes, graph, local = khop_subgraph(ctx, loss_nodes, hops)
+                    inputs = ctx.inputs.index(nodes)
+                    y, moran = ctx.y_train[nodes], ctx.moran[nodes]
+                mask = torch.zeros(graph.num_nodes, dtype=torch.bool, device=ctx.device)
+                mask[local] = True
+                if ctx.label_input:
+                    label = y.clone()
+                    label[local] = float("nan")  # the loss nodes' own labels never reach any input
+                    inputs = replace(inputs, label=label)
+                out = model(inputs, graph)
+                losses = total_loss(out, y, moran, mask, epoch=epoch, cfg=tc, huber_delta=delta)
+                opt.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                opt.step()
+                for k in parts:
+                    parts[k] += float(losses[k].detach()) / len(batches)
+            val = _val_scores(model, ctx, epoch, cfg)
+            sched.step(val["val_loss"])
+            row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], **{f"train_{k}": v for k, v in parts.items()},
+                   **val, "seconds": time.perf_counter() - te}
+            history.append(row)
+            if val["val_mape"] < best_mape:
+                best_mape, best_epoch, best_val, stale = val["val_mape"], epoch, val, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{parts['loss']:.3f}", val_mape=f"{val['val_mape']:.1f}",
+                                val_rmse=f"{val['val_rmse']:.2f}", best=best_epoch)
+            if stale >= tc.early_stop_patience:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return MemberResult(model, seed, history, best_epoch, best_val, time.perf_counter() - t0, mode)
