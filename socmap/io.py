@@ -10,7 +10,7 @@ Folders::
     DATA/    samples.parquet, prepare_report.json, preprocess.json, preprocess_reference.parquet   (prepare)
              patches.zarr, image_covariates.parquet, extract_failures.csv, extract_report.json   (extract)
              vit_finetuned.pt                                                                   (finetune-vit)
-             embeddings.zarr                                                                    (embed)
+             embeddings.zarr, encoder_weights.pt (random or raw-TerraMind-initialised encoder)  (embed)
     MODEL/   the model bundle                                                                   (train)
     REPORT/  report.md, report.json, figures                                                    (evaluate)
     MAPS/    REGION/YEAR/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
@@ -30,6 +30,7 @@ from typing import TypeVar
 
 __all__ = [
     "EMBEDDINGS",
+    "ENCODER_WEIGHTS",
     "EXTRACT_FAILURES",
     "EXTRACT_REPORT",
     "IMAGE_COVARIATES",
@@ -70,6 +71,9 @@ VIT_FINETUNED = "vit_finetuned.pt"
 """finetune-vit: the fine-tuned TerraMind + CLS-merge weights."""
 EMBEDDINGS = "embeddings.zarr"
 """embed: one frozen-ViT vector per sample."""
+ENCODER_WEIGHTS = "encoder_weights.pt"
+"""embed: the exact image-encoder weights it used when no checkpoint file was given (seeded random init), in the
+``socmap-vit/1`` format, so a map (and the bundle's ``encoder.pt``) rebuilds the very same encoder."""
 REPORT_MD = "report.md"
 MAP_COG_DIR = "cog"
 """predict: one Cloud-Optimized GeoTIFF per layer and tile, ``cog/<layer>/<layer>_<tile>.tif``; ``<layer>.vrt``

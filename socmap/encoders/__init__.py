@@ -11,8 +11,10 @@ from socmap.encoders.terramind import (
     pretraining_stats,
     standardise,
 )
+from socmap.encoders.weights import ENCODER_INIT_SEED, load_map_encoder, save_encoder_weights
 
 __all__ = [
+    "ENCODER_INIT_SEED",
     "MODALITY_BANDS",
     "CLSMerge",
     "Embeddings",
@@ -23,6 +25,8 @@ __all__ = [
     "embed",
     "finetune_vit",
     "load_embeddings",
+    "load_map_encoder",
     "pretraining_stats",
+    "save_encoder_weights",
     "standardise",
 ]

@@ -13,8 +13,14 @@ ok            bool (N,)         False where the patch was missing (the model's "
 ============  ================  ===========================================================================
 
 Group attributes: ``format`` ("socmap-embeddings/1"), ``backbone``, ``modalities``, ``merge``, ``dim`` (D),
-``patch_size``, ``checkpoint`` (path or null), ``pretrained`` (False when the weights were random).
+``patch_size``, ``checkpoint`` (the file that rebuilds the encoder: the given checkpoint, or
+``<data dir>/encoder_weights.pt`` when none was given), ``init_seed`` (seed of the random initialisation of
+every weight no checkpoint provides), ``pretrained`` (False when the weights were random).
 The group is written under a temporary name and renamed into place.
+
+Without a checkpoint the weights are a seeded random draw and are also written to ``<data dir>/encoder_weights.pt``
+(:data:`socmap.io.ENCODER_WEIGHTS`), so the map job and the model bundle use exactly this encoder
+(:func:`socmap.encoders.weights.load_map_encoder`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from tqdm.auto import tqdm
 from socmap.config import EncoderConfig, PipelineConfig
 from socmap.encoders._patches import atomic_dir, commit_dir, open_patches, read_samples
 from socmap.encoders.terramind import ImageEncoder, build_image_encoder
+from socmap.encoders.weights import ENCODER_INIT_SEED, save_encoder_weights
 from socmap.errors import DataError, ModelError
+from socmap.io import ENCODER_WEIGHTS
 
 __all__ = ["EMBEDDINGS", "FINETUNED", "Embeddings", "embed", "encode_batches", "load_embeddings",
            "resolve_device"]
@@ -116,7 +124,11 @@ def embed(
             checkpoint = fin
         elif enc_cfg.checkpoint is not None:
             checkpoint = cfg.resolve(enc_cfg.checkpoint) if isinstance(cfg, PipelineConfig) else enc_cfg.checkpoint
-    encoder = build_image_encoder(enc_cfg, checkpoint, img_size=store.patch_size)
+    encoder = build_image_encoder(enc_cfg, checkpoint, img_size=store.patch_size, seed=ENCODER_INIT_SEED)
+    pretrained = checkpoint is not None
+    if checkpoint is None:  # random weights: keep the exact draw, so maps and bundles can rebuild this encoder
+        checkpoint = save_encoder_weights(encoder, enc_cfg, data_dir / ENCODER_WEIGHTS, store.patch_size,
+                                          ENCODER_INIT_SEED).resolve()
     rows = np.flatnonzero(store.ok)
     dev = resolve_device(device)
     emb = np.full((len(store), encoder.dim), np.nan, np.float32)
@@ -132,7 +144,7 @@ def embed(
     g.attrs.update({
         "format": "socmap-embeddings/1", "backbone": enc_cfg.backbone, "modalities": list(encoder.modalities),
         "merge": enc_cfg.merge, "dim": int(encoder.dim), "patch_size": store.patch_size,
-        "checkpoint": None if checkpoint is None else str(checkpoint), "pretrained": checkpoint is not None,
+        "checkpoint": str(checkpoint), "init_seed": ENCODER_INIT_SEED, "pretrained": pretrained,
     })
     commit_dir(tmp, final)
     log.info("wrote %s: %d embeddings of width %d (%d without a patch)", final, len(rows), encoder.dim,

@@ -190,15 +190,28 @@ class ImageEncoder(nn.Module):
         return self.cls_merge(self.tokens(patches))
 
 
-def build_image_encoder(cfg: EncoderConfig, checkpoint: str | Path | None = None, img_size: int = 224
-                        ) -> ImageEncoder:
+def build_image_encoder(cfg: EncoderConfig, checkpoint: str | Path | None = None, img_size: int = 224,
+                        seed: int | None = None) -> ImageEncoder:
     """The image encoder of a pipeline.
 
     ``checkpoint`` is either a fine-tuned encoder written by :func:`socmap.encoders.finetune.finetune_vit`
-    (a dict with ``format == "socmap-vit/1"``, which also fixes backbone, modalities, merge and CLS-merge sizes)
+    (a dict with ``format == "socmap-vit/1"``, which also fixes backbone, modalities, merge and CLS-merge sizes;
+    :func:`socmap.encoders.embed.embed`'s ``encoder_weights.pt`` has the same format)
     or a raw TerraMind v1 state dict (loaded into the backbone; the CLS-merge keeps random weights).
     ``None`` gives random weights everywhere.
+
+    ``seed``: when set, the random initialisation is drawn from ``torch.manual_seed(seed)`` inside a forked RNG
+    (the caller's RNG state is untouched), so the same ``(cfg, checkpoint, img_size, seed)`` always gives the same
+    weights; ``None`` draws from the global RNG.
     """
+    if seed is None:
+        return _build_image_encoder(cfg, checkpoint, img_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _build_image_encoder(cfg, checkpoint, img_size)
+
+
+def _build_image_encoder(cfg: EncoderConfig, checkpoint: str | Path | None, img_size: int) -> ImageEncoder:
     state = None
     raw_ckpt: str | Path | None = None
     if checkpoint is not None:
