@@ -247,7 +247,7 @@ def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, ro
     from tqdm.auto import tqdm
 
     ctx = load_context(cfg, bundle)
-    stages = 4 + ("image" in cfg.model.streams) + ("cog" in cfg.output.formats)
+    stages = 3 + 2 * ("image" in cfg.model.streams) + ("cog" in cfg.output.formats)
     for t in todo:
         with tqdm(total=stages, desc=f"  tile {t.id}", leave=False, disable=not progress, file=sys.stderr) as tb:
             try:

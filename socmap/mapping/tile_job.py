@@ -104,11 +104,13 @@ class TileResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray, x: np.ndarray, y: np.ndarray,
-                     year: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per-cell NDVI and elevation for the graph relations, from the same source training used: the pipeline's
-    ``ndvi`` / ``elevation`` covariate layers (:func:`socmap.graph.relations.node_covariates` reads those columns),
-    else the imagery (``socmap.mapping.imagery.tile_ndvi_elevation``)."""
+def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
+                     from_image: Callable[[], tuple[np.ndarray, np.ndarray]] | None
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-cell NDVI and elevation for the graph relations, from the same source training used
+    (:func:`socmap.train.inputs.resolve_node_covariates`): the pipeline's ``ndvi`` / ``elevation`` covariate layers
+    first, else the imagery's ``ndvi_p50`` / ``elevation_m`` (``from_image`` gives them for every cell of the tile).
+    """
     b = ctx.bundle
     train_vals = (getattr(b, "train_ndvi", None), getattr(b, "train_elevation", None))
     need = (train_vals[0] is not None, train_vals[1] is not None)
@@ -117,14 +119,13 @@ def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray, x: np.
         if need[i] and col in raw.columns:
             out[i] = raw[col].to_numpy(np.float64)[idx]
     if (need[0] and out[0] is None) or (need[1] and out[1] is None):
-        if not ctx.uses_image:
+        if from_image is None:
             raise ModelError("the bundle's graph links nodes by NDVI / elevation, but the pipeline has neither an "
                              "'ndvi'/'elevation' covariate layer nor imagery to take them from")
-        from socmap.mapping.imagery import tile_ndvi_elevation
-
-        nd, z = tile_ndvi_elevation(ctx.cfg, year, ctx.grid.crs, x[idx], y[idx], cell_size_m=ctx.grid.resolution)
-        out = [out[0] if out[0] is not None or not need[0] else nd, out[1] if out[1] is not None or not need[1]
-               else z]
+        img = from_image()
+        for i in range(2):
+            if need[i] and out[i] is None:
+                out[i] = np.asarray(img[i], np.float64)[idx]
     for i in range(2):  # a gap takes the training nodes' median, as training filled its own gaps
         v = out[i]
         if v is not None and train_vals[i] is not None and np.isnan(v).any():
@@ -158,13 +159,20 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     ts = lap("covariates", ts)
     streams = cfg.model.streams
     image = None
+    from_image = None
     if "image" in streams:
-        from socmap.mapping.imagery import tile_image_embeddings
+        from socmap.mapping.imagery import tile_composites, tile_image_embeddings, tile_ndvi_elevation
 
+        comps = tile_composites(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution)
+        ts = lap("composites", ts)
         emb, ok = tile_image_embeddings(cfg, year, grid.crs, x, y, ctx.encoder, mode=mode,
-                                        cell_size_m=grid.resolution)
+                                        cell_size_m=grid.resolution, composites=comps)
         mapped &= np.asarray(ok, bool)
         image = np.asarray(emb, np.float32)
+
+        def from_image() -> tuple[np.ndarray, np.ndarray]:
+            return tile_ndvi_elevation(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution, composites=comps)
+
         ts = lap("image", ts)
     idx = np.flatnonzero(mapped)
     n = tile.n_cells
@@ -173,7 +181,7 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     if len(idx):
         tab_all = tabular_features(bundle, raw.iloc[idx]) if bundle.feature_columns else None
         tab = tab_all if "tabular" in streams else None
-        ndvi, elev = _node_covariates(ctx, raw, idx, x, y, year)
+        ndvi, elev = _node_covariates(ctx, raw, idx, from_image)
         ts = lap("features", ts)
         pred = bundle.predict_new(lonlat[idx], np.full(len(idx), year, dtype=np.int64), tab,
                                   None if image is None else image[idx], ndvi, elev)
