@@ -555,7 +555,7 @@ def find_grid(name: str, base: Path | None = None) -> Path:
 def load_pipeline(path_or_region: str | Path) -> PipelineConfig:
     """Read and validate a pipeline from a YAML path, or a shipped region name (``demo``, ``africa``...)."""
     p = Path(path_or_region).expanduser()
-    if p.suffix not in (".yaml", ".yml") and not p.exists():
+    if p.suffix not in (".yaml", ".yml") and not p.is_file():  # a folder named like the region is no pipeline
         p = find_pipeline(str(path_or_region))
     p = p.resolve()
     data = _read_yaml(p)

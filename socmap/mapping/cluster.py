@@ -36,7 +36,8 @@ class ContextPlugin(WorkerPlugin):
         from socmap.train import load_bundle
 
         torch.set_num_threads(self.threads)
-        self.ctx = load_context(self.cfg, load_bundle(Path(self.model), self.cfg))
+        device = "cuda" if torch.cuda.is_available() else "cpu"  # a LocalCUDACluster worker sees its one GPU
+        self.ctx = load_context(self.cfg, load_bundle(Path(self.model), self.cfg, device=device), device=device)
 
     def teardown(self, worker: Any) -> None:
         self.ctx = None

@@ -61,15 +61,17 @@ def _tabular_range(bundle: Any) -> np.ndarray | None:
     return np.c_[np.nanmin(ref, axis=0), np.nanmax(ref, axis=0)]
 
 
-def load_context(cfg: PipelineConfig, bundle: Any, *, load_encoder: bool = True) -> MapContext:
-    """The per-worker state for ``bundle`` (a loaded :class:`socmap.train.Bundle`)."""
+def load_context(cfg: PipelineConfig, bundle: Any, *, load_encoder: bool = True, device: str = "cpu"
+                 ) -> MapContext:
+    """The per-worker state for ``bundle`` (a loaded :class:`socmap.train.Bundle`); the image encoder goes to
+    ``device``."""
     aoa = AOAReference.from_training(np.asarray(bundle.train_lonlat, float), _tabular_range(bundle),
                                      quantile=cfg.output.aoa_distance_quantile, margin=cfg.output.aoa_range_margin)
     encoder = None
     if load_encoder and "image" in cfg.model.streams:
         from socmap.mapping.imagery import load_map_encoder
 
-        encoder = load_map_encoder(cfg, bundle)
+        encoder = load_map_encoder(cfg, bundle).to(device)
     return MapContext(cfg=cfg, grid=cfg.load_grid(), bundle=bundle, aoa=aoa, encoder=encoder)
 
 
