@@ -38,6 +38,7 @@ class ContextPlugin(WorkerPlugin):
         torch.set_num_threads(self.threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"  # a LocalCUDACluster worker sees its one GPU
         self.ctx = load_context(self.cfg, load_bundle(Path(self.model), self.cfg, device=device), device=device)
+        worker.socmap_bundle_loads = getattr(worker, "socmap_bundle_loads", 0) + 1  # once per worker (a test checks)
 
     def teardown(self, worker: Any) -> None:
         self.ctx = None

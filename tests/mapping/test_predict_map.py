@@ -150,12 +150,33 @@ def test_rerun_skips_done_tiles_and_tiles_option(runs: dict, map_world: dict[str
                                rtol=1e-5)
 
 
-def test_local_cluster_two_workers_matches_in_process(runs: dict, map_world: dict[str, Path],
-                                                      map_bundle: Path) -> None:
-    """A real distributed.LocalCluster (2 worker processes, bundle loaded once per worker by the plugin)."""
-    cfg = load_pipeline(map_world["pipeline"])
-    res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "cluster", scheduler=None, workers=2, progress=False)
+def _same_as_in_process(res, runs: dict) -> None:  # type: ignore[no-untyped-def]
     assert (res.tiles_done, res.tiles_failed) == (4, 0)
     a, b = _zarr(res.root), _zarr(runs["r4"].root)
     for name in LAYERS:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=name)
+
+
+def test_existing_two_worker_cluster_by_address(runs: dict, map_world: dict[str, Path], map_bundle: Path) -> None:
+    """A real distributed.LocalCluster with 2 workers, reached by its address (``--scheduler``): the bundle is loaded
+    once per worker by the plugin, tiles are tasks, results come back to the driver's zarr writes. Workers are
+    threads here so the test stays fast; the next test starts worker processes."""
+    from distributed import LocalCluster
+
+    cfg = load_pipeline(map_world["pipeline"])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "by-address", scheduler=cluster.scheduler_address,
+                          progress=False)
+        loads = [getattr(w, "socmap_bundle_loads", 0) for w in cluster.workers.values()]
+        left = [name for w in cluster.workers.values() for name in w.plugins if name.startswith("socmap")]
+    _same_as_in_process(res, runs)
+    assert loads == [1, 1]  # 4 tiles, 2 workers: the bundle was loaded once per worker, not once per task
+    assert left == []  # the plugin is unregistered when the run ends
+
+
+@pytest.mark.slow
+def test_local_cluster_two_worker_processes(runs: dict, map_world: dict[str, Path], map_bundle: Path) -> None:
+    """``socmap predict``'s own LocalCluster with 2 worker processes (each imports torch and loads the bundle)."""
+    cfg = load_pipeline(map_world["pipeline"])
+    res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "cluster", scheduler=None, workers=2, progress=False)
+    _same_as_in_process(res, runs)
