@@ -33,7 +33,8 @@ from socmap.mapping import predict_map
 cfg = load_pipeline(sys.argv[1])
 res = predict_map(cfg, int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), scheduler="threads",
                   tiles=sys.argv[5].split(","), progress=False)
-print(json.dumps({"seconds": res.seconds, "map_seconds": res.map_seconds, "cells": res.cells,
+tiles = {p.stem: round(json.loads(p.read_text())["seconds"], 2) for p in (res.root / "tiles_done").glob("*.json")}
+print(json.dumps({"seconds": res.seconds, "map_seconds": res.map_seconds, "cells": res.cells, "tile_s": tiles,
                   "cells_mapped": res.cells_mapped, "tiles": res.tiles_done,
                   "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -71,10 +72,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"{grid.tile_size}), year {year}, model {args.model}")
     one = _run(args.pipeline, year, args.model, [args.tile])
     print(f"1x: {one['tiles']} tile, {one['cells']} cells ({one['cells_mapped']} mapped): tile loop "
-          f"{one['map_seconds']:.1f} s (run {one['seconds']:.1f} s), peak RSS {one['max_rss_mib']:.0f} MiB")
+          f"{one['map_seconds']:.1f} s (run {one['seconds']:.1f} s), peak RSS {one['max_rss_mib']:.0f} MiB; "
+          f"per tile {one['tile_s']}")
     four = _run(args.pipeline, year, args.model, _block(args.tile))
     print(f"4x: {four['tiles']} tiles, {four['cells']} cells ({four['cells_mapped']} mapped): tile loop "
-          f"{four['map_seconds']:.1f} s (run {four['seconds']:.1f} s), peak RSS {four['max_rss_mib']:.0f} MiB")
+          f"{four['map_seconds']:.1f} s (run {four['seconds']:.1f} s), peak RSS {four['max_rss_mib']:.0f} MiB; "
+          f"per tile {four['tile_s']}")
     time_ratio = four["map_seconds"] / one["map_seconds"]
     mem_ratio = four["max_rss_mib"] / one["max_rss_mib"]
     cells_ratio = four["cells_mapped"] / max(1, one["cells_mapped"])
