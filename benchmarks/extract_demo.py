@@ -20,15 +20,16 @@ def main() -> None:
     from socmap.config import load_pipeline
     from socmap.demo.world import WorldSpec, default_world_dir, ensure_world
     from socmap.eo import extract
+    from socmap.io import PATCHES, SAMPLES
 
     world = ensure_world(default_world_dir(), WorldSpec(), progress=False)
     s = pd.read_csv(world / "truth" / "sites.csv")
     df = pd.DataFrame({"sample_id": s.profile_id.astype(str), "lon": s.lon, "lat": s.lat, "year": s.year,
                        "soc_gkg": s.soc_true_gkg, "source": "demo", "split": "train"})
     cfg = load_pipeline("demo")
-    cfg.stac.catalog = str(world / "stac" / "catalog.json")
+    cfg.stac = cfg.stac.model_copy(update={"catalog": str(world / "stac" / "catalog.json")}) if cfg.stac else None
     with tempfile.TemporaryDirectory() as tmp:
-        samples = Path(tmp) / "samples.parquet"
+        samples = Path(tmp) / SAMPLES
         df.to_parquet(samples, index=False)
         t0 = time.perf_counter()
         res = extract(samples, Path(tmp) / "out", cfg, progress=False)
@@ -36,7 +37,7 @@ def main() -> None:
         t1 = time.perf_counter()
         again = extract(samples, Path(tmp) / "out", cfg, progress=False)
         second = time.perf_counter() - t1
-        zbytes = sum(p.stat().st_size for p in (Path(tmp) / "out" / "patches.zarr").rglob("*") if p.is_file())
+        zbytes = sum(p.stat().st_size for p in (Path(tmp) / "out" / PATCHES).rglob("*") if p.is_file())
     read_bytes = sum(p.stat().st_size for p in (world / "stac").rglob("*.tif"))
     figures = {
         "samples": res.n_samples, "ok": res.n_ok, "patch_size": cfg.imagery.patch_size,

@@ -11,11 +11,14 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from socmap.errors import SocmapError
+
+if TYPE_CHECKING:
+    from socmap.config import PipelineConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,7 +50,7 @@ def _pipeline_options(fn: F) -> F:
     return fn
 
 
-def _load(region: str | None, pipeline_file: Path | None, default: str | None = None):  # type: ignore[no-untyped-def]
+def _load(region: str | None, pipeline_file: Path | None, default: str | None = None) -> PipelineConfig:
     from socmap.config import load_pipeline
 
     if pipeline_file is not None and region is not None:
@@ -109,7 +112,8 @@ def demo_world(out_dir: Path | None, seed: int, size_km: float, sites: int, forc
               help="Soil table (CSV, Parquet, GeoPackage); repeat for several sources.")
 @click.option("--mapping", "mappings", multiple=True,
               help="Mapping name (demo, afsp) or YAML path; one for all inputs or one per input.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Data folder to write (created; later stages read it with --data).")
 @click.option("--split", type=click.Choice(["random", "block"]), default=None,
               help="Split method (default: the pipeline's).")
 @_pipeline_options
@@ -124,18 +128,21 @@ def prepare(inputs: tuple[Path, ...], mappings: tuple[str, ...], out_dir: Path, 
     from socmap.data.prepare import prepare as run_prepare
 
     pipeline = _load(region, pipeline_file) if (region is not None or pipeline_file is not None) else None
+    from socmap.io import PREPARE_REPORT, SAMPLES
+
     res = run_prepare(list(inputs) or None, list(mappings) or None, out_dir, pipeline=pipeline, split=split)
-    r = res.report
-    dropped = {k: v["count"] for k, v in r["rules"].items() if v["count"]}
-    click.echo(f"{r['rows_in']} rows -> {r['sites_out']} sites ({r['split']['method']} split: "
-               f"{r['split']['counts']}); rules: {dropped}")
-    click.echo(f"wrote {res.out_dir / 'samples.parquet'} and {res.out_dir / 'prepare_report.json'}")
+    click.echo(res.summary())
+    click.echo(f"wrote {res.out_dir / SAMPLES} and {res.out_dir / PREPARE_REPORT}")
 
 
 @cli.command()
-@click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="samples.parquet written by `socmap prepare`.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Data folder: reads DATA/samples.parquet, writes patches.zarr, image_covariates.parquet, "
+                   "extract_failures.csv and extract_report.json into it.")
+@click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=None, hidden=True,
+              help="Deprecated: use --data (a samples file other than DATA/samples.parquet; needs --out).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True,
+              help="Deprecated: use --data (where --samples' outputs go).")
 @click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None,
               help="Address of an existing Dask scheduler, or 'threads' for no cluster (default: a LocalCluster).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -143,11 +150,21 @@ def prepare(inputs: tuple[Path, ...], mappings: tuple[str, ...], out_dir: Path, 
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @_pipeline_options
 @_one_line_errors
-def extract(samples: Path, out_dir: Path, scheduler: str | None, workers: int | None, progress: bool,
-            region: str | None, pipeline_file: Path | None) -> None:
-    """Search STAC, build annual composites, cut patches into patches.zarr and add image covariates."""
+def extract(data_dir: Path | None, samples: Path | None, out_dir: Path | None, scheduler: str | None,
+            workers: int | None, progress: bool, region: str | None, pipeline_file: Path | None) -> None:
+    """Search STAC, build annual composites, cut patches into patches.zarr and add image covariates.
+
+    A sample older (or newer) than every year of imagery.years is imaged in the nearest of them; the imagery
+    year is recorded beside the sampling year.
+    """
     from socmap.eo import extract as run_extract
 
+    if data_dir is not None:
+        if samples is not None or out_dir is not None:
+            raise SocmapError("give --data DIR alone (--samples and --out are its deprecated spelling)")
+        samples, out_dir = data_dir, data_dir
+    elif samples is None or out_dir is None:
+        raise SocmapError("give --data DIR: the folder `socmap prepare --out DIR` wrote")
     cfg = _load(region, pipeline_file)
     res = run_extract(samples, out_dir, cfg, scheduler=scheduler, workers=workers, progress=progress)
     click.echo(f"{res.patches}: {res.n_ok}/{res.n_samples} samples ok, {res.n_missing} missing "

@@ -18,7 +18,7 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -203,12 +203,24 @@ class TemporalConfig(_Strict):
     """Fourier year encoder, eq. (2)."""
 
     frequencies: PositiveInt = 4
+    """Number J of Fourier frequencies: pi, 2 pi, 4 pi, ... radians per year range (the slowest turns through half a
+    cycle over [year_min, year_max], so every year in the range gets its own code)."""
     out_dim: PositiveInt = 8
-    year_min: int = 2013
-    year_max: int = 2025
-    """Years mapped to 0 and 1 (t_min, t_max of eq. (2)), calendar years."""
+    year_min: int | None = None
+    year_max: int | None = None
+    """Years mapped to 0 and 1 (t_min, t_max of eq. (2)), calendar years; years outside are clipped to the nearer
+    end. ``null`` (the default) = fitted on the training years (their min and max) by the trainer and stored in the
+    model's state dict. Set both or neither."""
     hidden: PositiveInt = 32
     """Hidden width of the encoder's 2-layer MLP."""
+
+    @model_validator(mode="after")
+    def _range(self) -> TemporalConfig:
+        if (self.year_min is None) != (self.year_max is None):
+            raise ValueError("set both year_min and year_max, or neither (null: fitted on the training years)")
+        if self.year_min is not None and self.year_max is not None and self.year_max <= self.year_min:
+            raise ValueError(f"year_max ({self.year_max}) must be > year_min ({self.year_min})")
+        return self
 
 
 class MoEConfig(_Strict):
@@ -226,12 +238,14 @@ class MoEConfig(_Strict):
     """Weight of the entropy-gap penalty in L_MoE (the paper uses unit weight)."""
 
 
+Relation = Literal["spatial", "ndvi", "elevation"]
+"""A relation (edge type) of the sample graph: paper Table 1."""
+
+
 class GraphConfig(_Strict):
     """Heterogeneous graph relations (paper 3.5, Table 1, Table 6)."""
 
-    relations: list[Literal["spatial", "ndvi", "elevation"]] = Field(
-        default_factory=lambda: ["spatial", "ndvi", "elevation"]
-    )
+    relations: list[Relation] = Field(default_factory=lambda: list(get_args(Relation)))
     k_spatial: PositiveInt = 5
     k_ndvi: PositiveInt = 3
     max_distance_km: PositiveFloat = 2000.0
@@ -263,12 +277,23 @@ class RGATConfig(_Strict):
     dropout: Fraction = 0.286
     edge_weights: bool = True
     """Feed each edge's weight (inverse distance, NDVI or slope similarity, in (0, 1]) to the attention logits."""
+    edge_weight_mode: Literal["log-prior", "rgatconv"] = "log-prior"
+    """How the edge weight w enters the attention logits (used when ``edge_weights`` is true).
+    ``log-prior``: logit + c[r, h] * log(w), a learned coefficient per relation and head starting at 1, so a
+    weaker neighbour (w < 1, log w < 0) is always pushed down and each relation scales its own weights.
+    ``rgatconv``: RGATConv's one-dimensional edge feature (w W_e) E, which in multiplicative attention multiplies
+    the logit (a weak neighbour's logit shrinks towards 0 rather than down); kept for the equivalence with
+    torch_geometric.nn.RGATConv and for comparison."""
 
 
 class MLPConfig(_Strict):
     hidden: list[PositiveInt] = Field(default_factory=list)
     out: PositiveInt = 128
     dropout: Fraction = 0.1
+
+
+Stream = Literal["image", "tabular", "position", "time"]
+"""An input stream of the fusion (paper 3.3)."""
 
 
 class ModelConfig(_Strict):
@@ -282,9 +307,7 @@ class ModelConfig(_Strict):
     rgat: RGATConfig = Field(default_factory=RGATConfig)
     pre_mlp: MLPConfig = Field(default_factory=lambda: MLPConfig(hidden=[256, 128], out=256, dropout=0.161))
     post_mlp: MLPConfig = Field(default_factory=lambda: MLPConfig(hidden=[256, 128], out=128, dropout=0.10))
-    streams: list[Literal["image", "tabular", "position", "time"]] = Field(
-        default_factory=lambda: ["image", "tabular", "position", "time"]
-    )
+    streams: list[Stream] = Field(default_factory=lambda: list(get_args(Stream)))
     """Input streams fed to the fusion; drop one for an ablation or where it does not exist."""
     logvar_min: float = -10.0
     logvar_max: float = 5.0
@@ -341,6 +364,9 @@ class TrainConfig(_Strict):
     most ``full_graph_max_nodes`` nodes."""
     full_graph_max_nodes: PositiveInt = 30000
     """Largest graph (nodes) that ``mode: auto`` trains full-graph."""
+    max_minutes: PositiveFloat | None = None
+    """Wall-clock budget per member, minutes: a member stops after the epoch that crosses it (best epoch kept);
+    ``null`` = no budget."""
     loss_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
     """Full-graph mode: fraction of the training nodes whose loss a step computes, drawn afresh each step. With
     ``model.label_input`` these are the nodes whose labels are hidden from the inputs in that step, so it must be

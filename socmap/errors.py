@@ -7,7 +7,7 @@ the fix. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "EOError", "ModelError", "SocmapError"]
+__all__ = ["ConfigError", "DataError", "EOError", "ModelError", "SocmapError", "short_error"]
 
 
 class SocmapError(Exception):
@@ -28,3 +28,12 @@ class EOError(SocmapError):
 
 class ModelError(SocmapError):
     """A model bundle, checkpoint or embedding file that cannot be used."""
+
+
+def short_error(exc: BaseException | None) -> str:
+    """An exception as one short line (type and the first 300 characters of its message), for error texts and
+    failure records that must stay one line whatever a library raised."""
+    if exc is None:
+        return "unknown error"
+    msg = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {msg[:300]}" if msg else type(exc).__name__

@@ -11,7 +11,9 @@ Folders::
              patches.zarr, image_covariates.parquet, extract_failures.csv, extract_report.json   (extract)
              vit_finetuned.pt                                                                   (finetune-vit)
              embeddings.zarr, encoder_weights.pt (random or raw-TerraMind-initialised encoder)  (embed)
-    MODEL/   the model bundle                                                                   (train)
+    MODEL/   bundle.json, pipeline.yaml, target_scaler.json, preprocess.json (+ reference),       (train)
+             graph.safetensors, members/NN/{weights,cache}.safetensors, nodes.npz, log.csv,
+             encoder.pt (imagery), MODEL_CARD.md, model_card.json: see socmap.train.bundle
     REPORT/  report.md, report.json, figures                                                    (evaluate)
     MAPS/    REGION/YEAR/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
              predict_summary.json, tiles_done/TILE.json                                        (predict)
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
+    "DEMO_RUN",
     "EMBEDDINGS",
     "ENCODER_WEIGHTS",
     "EXTRACT_FAILURES",
@@ -65,6 +68,7 @@ PREPROCESS_REFERENCE = "preprocess_reference.parquet"
 PATCHES = "patches.zarr"
 """extract: per-sample 224 x 224 patches of S2L2A, S1GRD and DEM."""
 IMAGE_COVARIATES = "image_covariates.parquet"
+"""extract: sample_id, year (sampling), imagery_year (composited), then socmap.eo.COVARIATE_COLUMNS."""
 EXTRACT_FAILURES = "extract_failures.csv"
 EXTRACT_REPORT = "extract_report.json"
 VIT_FINETUNED = "vit_finetuned.pt"
@@ -86,6 +90,8 @@ MAP_SUMMARY = "predict_summary.json"
 MAP_DONE_DIR = "tiles_done"
 """predict: one small JSON per finished tile, so a re-run skips it."""
 REPORT_JSON = "report.json"
+DEMO_RUN = "demo_run.json"
+"""demo: the run summary (stages, one-line summaries, seconds) in ``socmap demo --out DIR``."""
 
 
 # --------------------------------------------------------------------------------------- atomic writes

@@ -1,4 +1,9 @@
-"""socmap's test-suite. Optional-dependency skip markers live here, in one place (xarray style)."""
+"""socmap's test-suite. Optional-dependency skip markers live here, in one place (xarray style).
+
+Use them as decorators (``@requires_rustac``) or as the registered marks (``@pytest.mark.requires_rustac``,
+``@pytest.mark.requires_cuda`` / ``@pytest.mark.gpu``), which tests/conftest.py turns into the same skips.
+Test helpers are imported as packages: ``from tests.eo.conftest import pipeline``, ``from tests.soil.helpers ...``.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ def _cuda() -> bool:
 
 has_cuda = _cuda()
 requires_cuda = pytest.mark.skipif(not has_cuda, reason="requires a CUDA device")
+
+
 def rustac_exe() -> str | None:
     """The ``rustac`` CLI of this interpreter's environment (works without activating the venv), else PATH's."""
     beside = Path(sys.executable).parent / "rustac"

@@ -10,6 +10,8 @@ import torch
 
 from socmap.config import ModelConfig
 from socmap.demo.world import WorldSpec, ensure_world
+from tests import has_cuda, has_rustac
+from tests.data import copy_stored_data
 
 SMALL_WORLD = WorldSpec(seed=7, size_m=3000.0, s2_doys=(18, 130, 285), s1_doys=(100,), n_sites=150,
                         margin_m=400.0, covariate_res_m=250.0)
@@ -21,18 +23,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow"):
-        return
-    skip = pytest.mark.skip(reason="slow: pass --run-slow")
+    """Wire the markers: ``slow`` runs only with --run-slow; ``gpu`` / ``requires_cuda`` only where CUDA is
+    present; ``requires_rustac`` skips (with the reason) where the rustac CLI is missing."""
+    run_slow = config.getoption("--run-slow")
+    skips = {
+        "slow": None if run_slow else "slow: pass --run-slow",
+        "gpu": None if has_cuda else "requires a CUDA device",
+        "requires_cuda": None if has_cuda else "requires a CUDA device",
+        "requires_rustac": None if has_rustac else "requires the rustac CLI (pip install -e '.[test]')",
+    }
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        for mark, reason in skips.items():
+            if reason is not None and mark in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+                break
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.requires_cuda)])
+def device(request: pytest.FixtureRequest) -> str:
+    """Each torch device a test should pass on: cpu always, cuda where present."""
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never read or write the user's ~/.cache/socmap from tests."""
     monkeypatch.setenv("SOCMAP_HOME", str(tmp_path_factory.getbasetemp() / "socmap-home"))
+
+
+@pytest.fixture
+def stored_data(tmp_path: Path) -> Path:
+    """A data folder as prepare -> extract -> embed leave it, from the small stored fixtures (6 samples, P = 32):
+    samples.parquet, preprocess.json, preprocess_reference.parquet, patches.zarr and embeddings.zarr. A copy:
+    tests may write into it."""
+    return copy_stored_data(tmp_path / "data")
 
 
 @pytest.fixture(scope="session")

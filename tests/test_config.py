@@ -117,7 +117,7 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
 
 def test_cli_unknown_region() -> None:
     result = CliRunner().invoke(cli, ["check-config", "--region", "atlantis"])
-    assert result.exit_code == 2 and "shipped: africa, demo, europe, global" in result.stderr
+    assert result.exit_code == 2 and "shipped: africa, africa-coarse, demo, europe, global" in result.stderr
 
 
 @pytest.mark.parametrize("cmd", ["demo", "demo-world", "prepare", "extract", "embed", "train", "evaluate",

@@ -11,9 +11,11 @@ from socmap.data.mapping import SOC_UNITS, SurveyMapping, list_mappings, load_ma
 from socmap.data.prepare import REPORT_FILE, SAMPLE_COLUMNS, SAMPLES_FILE, PrepareResult, prepare
 from socmap.data.preprocess import PREPROCESS_FILE, REFERENCE_FILE, Preprocessor
 from socmap.data.readers import read_table
+from socmap.data.samples import LOCATED, TARGET, read_samples
 from socmap.data.split import SPLITS, block_split, stratified_split
 
 __all__ = [
+    "LOCATED",
     "PREPROCESS_FILE",
     "REFERENCE_FILE",
     "REPORT_FILE",
@@ -22,6 +24,7 @@ __all__ = [
     "SAMPLE_COLUMNS",
     "SOC_UNITS",
     "SPLITS",
+    "TARGET",
     "HarmoniseSettings",
     "LayerSample",
     "Ledger",
@@ -35,6 +38,7 @@ __all__ = [
     "load_mapping",
     "merge_sites",
     "prepare",
+    "read_samples",
     "read_table",
     "sample_raster",
     "stratified_split",

@@ -10,6 +10,7 @@ read only where points are; local paths and http(s) URLs (read through GDAL's /v
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class LayerSample:
         return asdict(self)
 
 
-def _open(path: str):  # type: ignore[no-untyped-def]
+def _open(path: str) -> Any:
     import rasterio
     from rasterio.errors import RasterioIOError
 

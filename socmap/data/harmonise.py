@@ -146,37 +146,20 @@ def _years(df: pd.DataFrame, m: SurveyMapping, sources: pd.Series,
     return year, placeholder, filled
 
 
-def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: HarmoniseSettings, ledger: Ledger, *,
-                   input_index: int = 0, path: str = "") -> pd.DataFrame:
-    """One row per topsoil horizon of one table, in standard units; the rest counted in ``ledger``.
+def _source_labels(df: pd.DataFrame, m: SurveyMapping, path: str) -> pd.Series:
+    """The ``source`` of every row: the mapping's source column, else its source name, else the file stem."""
+    default = m.source_name or _stem(path) or m.name
+    if m.source is not None:
+        src = df[m.source].astype("string").fillna(default)
+    else:
+        src = pd.Series(default, index=df.index, dtype="string")
+    return src.astype(str)
 
-    Returns columns: ``key`` (unique profile key), ``source``, ``profile_id``, ``lon``, ``lat`` (WGS 84 deg),
-    ``year`` (int), ``year_is_placeholder``, ``top_cm``, ``bottom_cm``, ``soc_gkg``, then the mapping's
-    survey covariates (by covariate name), and ``n_rows`` (input rows averaged into the horizon).
-    """
+
+def _to_wgs84(x: pd.Series, y: pd.Series, keep: pd.Series, crs: Any, label: str) -> tuple[pd.Series, pd.Series]:
+    """lon/lat (WGS 84 degrees) of the kept rows (NaN elsewhere; +inf where geographic input is out of range)."""
     from pyproj import CRS, Transformer
 
-    crs = df.attrs.get("crs", m.crs)
-    label = path or m.label
-    if m.source is not None:
-        src = df[m.source].astype("string").fillna(m.source_name or (_stem(path) or m.name))
-    else:
-        src = pd.Series(m.source_name or _stem(path) or m.name, index=df.index, dtype="string")
-    src = src.astype(str)
-
-    # 1. exact duplicates (every column of the table, as read)
-    dup = df.duplicated(keep="first")
-    ledger.add("exact_duplicate", src[dup])
-    keep = ~dup
-
-    # 2. missing coordinates
-    xcol, ycol = (m.x, m.y) if m.x is not None else ("__x", "__y")
-    x, y = _numeric(df[xcol]), _numeric(df[ycol])
-    miss = keep & (x.isna() | y.isna() | ~np.isfinite(x.fillna(0)) | ~np.isfinite(y.fillna(0)))
-    ledger.add("missing_coordinates", src[miss])
-    keep &= ~miss
-
-    # 3. reprojection to WGS 84 and impossible coordinates
     src_crs = CRS.from_user_input(crs)
     wgs = CRS.from_epsg(4326)
     xv, yv = x[keep].to_numpy(float), y[keep].to_numpy(float)
@@ -193,61 +176,23 @@ def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: HarmoniseSettin
         if src_crs.is_geographic:  # pyproj does not range-check degrees
             bad_in = (np.abs(xv) > 180) | (np.abs(yv) > 90)
             lon = np.where(bad_in, np.inf, lon)
-    lon_s = pd.Series(np.nan, index=df.index)
-    lat_s = pd.Series(np.nan, index=df.index)
+    lon_s = pd.Series(np.nan, index=x.index)
+    lat_s = pd.Series(np.nan, index=x.index)
     lon_s[keep] = lon
     lat_s[keep] = lat
-    impossible = keep & ~(np.isfinite(lon_s) & np.isfinite(lat_s) & (lat_s.abs() <= 90) & (lon_s.abs() <= 180)
-                          & ~((lon_s == 0) & (lat_s == 0)))
-    ledger.add("impossible_coordinates", src[impossible])
-    keep &= ~impossible
+    return lon_s, lat_s
 
-    # 4. incomplete metadata: profile id, depth, year
-    pid = df[m.profile_id].astype("string").str.strip()
+
+def _depths(df: pd.DataFrame, m: SurveyMapping) -> tuple[pd.Series, pd.Series]:
+    """Top and bottom of every row, cm (the mapping's fixed depth, or its columns times ``depth_factor``)."""
     if m.fixed_depth_cm is not None:
-        top = pd.Series(m.fixed_depth_cm[0], index=df.index, dtype=float)
-        bottom = pd.Series(m.fixed_depth_cm[1], index=df.index, dtype=float)
-    else:
-        top = _numeric(df[m.top]) * m.depth_factor  # type: ignore[index]
-        bottom = _numeric(df[m.bottom]) * m.depth_factor  # type: ignore[index]
-    year, placeholder, filled = _years(df, m, src, settings)
-    incomplete = keep & (pid.isna() | (pid == "") | top.isna() | bottom.isna() | year.isna())
-    ledger.add("incomplete_metadata", src[incomplete])
-    keep &= ~incomplete
-    ledger.notes.setdefault("year_filled_default_rows", 0)
-    ledger.notes["year_filled_default_rows"] += int((keep & filled).sum())
+        return (pd.Series(m.fixed_depth_cm[0], index=df.index, dtype=float),
+                pd.Series(m.fixed_depth_cm[1], index=df.index, dtype=float))
+    return _numeric(df[m.top]) * m.depth_factor, _numeric(df[m.bottom]) * m.depth_factor
 
-    # 5-7. depths
-    invalid = keep & (bottom <= top)
-    ledger.add("invalid_depth", src[invalid])
-    keep &= ~invalid
-    organic = keep & (bottom <= settings.top_cm)
-    ledger.add("organic_layer_above_surface", src[organic])
-    keep &= ~organic
-    below = keep & (top >= settings.bottom_cm)
-    ledger.add("below_topsoil", src[below])
-    keep &= ~below
 
-    # 8-9. SOC
-    soc = _numeric(df[m.soc]) * m.soc_factor
-    nosoc = keep & (soc.isna() | ~np.isfinite(soc.fillna(0)))
-    ledger.add("missing_soc", src[nosoc])
-    keep &= ~nosoc
-    implausible = keep & ((soc < settings.soc_min_gkg) | (soc > settings.soc_max_gkg))
-    ledger.add("implausible_soc", src[implausible])
-    keep &= ~implausible
-
-    out = pd.DataFrame({
-        "key": (f"{input_index}|" + src + "|" + pid.fillna("")),
-        "source": src, "profile_id": pid.astype(str), "lon": lon_s, "lat": lat_s,
-        "year": year, "year_is_placeholder": placeholder, "top_cm": top, "bottom_cm": bottom, "soc_gkg": soc,
-    })
-    for name, col in m.covariates.items():
-        out[name] = _numeric(df[col])
-    out = out[keep.to_numpy()]
-
-    # 10. replicates: one profile, one depth -> mean
-    cov = list(m.covariates)
+def _average_replicates(out: pd.DataFrame, covariates: list[str], ledger: Ledger) -> pd.DataFrame:
+    """Rule 10: rows of one profile and one depth interval are replicates; keep their mean (counted)."""
     grp = out.groupby(["key", "top_cm", "bottom_cm"], sort=False)
     n = grp.size()
     reps = n[n > 1]
@@ -256,11 +201,66 @@ def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: HarmoniseSettin
         rep_sources = first.loc[reps.index, "source"].to_numpy()
         ledger.add("replicate_averaged", np.repeat(rep_sources, reps.to_numpy() - 1))
     agg = {"source": "first", "profile_id": "first", "lon": "mean", "lat": "mean", "year": "max",
-           "year_is_placeholder": "any", "soc_gkg": "mean", **{c: "mean" for c in cov}}
+           "year_is_placeholder": "any", "soc_gkg": "mean", **{c: "mean" for c in covariates}}
     h = grp.agg(agg).reset_index()
     h["n_rows"] = n.to_numpy()
     h["year"] = h["year"].astype(int)
     return h
+
+
+def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: HarmoniseSettings, ledger: Ledger, *,
+                   input_index: int = 0, path: str = "") -> pd.DataFrame:
+    """One row per topsoil horizon of one table, in standard units; the rest counted in ``ledger``.
+
+    Returns columns: ``key`` (unique profile key), ``source``, ``profile_id``, ``lon``, ``lat`` (WGS 84 deg),
+    ``year`` (int), ``year_is_placeholder``, ``top_cm``, ``bottom_cm``, ``soc_gkg``, then the mapping's
+    survey covariates (by covariate name), and ``n_rows`` (input rows averaged into the horizon).
+    """
+    src = _source_labels(df, m, path)
+    keep = pd.Series(True, index=df.index)
+
+    def drop(rule: str, mask: pd.Series) -> None:
+        """Count the kept rows ``mask`` selects under ``rule`` and drop them."""
+        nonlocal keep
+        hit = keep & mask
+        ledger.add(rule, src[hit])
+        keep &= ~hit
+
+    # 1. exact duplicates (every column of the table, as read)
+    drop("exact_duplicate", df.duplicated(keep="first"))
+    # 2. missing coordinates
+    xcol, ycol = (m.x, m.y) if m.x is not None else ("__x", "__y")
+    x, y = _numeric(df[xcol]), _numeric(df[ycol])
+    drop("missing_coordinates", x.isna() | y.isna() | ~np.isfinite(x.fillna(0)) | ~np.isfinite(y.fillna(0)))
+    # 3. reprojection to WGS 84 and impossible coordinates
+    lon, lat = _to_wgs84(x, y, keep, df.attrs.get("crs", m.crs), path or m.label)
+    drop("impossible_coordinates", ~(np.isfinite(lon) & np.isfinite(lat) & (lat.abs() <= 90) & (lon.abs() <= 180)
+                                     & ~((lon == 0) & (lat == 0))))
+    # 4. incomplete metadata: profile id, depth, year
+    pid = df[m.profile_id].astype("string").str.strip()
+    top, bottom = _depths(df, m)
+    year, placeholder, filled = _years(df, m, src, settings)
+    drop("incomplete_metadata", pid.isna() | (pid == "") | top.isna() | bottom.isna() | year.isna())
+    ledger.notes.setdefault("year_filled_default_rows", 0)
+    ledger.notes["year_filled_default_rows"] += int((keep & filled).sum())
+    # 5-7. depths
+    drop("invalid_depth", bottom <= top)
+    drop("organic_layer_above_surface", bottom <= settings.top_cm)
+    drop("below_topsoil", top >= settings.bottom_cm)
+    # 8-9. SOC
+    soc = _numeric(df[m.soc]) * m.soc_factor
+    drop("missing_soc", soc.isna() | ~np.isfinite(soc.fillna(0)))
+    drop("implausible_soc", (soc < settings.soc_min_gkg) | (soc > settings.soc_max_gkg))
+
+    out = pd.DataFrame({
+        "key": (f"{input_index}|" + src + "|" + pid.fillna("")),
+        "source": src, "profile_id": pid.astype(str), "lon": lon, "lat": lat,
+        "year": year, "year_is_placeholder": placeholder, "top_cm": top, "bottom_cm": bottom, "soc_gkg": soc,
+    })
+    for name, col in m.covariates.items():
+        out[name] = _numeric(df[col])
+    # 10. replicates: one profile, one depth -> mean
+    return _average_replicates(out[keep.to_numpy()], list(m.covariates), ledger)
 
 
 def _stem(path: str) -> str:

@@ -1,6 +1,7 @@
 """``socmap prepare``: survey tables -> harmonised topsoil SOC samples, split, covariates, preprocessing.
 
-Writes, atomically (into a temporary folder beside ``out_dir``, then renamed; a failed run leaves nothing):
+Everything is read and computed first (a bad input raises before anything is written); then each file is written
+atomically (:func:`socmap.io.atomic_path`: a temporary sibling renamed into place), the report last:
 
 - ``samples.parquet``: one row per site (columns in :data:`SAMPLE_COLUMNS`, then survey covariates, raster
   covariates in physical units, and the model-ready ``feat_*`` columns);
@@ -13,11 +14,9 @@ Writes, atomically (into a temporary folder beside ``out_dir``, then renamed; a 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,16 +30,17 @@ from socmap.data.harmonise import HarmoniseSettings, Ledger, depth_weight, harmo
 from socmap.data.mapping import SurveyMapping, load_mapping
 from socmap.data.preprocess import Preprocessor
 from socmap.data.readers import read_table
+from socmap.data.samples import SAMPLE_COLUMNS
 from socmap.data.split import block_split, stratified_split
 from socmap.errors import ConfigError, DataError
+from socmap.io import PREPARE_REPORT, SAMPLES, atomic_path
 
 __all__ = ["REPORT_FILE", "SAMPLES_FILE", "SAMPLE_COLUMNS", "PrepareResult", "prepare"]
 
-SAMPLES_FILE = "samples.parquet"
-REPORT_FILE = "prepare_report.json"
-#: Columns every samples.parquet starts with.
-SAMPLE_COLUMNS = ["sample_id", "lon", "lat", "year", "soc_gkg", "source", "split", "year_is_placeholder",
-                  "n_profiles", "n_horizons", "n_rows", "depth_coverage"]
+SAMPLES_FILE = SAMPLES
+"""Alias of :data:`socmap.io.SAMPLES`."""
+REPORT_FILE = PREPARE_REPORT
+"""Alias of :data:`socmap.io.PREPARE_REPORT`."""
 
 
 @dataclass
@@ -52,6 +52,14 @@ class PrepareResult:
     report: dict[str, Any]
     preprocessor: Preprocessor
 
+    def summary(self) -> str:
+        """One line for the CLI and the demo: rows in, sites out, split sizes and the rules that fired."""
+        r = self.report
+        c = r["split"]["counts"]
+        dropped = {k: v["count"] for k, v in r["rules"].items() if v["count"]}
+        return (f"{r['rows_in']} survey rows -> {r['sites_out']} sites ({r['split']['method']} split, "
+                f"train/val/test {c['train']}/{c['val']}/{c['test']}); rules: {dropped}")
+
 
 def _is_url(p: str) -> bool:
     return p.startswith(("http://", "https://", "s3://", "gs://", "/vsi"))
@@ -60,34 +68,34 @@ def _is_url(p: str) -> bool:
 def _resolve_sources(inputs: Sequence[str | Path] | None,
                      mappings: Sequence[str | Path | SurveyMapping] | None, pipeline: PipelineConfig | None,
                      data: DataConfig) -> list[tuple[str, SurveyMapping]]:
-    inputs = [str(i) for i in (inputs or [])]
+    paths = [str(i) for i in (inputs or [])]
     maps = list(mappings or [])
-    if not inputs:
+    if not paths:
         if pipeline is None or not data.sources:
             raise ConfigError("no soil table given: pass --input FILE --mapping NAME, or a pipeline "
                               "(--region/--pipeline) whose data.sources lists the tables")
         if maps:
             raise ConfigError("--mapping given without --input; the pipeline's data.sources name their "
                               "own mappings")
-        out = []
+        out: list[tuple[str, SurveyMapping]] = []
         for s in data.sources:
             path = pipeline.resolve(s.path) or s.path
-            m = s.mapping
-            if Path(m).suffix in (".yaml", ".yml"):
-                m = pipeline.resolve(m) or m
-            out.append((path, load_mapping(m)))
+            name = s.mapping
+            if Path(name).suffix in (".yaml", ".yml"):
+                name = pipeline.resolve(name) or name
+            out.append((path, load_mapping(name)))
         return out
     if not maps:
         raise ConfigError("--input given without --mapping: name a shipped mapping (afsp, demo) or a "
                           "mapping YAML")
     if len(maps) == 1:
-        maps = maps * len(inputs)
-    if len(maps) != len(inputs):
-        raise ConfigError(f"{len(inputs)} inputs but {len(maps)} mappings: give one mapping for all "
+        maps = maps * len(paths)
+    if len(maps) != len(paths):
+        raise ConfigError(f"{len(paths)} inputs but {len(maps)} mappings: give one mapping for all "
                           "inputs or one per input, in the same order")
     loaded: dict[str, SurveyMapping] = {}
     out = []
-    for i, m in zip(inputs, maps, strict=True):
+    for i, m in zip(paths, maps, strict=True):
         key = str(m) if not isinstance(m, SurveyMapping) else f"obj{id(m)}"
         if key not in loaded:
             loaded[key] = load_mapping(m)
@@ -101,30 +109,19 @@ def _layer_path(layer: CovariateLayer, pipeline: PipelineConfig | None) -> str:
     return layer.path
 
 
-def _write_atomic(out_dir: Path, samples: pd.DataFrame, report: dict[str, Any], pre: Preprocessor) -> None:
-    """Write every output into ``.<name>.tmp-<pid>`` beside ``out_dir``, then move it into place."""
+def _write_outputs(out_dir: Path, samples: pd.DataFrame, report: dict[str, Any], pre: Preprocessor) -> None:
+    """Write every output atomically (:func:`socmap.io.atomic_path`), the report last: it says the run finished.
+
+    Everything is computed before this is called, so a bad input leaves nothing; other stages' files in
+    ``out_dir`` are left alone.
+    """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        samples.to_parquet(tmp / SAMPLES_FILE, index=False)
-        pre.save(tmp)
-        (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2, default=_json_default))
-        if not out_dir.exists():
-            os.replace(tmp, out_dir)
-        elif out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-            os.replace(tmp, out_dir)
-        else:  # an existing folder (other stages' outputs may live there): replace our files one by one
-            for f in sorted(tmp.iterdir(), key=lambda p: p.name == REPORT_FILE):
-                os.replace(f, out_dir / f.name)
-            tmp.rmdir()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / SAMPLES_FILE) as tmp:
+        samples.to_parquet(tmp, index=False)
+    pre.save(out_dir)
+    with atomic_path(out_dir / REPORT_FILE) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=_json_default))
 
 
 def _json_default(o: Any) -> Any:
@@ -135,6 +132,156 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(type(o))
+
+
+def _settings(data: DataConfig) -> HarmoniseSettings:
+    settings = HarmoniseSettings(soc_min_gkg=data.soc_min_gkg, soc_max_gkg=data.soc_max_gkg,
+                                 top_cm=data.top_cm, bottom_cm=data.bottom_cm,
+                                 min_coverage=data.min_depth_coverage,
+                                 site_tolerance_m=data.site_tolerance_m)
+    if not settings.bottom_cm > settings.top_cm:
+        raise ConfigError(f"data.bottom_cm ({settings.bottom_cm}) must be deeper than data.top_cm "
+                          f"({settings.top_cm})")
+    if not settings.soc_max_gkg > settings.soc_min_gkg:
+        raise ConfigError(f"data.soc_max_gkg ({settings.soc_max_gkg}) must exceed soc_min_gkg "
+                          f"({settings.soc_min_gkg})")
+    return settings
+
+
+@dataclass
+class _Harmonised:
+    """Every table read and harmonised: horizons, depth-weighted profiles, merged sites, and their bookkeeping."""
+
+    horizons: pd.DataFrame
+    profiles: pd.DataFrame
+    sites: pd.DataFrame
+    inputs_info: list[dict[str, Any]]
+    survey_cov: list[str]
+    survey_prov: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def rows_in(self) -> int:
+        return int(sum(x["rows"] for x in self.inputs_info))
+
+
+def _harmonise_sources(sources: list[tuple[str, SurveyMapping]], settings: HarmoniseSettings, ledger: Ledger,
+                       bar_off: bool | None) -> _Harmonised:
+    """Read and harmonise every table (all reading happens before anything is written)."""
+    from tqdm.auto import tqdm
+
+    horizons, inputs_info, survey_cov = [], [], []
+    survey_prov: dict[str, dict[str, Any]] = {}
+    for i, (path, m) in enumerate(tqdm(sources, desc="read tables",
+                                       disable=bar_off if len(sources) > 1 else True)):
+        df = read_table(path, m)
+        h = harmonise_rows(df, m, settings, ledger, input_index=i, path=path)
+        horizons.append(h)
+        inputs_info.append({"path": path, "mapping": m.name, "mapping_file": str(m.source_file or ""),
+                            "format": df.attrs.get("format"), "crs": df.attrs.get("crs"),
+                            "soc_unit": m.soc_unit, "soc_factor_to_gkg": m.soc_factor, "rows": len(df),
+                            "topsoil_horizons": len(h)})
+        for name, col in m.covariates.items():
+            if name not in survey_cov:
+                survey_cov.append(name)
+            survey_prov.setdefault(name, {"name": name, "origin": "survey", "mappable": False,
+                                          "unit": m.covariate_units.get(name, ""), "columns": {}})
+            survey_prov[name]["columns"][path] = col
+    hz = pd.concat(horizons, ignore_index=True)
+    for c in survey_cov:
+        if c not in hz.columns:
+            hz[c] = np.nan
+    profiles = depth_weight(hz, settings, ledger, survey_cov) if len(hz) else hz
+    sites = merge_sites(profiles, settings, ledger, survey_cov) if len(profiles) else profiles
+    out = _Harmonised(hz, profiles, sites, inputs_info, survey_cov, survey_prov)
+    if len(sites) == 0:
+        rules = {k: v["count"] for k, v in ledger.to_dict().items() if v["count"]}
+        raise DataError(f"{', '.join(p for p, _ in sources)}: no site left after harmonisation "
+                        f"({out.rows_in} rows in; {rules}); check the mapping's units, depths and coordinates")
+    if sites["sample_id"].duplicated().any():  # pragma: no cover - merge_sites guarantees it
+        raise AssertionError("duplicate sample_id after merging sites")
+    return out
+
+
+def _sample_rasters(sites: pd.DataFrame, data: DataConfig, pipeline: PipelineConfig | None, bar_off: bool | None
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Add one column per raster covariate layer to ``sites`` (in place); returns (sampling info, provenance)."""
+    from tqdm.auto import tqdm
+
+    lon, lat = sites["lon"].to_numpy(), sites["lat"].to_numpy()
+    layer_info, raster_prov = [], []
+    names = set(sites.columns)
+    for layer in tqdm(data.covariates, desc="sample covariates",
+                      disable=bar_off if data.covariates else True):
+        if layer.name in names:
+            raise ConfigError(f"covariate layer name {layer.name!r} clashes with a column of the samples; "
+                              "rename it")
+        path = _layer_path(layer, pipeline)
+        vals, info = sample_raster(path, lon, lat, name=layer.name, band=layer.band,
+                                   scale=1.0 if layer.categorical else layer.scale,
+                                   offset=0.0 if layer.categorical else layer.offset,
+                                   search_px=data.covariate_search_px,
+                                   min_coverage=data.covariate_min_coverage)
+        sites[layer.name] = np.round(vals) if layer.categorical else vals
+        names.add(layer.name)
+        layer_info.append(info.to_dict())
+        raster_prov.append({"name": layer.name, "origin": "raster", "mappable": True, "path": path,
+                            "band": layer.band, "unit": layer.unit, "scale": layer.scale,
+                            "offset": layer.offset, "categorical": layer.categorical})
+    return layer_info, raster_prov
+
+
+def _assign_split(sites: pd.DataFrame, data: DataConfig, method: str) -> None:
+    cfg = data.split
+    if method == "random":
+        sites["split"] = stratified_split(sites["soc_gkg"], fractions=cfg.fractions, strata=cfg.strata,
+                                          seed=cfg.seed)
+    elif method == "block":
+        sites["split"] = block_split(sites["lon"].to_numpy(), sites["lat"].to_numpy(), block_km=cfg.block_km,
+                                     fractions=cfg.fractions, seed=cfg.seed)
+    else:
+        raise ConfigError(f"unknown split method {method!r}; use random or block")
+
+
+def _report(hm: _Harmonised, samples: pd.DataFrame, settings: HarmoniseSettings, ledger: Ledger,
+            data: DataConfig, method: str, covariates: dict[str, Any], t_start: float) -> dict[str, Any]:
+    """prepare_report.json: inputs, per-rule counts, settings, split sizes, covariates and provenance."""
+    cfg = data.split
+    counts = samples["split"].value_counts().reindex(["train", "val", "test"], fill_value=0)
+    rules = ledger.to_dict()
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "inputs": hm.inputs_info,
+        "rows_in": hm.rows_in,
+        "topsoil_horizons": len(hm.horizons),
+        "profiles": int(len(hm.profiles) + ledger.total("insufficient_depth_coverage")),
+        "profiles_kept": len(hm.profiles),
+        "sites_out": len(samples),
+        "rules": rules,
+        "dropped_rows": int(sum(v["count"] for v in rules.values()
+                                if v["level"] == "rows" and v["action"] == "dropped")),
+        "merged_rows": rules["replicate_averaged"]["count"],
+        "dropped_profiles": rules["insufficient_depth_coverage"]["count"],
+        "merged_profiles": rules["same_site_same_source"]["count"] + rules["same_site_cross_source"]["count"],
+        "accounting": {"rows": "rows_in - dropped_rows - merged_rows = topsoil_horizons",
+                       "profiles": "profiles - dropped_profiles - merged_profiles = sites_out"},
+        "soc_range_gkg": [settings.soc_min_gkg, settings.soc_max_gkg],
+        "soc_gkg": {"min": float(samples.soc_gkg.min()), "median": float(samples.soc_gkg.median()),
+                    "mean": float(samples.soc_gkg.mean()), "max": float(samples.soc_gkg.max())},
+        "depth_cm": [settings.top_cm, settings.bottom_cm],
+        "min_depth_coverage": settings.min_coverage,
+        "site_tolerance_m": settings.site_tolerance_m,
+        "year": {"min": int(samples.year.min()), "max": int(samples.year.max()),
+                 "sites_placeholder": int(samples.year_is_placeholder.sum()),
+                 "rows_filled_default": int(ledger.notes.get("year_filled_default_rows", 0))},
+        "sources": {str(k): int(v) for k, v in samples["source"].value_counts().items()},
+        "split": {"method": method, "seed": cfg.seed, "fractions": list(cfg.fractions),
+                  **({"strata": cfg.strata, "binned_on": "log(1+soc_gkg)"} if method == "random"
+                     else {"block_km": cfg.block_km, "projection": "EPSG:6933"}),
+                  "counts": {k: int(v) for k, v in counts.items()}},
+        "covariates": covariates,
+        "columns": list(samples.columns),
+        "seconds": round(time.perf_counter() - t_start, 2),
+    }
 
 
 def prepare(inputs: Sequence[str | Path] | None = None,
@@ -159,148 +306,43 @@ def prepare(inputs: Sequence[str | Path] | None = None,
     Raises:
         ConfigError, DataError: bad mapping, table, CRS, unit, column or raster; nothing is written.
     """
-    from tqdm.auto import tqdm
-
     t_start = time.perf_counter()
     if data is None:
         data = pipeline.data if pipeline is not None else DataConfig()
     sources = _resolve_sources(inputs, mappings, pipeline, data)
-    settings = HarmoniseSettings(soc_min_gkg=data.soc_min_gkg, soc_max_gkg=data.soc_max_gkg,
-                                 top_cm=data.top_cm, bottom_cm=data.bottom_cm,
-                                 min_coverage=data.min_depth_coverage,
-                                 site_tolerance_m=data.site_tolerance_m)
-    if not settings.bottom_cm > settings.top_cm:
-        raise ConfigError(f"data.bottom_cm ({settings.bottom_cm}) must be deeper than data.top_cm "
-                          f"({settings.top_cm})")
-    if not settings.soc_max_gkg > settings.soc_min_gkg:
-        raise ConfigError(f"data.soc_max_gkg ({settings.soc_max_gkg}) must exceed soc_min_gkg "
-                          f"({settings.soc_min_gkg})")
-
-    # ---- read and harmonise every table (all reading happens before anything is written)
+    settings = _settings(data)
     ledger = Ledger()
-    horizons, inputs_info, survey_cov, survey_prov = [], [], [], {}
     bar_off = None if progress else True  # None: tqdm shows bars on a terminal only
-    for i, (path, m) in enumerate(tqdm(sources, desc="read tables",
-                                       disable=bar_off if len(sources) > 1 else True)):
-        df = read_table(path, m)
-        h = harmonise_rows(df, m, settings, ledger, input_index=i, path=path)
-        horizons.append(h)
-        inputs_info.append({"path": path, "mapping": m.name, "mapping_file": str(m.source_file or ""),
-                            "format": df.attrs.get("format"), "crs": df.attrs.get("crs"),
-                            "soc_unit": m.soc_unit, "soc_factor_to_gkg": m.soc_factor, "rows": len(df),
-                            "topsoil_horizons": len(h)})
-        for name, col in m.covariates.items():
-            if name not in survey_cov:
-                survey_cov.append(name)
-            survey_prov.setdefault(name, {"name": name, "origin": "survey", "mappable": False,
-                                          "unit": m.covariate_units.get(name, ""), "columns": {}})
-            survey_prov[name]["columns"][path] = col
-    rows_in = int(sum(x["rows"] for x in inputs_info))
-    h = pd.concat(horizons, ignore_index=True)
-    for c in survey_cov:
-        if c not in h.columns:
-            h[c] = np.nan
-    profiles = depth_weight(h, settings, ledger, survey_cov) if len(h) else h
-    sites = merge_sites(profiles, settings, ledger, survey_cov) if len(profiles) else profiles
-    if len(sites) == 0:
-        rules = {k: v["count"] for k, v in ledger.to_dict().items() if v["count"]}
-        raise DataError(f"{', '.join(p for p, _ in sources)}: no site left after harmonisation "
-                        f"({rows_in} rows in; {rules}); check the mapping's units, depths and coordinates")
-    if sites["sample_id"].duplicated().any():  # pragma: no cover - merge_sites guarantees it
-        raise AssertionError("duplicate sample_id after merging sites")
-
-    # ---- raster covariates
-    lon, lat = sites["lon"].to_numpy(), sites["lat"].to_numpy()
-    layer_info, raster_prov = [], []
-    names = set(sites.columns)
-    for layer in tqdm(data.covariates, desc="sample covariates",
-                      disable=bar_off if data.covariates else True):
-        if layer.name in names:
-            raise ConfigError(f"covariate layer name {layer.name!r} clashes with a column of the samples; "
-                              "rename it")
-        path = _layer_path(layer, pipeline)
-        vals, info = sample_raster(path, lon, lat, name=layer.name, band=layer.band,
-                                   scale=1.0 if layer.categorical else layer.scale,
-                                   offset=0.0 if layer.categorical else layer.offset,
-                                   search_px=data.covariate_search_px,
-                                   min_coverage=data.covariate_min_coverage)
-        sites[layer.name] = np.round(vals) if layer.categorical else vals
-        names.add(layer.name)
-        layer_info.append(info.to_dict())
-        raster_prov.append({"name": layer.name, "origin": "raster", "mappable": True, "path": path,
-                            "band": layer.band, "unit": layer.unit, "scale": layer.scale,
-                            "offset": layer.offset, "categorical": layer.categorical})
-
-    # ---- split
-    cfg = data.split
-    method = split or cfg.method
-    if method == "random":
-        sites["split"] = stratified_split(sites["soc_gkg"], fractions=cfg.fractions, strata=cfg.strata,
-                                          seed=cfg.seed)
-    elif method == "block":
-        sites["split"] = block_split(lon, lat, block_km=cfg.block_km, fractions=cfg.fractions, seed=cfg.seed)
-    else:
-        raise ConfigError(f"unknown split method {method!r}; use random or block")
+    hm = _harmonise_sources(sources, settings, ledger, bar_off)
+    sites = hm.sites
+    layer_info, raster_prov = _sample_rasters(sites, data, pipeline, bar_off)
+    method = split or data.split.method
+    _assign_split(sites, data, method)
 
     # ---- preprocessing fitted on train only
     missing_sc = [c for c in data.survey_covariates if c not in sites.columns]
     if missing_sc:
         raise ConfigError(f"data.survey_covariates names {', '.join(missing_sc)}, which no mapping provides "
-                          f"(mapped survey covariates: {', '.join(survey_cov) or 'none'})")
+                          f"(mapped survey covariates: {', '.join(hm.survey_cov) or 'none'})")
     numeric = [la.name for la in data.covariates if not la.categorical] + list(data.survey_covariates)
     categorical = [layer.name for layer in data.covariates if layer.categorical]
-    prov = raster_prov + [{**survey_prov[c], "categorical": False} for c in data.survey_covariates]
-    train = sites[sites["split"] == "train"]
-    pre = Preprocessor.fit(train, numeric, categorical, k=data.impute_k, provenance=prov)
+    prov = raster_prov + [{**hm.survey_prov[c], "categorical": False} for c in data.survey_covariates]
+    pre = Preprocessor.fit(sites[sites["split"] == "train"], numeric, categorical, k=data.impute_k,
+                           provenance=prov)
     feats = pre.transform(sites)
     missing_before = {c: int(sites[c].isna().sum()) for c in pre.required_columns}
 
     # ---- assemble
-    extra = [c for c in survey_cov] + [layer.name for layer in data.covariates]
+    extra = [*hm.survey_cov, *(layer.name for layer in data.covariates)]
     samples = sites[SAMPLE_COLUMNS + extra].copy()
     samples["year"] = samples["year"].astype("int32")
     for c in feats.columns:
         samples[f"feat_{c}"] = feats[c].to_numpy()
-
-    counts = samples["split"].value_counts().reindex(["train", "val", "test"], fill_value=0)
-    rules = ledger.to_dict()
-    report: dict[str, Any] = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "inputs": inputs_info,
-        "rows_in": rows_in,
-        "topsoil_horizons": len(h),
-        "profiles": int(len(profiles) + ledger.total("insufficient_depth_coverage")),
-        "profiles_kept": len(profiles),
-        "sites_out": len(samples),
-        "rules": rules,
-        "dropped_rows": int(sum(v["count"] for v in rules.values()
-                                if v["level"] == "rows" and v["action"] == "dropped")),
-        "merged_rows": rules["replicate_averaged"]["count"],
-        "dropped_profiles": rules["insufficient_depth_coverage"]["count"],
-        "merged_profiles": rules["same_site_same_source"]["count"] + rules["same_site_cross_source"]["count"],
-        "accounting": {"rows": "rows_in - dropped_rows - merged_rows = topsoil_horizons",
-                       "profiles": "profiles - dropped_profiles - merged_profiles = sites_out"},
-        "soc_range_gkg": [settings.soc_min_gkg, settings.soc_max_gkg],
-        "soc_gkg": {"min": float(samples.soc_gkg.min()), "median": float(samples.soc_gkg.median()),
-                    "mean": float(samples.soc_gkg.mean()), "max": float(samples.soc_gkg.max())},
-        "depth_cm": [settings.top_cm, settings.bottom_cm],
-        "min_depth_coverage": settings.min_coverage,
-        "site_tolerance_m": settings.site_tolerance_m,
-        "year": {"min": int(samples.year.min()), "max": int(samples.year.max()),
-                 "sites_placeholder": int(samples.year_is_placeholder.sum()),
-                 "rows_filled_default": int(ledger.notes.get("year_filled_default_rows", 0))},
-        "sources": {str(k): int(v) for k, v in samples["source"].value_counts().items()},
-        "split": {"method": method, "seed": cfg.seed, "fractions": list(cfg.fractions),
-                  **({"strata": cfg.strata, "binned_on": "log(1+soc_gkg)"} if method == "random"
-                     else {"block_km": cfg.block_km, "projection": "EPSG:6933"}),
-                  "counts": {k: int(v) for k, v in counts.items()}},
-        "covariates": {"needed": pre.required_columns, "features": pre.feature_names,
-                       "categorical_features": pre.categorical_features, "provenance": prov,
-                       "raster_sampling": layer_info, "search_px": data.covariate_search_px,
-                       "missing_before_imputation": missing_before, "impute_k": data.impute_k,
-                       "fitted_on": "train", "survey_only": survey_cov},
-        "columns": list(samples.columns),
-        "seconds": round(time.perf_counter() - t_start, 2),
-    }
-    _write_atomic(Path(out_dir), samples, report, pre)
+    covariates = {"needed": pre.required_columns, "features": pre.feature_names,
+                  "categorical_features": pre.categorical_features, "provenance": prov,
+                  "raster_sampling": layer_info, "search_px": data.covariate_search_px,
+                  "missing_before_imputation": missing_before, "impute_k": data.impute_k,
+                  "fitted_on": "train", "survey_only": hm.survey_cov}
+    report = _report(hm, samples, settings, ledger, data, method, covariates, t_start)
+    _write_outputs(Path(out_dir), samples, report, pre)
     return PrepareResult(out_dir=Path(out_dir), samples=samples, report=report, preprocessor=pre)

@@ -22,11 +22,14 @@ import numpy as np
 import pandas as pd
 
 from socmap.errors import DataError
+from socmap.io import PREPROCESS, PREPROCESS_REFERENCE, atomic_path
 
 __all__ = ["PREPROCESS_FILE", "REFERENCE_FILE", "Preprocessor"]
 
-PREPROCESS_FILE = "preprocess.json"
-REFERENCE_FILE = "preprocess_reference.parquet"
+PREPROCESS_FILE = PREPROCESS
+"""Alias of :data:`socmap.io.PREPROCESS`."""
+REFERENCE_FILE = PREPROCESS_REFERENCE
+"""Alias of :data:`socmap.io.PREPROCESS_REFERENCE`."""
 
 
 @dataclass
@@ -121,11 +124,13 @@ class Preprocessor:
                 "covariates": self.provenance}
 
     def save(self, folder: str | Path) -> None:
-        """Write ``preprocess.json`` and the imputer's donor matrix ``preprocess_reference.parquet``."""
+        """Write the imputer's donor matrix ``preprocess_reference.parquet``, then ``preprocess.json`` (each
+        atomically; the JSON, which names the reference, last)."""
         folder = Path(folder)
-        (folder / PREPROCESS_FILE).write_text(json.dumps(self.to_dict(), indent=2))
-        cols = self.feature_names
-        pd.DataFrame(self.reference, columns=cols).to_parquet(folder / REFERENCE_FILE, index=False)
+        with atomic_path(folder / REFERENCE_FILE) as tmp:
+            pd.DataFrame(self.reference, columns=self.feature_names).to_parquet(tmp, index=False)
+        with atomic_path(folder / PREPROCESS_FILE) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, folder: str | Path) -> Preprocessor:

@@ -2,7 +2,7 @@
 
 Layout of ``--out DIR``::
 
-    DIR/data/    samples.parquet, prepare_report.json, patches.zarr, embeddings
+    DIR/data/    samples.parquet, prepare_report.json, patches.zarr, embeddings.zarr (see socmap.io)
     DIR/model/   the model bundle
     DIR/report/  report.md, report.json, figures
     DIR/maps/    demo/YEAR/: COGs + VRTs, zarr, STAC Item, quick-looks, score_vs_truth.json
@@ -23,6 +23,7 @@ import click
 
 from socmap.config import PipelineConfig, load_pipeline
 from socmap.demo.world import WorldSpec, default_world_dir, ensure_world
+from socmap.io import DEMO_RUN, atomic_path
 
 __all__ = ["DemoContext", "run_demo"]
 
@@ -59,19 +60,15 @@ Stage = Callable[[DemoContext], str]
 def _prepare(ctx: DemoContext) -> str:
     from socmap.data import prepare
 
-    res = prepare(out_dir=ctx.data, pipeline=ctx.cfg, progress=True)
-    counts = res.report["split"]["counts"]
-    dropped = {k: v["count"] for k, v in res.report["rules"].items() if v["count"]}
-    return (f"{res.report['rows_in']} survey rows -> {res.report['sites_out']} sites "
-            f"(train/val/test {counts['train']}/{counts['val']}/{counts['test']}); rules: {dropped}")
+    return prepare(out_dir=ctx.data, pipeline=ctx.cfg, progress=True).summary()
 
 
 def _extract(ctx: DemoContext) -> str:
     from socmap.eo import extract
 
-    res = extract(ctx.data / "samples.parquet", ctx.data, ctx.cfg, progress=True)
+    res = extract(ctx.data, ctx.data, ctx.cfg, progress=True)
     return (f"{res.n_ok}/{res.n_samples} samples with patches ({res.n_extracted} fetched now, "
-            f"{res.n_missing} missing) in {res.n_groups} groups -> {ctx.data / 'patches.zarr'}")
+            f"{res.n_missing} missing) in {res.n_groups} groups -> {res.patches}")
 
 
 def _embed(ctx: DemoContext) -> str:
@@ -140,7 +137,8 @@ def run_demo(out_dir: Path, *, seed: int = 0, regenerate: bool = False) -> dict[
         stages[name] = {"summary": line, "seconds": round(time.perf_counter() - ts, 1)}
         click.echo(f"{name}: {line} ({time.perf_counter() - ts:.0f} s)")
     summary["seconds"] = round(time.perf_counter() - t0, 1)
-    (out / "demo_run.json").write_text(json.dumps(summary, indent=1) + "\n")
+    with atomic_path(out / DEMO_RUN) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1) + "\n")
     click.echo(f"demo finished in {summary['seconds']} s: data {ctx.data}, model {ctx.model}, "
                f"report {ctx.report}, maps {ctx.maps}")
     return summary

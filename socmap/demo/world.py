@@ -28,11 +28,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,27 +39,32 @@ from rasterio.transform import Affine
 
 from socmap.config import socmap_home
 from socmap.demo.fields import LANDCOVER, Landscape, gaussian_field, make_landscape, seasonal_weight
+from socmap.eo.bands import S2_BANDS, Band
+from socmap.io import atomic_path
 
-__all__ = ["S2_BANDS", "WorldSpec", "default_world_dir", "ensure_world", "generate_world"]
+__all__ = ["WORLD_S2_BANDS", "WorldSpec", "default_world_dir", "ensure_world", "generate_world"]
 
 WORLD_FORMAT = 3
 """Bump when the generator changes what it writes, so cached worlds are regenerated."""
 
-# band -> (native resolution m, centre wavelength um, common name, vegetation reflectance, soil reflectance)
-S2_BANDS: dict[str, tuple[int, float, str, float, float]] = {
-    "B01": (60, 0.443, "coastal", 0.030, 0.080),
-    "B02": (10, 0.490, "blue", 0.040, 0.100),
-    "B03": (10, 0.560, "green", 0.080, 0.140),
-    "B04": (10, 0.665, "red", 0.040, 0.190),
-    "B05": (20, 0.705, "rededge", 0.100, 0.210),
-    "B06": (20, 0.740, "rededge", 0.250, 0.230),
-    "B07": (20, 0.783, "rededge", 0.320, 0.250),
-    "B08": (10, 0.842, "nir", 0.350, 0.260),
-    "B8A": (20, 0.865, "nir08", 0.360, 0.270),
-    "B09": (60, 0.945, "nir09", 0.300, 0.270),
-    "B11": (20, 1.610, "swir16", 0.170, 0.330),
-    "B12": (20, 2.190, "swir22", 0.080, 0.300),
+# band -> (common name, vegetation reflectance, soil reflectance); resolutions and wavelengths from socmap.eo.bands
+_REFLECTANCE: dict[str, tuple[str, float, float]] = {
+    "B01": ("coastal", 0.030, 0.080),
+    "B02": ("blue", 0.040, 0.100),
+    "B03": ("green", 0.080, 0.140),
+    "B04": ("red", 0.040, 0.190),
+    "B05": ("rededge", 0.100, 0.210),
+    "B06": ("rededge", 0.250, 0.230),
+    "B07": ("rededge", 0.320, 0.250),
+    "B08": ("nir", 0.350, 0.260),
+    "B8A": ("nir08", 0.360, 0.270),
+    "B09": ("nir09", 0.300, 0.270),
+    "B11": ("swir16", 0.170, 0.330),
+    "B12": ("swir22", 0.080, 0.300),
 }
+WORLD_S2_BANDS: tuple[Band, ...] = (Band("B01", "B01", "DN", 0.443, 60), *S2_BANDS)
+"""The bands the world's S2 items carry: socmap's eleven (:data:`socmap.eo.bands.S2_BANDS`) plus B01, which a
+real L2A item has too and extraction must ignore."""
 S2_TILE = "37MBS"
 
 
@@ -160,10 +163,11 @@ def _s2_scene(rng: np.random.Generator, land: Landscape, year: int, doy: int, n:
     else:
         cloud = core = shadow = np.zeros(shape, bool)
     refl = {}
-    for band, (_, _, _, veg, bare) in S2_BANDS.items():
+    for b in WORLD_S2_BANDS:
+        band, (_, veg, bare) = b.name, _REFLECTANCE[b.name]
         r = fv * veg + (1.0 - fv) * bare * brightness + rng.normal(0.0, 0.004, shape)
         r = np.where(shadow, r * 0.45, r)
-        cloud_r = (0.55 if S2_BANDS[band][1] < 1.0 else 0.35) + 0.05 * cloud_score
+        cloud_r = (0.55 if b.wavelength_um < 1.0 else 0.35) + 0.05 * cloud_score
         r = np.where(cloud, cloud_r, r)
         refl[band] = np.clip(r, 0.0005, 1.2)
     scl = np.where(ndvi > 0.3, 4, 5).astype(np.uint8)
@@ -227,7 +231,7 @@ def _bbox_geom(bounds: tuple[float, float, float, float], epsg: int) -> tuple[li
 
 def _raster_asset(href: str, title: str, roles: list[str], epsg: int, shape: tuple[int, int], transform: Affine,
                   *, dtype: str, nodata: float | None, unit: str | None = None, scale: float | None = None,
-                  offset: float | None = None, resolution: float | None = None):  # type: ignore[no-untyped-def]
+                  offset: float | None = None, resolution: float | None = None) -> Any:
     import pystac
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
@@ -243,7 +247,7 @@ def _raster_asset(href: str, title: str, roles: list[str], epsg: int, shape: tup
     return asset
 
 
-def _new_item(item_id: str, when: dt.datetime, bbox: list[float], geom: dict, props: dict):  # type: ignore[no-untyped-def]
+def _new_item(item_id: str, when: dt.datetime, bbox: list[float], geom: dict[str, Any], props: dict[str, Any]) -> Any:
     import pystac
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import RasterExtension
@@ -359,46 +363,42 @@ def write_survey(path: Path, rng: np.random.Generator, land: Landscape, spec: Wo
 
 
 # ------------------------------------------------------------------------------------------- generate
-def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
-    """Write the whole world into ``root`` (which must not exist yet). Returns ``root``."""
-    import pystac
-    from pystac.extensions.eo import Band, EOExtension
-    from pystac.extensions.sar import FrequencyBand, Polarization, SarExtension
-    from pystac.extensions.sat import OrbitState, SatExtension
-    from tqdm import tqdm
+@dataclass
+class _Gen:
+    """What the writers of one world share (the generator state is consumed in a fixed order)."""
 
-    rng = np.random.default_rng(spec.seed)
-    n, res = spec.n, spec.resolution_m
-    xmin, _ymin, _xmax, ymax = spec.bounds
-    crs = f"EPSG:{spec.epsg}"
-    t10 = from_origin(xmin, ymax, res, res)
-    land = make_landscape(rng, n, res, spec.years)
-    bbox, geom = _bbox_geom(spec.bounds, spec.epsg)
-    stac_dir = root / "stac"
+    spec: WorldSpec
+    rng: np.random.Generator
+    land: Landscape
+    stac_dir: Path
+    bbox: list[float]
+    geom: dict[str, Any]
 
-    catalog = pystac.Catalog(id="socmap-demo-world", description=(
-        "socmap demo world: synthetic Sentinel-2 L2A, Sentinel-1 RTC, Copernicus DEM and covariates over a "
-        f"{spec.size_m / 1000:g} x {spec.size_m / 1000:g} km region (seed {spec.seed})."))
-    extent = pystac.Extent(
-        pystac.SpatialExtent([bbox]),
-        pystac.TemporalExtent([[dt.datetime(min(spec.years), 1, 1, tzinfo=dt.UTC),
-                                dt.datetime(max(spec.years), 12, 31, tzinfo=dt.UTC)]]))
+    @property
+    def n(self) -> int:
+        return self.spec.n
 
-    def collection(cid: str, desc: str) -> pystac.Collection:
-        c = pystac.Collection(id=cid, description=desc, extent=extent, license="CC0-1.0")
-        catalog.add_child(c)
-        return c
+    @property
+    def res(self) -> float:
+        return self.spec.resolution_m
 
-    s2c = collection("sentinel-2-l2a", "Synthetic Sentinel-2 Level-2A surface reflectance (DN, see raster:bands).")
-    s1c = collection("sentinel-1-rtc", "Synthetic Sentinel-1 radiometrically terrain corrected gamma0 (linear).")
-    demc = collection("cop-dem-glo-30", "Synthetic Copernicus DEM GLO-30 (m).")
-    covc = collection("demo-covariates", "Climate and land-cover covariates of the demo world.")
+    @property
+    def crs(self) -> str:
+        return f"EPSG:{self.spec.epsg}"
 
-    n_s2 = len(spec.years) * len(spec.s2_doys)
-    n_s1 = len(spec.years) * len(spec.s1_doys)
-    bar = tqdm(total=n_s2 + n_s1 + 3, desc="demo world", unit="scene", disable=not progress)
+    @property
+    def t10(self) -> Affine:
+        return from_origin(self.spec.bounds[0], self.spec.bounds[3], self.res, self.res)
 
-    # --- Sentinel-2 L2A
+
+def _write_s2(w: _Gen, s2c: Any, bar: Any) -> None:
+    """Sentinel-2 L2A items: every band as a COG at its native resolution, plus SCL at 20 m."""
+    from pystac.extensions.eo import Band as EOBand
+    from pystac.extensions.eo import EOExtension
+
+    spec, rng, land, n, res, crs, stac_dir, bbox, geom = (w.spec, w.rng, w.land, w.n, w.res, w.crs, w.stac_dir,
+                                                          w.bbox, w.geom)
+    xmin, ymax = spec.bounds[0], spec.bounds[3]
     for year in spec.years:
         for k, doy0 in enumerate(spec.s2_doys):
             doy = int(doy0 + rng.integers(-4, 5))
@@ -415,7 +415,8 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
                 "s2:processing_baseline": baseline, "s2:mgrs_tile": S2_TILE, "eo:cloud_cover": round(cc, 2)})
             EOExtension.add_to(item)
             d = stac_dir / "sentinel-2-l2a" / item_id
-            for band, (bres, wl, common, _, _) in S2_BANDS.items():
+            for b in WORLD_S2_BANDS:
+                band, bres, wl, common = b.name, int(b.native_res_m), b.wavelength_um, _REFLECTANCE[b.name][0]
                 f = int(bres // res)
                 arr = _block_mean(refl[band], f) if f > 1 else refl[band]
                 dn = np.clip(np.round(arr * 10000.0) + add, 1, 65535).astype(np.uint16)
@@ -424,7 +425,7 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
                 asset = _raster_asset(f"./{band}.tif", f"Band {band} - {common} ({bres} m)", ["data", "reflectance"],
                                       spec.epsg, dn.shape, tb, dtype="uint16", nodata=0, scale=0.0001,
                                       offset=-0.1 if add else 0.0, resolution=float(bres))
-                EOExtension.ext(asset).apply(bands=[Band.create(name=band, common_name=common,
+                EOExtension.ext(asset).apply(bands=[EOBand.create(name=band, common_name=common,
                                                                 center_wavelength=wl)])
                 item.add_asset(band, asset)
             scl20 = _block_pick(scl, 2)
@@ -436,7 +437,14 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
             s2c.add_item(item)
             bar.update()
 
-    # --- Sentinel-1 RTC
+
+def _write_s1(w: _Gen, s1c: Any, bar: Any) -> None:
+    """Sentinel-1 RTC items: VV and VH gamma0 (linear) COGs on the 10 m grid."""
+    from pystac.extensions.sar import FrequencyBand, Polarization, SarExtension
+    from pystac.extensions.sat import OrbitState, SatExtension
+
+    spec, rng, land, res, crs, t10, stac_dir, bbox, geom = (w.spec, w.rng, w.land, w.res, w.crs, w.t10,
+                                                            w.stac_dir, w.bbox, w.geom)
     for year in spec.years:
         for k, doy0 in enumerate(spec.s1_doys):
             doy = int(doy0 + rng.integers(-5, 6))
@@ -459,7 +467,10 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
             s1c.add_item(item)
             bar.update()
 
-    # --- DEM
+
+def _write_dem(w: _Gen, demc: Any, bar: Any) -> None:
+    """The GLO-30-like DEM item (EPSG:4326, 1 arc-second)."""
+    spec, land, stac_dir, bbox, geom = w.spec, w.land, w.stac_dir, w.bbox, w.geom
     dem, tdem = _dem_geographic(land, spec)
     dem_id = "Copernicus_DSM_COG_10_DEMO_00"
     item = _new_item(dem_id, dt.datetime(2021, 4, 22, tzinfo=dt.UTC), bbox, geom,
@@ -471,7 +482,11 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
     demc.add_item(item)
     bar.update()
 
-    # --- covariates and truth
+
+def _write_covariates(w: _Gen, root: Path, covc: Any, bar: Any) -> None:
+    """Climate and land-cover covariate COGs (and their item), and the true SOC of every year."""
+    spec, land, res, crs, t10, bbox, geom = w.spec, w.land, w.res, w.crs, w.t10, w.bbox, w.geom
+    xmin, ymax = spec.bounds[0], spec.bounds[3]
     f = round(spec.covariate_res_m / res)
     tcov = from_origin(xmin, ymax, spec.covariate_res_m, spec.covariate_res_m)
     cov_dir = root / "covariates"
@@ -494,13 +509,49 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
         _write_cog(root / "truth" / f"soc_true_{year}.tif", land.soc(year), t10, crs, -9999.0,
                    description=f"true 0-30 cm SOC {year} (g/kg)")
 
+
+def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
+    """Write the whole world into ``root`` (which must not exist yet). Returns ``root``."""
+    import pystac
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(spec.seed)
+    land = make_landscape(rng, spec.n, spec.resolution_m, spec.years)
+    bbox, geom = _bbox_geom(spec.bounds, spec.epsg)
+    w = _Gen(spec=spec, rng=rng, land=land, stac_dir=root / "stac", bbox=bbox, geom=geom)
+
+    catalog = pystac.Catalog(id="socmap-demo-world", description=(
+        "socmap demo world: synthetic Sentinel-2 L2A, Sentinel-1 RTC, Copernicus DEM and covariates over a "
+        f"{spec.size_m / 1000:g} x {spec.size_m / 1000:g} km region (seed {spec.seed})."))
+    extent = pystac.Extent(
+        pystac.SpatialExtent([bbox]),
+        pystac.TemporalExtent([[dt.datetime(min(spec.years), 1, 1, tzinfo=dt.UTC),
+                                dt.datetime(max(spec.years), 12, 31, tzinfo=dt.UTC)]]))
+
+    def collection(cid: str, desc: str) -> pystac.Collection:
+        c = pystac.Collection(id=cid, description=desc, extent=extent, license="CC0-1.0")
+        catalog.add_child(c)
+        return c
+
+    s2c = collection("sentinel-2-l2a", "Synthetic Sentinel-2 Level-2A surface reflectance (DN, see raster:bands).")
+    s1c = collection("sentinel-1-rtc", "Synthetic Sentinel-1 radiometrically terrain corrected gamma0 (linear).")
+    demc = collection("cop-dem-glo-30", "Synthetic Copernicus DEM GLO-30 (m).")
+    covc = collection("demo-covariates", "Climate and land-cover covariates of the demo world.")
+
+    n_s2 = len(spec.years) * len(spec.s2_doys)
+    n_s1 = len(spec.years) * len(spec.s1_doys)
+    bar = tqdm(total=n_s2 + n_s1 + 3, desc="demo world", unit="scene", disable=not progress)
+    _write_s2(w, s2c, bar)
+    _write_s1(w, s1c, bar)
+    _write_dem(w, demc, bar)
+    _write_covariates(w, root, covc, bar)
     sites = write_survey(root / "survey" / "soil_survey.csv", rng, land, spec)
     sites = sites.round({"x": 1, "y": 1, "lon": 7, "lat": 7, "soc_true_gkg": 4})
     sites.to_csv(root / "truth" / "sites.csv", index=False)
     bar.update()
     bar.close()
 
-    catalog.normalize_hrefs(str(stac_dir))
+    catalog.normalize_hrefs(str(w.stac_dir))
     catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
     _write_manifest(root, spec)
     return root
@@ -543,15 +594,6 @@ def ensure_world(root: Path, spec: WorldSpec | None = None, *, force: bool = Fal
     root = Path(root).expanduser().resolve()
     if not force and world_matches(root, spec):
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        generate_world(tmp / "w", spec, progress=progress)
-        if root.exists():
-            old = root.parent / f".{root.name}.old-{os.getpid()}"
-            root.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        (tmp / "w").rename(root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_path(root) as tmp:
+        generate_world(tmp, spec, progress=progress)
     return root

@@ -1,7 +1,7 @@
 """socmap.encoders: TerraMind image encoder, fine-tuning and embedding cache."""
 
 from socmap.encoders.embed import Embeddings, embed, load_embeddings
-from socmap.encoders.finetune import FinetuneResult, finetune_vit
+from socmap.encoders.finetune import FinetuneOptions, FinetuneResult, finetune_vit
 from socmap.encoders.terramind import (
     MODALITY_BANDS,
     CLSMerge,
@@ -18,6 +18,7 @@ __all__ = [
     "MODALITY_BANDS",
     "CLSMerge",
     "Embeddings",
+    "FinetuneOptions",
     "FinetuneResult",
     "ImageEncoder",
     "build_backbone",

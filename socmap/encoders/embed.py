@@ -28,24 +28,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from socmap.config import EncoderConfig, PipelineConfig
-from socmap.encoders._patches import atomic_dir, commit_dir, open_patches, read_samples
+from socmap.data.samples import TARGET, read_samples
 from socmap.encoders.terramind import ImageEncoder, build_image_encoder
 from socmap.encoders.weights import ENCODER_INIT_SEED, save_encoder_weights
+from socmap.eo.store import PatchStore, open_patches
 from socmap.errors import DataError, ModelError
-from socmap.io import ENCODER_WEIGHTS
+from socmap.io import EMBEDDINGS, ENCODER_WEIGHTS, SAMPLES, VIT_FINETUNED, atomic_path
 
 __all__ = ["EMBEDDINGS", "FINETUNED", "Embeddings", "embed", "encode_batches", "load_embeddings",
            "resolve_device"]
 
 log = logging.getLogger(__name__)
-EMBEDDINGS = "embeddings.zarr"
-FINETUNED = "vit_finetuned.pt"
+FINETUNED = VIT_FINETUNED
+"""Alias of :data:`socmap.io.VIT_FINETUNED`."""
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Embeddings:
     sample_id: np.ndarray
     embedding: np.ndarray
     ok: np.ndarray
-    attrs: dict
+    attrs: dict[str, Any]
 
     def aligned(self, sample_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(embedding, ok)`` in the order of ``sample_ids``; unknown ids get NaN and ok=False."""
@@ -75,14 +77,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 @torch.no_grad()
-def encode_batches(encoder: ImageEncoder, store, rows: np.ndarray, batch_size: int, device: torch.device,
+def encode_batches(encoder: ImageEncoder, store: PatchStore, rows: np.ndarray, batch_size: int, device: torch.device,
                    desc: str = "embed") -> np.ndarray:
     """Embeddings (len(rows), D) of patches.zarr rows ``rows``, in batches, with a progress bar."""
     encoder.eval().to(device)
     out = np.empty((len(rows), encoder.dim), np.float32)
     for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch"):
         sel = rows[start:start + batch_size]
-        x = {m: t.to(device) for m, t in store.read(sel).items()}
+        x = {m: torch.from_numpy(a).to(device) for m, a in store.read(sel).items()}
         out[start:start + len(sel)] = encoder(x).float().cpu().numpy()
     return out
 
@@ -113,10 +115,10 @@ def embed(
     data_dir = Path(data_dir)
     enc_cfg = _encoder_cfg(cfg)
     store = open_patches(data_dir, list(enc_cfg.modalities))
-    samples = read_samples(data_dir)
+    samples = read_samples(data_dir, required=TARGET)
     unknown = np.setdiff1d(store.sample_id, samples["sample_id"].to_numpy())
     if len(unknown):
-        raise DataError(f"{store.path} holds {len(unknown)} sample_id(s) not in {data_dir / 'samples.parquet'} "
+        raise DataError(f"{store.path} holds {len(unknown)} sample_id(s) not in {data_dir / SAMPLES} "
                         f"(e.g. {unknown[0]!r}); run `socmap extract` again on the current samples")
     if checkpoint is None:
         fin = data_dir / FINETUNED
@@ -135,18 +137,17 @@ def embed(
     if len(rows):
         emb[rows] = encode_batches(encoder, store, rows, batch_size or enc_cfg.batch_size, dev)
     final = data_dir / EMBEDDINGS
-    tmp = atomic_dir(final)
-    g = zarr.open_group(str(tmp), mode="w")
-    g.create_array("embedding", data=emb, chunks=(min(len(emb), 4096) or 1, emb.shape[1]))
-    sid = g.create_array("sample_id", shape=(len(store),), dtype=str)
-    sid[:] = store.sample_id
-    g.create_array("ok", data=store.ok.copy())
-    g.attrs.update({
-        "format": "socmap-embeddings/1", "backbone": enc_cfg.backbone, "modalities": list(encoder.modalities),
-        "merge": enc_cfg.merge, "dim": int(encoder.dim), "patch_size": store.patch_size,
-        "checkpoint": str(checkpoint), "init_seed": ENCODER_INIT_SEED, "pretrained": pretrained,
-    })
-    commit_dir(tmp, final)
+    with atomic_path(final) as tmp:
+        g = zarr.open_group(str(tmp), mode="w")
+        g.create_array("embedding", data=emb, chunks=(min(len(emb), 4096) or 1, emb.shape[1]))
+        sid = g.create_array("sample_id", shape=(len(store),), dtype=str)
+        sid[:] = store.sample_id
+        g.create_array("ok", data=store.ok.copy())
+        g.attrs.update({
+            "format": "socmap-embeddings/1", "backbone": enc_cfg.backbone, "modalities": list(encoder.modalities),
+            "merge": enc_cfg.merge, "dim": int(encoder.dim), "patch_size": store.patch_size,
+            "checkpoint": str(checkpoint), "init_seed": ENCODER_INIT_SEED, "pretrained": pretrained,
+        })
     log.info("wrote %s: %d embeddings of width %d (%d without a patch)", final, len(rows), encoder.dim,
              len(store) - len(rows))
     return final
@@ -162,9 +163,9 @@ def load_embeddings(path: str | Path) -> Embeddings:
     if not path.exists():
         raise ModelError(f"{path} not found: run `socmap embed --data DIR` first, or drop 'image' from "
                          "model.streams")
-    g = zarr.open_group(str(path), mode="r")
+    g: Any = zarr.open_group(str(path), mode="r")
     if g.attrs.get("format") != "socmap-embeddings/1":
         raise ModelError(f"{path} is not a socmap embeddings group (format {g.attrs.get('format')!r}); "
                          "run `socmap embed` again")
-    return Embeddings(np.array([str(s) for s in np.asarray(g["sample_id"][:]).tolist()]), np.asarray(g["embedding"][:]),
-                      np.asarray(g["ok"][:]).astype(bool), dict(g.attrs))
+    return Embeddings(np.array([str(s) for s in np.asarray(g["sample_id"][...]).tolist()]),
+                      np.asarray(g["embedding"][...]), np.asarray(g["ok"][...]).astype(bool), dict(g.attrs))

@@ -14,9 +14,9 @@ state_dict, "target": {"mean", "std"}, "history": [...]}``. :func:`socmap.encode
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,13 +25,15 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from socmap.config import EncoderConfig, PipelineConfig
-from socmap.encoders._patches import open_patches, read_samples
-from socmap.encoders.embed import FINETUNED, resolve_device
+from socmap.data.samples import TARGET, read_samples
+from socmap.encoders.embed import resolve_device
 from socmap.encoders.terramind import ImageEncoder, build_image_encoder
+from socmap.eo.store import PatchStore, open_patches
 from socmap.errors import DataError
+from socmap.io import SAMPLES, VIT_FINETUNED, atomic_path
 from socmap.nn import MLP
 
-__all__ = ["FinetuneResult", "finetune_vit", "train_vit_regression"]
+__all__ = ["FinetuneOptions", "FinetuneResult", "finetune_vit", "train_vit_regression"]
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +43,57 @@ class FinetuneResult:
     """Where the fine-tuned encoder was written, and one dict per epoch (phase, train_loss, val_loss)."""
 
     path: Path
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """The schedule of :func:`train_vit_regression` (defaults: :class:`~socmap.config.EncoderConfig`'s)."""
+
+    epochs: int
+    """Epochs in all, warm-up included."""
+    warmup_epochs: int = 0
+    """First epochs with the backbone frozen (only CLS-merge and the head learn)."""
+    lr: float = 1e-4
+    """AdamW learning rate of CLS-merge and the head."""
+    backbone_lr_scale: float = 0.1
+    """Backbone learning rate = ``lr * backbone_lr_scale`` once unfrozen."""
+    batch_size: int = 16
+    """Samples per step."""
+    loss: str = "mse"
+    """``mse`` or ``huber`` on the standardised log SOC."""
+    seed: int = 0
+    """Seed of the shuffling and of torch."""
+
+    @classmethod
+    def from_config(cls, enc: EncoderConfig, *, epochs: int | None = None, warmup_epochs: int | None = None,
+                    batch_size: int | None = None, seed: int = 0) -> FinetuneOptions:
+        """The encoder block's schedule, with the given overrides."""
+        return cls(epochs=enc.finetune_epochs if epochs is None else epochs,
+                   warmup_epochs=enc.finetune_warmup_epochs if warmup_epochs is None else warmup_epochs,
+                   lr=enc.finetune_lr, backbone_lr_scale=enc.finetune_backbone_lr_scale,
+                   batch_size=batch_size or enc.batch_size, loss=enc.finetune_loss, seed=seed)
 
 
 def _loss(kind: str, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred, y) if kind == "mse" else F.huber_loss(pred, y)
 
 
-def train_vit_regression(encoder: ImageEncoder, head: nn.Module, store, train_rows: np.ndarray, y_train: np.ndarray,
-                         val_rows: np.ndarray, y_val: np.ndarray, epochs: int, warmup_epochs: int, lr: float,
-                         backbone_lr_scale: float, batch_size: int, loss: str, device: torch.device,
-                         seed: int = 0) -> list[dict]:
+def _batch(store: PatchStore, rows: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+    return {m: torch.from_numpy(a).to(device) for m, a in store.read(rows).items()}
+
+
+def train_vit_regression(encoder: ImageEncoder, head: nn.Module, store: PatchStore, train_rows: np.ndarray,
+                         y_train: np.ndarray, val_rows: np.ndarray, y_val: np.ndarray, opts: FinetuneOptions,
+                         device: torch.device) -> list[dict[str, Any]]:
     """The training loop (targets already standardised). Leaves the backbone frozen; returns the history."""
-    gen = np.random.default_rng(seed)
-    torch.manual_seed(seed)
+    epochs, warmup_epochs, batch_size, loss = opts.epochs, opts.warmup_epochs, opts.batch_size, opts.loss
+    lr, backbone_lr_scale = opts.lr, opts.backbone_lr_scale
+    gen = np.random.default_rng(opts.seed)
+    torch.manual_seed(opts.seed)
     encoder.to(device)
     head.to(device)
-    history = []
+    history: list[dict[str, Any]] = []
     heads_params = [*encoder.cls_merge.parameters(), *head.parameters()]
     opt = torch.optim.AdamW([{"params": heads_params, "lr": lr},
                              {"params": list(encoder.backbone.parameters()), "lr": lr * backbone_lr_scale}])
@@ -73,7 +109,7 @@ def train_vit_regression(encoder: ImageEncoder, head: nn.Module, store, train_ro
         for start in tqdm(range(0, len(order), batch_size), desc=f"finetune {epoch + 1}/{epochs} ({phase})",
                           unit="batch", leave=False):
             sel = np.sort(order[start:start + batch_size])
-            x = {m: t.to(device) for m, t in store.read(train_rows[sel]).items()}
+            x = _batch(store, train_rows[sel], device)
             y = torch.as_tensor(y_train[sel], dtype=torch.float32, device=device)
             pred = head(encoder(x)).squeeze(-1)
             loss_v = _loss(loss, pred, y)
@@ -82,14 +118,14 @@ def train_vit_regression(encoder: ImageEncoder, head: nn.Module, store, train_ro
             opt.step()
             total += float(loss_v.detach()) * len(sel)
             count += len(sel)
-        rec = {"epoch": epoch + 1, "phase": phase, "train_loss": total / max(count, 1)}
+        rec: dict[str, Any] = {"epoch": epoch + 1, "phase": phase, "train_loss": total / max(count, 1)}
         if len(val_rows):
             encoder.eval()
             head.eval()
             with torch.no_grad():
                 vt = 0.0
                 for start in range(0, len(val_rows), batch_size):
-                    x = {m: t.to(device) for m, t in store.read(val_rows[start:start + batch_size]).items()}
+                    x = _batch(store, val_rows[start:start + batch_size], device)
                     y = torch.as_tensor(y_val[start:start + batch_size], dtype=torch.float32, device=device)
                     vt += float(_loss(loss, head(encoder(x)).squeeze(-1), y)) * len(y)
             rec["val_loss"] = vt / len(val_rows)
@@ -116,19 +152,20 @@ def finetune_vit(
     """
     data_dir = Path(data_dir)
     enc_cfg = cfg.model.encoder if isinstance(cfg, PipelineConfig) else cfg
-    epochs = enc_cfg.finetune_epochs if epochs is None else epochs
-    warmup_epochs = enc_cfg.finetune_warmup_epochs if warmup_epochs is None else warmup_epochs
-    if epochs < 1:
+    opts = FinetuneOptions.from_config(enc_cfg, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size,
+                                       seed=seed)
+    if opts.epochs < 1:
         raise DataError("finetune-vit needs at least one epoch: set model.encoder.finetune_epochs or --epochs")
     store = open_patches(data_dir, list(enc_cfg.modalities))
-    samples = read_samples(data_dir).set_index("sample_id")
+    samples = read_samples(data_dir, required=TARGET).set_index("sample_id")
     missing = np.setdiff1d(store.sample_id, samples.index.to_numpy())
     if len(missing):
-        raise DataError(f"{store.path}: sample_id {missing[0]!r} is not in samples.parquet; run `socmap extract` "
+        raise DataError(f"{store.path}: sample_id {missing[0]!r} is not in {SAMPLES}; run `socmap extract` "
                         "again on the current samples")
     soc = samples.loc[store.sample_id, "soc_gkg"].to_numpy(dtype=np.float64)
     split = samples.loc[store.sample_id, "split"].to_numpy().astype(str)
-    usable = store.ok & np.isfinite(soc) & (soc > 0)
+    ok = store.ok
+    usable = ok & np.isfinite(soc) & (soc > 0)
     train_rows = np.flatnonzero(usable & (split == "train"))
     val_rows = np.flatnonzero(usable & (split == "val"))
     if len(train_rows) == 0:
@@ -141,11 +178,9 @@ def finetune_vit(
         ckpt = cfg.resolve(enc_cfg.checkpoint) if isinstance(cfg, PipelineConfig) else enc_cfg.checkpoint
     encoder = build_image_encoder(enc_cfg, ckpt, img_size=store.patch_size)
     head = MLP(encoder.dim, [256], 1, dropout=0.1)
-    history = train_vit_regression(
-        encoder, head, store, train_rows, ystd[train_rows], val_rows, ystd[val_rows], epochs, warmup_epochs,
-        enc_cfg.finetune_lr, enc_cfg.finetune_backbone_lr_scale, batch_size or enc_cfg.batch_size,
-        enc_cfg.finetune_loss, resolve_device(device), seed)
-    path = Path(out) if out is not None else data_dir / FINETUNED
+    history = train_vit_regression(encoder, head, store, train_rows, ystd[train_rows], val_rows, ystd[val_rows],
+                                   opts, resolve_device(device))
+    path = Path(out) if out is not None else data_dir / VIT_FINETUNED
     state = {
         "format": "socmap-vit/1",
         "config": {"backbone": enc_cfg.backbone, "modalities": list(enc_cfg.modalities), "merge": enc_cfg.merge,
@@ -156,7 +191,6 @@ def finetune_vit(
         "target": {"mean": mu, "std": sd, "transform": "log"},
         "history": history,
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return FinetuneResult(path, history)

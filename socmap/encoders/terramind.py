@@ -45,6 +45,7 @@ __all__ = [
     "ImageEncoder",
     "build_backbone",
     "build_image_encoder",
+    "import_terratorch",
     "pretraining_stats",
     "standardise",
 ]
@@ -69,8 +70,24 @@ BACKBONE_DIMS = {"terramind_v1_tiny": 192, "terramind_v1_small": 384, "terramind
 """Token width D per backbone."""
 
 
+def import_terratorch() -> None:
+    """Import terratorch without letting it change torch's global float32 matmul precision.
+
+    terratorch 1.2.11's ``clay_v15`` backbone module calls ``torch.set_float32_matmul_precision("medium")`` when
+    terratorch is imported, which on CPU makes every later float32 matmul of the process (the GNN's included) run
+    in bfloat16, with errors of ~1e-2. The precision set before the import is restored. Call this before any
+    ``terratorch`` import.
+    """
+    precision = torch.get_float32_matmul_precision()
+    try:
+        import terratorch.registry  # noqa: F401
+    finally:
+        torch.set_float32_matmul_precision(precision)
+
+
 def pretraining_stats(modality: str) -> tuple[Tensor, Tensor]:
     """(mean, std) per band of ``MODALITY_BANDS[modality]`` from TerraMind v1's pretraining statistics."""
+    import_terratorch()
     from terratorch.models.backbones.terramind.model.terramind_register import (
         PRETRAINED_BANDS,
         v1_pretraining_mean,
@@ -105,6 +122,7 @@ def build_backbone(backbone: str, modalities: list[str], merge: str, checkpoint:
 
     ``img_size`` must be a multiple of 16 (the patch size); 224 in production, smaller in tests.
     """
+    import_terratorch()
     from terratorch.registry import BACKBONE_REGISTRY
 
     if backbone not in BACKBONE_DIMS:

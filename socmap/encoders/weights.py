@@ -30,8 +30,8 @@ from socmap.encoders.terramind import ImageEncoder, build_image_encoder
 from socmap.errors import ModelError
 from socmap.io import EMBEDDINGS, ENCODER_WEIGHTS, atomic_path
 
-__all__ = ["BUNDLE_ENCODER", "ENCODER_INIT_SEED", "encoder_state", "load_map_encoder", "resolve_encoder_source",
-           "save_encoder_weights"]
+__all__ = ["BUNDLE_ENCODER", "ENCODER_INIT_SEED", "encoder_state", "export_encoder", "load_map_encoder",
+           "resolve_encoder_source", "save_encoder_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +90,16 @@ def resolve_encoder_source(source: Any) -> tuple[Path | None, int | None, dict[s
     if emb.is_dir():
         import zarr
 
-        attrs = dict(zarr.open_group(str(emb), mode="r").attrs)
+        attrs: dict[str, Any] = dict(zarr.open_group(str(emb), mode="r").attrs)
         ckpt = attrs.get("checkpoint")
-        size = attrs.get("patch_size")
+        size = None if attrs.get("patch_size") is None else int(attrs["patch_size"])
         if ckpt is None:
             if "init_seed" not in attrs:
                 raise ModelError(f"{emb} records neither encoder weights nor an init seed (written by an older "
                                  "`socmap embed` with unseeded random weights): its encoder cannot be rebuilt; "
                                  "run `socmap embed` again")
             return None, size, attrs
-        cp = Path(ckpt)
+        cp = Path(str(ckpt))
         if not cp.is_file() and cp.name == ENCODER_WEIGHTS and (emb.parent / ENCODER_WEIGHTS).is_file():
             cp = emb.parent / ENCODER_WEIGHTS  # the data folder was moved since embed ran
         if not cp.is_file():
@@ -136,3 +136,22 @@ def load_map_encoder(cfg: PipelineConfig | EncoderConfig | Any, source: Any = No
     for p in enc.parameters():
         p.requires_grad_(False)
     return enc.eval()
+
+
+def export_encoder(cfg: PipelineConfig | EncoderConfig, source: Any, dest: str | Path) -> Path:
+    """Write the encoder behind ``source`` (e.g. the data folder ``embed`` wrote) with every weight to ``dest``
+    (``socmap-vit/1``; e.g. ``<bundle>/encoder.pt``), so the copy no longer depends on a raw TerraMind file or a
+    seed. Returns ``dest``."""
+    ckpt, recorded, attrs = resolve_encoder_source(source)
+    enc = load_map_encoder(cfg, source)
+    size = recorded
+    if size is None and ckpt is not None:
+        obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+        size = obj.get("img_size") if isinstance(obj, dict) else None
+    size = size or (cfg.imagery.patch_size if isinstance(cfg, PipelineConfig) else 224)
+    meta = _enc_cfg(cfg)
+    if ckpt is not None:  # a socmap-vit file fixes the sizes; keep them
+        obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if isinstance(obj, dict) and obj.get("format") == "socmap-vit/1":
+            meta = EncoderConfig.model_validate({**meta.model_dump(), **obj["config"]})
+    return save_encoder_weights(enc, meta, dest, int(size), attrs.get("init_seed", ENCODER_INIT_SEED))

@@ -14,15 +14,16 @@ from socmap.eo.composite import (
     horn_terrain,
 )
 from socmap.eo.covariates import COVARIATE_COLUMNS, COVARIATE_UNITS
-from socmap.eo.extract import ExtractResult, extract, read_samples
+from socmap.eo.extract import ExtractResult, extract, imagery_year_for
 from socmap.eo.patches import cut_patches, group_samples, patch_bounds, utm_epsg
 from socmap.eo.stac import StacSource
-from socmap.eo.store import PatchStore
+from socmap.eo.store import MODALITIES, PatchStore, open_patches
 
 __all__ = [
     "BANDS",
     "COVARIATE_COLUMNS",
     "COVARIATE_UNITS",
+    "MODALITIES",
     "S1_BANDS",
     "S2_BANDS",
     "UNITS",
@@ -38,7 +39,8 @@ __all__ = [
     "extract",
     "group_samples",
     "horn_terrain",
+    "imagery_year_for",
+    "open_patches",
     "patch_bounds",
-    "read_samples",
     "utm_epsg",
 ]

@@ -23,11 +23,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from socmap.eo.bands import DEM_ASSET, S1_ASSETS, S1_BANDS, S2_BANDS, S2_INVALID_SCL, s2_offset
+
+if TYPE_CHECKING:
+    from socmap.config import StacConfig
+    from socmap.eo.stac import StacSource
 
 __all__ = ["AnnualComposite", "SceneSet", "aligned_geobox", "annual_composite", "build_composite",
            "horn_terrain", "search_scenes"]
@@ -82,7 +86,7 @@ def bounds_lonlat(bounds: Bounds, epsg: int) -> tuple[float, float, float, float
     return tuple(float(v) for v in t.transform_bounds(*bounds, densify_pts=21))  # type: ignore[return-value]
 
 
-def search_scenes(source: Any, stac_cfg: Any, bounds: Bounds, epsg: int, year: int) -> SceneSet:
+def search_scenes(source: StacSource, stac_cfg: StacConfig, bounds: Bounds, epsg: int, year: int) -> SceneSet:
     """Search S2 (cloud-filtered), S1 and the DEM over a projected box for one year (DEM: any date)."""
     ll = bounds_lonlat(bounds, epsg)
     return SceneSet(
@@ -233,7 +237,7 @@ def build_composite(scenes: SceneSet, geobox: Any, year: int, *, chunk_px: int =
     return AnnualComposite(ds=out, series=series, scenes=scenes, geobox=geobox, year=year)
 
 
-def annual_composite(source: Any, stac_cfg: Any, bounds: Bounds, epsg: int, year: int, *,
+def annual_composite(source: StacSource, stac_cfg: StacConfig, bounds: Bounds, epsg: int, year: int, *,
                      resolution_m: float = 10.0, chunk_px: int = 512) -> AnnualComposite:
     """Search and build the lazy annual composite of ``bounds`` (x0, y0, x1, y1 in ``EPSG:epsg``, m).
 

@@ -119,12 +119,12 @@ def phenology(doy: np.ndarray, blue: np.ndarray, red: np.ndarray, nir: np.ndarra
     return out
 
 
-def terrain_at(dem: np.ndarray, slope: np.ndarray, aspect: np.ndarray, rows: Sequence[int],
-               cols: Sequence[int]) -> dict[str, np.ndarray]:
+def terrain_at(dem: np.ndarray, slope: np.ndarray, aspect: np.ndarray, row_px: Sequence[int] | np.ndarray,
+               col_px: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
     """Elevation, slope, aspect and TPI at the given pixels of a 10 m DEM grid (NaN outside it)."""
     H, W = dem.shape
-    rows = np.asarray(rows)
-    cols = np.asarray(cols)
+    rows = np.asarray(row_px)
+    cols = np.asarray(col_px)
     inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
     rr, cc = np.clip(rows, 0, H - 1), np.clip(cols, 0, W - 1)
     out = {"elevation_m": dem[rr, cc].astype(np.float64), "slope_deg": slope[rr, cc].astype(np.float64),

@@ -56,7 +56,8 @@ class SampleGroup:
     """Union of the members' patches plus ``margin_px`` pixels, in ``EPSG:epsg``, m."""
 
 
-def group_samples(lon: Sequence[float], lat: Sequence[float], year: Sequence[int], *, patch_size: int,
+def group_samples(lon_deg: Sequence[float] | np.ndarray, lat_deg: Sequence[float] | np.ndarray,
+                  years: Sequence[int] | np.ndarray, *, patch_size: int,
                   res: float, group_m: float, margin_px: int = 16) -> list[SampleGroup]:
     """Group samples by (UTM zone, year, ``group_m`` cell); returns the groups in a stable order.
 
@@ -65,9 +66,9 @@ def group_samples(lon: Sequence[float], lat: Sequence[float], year: Sequence[int
     """
     from pyproj import Transformer
 
-    lon = np.asarray(lon, dtype=np.float64)
-    lat = np.asarray(lat, dtype=np.float64)
-    year = np.asarray(year, dtype=np.int64)
+    lon = np.asarray(lon_deg, dtype=np.float64)
+    lat = np.asarray(lat_deg, dtype=np.float64)
+    year = np.asarray(years, dtype=np.int64)
     epsg = np.array([utm_epsg(a, b) for a, b in zip(lon, lat, strict=True)], dtype=np.int64)
     xs = np.empty_like(lon)
     ys = np.empty_like(lat)
@@ -98,8 +99,8 @@ def pixel_of(transform: Sequence[float], x: float, y: float) -> tuple[int, int]:
     return row, col
 
 
-def cut_patches(arrays: dict[str, np.ndarray], transform: Sequence[float], x: Sequence[float],
-                y: Sequence[float], patch_size: int) -> dict[str, np.ndarray]:
+def cut_patches(arrays: dict[str, np.ndarray], transform: Sequence[float], x: Sequence[float] | np.ndarray,
+                y: Sequence[float] | np.ndarray, patch_size: int) -> dict[str, np.ndarray]:
     """Cut each (C, H, W) or (H, W) array into (n, C, P, P) / (n, P, P) patches centred on the points.
 
     ``transform`` is the arrays' north-up affine (pixel edges on multiples of the pixel size, as from

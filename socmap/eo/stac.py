@@ -12,16 +12,27 @@ ends the run with one line (:class:`~socmap.errors.EOError`) before anything is 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from socmap.errors import EOError
+from socmap.errors import ConfigError, EOError, short_error
+from socmap.io import retry
 
-__all__ = ["StacSource", "item_year_range"]
+if TYPE_CHECKING:
+    from socmap.config import PipelineConfig, StacConfig
+
+__all__ = ["StacSource", "item_year_range", "stac_config"]
 
 Bbox = tuple[float, float, float, float]
+
+
+def stac_config(cfg: PipelineConfig) -> StacConfig:
+    """The pipeline's ``stac`` block; a pipeline without one cannot extract imagery (one-line ConfigError)."""
+    if cfg.stac is None:
+        raise ConfigError(f"pipeline {cfg.name!r} has no stac: block, so there is no imagery to extract; add one "
+                          "(api or catalog) or drop 'image' from model.streams and skip `socmap extract`")
+    return cfg.stac
 
 
 def item_year_range(year: int) -> str:
@@ -68,9 +79,9 @@ class StacSource:
             raise EOError("stac: set exactly one of 'api' and 'catalog'")
 
     @classmethod
-    def from_config(cls, cfg: Any) -> StacSource:
+    def from_config(cls, cfg: PipelineConfig) -> StacSource:
         """Open the source of a :class:`~socmap.config.PipelineConfig` (catalogue paths resolved against it)."""
-        s = cfg.stac
+        s = stac_config(cfg)
         return cls(api=s.api, catalog=cfg.resolve(s.catalog) if s.catalog else None,
                    collections=[s.s2_collection, s.s1_collection, s.dem_collection], signing=s.signing,
                    timeout_s=s.timeout_s, retries=s.retries)
@@ -88,7 +99,7 @@ class StacSource:
         try:
             self._client = pystac_client.Client.open(url, stac_io=io, modifier=modifier)
         except Exception as exc:
-            raise EOError(f"cannot open STAC API {url}: {_short(exc)}; check stac.api in the pipeline YAML "
+            raise EOError(f"cannot open STAC API {url}: {short_error(exc)}; check stac.api in the pipeline YAML "
                           "and that the endpoint is reachable") from None
         known = self._api_collection_ids()
         for cid in collections:
@@ -98,7 +109,7 @@ class StacSource:
                     got = self._client.get_collection(cid)
                     problem = None if got is not None and got.id == cid else "not found"
                 except Exception as exc:
-                    problem = _short(exc)
+                    problem = short_error(exc)
             if problem:
                 raise EOError(f"STAC API {url} has no collection {cid!r} ({problem}); available: "
                               f"{', '.join(known) or 'none listed'}; fix the *_collection ids under stac: in "
@@ -118,7 +129,7 @@ class StacSource:
         except ImportError:
             raise EOError("stac.signing is planetary_computer but the planetary-computer package is missing; "
                           "pip install planetary-computer") from None
-        return planetary_computer.sign_inplace  # type: ignore[no-any-return]
+        return planetary_computer.sign_inplace
 
     def _open_static(self, href: str, collections: Sequence[str]) -> None:
         import pystac
@@ -127,14 +138,14 @@ class StacSource:
             raise EOError(f"STAC catalogue {href} not found; set stac.catalog in the pipeline YAML (for the demo "
                           "world run `socmap demo-world` first)")
         try:
-            obj = pystac.read_file(href)
+            obj: Any = pystac.read_file(href)
         except pystac.STACTypeError:
             try:  # an ItemCollection (GeoJSON FeatureCollection) is not a STACObject for read_file
                 obj = pystac.ItemCollection.from_file(href)
             except Exception as exc:
-                raise EOError(f"cannot read STAC catalogue {href}: {_short(exc)}") from None
+                raise EOError(f"cannot read STAC catalogue {href}: {short_error(exc)}") from None
         except Exception as exc:
-            raise EOError(f"cannot read STAC catalogue {href}: {_short(exc)}") from None
+            raise EOError(f"cannot read STAC catalogue {href}: {short_error(exc)}") from None
         by_coll: dict[str, list[Any]] = {}
         if isinstance(obj, pystac.ItemCollection):
             items = list(obj.items)
@@ -187,28 +198,19 @@ class StacSource:
                 kw["datetime"] = item_year_range(year)
             if max_cloud_pct is not None and self._conforms_to_query():
                 kw["query"] = {"eo:cloud_cover": {"lt": max_cloud_pct}}
-            last: Exception | None = None
-            for attempt in range(self.retries + 1):
-                try:
-                    self.requests += 1
-                    items = list(self._client.search(**kw).items())
-                    break
-                except Exception as exc:
-                    last = exc
-                    time.sleep(min(0.5 * 2**attempt, 8.0))
-            else:
+
+            def once() -> list[Any]:
+                self.requests += 1
+                return list(self._client.search(**kw).items())
+
+            try:
+                items = retry(once, attempts=self.retries + 1, base_s=0.5, cap_s=8.0)
+            except Exception as exc:
                 raise EOError(f"STAC search of {collection} over {bbox_lonlat} in {year} failed after "
-                              f"{self.retries + 1} attempts: {_short(last)}")
+                              f"{self.retries + 1} attempts: {short_error(exc)}") from None
             if year is not None:  # some servers treat the interval loosely
                 items = [it for it in items if (t := _item_time(it)) is not None and t.year == year]
         if max_cloud_pct is not None:
             items = [it for it in items if float(it.properties.get("eo:cloud_cover", 0.0)) < max_cloud_pct]
         return sorted(items, key=lambda it: (_item_time(it) or dt.datetime.min.replace(tzinfo=dt.UTC), it.id))
 
-
-def _short(exc: BaseException | None) -> str:
-    """An exception as one short line (type and the first 300 characters of its message)."""
-    if exc is None:
-        return "unknown error"
-    msg = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {msg[:300]}" if msg else type(exc).__name__

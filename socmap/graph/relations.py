@@ -21,8 +21,24 @@ Interpretation of the paper's "HDBSCAN min cluster size" and "adaptive-k neighbo
 does not define: with ``spatial_k_mode="adaptive"`` the sample locations are clustered with HDBSCAN (haversine
 metric, ``min_cluster_size = hdbscan_min_cluster_size``); a node inside a cluster gets ``k_spatial`` spatial
 neighbours, a node HDBSCAN calls noise (an isolated sample) gets ``adaptive_k`` neighbours, so that sparse areas
-still pool over a wider neighbourhood. ``spatial_k_mode="fixed"`` uses ``k_spatial`` everywhere. New points
-attached inductively (:func:`attach_edges`) use ``k_spatial``.
+still pool over a wider neighbourhood. ``spatial_k_mode="fixed"`` uses ``k_spatial`` everywhere. The per-node k
+is recorded in ``HeteroGraph.node_k`` (a model bundle keeps it beside the training coordinates).
+
+New points attached inductively (:func:`attach_edges`) follow the same rule, so that their normalised
+inverse-distance weights mean what they meant in training (:func:`attach_spatial_k`). HDBSCAN has no out-of-sample
+prediction, so a new point is judged *sparse* (``adaptive_k``) when either
+
+1. its nearest training node is a noise node (it lies in an isolated sample's neighbourhood), or
+2. its core distance, the great-circle distance to its ``m``-th nearest training node with
+   ``m = hdbscan_min_cluster_size`` (HDBSCAN's ``min_samples`` default), exceeds the largest core distance of any
+   clustered training node (a training node's own core distance counts itself, as HDBSCAN's does), i.e. it is
+   less densely surrounded than any point HDBSCAN put in a cluster (a map cell far from every sample).
+
+Otherwise it gets ``k_spatial``. A new point placed exactly on a training site therefore gets that node's k: on a
+clustered node, rule 1 does not fire and its core distance equals the node's, which is at most the threshold.
+The rule needs only the training coordinates and per-node k (``node_k``), which a bundle stores. Where HDBSCAN did
+not run (``spatial_k_mode="fixed"``, or no more nodes than ``hdbscan_min_cluster_size``) every new point gets
+``k_spatial``, as every training node did.
 
 Nodes whose NDVI is NaN get no NDVI edges; elevation edges with a NaN elevation at either end are dropped.
 NDVI and elevation come from image-derived covariates or from covariate layers (the real Africa set has no
@@ -47,6 +63,7 @@ __all__ = [
     "RELATIONS",
     "HeteroGraph",
     "attach_edges",
+    "attach_spatial_k",
     "build_graph",
     "lonlat_to_unit",
     "node_covariates",
@@ -73,7 +90,9 @@ class HeteroGraph:
     relations: tuple[str, ...] = RELATIONS
     num_sources: int | None = None
     node_k: np.ndarray | None = field(default=None, repr=False)
-    """Spatial neighbours asked for per node (adaptive k), for diagnostics."""
+    """(num_nodes,) spatial neighbours asked for per target node (``k_spatial`` or, for sparse nodes under adaptive
+    k, ``adaptive_k``). A training graph's ``node_k`` is what :func:`attach_edges` needs (``train_k``) to attach new
+    points by the training rule; fewer edges exist where ``max_distance_km`` drops far pairs."""
 
     @property
     def num_relations(self) -> int:
@@ -253,6 +272,50 @@ def _elevation_edges(src, dst, dist_km, z_src, z_dst, cfg: GraphConfig):
     return src[keep], dst[keep], np.exp(-grad / cfg.slope_scale)
 
 
+def _core_distance_km(query_lonlat: np.ndarray, tree: cKDTree, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (km) to the ``m``-th nearest tree point, and the index of the nearest, per query point."""
+    chord, idx = tree.query(lonlat_to_unit(query_lonlat), k=m)
+    chord, idx = chord.reshape(len(query_lonlat), m), idx.reshape(len(query_lonlat), m)
+    return _chord_to_km(chord[:, -1]), idx[:, 0]
+
+
+def attach_spatial_k(
+    new_lonlat: np.ndarray,
+    train_lonlat: np.ndarray,
+    cfg: GraphConfig,
+    train_k: np.ndarray | None = None,
+) -> np.ndarray:
+    """Spatial neighbours of each new point by the training graph's adaptive-k rule (module docstring).
+
+    Args:
+        new_lonlat: (Q, 2) degrees.
+        train_lonlat: (N, 2) degrees, the training graph's nodes (in ``build_graph`` order).
+        cfg: the graph config the training graph was built with.
+        train_k: (N,) the training graph's ``node_k``. ``None`` re-runs HDBSCAN on ``train_lonlat`` (the same
+            labels as :func:`build_graph`, at the cost of a clustering per call: pass it when attaching often).
+
+    Returns:
+        (Q,) int64: ``k_spatial`` or ``adaptive_k`` per new point.
+    """
+    new_lonlat = np.asarray(new_lonlat, dtype=np.float64)
+    train_lonlat = np.asarray(train_lonlat, dtype=np.float64)
+    n, m = len(train_lonlat), cfg.hdbscan_min_cluster_size
+    out = np.full(len(new_lonlat), cfg.k_spatial, dtype=np.int64)
+    if cfg.spatial_k_mode != "adaptive" or cfg.adaptive_k == cfg.k_spatial or n <= m or len(new_lonlat) == 0:
+        return out
+    train_k = _spatial_k(train_lonlat, cfg) if train_k is None else np.asarray(train_k, dtype=np.int64)
+    if train_k.shape != (n,) or not np.isin(train_k, (cfg.k_spatial, cfg.adaptive_k)).all():
+        raise DataError(f"train_k must hold {n} values, each k_spatial ({cfg.k_spatial}) or adaptive_k "
+                        f"({cfg.adaptive_k}): pass the training graph's node_k built with this graph config")
+    noise = train_k == cfg.adaptive_k
+    tree = cKDTree(lonlat_to_unit(train_lonlat))
+    core_train, _ = _core_distance_km(train_lonlat, tree, m)  # counts the node itself, as HDBSCAN does
+    threshold = core_train[~noise].max(initial=-np.inf)
+    core_new, nearest = _core_distance_km(new_lonlat, tree, m)
+    out[noise[nearest] | (core_new > threshold)] = cfg.adaptive_k
+    return out
+
+
 def attach_edges(
     new_lonlat: np.ndarray,
     train_lonlat: np.ndarray,
@@ -262,21 +325,29 @@ def attach_edges(
     new_elevation: np.ndarray | None = None,
     train_elevation: np.ndarray | None = None,
     k_spatial: int | None = None,
+    *,
+    train_k: np.ndarray | None = None,
 ) -> HeteroGraph:
     """In-edges from the training graph's nodes to new points, by the same rules as :func:`build_graph`.
 
     Sources index the training nodes, targets index the new points; no edge leaves a new point, so the training
     nodes' embeddings do not change (paper 3.1: a local subgraph of the target point's nearest neighbours).
+    Each new point's spatial k follows the training graph's adaptive-k rule (:func:`attach_spatial_k`, from
+    ``train_k`` = the training graph's ``node_k``; ``None`` re-derives it by HDBSCAN) unless ``k_spatial`` forces
+    one k for all. The result's ``node_k`` holds the k used per new point.
     """
     new_lonlat = np.asarray(new_lonlat, dtype=np.float64)
     train_lonlat = np.asarray(train_lonlat, dtype=np.float64)
     relations = tuple(cfg.relations)
     _check(new_lonlat, new_ndvi, new_elevation, relations)
     _check(train_lonlat, train_ndvi, train_elevation, relations)
-    k = cfg.k_spatial if k_spatial is None else k_spatial
+    if k_spatial is None:
+        k = attach_spatial_k(new_lonlat, train_lonlat, cfg, train_k)
+    else:
+        k = np.full(len(new_lonlat), k_spatial, dtype=np.int64)
     parts = _relation_parts(new_lonlat, train_lonlat, new_ndvi, train_ndvi, new_elevation, train_elevation, k, cfg,
                             exclude_self=False)
-    return _assemble(parts, relations, len(new_lonlat), len(train_lonlat), None)
+    return _assemble(parts, relations, len(new_lonlat), len(train_lonlat), k)
 
 
 def node_covariates(

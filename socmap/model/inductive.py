@@ -11,7 +11,7 @@ its own :math:`h^{(\\ell-1)}` and its neighbours' cached :math:`h^{(\\ell-1)}`:
     \\mathrm{RGAT}_\\ell(h^{(\\ell-1)}_q, \\{h^{(\\ell-1)}_j : j \\xrightarrow{r} q\\})\\big)
 
 which is what a full forward pass over the graph with the new node added (same edges) computes for it
-(tests/graph/test_inductive.py). New points are independent of each other, so any number can be done in one call.
+(tests/model/test_inductive.py). New points are independent of each other, so any number can be done in one call.
 """
 
 from __future__ import annotations
@@ -43,10 +43,14 @@ class LayerCache:
     elevation: np.ndarray | None = None
     label: Tensor | None = None
     """(|V|,) observed targets offered to new points by the label trick (NaN = hidden); None when off."""
+    node_k: np.ndarray | None = None
+    """(|V|,) the training graph's spatial k per node (``HeteroGraph.node_k``): new points are attached by the same
+    adaptive-k rule (:func:`socmap.graph.relations.attach_spatial_k`). None re-derives it by HDBSCAN per call."""
 
     def state_dict(self) -> dict[str, object]:
         return {"hidden": [h.cpu() for h in self.hidden], "lonlat": self.lonlat, "ndvi": self.ndvi,
-                "elevation": self.elevation, "label": None if self.label is None else self.label.cpu()}
+                "elevation": self.elevation, "label": None if self.label is None else self.label.cpu(),
+                "node_k": self.node_k}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, object]) -> LayerCache:
@@ -65,7 +69,8 @@ def cache_layers(model: SpTGNN, inputs: NodeInputs, graph: HeteroGraph, ndvi: np
         model.train(was_training)
     assert out.hidden is not None
     return LayerCache(hidden=out.hidden[:-1], lonlat=inputs.lonlat.detach().cpu().numpy().astype(np.float64),
-                      ndvi=ndvi, elevation=elevation, label=None if inputs.label is None else inputs.label.cpu())
+                      ndvi=ndvi, elevation=elevation, label=None if inputs.label is None else inputs.label.cpu(),
+                      node_k=graph.node_k)
 
 
 @torch.no_grad()
@@ -75,7 +80,7 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
     Costs one per-node encoding of the new nodes and, per layer, a relation transform of the neighbours' cached
     embeddings and an attention over their k in-edges: O(layers x k) per new point.
     """
-    model._check_graph(attach)
+    model.check_graph(attach)
     if len(model.layers) != len(cache.hidden):
         raise ValueError(f"cache holds {len(cache.hidden)} layers, the model has {len(model.layers)}")
     was_training = model.training
@@ -104,9 +109,10 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
 def attach_and_predict(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, cfg: GraphConfig,
                        new_ndvi: np.ndarray | None = None, new_elevation: np.ndarray | None = None
                        ) -> tuple[SpTGNNOutput, HeteroGraph]:
-    """Attach new points to the cached graph by the graph config's k-NN rules and predict them."""
+    """Attach new points to the cached graph by the graph config's k-NN rules (adaptive k included: the cache's
+    ``node_k``) and predict them. ``cfg`` must be the graph config the training graph was built with."""
     attach = attach_edges(new_inputs.lonlat.detach().cpu().numpy().astype(np.float64), cache.lonlat, cfg,
                           new_ndvi=new_ndvi, train_ndvi=cache.ndvi,
-                          new_elevation=new_elevation, train_elevation=cache.elevation)
+                          new_elevation=new_elevation, train_elevation=cache.elevation, train_k=cache.node_k)
     attach = attach.to(new_inputs.lonlat.device)
     return cached_forward(model, cache, new_inputs, attach), attach

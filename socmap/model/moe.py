@@ -44,39 +44,50 @@ def moe_aux_losses(gates: Tensor, load_balance_weight: float, entropy_weight: fl
     return MoEStats(load_balance_weight * lb + entropy_weight * ent, lb, ent, usage)
 
 
+NORMALISED_STREAMS = ("image",)
+"""Streams layer-normalised before fusion: the cached ViT embedding has an arbitrary scale. The others are already
+on a unit scale (standardised covariates, the position and time encoders' MLP outputs, label features in target
+units) and are passed through: a per-stream LayerNorm of a narrow stream throws its information away (two
+covariates become (+1, -1) or (-1, +1) whatever their values; the 3-wide label stream loses the neighbours' SOC)."""
+
+
+def stream_norm(name: str, dim: int) -> nn.Module:
+    """LayerNorm for the streams in :data:`NORMALISED_STREAMS`, identity for the others."""
+    return nn.LayerNorm(dim) if name in NORMALISED_STREAMS else nn.Identity()
+
+
 class _Expert(nn.Module):
-    """One expert :math:`f_e` over the per-stream normalised inputs (see :class:`MoEFusion`)."""
+    """One expert :math:`f_e` over the per-stream normalised inputs (the three types: see :class:`MoEFusion`)."""
 
     def __init__(self, dims: list[int], fusion_dim: int, expert_type: str) -> None:
         super().__init__()
         self.expert_type = expert_type
         total = sum(dims)
-        if expert_type == "concat":
-            self.inp = nn.Linear(total, fusion_dim)
-        else:
-            self.proj = nn.ModuleList(nn.Linear(d, fusion_dim) for d in dims)
-            if expert_type == "cross-gated":
-                self.gate = nn.ModuleList(nn.Linear(total, fusion_dim) for _ in dims)
+        self.inp: nn.Linear | None = nn.Linear(total, fusion_dim) if expert_type == "concat" else None
+        self.proj = None if expert_type == "concat" else nn.ModuleList(nn.Linear(d, fusion_dim) for d in dims)
+        self.gate = (nn.ModuleList(nn.Linear(total, fusion_dim) for _ in dims) if expert_type == "cross-gated"
+                     else None)
         self.out = nn.Linear(fusion_dim, fusion_dim)
 
     def forward(self, parts: list[Tensor], z: Tensor) -> Tensor:
-        if self.expert_type == "concat":
-            h = self.inp(z)
-        elif self.expert_type == "additive":
-            h = torch.stack([p(x) for p, x in zip(self.proj, parts, strict=False)]).sum(0)
-        else:  # cross-gated: each stream's projection is gated by all streams
-            gated = [torch.sigmoid(g(z)) * p(x) for p, g, x in zip(self.proj, self.gate, parts, strict=True)]
-            h = torch.stack(gated).sum(0)
-        return self.out(F.gelu(h))
+        if self.inp is not None:  # concat: one hidden layer over all streams at once
+            return self.out(F.gelu(self.inp(z)))
+        assert self.proj is not None
+        if self.gate is None:  # additive: a nonlinear projection per stream, summed; no cross-stream term
+            return self.out(torch.stack([F.gelu(p(x)) for p, x in zip(self.proj, parts, strict=True)]).sum(0))
+        # cross-gated: each stream's projection is gated by all streams
+        gated = [torch.sigmoid(g(z)) * p(x) for p, g, x in zip(self.proj, self.gate, parts, strict=True)]
+        return self.out(F.gelu(torch.stack(gated).sum(0)))
 
 
 class MoEFusion(nn.Module):
     r"""Sparse mixture of experts over the input streams (Shazeer et al., 2017; paper 3.4, Algorithm 1).
 
-    Each stream :math:`s` is layer-normalised, then the streams are concatenated into :math:`\mathbf z_i`:
+    The image stream is layer-normalised (:func:`stream_norm`), then the streams are concatenated into
+    :math:`\mathbf z_i`; the router sees :math:`\mathrm{LN}(\mathbf z_i)` as in Algorithm 1:
 
     .. math::
-        \ell_i = W_g \mathbf z_i + b_g, \quad
+        \ell_i = W_g \mathrm{LN}(\mathbf z_i) + b_g, \quad
         \mathcal T_i = \operatorname{Top}_k(\ell_i), \quad
         g_{i,e} = \operatorname{softmax}(\ell_{i,\mathcal T_i})_e, \quad
         \mathbf u_i = \sum_{e \in \mathcal T_i} g_{i,e} f_e(\mathbf z_i)
@@ -86,11 +97,20 @@ class MoEFusion(nn.Module):
 
     .. math::
         \text{concat: } f_e = W_2\,\mathrm{GELU}(W_1 \mathbf z), \quad
-        \text{additive: } f_e = W_2\,\mathrm{GELU}\big(\textstyle\sum_s P_s \hat x_s\big), \quad
+        \text{additive: } f_e = W_2 \textstyle\sum_s \mathrm{GELU}(P_s \hat x_s), \quad
         \text{cross-gated: } f_e = W_2\,\mathrm{GELU}\big(\textstyle\sum_s \sigma(G_s \mathbf z) \odot P_s \hat x_s\big)
 
-    The cross-gated expert lets every stream open or close every other stream's projection ("expert types
-    cross-gated" of Table 6 is this reading). Experts are evaluated only on the nodes routed to them.
+    (biases omitted). The three are different function classes:
+
+    - *concat* is one hidden layer over all streams together: any interaction between streams can be learnt.
+    - *additive* passes each stream through its own nonlinear projection and sums them (a generalised additive
+      model over streams): :math:`f_e(\mathbf z) = \sum_s g_s(\hat x_s)`, so an expert cannot model an interaction
+      between streams (e.g. a product of a covariate and the year); the only cross-stream effects come from the
+      router choosing and weighting experts by all streams. A stronger prior, fewer interactions to overfit.
+    - *cross-gated* lets every stream open or close every other stream's projection, a multiplicative interaction
+      ("expert types cross-gated" of Table 6 is this reading).
+
+    Experts are evaluated only on the nodes routed to them.
 
     Args:
         stream_dims (dict[str, int]): width of each active stream (order kept).
@@ -111,7 +131,8 @@ class MoEFusion(nn.Module):
             raise ValueError(f"top_k ({cfg.top_k}) must be <= experts ({cfg.experts}) or null for dense routing")
         self.streams = list(stream_dims)
         dims = [stream_dims[s] for s in self.streams]
-        self.norms = nn.ModuleList(nn.LayerNorm(d) for d in dims)
+        self.norms = nn.ModuleList(stream_norm(s, d) for s, d in zip(self.streams, dims, strict=True))
+        self.route_norm = nn.LayerNorm(sum(dims))
         self.gate = nn.Linear(sum(dims), cfg.experts)
         self.experts = nn.ModuleList(_Expert(dims, cfg.fusion_dim, cfg.expert_type) for _ in range(cfg.experts))
         self.top_k, self.num_experts, self.out_dim = cfg.top_k, cfg.experts, cfg.fusion_dim
@@ -124,8 +145,8 @@ class MoEFusion(nn.Module):
                 m.reset_parameters()
 
     def route(self, z: Tensor) -> Tensor:
-        """(N, E) gate weights, zero for experts outside a node's top-k."""
-        logits = self.gate(z)
+        """(N, E) gate weights from the concatenated streams ``z``, zero for experts outside a node's top-k."""
+        logits = self.gate(self.route_norm(z))
         if self.top_k is None or self.top_k >= self.num_experts:
             return torch.softmax(logits, dim=-1)
         top, idx = logits.topk(self.top_k, dim=-1)
@@ -149,10 +170,11 @@ class MoEFusion(nn.Module):
 
 
 class ConcatFusion(nn.Module):
-    r"""The concat+MLP ablation (paper 5.5): per-stream LayerNorm, concatenation, ``MLP(sum F_s, [F], F)``.
+    r"""The concat+MLP ablation (paper 5.5): the stream normalisation of :class:`MoEFusion`, concatenation,
+    ``MLP(sum F_s, [F], F)``.
 
     .. math::
-        \mathbf u_i = W_2\,\mathrm{GELU}(W_1 [\mathrm{LN}(x_{i,1}); \dots; \mathrm{LN}(x_{i,S})])
+        \mathbf u_i = W_2\,\mathrm{GELU}(W_1 [\hat x_{i,1}; \dots; \hat x_{i,S}])
 
     Shapes:
         - **input:** dict of :math:`(N, F_s)` tensors
@@ -165,13 +187,14 @@ class ConcatFusion(nn.Module):
             raise ValueError("at least one input stream is needed (image, tabular, position, time)")
         self.streams = list(stream_dims)
         dims = [stream_dims[s] for s in self.streams]
-        self.norms = nn.ModuleList(nn.LayerNorm(d) for d in dims)
+        self.norms = nn.ModuleList(stream_norm(s, d) for s, d in zip(self.streams, dims, strict=True))
         self.mlp = MLP(sum(dims), [cfg.fusion_dim], cfg.fusion_dim)
         self.out_dim = cfg.fusion_dim
 
     def reset_parameters(self) -> None:
-        for n in self.norms:
-            n.reset_parameters()
+        for m in self.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.reset_parameters()
         self.mlp.reset_parameters()
 
     def forward(self, streams: dict[str, Tensor]) -> tuple[Tensor, MoEStats]:

@@ -29,6 +29,8 @@ class PositionalEncoder(nn.Module):
         - **output:** :math:`(N, \text{out\_dim})`
     """
 
+    sigmas: Tensor
+
     def __init__(self, cfg: PositionalConfig) -> None:
         super().__init__()
         if cfg.sigma_max < cfg.sigma_min:

@@ -21,7 +21,9 @@ class RGATBlock(nn.Module):
     ``RGAT`` is :class:`FastRGATConv` with ``heads`` concatenated heads of width ``out_dim / heads`` (``out_dim``
     must be a multiple of ``heads``); the skip is a learned linear projection (no bias) even when the widths match.
     ``dropout`` acts both on the attention coefficients and on :math:`h'`. With ``edge_weights=True`` the edge
-    weight enters the attention logits as RGATConv's one-dimensional edge feature.
+    weight (in (0, 1]) enters the attention logits as set by ``edge_weight_mode``: ``"log-prior"`` adds
+    :math:`c_{r,h} \log w` (a learned coefficient per relation and head, 1 after reset), ``"rgatconv"`` uses
+    RGATConv's one-dimensional edge feature.
 
     Shapes:
         - **input:** :math:`(|V|, F_{in})` or a (sources, targets) pair, edge index :math:`(2, |E|)`,
@@ -33,15 +35,17 @@ class RGATBlock(nn.Module):
         super().__init__()
         if out_dim % cfg.heads:
             raise ValueError(f"RGAT width {out_dim} must be a multiple of heads={cfg.heads}")
+        self.edge_mode: str | None = cfg.edge_weight_mode if cfg.edge_weights else None
         self.conv = FastRGATConv(
             in_dim, out_dim // cfg.heads, num_relations, num_bases=cfg.bases,
             attention_mechanism=cfg.attention_mechanism, attention_mode=cfg.attention_mode, heads=cfg.heads,
-            negative_slope=cfg.negative_slope, dropout=cfg.dropout, edge_dim=1 if cfg.edge_weights else None,
+            negative_slope=cfg.negative_slope, dropout=cfg.dropout,
+            edge_dim=1 if self.edge_mode == "rgatconv" else None, edge_prior=self.edge_mode == "log-prior",
         )
-        self.skip = nn.Linear(in_dim, out_dim, bias=False)
-        self.norm = nn.LayerNorm(out_dim)
+        # Built uninitialised: reset_parameters() is the one place weights are set.
+        self.skip = nn.utils.skip_init(nn.Linear, in_dim, out_dim, bias=False)
+        self.norm = nn.utils.skip_init(nn.LayerNorm, out_dim)
         self.dropout = cfg.dropout
-        self.use_edge_weight = cfg.edge_weights
         self.in_dim, self.out_dim = in_dim, out_dim
         self.reset_parameters()
 
@@ -53,6 +57,12 @@ class RGATBlock(nn.Module):
     def forward(self, x: Tensor | tuple[Tensor, Tensor], edge_index: Tensor, edge_type: Tensor,
                 edge_weight: Tensor | None = None) -> Tensor:
         x_dst = x[1] if isinstance(x, tuple) else x
-        h = self.conv(x, edge_index, edge_type, edge_weight if self.use_edge_weight else None)
+        if self.edge_mode == "log-prior":
+            h = self.conv(x, edge_index, edge_type, edge_weight=edge_weight)
+        elif self.edge_mode == "rgatconv":
+            h = self.conv(x, edge_index, edge_type, edge_weight)
+        else:
+            h = self.conv(x, edge_index, edge_type)
+        assert isinstance(h, Tensor)
         h = F.dropout(F.elu(h), p=self.dropout, training=self.training)
         return self.norm(self.skip(x_dst) + h)

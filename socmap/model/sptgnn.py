@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -39,13 +41,19 @@ class NodeInputs:
     def __len__(self) -> int:
         return self.lonlat.size(0)
 
+    def map(self, fn: Callable[[Tensor], Tensor]) -> NodeInputs:
+        """A copy with ``fn`` applied to every tensor field (None fields stay None)."""
+        def opt(t: Tensor | None) -> Tensor | None:
+            return None if t is None else fn(t)
+
+        return NodeInputs(fn(self.lonlat), fn(self.year), opt(self.tabular), opt(self.image), opt(self.image_ok),
+                          opt(self.label))
+
     def index(self, idx: Tensor) -> NodeInputs:
-        return NodeInputs(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[idx])
-                             for f in fields(self)})
+        return self.map(lambda t: t[idx])
 
     def to(self, device: torch.device | str) -> NodeInputs:
-        return NodeInputs(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).to(device))
-                             for f in fields(self)})
+        return self.map(lambda t: t.to(device))
 
 
 @dataclass
@@ -120,13 +128,18 @@ class SpTGNN(nn.Module):
         cfg (ModelConfig): the model block of a pipeline.
         tabular_dim (int): width of the tabular covariates (0 if the stream is off).
         image_dim (int): width of the cached ViT embedding (0 if the stream is off).
+        year_range (tuple[float, float], optional): ``(t_min, t_max)`` of the temporal encoder, calendar years;
+            overrides ``cfg.temporal.year_min/year_max``. Otherwise, where the config leaves them null, call
+            :meth:`fit_year_range` on the training years before the first forward pass. The range is a buffer of
+            the state dict, so a loaded model has it.
 
     Shapes:
         - **input:** :class:`NodeInputs` of :math:`N` nodes, a :class:`HeteroGraph` over them
         - **output:** :class:`SpTGNNOutput` with (N,) tensors
     """
 
-    def __init__(self, cfg: ModelConfig, tabular_dim: int = 0, image_dim: int = 0) -> None:
+    def __init__(self, cfg: ModelConfig, tabular_dim: int = 0, image_dim: int = 0,
+                 year_range: tuple[float, float] | None = None) -> None:
         super().__init__()
         bad = [s for s in cfg.streams if s not in STREAMS]
         if bad or not cfg.streams:
@@ -154,6 +167,8 @@ class SpTGNN(nn.Module):
         self.time_encoder = TemporalEncoder(cfg.temporal) if "time" in self.streams else None
         if self.time_encoder is not None:
             dims["time"] = cfg.temporal.out_dim
+            if year_range is not None:
+                self.time_encoder.set_year_range(*year_range)
         self.label_input = cfg.label_input
         if self.label_input:
             if "spatial" not in cfg.graph.relations:
@@ -183,6 +198,19 @@ class SpTGNN(nn.Module):
         if self.no_image is not None:
             nn.init.zeros_(self.no_image)
 
+    def fit_year_range(self, years: np.ndarray | Tensor) -> tuple[float, float] | None:
+        """Fit the temporal encoder's year range on the training years (min, max) and return the range in use.
+
+        Call it with the *training* nodes' years only, so prediction sees the same encoding; years outside the
+        range are clipped to its ends at encoding time. A range fixed by the config
+        (``model.temporal.year_min/year_max``) is kept as it is. Returns None if the time stream is off.
+        """
+        if self.time_encoder is None:
+            return None
+        if self.cfg.temporal.year_min is not None:
+            return self.time_encoder.year_range
+        return self.time_encoder.fit_year_range(years)
+
     # -------------------------------------------------------------------------------------------- stages
     def stream_inputs(self, inputs: NodeInputs) -> dict[str, Tensor]:
         """The active streams' tensors, encoded (position, time) or as given (image, tabular)."""
@@ -198,10 +226,10 @@ class SpTGNN(nn.Module):
                 if inputs.tabular is None:
                     raise ValueError("the tabular stream is on but NodeInputs.tabular is None")
                 out[s] = inputs.tabular
-            elif s == "position":
-                out[s] = self.pos_encoder(inputs.lonlat)  # type: ignore[misc]
-            else:
-                out[s] = self.time_encoder(inputs.year)  # type: ignore[misc]
+            elif s == "position" and self.pos_encoder is not None:
+                out[s] = self.pos_encoder(inputs.lonlat)
+            elif s == "time" and self.time_encoder is not None:
+                out[s] = self.time_encoder(inputs.year)
         return out
 
     def encode(self, inputs: NodeInputs, label_feats: Tensor | None = None) -> tuple[Tensor, MoEStats]:
@@ -233,12 +261,13 @@ class SpTGNN(nn.Module):
         logvar = s_min + (s_max - s_min) * 0.5 * (1.0 + torch.tanh(self.head_logvar(hs).squeeze(-1)))
         return self.head_soc(hs).squeeze(-1), self.head_moran(hs).squeeze(-1), logvar
 
-    def _check_graph(self, graph: HeteroGraph) -> None:
+    def check_graph(self, graph: HeteroGraph) -> None:
+        """Raise ValueError unless ``graph`` has this model's relations, in the same order."""
         if tuple(graph.relations) != self.relations:
             raise ValueError(f"graph relations {graph.relations} differ from the model's {self.relations}")
 
     def forward(self, inputs: NodeInputs, graph: HeteroGraph, return_hidden: bool = False) -> SpTGNNOutput:
-        self._check_graph(graph)
+        self.check_graph(graph)
         h, stats = self.encode(inputs, self.graph_label_features(inputs, graph))
         hidden = [h] if return_hidden else None
         for layer in self.layers:

@@ -151,7 +151,7 @@ class Bundle:
         """
         lonlat = np.asarray(lonlat, np.float64).reshape(-1, 2)
         n = len(lonlat)
-        year = np.array(np.broadcast_to(np.asarray(year, np.float64), (n,)))  # writable: torch warns otherwise
+        year = np.array(np.broadcast_to(np.asarray(year, np.float64), (n,)))
         streams = self.pipeline.model.streams
         if "tabular" in streams:
             if tabular is None:

@@ -160,7 +160,7 @@ def fit_year_range(model: SpTGNN, years: np.ndarray) -> bool:
     for obj in (model, getattr(model, "time_encoder", None)):
         if obj is None:
             continue
-        for name in ("fit_year_range", "fit_years"):
+        for name in ("fit_year_range", "fit_years", "fit_range"):
             fn = getattr(obj, name, None)
             if callable(fn):
                 fn(yrs)
@@ -286,6 +286,8 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
                 bar.set_postfix(loss=f"{parts['loss']:.3f}", val_mape=f"{val['val_mape']:.1f}",
                                 val_rmse=f"{val['val_rmse']:.2f}", best=best_epoch)
             if stale >= tc.early_stop_patience:
+                break
+            if tc.max_minutes is not None and time.perf_counter() - t0 > 60.0 * tc.max_minutes:
                 break
     finally:
         if bar is not None:

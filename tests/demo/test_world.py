@@ -11,7 +11,7 @@ import pystac
 import pytest
 import rasterio
 
-from socmap.demo.world import S2_BANDS, WorldSpec, ensure_world, world_matches
+from socmap.demo.world import WORLD_S2_BANDS, WorldSpec, ensure_world, world_matches
 
 TINY = WorldSpec(seed=3, size_m=1200.0, s2_doys=(18, 200), s1_doys=(150,), years=(2022, 2023), n_sites=40,
                  margin_m=100.0)
@@ -124,7 +124,7 @@ def test_sentinel2_conventions(catalog: pystac.Catalog) -> None:
     baselines = {i.properties["s2:processing_baseline"] for i in s2}
     assert baselines == {"03.01", "05.09"}  # one scene before 2022-01-25 keeps the old baseline
     for item in s2:
-        assert set(item.assets) == {*S2_BANDS, "SCL"}
+        assert set(item.assets) == {*(b.name for b in WORLD_S2_BANDS), "SCL"}
         offset = item.assets["B04"].extra_fields["raster:bands"][0]["offset"]
         assert offset == (0.0 if item.properties["s2:processing_baseline"] < "04.00" else -0.1)
         with rasterio.open(item.assets["SCL"].get_absolute_href()) as src:

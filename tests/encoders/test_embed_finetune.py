@@ -10,14 +10,14 @@ from click.testing import CliRunner
 from socmap.cli import cli
 from socmap.config import load_pipeline
 from socmap.encoders import embed, finetune_vit, load_embeddings
-from socmap.encoders._patches import open_patches
 from socmap.encoders.terramind import build_image_encoder
+from socmap.eo.store import open_patches
 from socmap.errors import DataError, ModelError
 
 
-def test_embed_writes_group(data_dir, pipeline_file):
+def test_embed_writes_group(data_dir, pipeline_file, device):
     cfg = load_pipeline(pipeline_file)
-    path = embed(data_dir, cfg, device="cpu")
+    path = embed(data_dir, cfg, device=device)
     assert path == data_dir / "embeddings.zarr"
     assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]  # no temporary left
     e = load_embeddings(data_dir)
@@ -47,13 +47,13 @@ def test_finetune_warmup_freezes_backbone_then_embed_uses_it(data_dir, pipeline_
     enc1 = build_image_encoder(cfg.model.encoder, res.path).eval()
     store = open_patches(data_dir, list(cfg.model.encoder.modalities))
     with torch.no_grad():
-        ref = enc1(store.read(np.array([0, 1]))).numpy()
+        ref = enc1({m: torch.from_numpy(a) for m, a in store.read(np.array([0, 1])).items()}).numpy()
     assert np.allclose(e.embedding[:2], ref, atol=1e-5)
 
 
 def test_backbone_frozen_during_warmup_and_trained_after(data_dir, pipeline_file):
-    from socmap.encoders.finetune import train_vit_regression
-    from socmap.model import MLP
+    from socmap.encoders.finetune import FinetuneOptions, train_vit_regression
+    from socmap.nn import MLP
 
     cfg = load_pipeline(pipeline_file).model.encoder
     torch.manual_seed(0)
@@ -67,11 +67,11 @@ def test_backbone_frozen_during_warmup_and_trained_after(data_dir, pipeline_file
     def changed(mod, ref):
         return any(not torch.equal(v, ref[k]) for k, v in mod.state_dict().items())
 
-    train_vit_regression(enc, head, store, rows, y, np.array([], int), np.array([]), 1, 1, 1e-3, 0.1, 2, "mse",
-                         torch.device("cpu"))
+    opts = FinetuneOptions(epochs=1, warmup_epochs=1, lr=1e-3, backbone_lr_scale=0.1, batch_size=2, loss="mse")
+    train_vit_regression(enc, head, store, rows, y, np.array([], int), np.array([]), opts, torch.device("cpu"))
     assert not changed(enc.backbone, bb0) and changed(enc.cls_merge, cm0)
-    train_vit_regression(enc, head, store, rows, y, np.array([], int), np.array([]), 1, 0, 1e-3, 0.1, 2, "huber",
-                         torch.device("cpu"))
+    opts = FinetuneOptions(epochs=1, warmup_epochs=0, lr=1e-3, backbone_lr_scale=0.1, batch_size=2, loss="huber")
+    train_vit_regression(enc, head, store, rows, y, np.array([], int), np.array([]), opts, torch.device("cpu"))
     assert changed(enc.backbone, bb0)
     assert not any(p.requires_grad for p in enc.backbone.parameters())  # frozen at the end
 

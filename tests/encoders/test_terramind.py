@@ -89,3 +89,15 @@ def test_bad_inputs():
     enc = build_image_encoder(EncoderConfig(backbone="terramind_v1_tiny", cls_layers=1, cls_ff=64), img_size=32)
     with pytest.raises(ModelError, match="DEM"):
         enc({"S2L2A": torch.zeros(1, 11, 32, 32), "S1GRD": torch.zeros(1, 2, 32, 32)})
+
+
+def test_importing_terratorch_keeps_float32_matmul_precision() -> None:
+    """terratorch sets torch's global matmul precision to "medium" (bf16 matmuls on CPU) when imported; socmap
+    imports it through import_terratorch, which restores the precision (fresh process: the import happens once)."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from socmap.encoders.terramind import import_terratorch; import_terratorch(); "
+            "import terratorch; print(torch.get_float32_matmul_precision())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "highest"

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests import has_rustac
 from tests.eo.servers import Rustac, ServedFolder, http_items
 
 
@@ -59,6 +60,8 @@ def served_world(small_world: Path) -> Iterator[ServedFolder]:
 @pytest.fixture(scope="session")
 def stac_api(small_world: Path, served_world: ServedFolder, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Rustac]:
+    if not has_rustac:
+        pytest.skip("requires the rustac CLI (pip install -e '.[test]')")
     files = http_items(small_world, served_world.url, tmp_path_factory.mktemp("stac-api"))
     api = Rustac(files)
     try:

@@ -12,8 +12,8 @@ import pystac
 import pytest
 import zarr
 
-from socmap.eo import COVARIATE_COLUMNS, extract
-from tests.eo.conftest import pipeline, write_samples
+from socmap.eo import COVARIATE_COLUMNS, extract, imagery_year_for
+from tests.eo.conftest import pipeline, samples_frame, write_samples
 from tests.eo.servers import ServedFolder
 
 N = 24
@@ -91,7 +91,7 @@ def test_cloud_filter_drops_cloudy_scenes(api_run: dict[str, Any], small_world: 
 
 def test_covariates_are_plausible(api_run: dict[str, Any]) -> None:
     cov = pd.read_parquet(api_run["out"] / "image_covariates.parquet")
-    assert list(cov.columns) == ["sample_id", *COVARIATE_COLUMNS] and len(cov) == N
+    assert list(cov.columns) == ["sample_id", "year", "imagery_year", *COVARIATE_COLUMNS] and len(cov) == N
     assert cov["ndvi_p50"].between(-0.2, 1.0).all()
     assert (cov["ndvi_p10"] <= cov["ndvi_p50"] + 1e-6).all() and (cov["ndvi_p50"] <= cov["ndvi_p90"] + 1e-6).all()
     for c in ("sos_doy", "pos_doy", "eos_doy"):
@@ -102,3 +102,33 @@ def test_covariates_are_plausible(api_run: dict[str, Any]) -> None:
     assert (cov["slope_deg"] >= 0).all() and cov["elevation_m"].between(0, 6000).all()
     assert cov["aspect_deg"].dropna().between(0, 360).all()
     assert cov["s1_vv_db"].between(-40, 10).all()
+
+
+# ----------------------------------------------------------------------------------- the imagery year
+def test_imagery_year_is_the_nearest_archive_year() -> None:
+    got = imagery_year_for([1938, 2012, 2015, 2022, 2023, 2030], [2024, 2022, 2023])
+    assert got.tolist() == [2022, 2022, 2022, 2022, 2023, 2024]
+    assert imagery_year_for([2020], [2018, 2022]).tolist() == [2018]  # a tie takes the earlier year
+    assert imagery_year_for([1990, 2021], []).tolist() == [1990, 2021]  # no archive given: own year
+
+
+def test_sample_older_than_the_archive_gets_first_archive_year(small_world: Path, tmp_path: Path) -> None:
+    df = samples_frame(small_world)
+    base = df[df.year == 2022].head(2).reset_index(drop=True)
+    old = base.iloc[[0]].copy()
+    old["sample_id"], old["year"] = "OLD2015", 2015
+    table = pd.concat([base, old], ignore_index=True)
+    cfg = pipeline(catalog=str(small_world / "stac" / "catalog.json"), patch=16)
+    assert min(cfg.imagery.years) == 2022
+    res = extract(table, tmp_path / "out", cfg, scheduler="threads", progress=False)
+    assert res.n_ok == 3 and res.failure_rows == []
+    g = zarr.open_group(str(tmp_path / "out" / "patches.zarr"), mode="r")
+    assert g["year"][:].tolist() == [2022, 2022, 2015]  # the sampling year is kept (the temporal encoder's)
+    assert g["imagery_year"][:].tolist() == [2022, 2022, 2022]
+    np.testing.assert_array_equal(g["S2L2A"][2], g["S2L2A"][0])  # same place, same imagery year
+    cov = pd.read_parquet(tmp_path / "out" / "image_covariates.parquet").set_index("sample_id")
+    assert (cov.loc["OLD2015", "year"], cov.loc["OLD2015", "imagery_year"]) == (2015, 2022)
+    np.testing.assert_array_equal(cov.loc["OLD2015", list(COVARIATE_COLUMNS)].to_numpy(),
+                                  cov.loc[base.sample_id[0], list(COVARIATE_COLUMNS)].to_numpy())
+    rep = json.loads((tmp_path / "out" / "extract_report.json").read_text())
+    assert rep["samples_imaged_in_another_year"] == 1

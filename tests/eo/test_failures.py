@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from socmap.cli import cli
 from socmap.eo import extract
+from socmap.io import PATCHES, SAMPLES
 from tests.eo.conftest import pipeline, pipeline_yaml, samples_frame, write_samples
 from tests.eo.servers import ServedFolder, free_port, http_items
 
@@ -32,6 +33,7 @@ def test_off_raster_and_empty_search_are_recorded_and_run_goes_on(small_world: P
     early["sample_id"], early["year"] = "Y2019", 2019
     table = pd.concat([df, edge, early], ignore_index=True)
     cfg = pipeline(catalog=str(small_world / "stac" / "catalog.json"), patch=32)
+    cfg.imagery.years = [2019, *cfg.imagery.years]  # 2019 is an imagery year, but the catalogue has no scene then
     res = extract(table, tmp_path / "out", cfg, scheduler="threads", progress=False)
     assert res.n_samples == 5 and res.n_ok == 3 and res.n_missing == 2
     fails = pd.read_csv(tmp_path / "out" / "extract_failures.csv")
@@ -56,38 +58,50 @@ def _one_line_exit_2(args: list[str]) -> str:
     return lines[0]
 
 
+def _data_dir(world: Path, path: Path, n: int) -> Path:
+    path.mkdir(parents=True)
+    write_samples(world, path / SAMPLES, n)
+    return path
+
+
+def _only_samples(data: Path) -> bool:
+    return sorted(p.name for p in data.iterdir()) == [SAMPLES]
+
+
 def test_unreachable_endpoint_one_line_error(small_world: Path, tmp_path: Path) -> None:
-    samples = write_samples(small_world, tmp_path / "s.parquet", 3)
+    data = _data_dir(small_world, tmp_path / "data", 3)
     y = pipeline_yaml(tmp_path / "p.yaml", api=f"http://127.0.0.1:{free_port()}", retries=0)
-    msg = _one_line_exit_2(["extract", "--samples", str(samples), "--out", str(tmp_path / "out"),
-                            "--pipeline", str(y), "--scheduler", "threads"])
+    msg = _one_line_exit_2(["extract", "--data", str(data), "--pipeline", str(y), "--scheduler", "threads"])
     assert "cannot open STAC API" in msg
-    assert not (tmp_path / "out").exists()
+    assert _only_samples(data)
 
 
+@pytest.mark.requires_rustac
 def test_wrong_collection_one_line_error(small_world: Path, stac_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    samples = write_samples(small_world, tmp_path / "s.parquet", 3)
+    data = _data_dir(small_world, tmp_path / "data", 3)
     y = pipeline_yaml(tmp_path / "p.yaml", api=stac_api.url, s2_collection="sentinel-2-l2a-typo")
-    msg = _one_line_exit_2(["extract", "--samples", str(samples), "--out", str(tmp_path / "out"),
-                            "--pipeline", str(y), "--scheduler", "threads"])
+    msg = _one_line_exit_2(["extract", "--data", str(data), "--pipeline", str(y), "--scheduler", "threads"])
     assert "sentinel-2-l2a-typo" in msg and "sentinel-2-l2a" in msg.split("available:")[1]
-    assert not (tmp_path / "out").exists()
+    assert _only_samples(data)
     y2 = pipeline_yaml(tmp_path / "p2.yaml", catalog=str(small_world / "stac" / "catalog.json"),
                        dem_collection="cop-dem-glo-90")
-    msg = _one_line_exit_2(["extract", "--samples", str(samples), "--out", str(tmp_path / "out2"),
+    # the deprecated spelling (--samples FILE --out DIR) still works
+    msg = _one_line_exit_2(["extract", "--samples", str(data / SAMPLES), "--out", str(tmp_path / "out2"),
                             "--pipeline", str(y2), "--scheduler", "threads"])
     assert "cop-dem-glo-90" in msg and not (tmp_path / "out2").exists()
+    msg = _one_line_exit_2(["extract", "--pipeline", str(y2)])
+    assert "--data DIR" in msg
 
 
 def test_cli_extract_on_a_local_cluster(small_world: Path, tmp_path: Path) -> None:
-    samples = write_samples(small_world, tmp_path / "s.parquet", 6)
+    data = _data_dir(small_world, tmp_path / "data", 6)
     y = pipeline_yaml(tmp_path / "p.yaml", catalog=str(small_world / "stac" / "catalog.json"), patch=16)
     env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
-    r = CliRunner(env=env).invoke(cli, ["extract", "--samples", str(samples), "--out", str(tmp_path / "out"),
-                                        "--pipeline", str(y), "--workers", "1", "--no-progress"])
+    r = CliRunner(env=env).invoke(cli, ["extract", "--data", str(data), "--pipeline", str(y), "--workers", "1",
+                                        "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "6/6 samples ok" in r.output
-    assert zarr.open_group(str(tmp_path / "out" / "patches.zarr"), mode="r")["S2L2A"].shape == (6, 11, 16, 16)
+    assert zarr.open_group(str(data / PATCHES), mode="r")["S2L2A"].shape == (6, 11, 16, 16)
 
 
 # ----------------------------------------------------------------------------------- injected HTTP errors

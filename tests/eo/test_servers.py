@@ -5,6 +5,8 @@ from __future__ import annotations
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.eo.servers import ServedFolder
 
 
@@ -17,6 +19,7 @@ def test_file_server_serves_byte_ranges(small_world: Path, served_world: ServedF
     assert body == (small_world / rel).read_bytes()[:100]
 
 
+@pytest.mark.requires_rustac
 def test_rustac_searches_collections(stac_api) -> None:  # type: ignore[no-untyped-def]
     import pystac_client
 

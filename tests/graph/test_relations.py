@@ -10,7 +10,14 @@ from sklearn.neighbors import BallTree
 from socmap.config import GraphConfig
 from socmap.errors import DataError
 from socmap.graph import RELATIONS
-from socmap.graph.relations import EARTH_RADIUS_KM, attach_edges, build_graph, node_covariates, spatial_knn
+from socmap.graph.relations import (
+    EARTH_RADIUS_KM,
+    attach_edges,
+    attach_spatial_k,
+    build_graph,
+    node_covariates,
+    spatial_knn,
+)
 
 
 def _points(n=200, seed=0):
@@ -19,6 +26,27 @@ def _points(n=200, seed=0):
     ndvi = rng.uniform(0, 0.8, n)
     elev = rng.uniform(0, 2000, n)
     return lonlat, ndvi, elev
+
+
+def _clustered(seed=0):
+    """Six tight clusters of 30 samples (about 5 km across) and 12 samples scattered over 10 x 10 degrees."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[21, -3], [24, 2], [27, -1], [29, 4], [22, 3], [26, -4]])
+    clusters = np.concatenate([c + rng.normal(scale=0.05, size=(30, 2)) for c in centres])
+    scattered = np.c_[rng.uniform(20, 30, 12), rng.uniform(-5, 5, 12)]
+    return np.r_[clusters, scattered]
+
+
+def _hdbscan_noise(lonlat, min_cluster_size):
+    from sklearn.cluster import HDBSCAN
+
+    labels = HDBSCAN(min_cluster_size=min_cluster_size, metric="haversine", copy=True).fit(
+        np.radians(lonlat[:, ::-1])).labels_
+    return labels < 0
+
+
+ADAPTIVE = GraphConfig(spatial_k_mode="adaptive", k_spatial=5, adaptive_k=10, hdbscan_min_cluster_size=8,
+                       relations=["spatial"])
 
 
 def test_spatial_knn_matches_haversine_balltree():
@@ -52,7 +80,9 @@ def test_build_graph_three_relations(mode):
     assert np.array_equal(counts, g.node_k)
     if mode == "fixed":
         assert (counts == 5).all()
-    assert set(np.unique(counts)) <= {5, 10}
+    else:  # exactly the nodes HDBSCAN calls noise get adaptive_k
+        noise = _hdbscan_noise(lonlat, 8)
+        assert np.array_equal(g.node_k, np.where(noise, 10, 5))
     # inverse-distance weights sum to one per target and no self loops
     assert np.allclose(np.bincount(ei[1].numpy(), weights=w.numpy().astype(float)), 1.0, atol=1e-5)
     assert (ei[0] != ei[1]).all()
@@ -68,6 +98,47 @@ def test_build_graph_three_relations(mode):
     _, _, d = spatial_knn(lonlat, lonlat, g.node_k, cfg.max_distance_km, exclude_self=True)
     grad = np.abs(elev[src] - elev[dst]) / np.maximum(d, cfg.min_distance_km)
     assert np.allclose(w_e.numpy(), np.exp(-grad / cfg.slope_scale), rtol=1e-4)
+
+
+def test_adaptive_k_gives_noise_nodes_more_neighbours():
+    lonlat = _clustered()
+    g = build_graph(lonlat, ADAPTIVE)
+    noise = _hdbscan_noise(lonlat, 8)
+    assert 0 < noise.sum() < len(lonlat)  # both kinds occur
+    assert not noise[:180].any()  # every member of a tight cluster is clustered...
+    assert noise[180:].any()  # ...and some scattered samples are noise
+    counts = np.bincount(g.edge_index[1].numpy(), minlength=g.num_nodes)
+    assert np.array_equal(counts, np.where(noise, 10, 5))
+    assert np.array_equal(g.node_k, counts)
+    fixed = build_graph(lonlat, ADAPTIVE.model_copy(update={"spatial_k_mode": "fixed"}))
+    assert (fixed.node_k == 5).all()
+
+
+def test_attach_follows_the_training_adaptive_k_rule():
+    lonlat = _clustered()
+    g = build_graph(lonlat, ADAPTIVE)
+    noise = _hdbscan_noise(lonlat, 8)
+    isolated, dense = int(np.flatnonzero(noise)[0]), 3  # node 3 sits in the first tight cluster
+    far = np.array([35.0, 4.0])  # ~660 km east of a cluster: less dense than any clustered node (rule 2)
+    assert not noise[spatial_knn(far[None], lonlat, 1, 1e9, exclude_self=False)[0]].any()  # so not rule 1
+    inside = lonlat[:30].mean(0)  # the middle of a cluster, not on a sample
+    new = np.stack([lonlat[isolated], lonlat[dense], far, inside])
+    a = attach_edges(new, lonlat, ADAPTIVE, train_k=g.node_k)
+    assert a.node_k.tolist() == [10, 5, 10, 5]
+    counts = np.bincount(a.edge_index[1].numpy(), minlength=4)
+    assert counts.tolist() == [10, 5, 10, 5]
+    # a new point on a training site: the site itself (distance 0) and the site's k - 1 nearest neighbours
+    for q, node in ((0, isolated), (1, dense)):
+        src = set(a.edge_index[0][a.edge_index[1] == q].tolist())
+        assert node in src and src - {node} < set(g.edge_index[0][g.edge_index[1] == node].tolist())
+    # the same rule without train_k (HDBSCAN re-run on the training nodes), and for every training site
+    assert np.array_equal(attach_spatial_k(new, lonlat, ADAPTIVE), a.node_k)
+    assert np.array_equal(attach_spatial_k(lonlat, lonlat, ADAPTIVE, g.node_k), g.node_k)
+    # fixed mode, or a forced k: one k for all
+    assert (attach_spatial_k(new, lonlat, ADAPTIVE.model_copy(update={"spatial_k_mode": "fixed"})) == 5).all()
+    assert (attach_edges(new, lonlat, ADAPTIVE, k_spatial=7).node_k == 7).all()
+    with pytest.raises(DataError, match="train_k"):
+        attach_spatial_k(new, lonlat, ADAPTIVE, np.full(len(lonlat), 6))
 
 
 def test_relations_can_be_switched_off_and_nan_handling():

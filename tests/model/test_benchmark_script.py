@@ -20,6 +20,6 @@ def test_benchmark_prints_json_line():
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in ("pyg_peak_mb", "ours_peak_mb", "pyg_s", "ours_s", "mem_ratio", "time_ratio", "max_abs_diff",
-                "africa_s", "africa_peak_mb"):
+                "africa_s", "africa_peak_mb", "africa_matmul_s", "africa_ratio_to_matmul", "africa_first_s"):
         assert summary[key] is not None, key
     assert summary["max_abs_diff"] < 1e-4

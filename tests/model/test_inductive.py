@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from socmap.graph import HeteroGraph, attach_edges, build_graph
-from socmap.model import NodeInputs, SpTGNN, attach_and_predict, cache_layers, cached_forward
+from socmap.graph import HeteroGraph, attach_edges, attach_spatial_k, build_graph
+from socmap.graph.relations import EARTH_RADIUS_KM
+from socmap.model import LayerCache, NodeInputs, SpTGNN, attach_and_predict, cache_layers, cached_forward
 from tests.conftest import to_inputs
 
 
@@ -16,11 +17,13 @@ def _cat_inputs(a: NodeInputs, b: NodeInputs) -> NodeInputs:
                       torch.cat([a.tabular, b.tabular]), torch.cat([a.image, b.image]))
 
 
+@pytest.mark.parametrize("k_mode", ["fixed", "adaptive"])
 @pytest.mark.parametrize("mech", ["within-relation", "across-relation"])
 @pytest.mark.parametrize("mode", ["additive-self-attention", "multiplicative-self-attention"])
-def test_cached_path_equals_full_forward(small_model_cfg, synthetic_nodes, mech, mode):
+def test_cached_path_equals_full_forward(small_model_cfg, synthetic_nodes, mech, mode, k_mode):
     cfg = small_model_cfg.model_copy(deep=True)
     cfg.rgat.attention_mechanism, cfg.rgat.attention_mode = mech, mode
+    cfg.graph.spatial_k_mode = k_mode
     d = synthetic_nodes
     n_train, q = 170, 30
     tr, new = np.arange(n_train), np.arange(n_train, 200)
@@ -29,9 +32,17 @@ def test_cached_path_equals_full_forward(small_model_cfg, synthetic_nodes, mech,
     g = build_graph(d["lonlat"][tr], cfg.graph, ndvi=d["ndvi"][tr], elevation=d["elevation"][tr])
     inp_tr, inp_new = to_inputs(d, tr), to_inputs(d, new)
     cache = cache_layers(model, inp_tr, g, ndvi=d["ndvi"][tr], elevation=d["elevation"][tr])
+    assert cache.node_k is not None and np.array_equal(cache.node_k, g.node_k)
     out_cached, attach = attach_and_predict(model, cache, inp_new, cfg.graph, new_ndvi=d["ndvi"][new],
                                             new_elevation=d["elevation"][new])
     assert attach.edge_index[1].unique().numel() == q  # every new point got in-edges
+    # spatial in-edges per new point = the k the training rule gives it; adaptive k really varies here
+    ei_s, _ = attach.relation("spatial")
+    assert np.array_equal(np.bincount(ei_s[1].numpy(), minlength=q), attach.node_k)
+    assert np.array_equal(attach.node_k, attach_spatial_k(d["lonlat"][new], d["lonlat"][tr], cfg.graph, g.node_k))
+    expect_ks = {cfg.graph.k_spatial} if k_mode == "fixed" else {cfg.graph.k_spatial, cfg.graph.adaptive_k}
+    assert set(attach.node_k.tolist()) == expect_ks
+    assert set(g.node_k.tolist()) == expect_ks
     # full graph: training edges + attachment edges with targets shifted to n_train..
     ei = torch.cat([g.edge_index, torch.stack([attach.edge_index[0], attach.edge_index[1] + n_train])], dim=1)
     full = HeteroGraph(ei, torch.cat([g.edge_type, attach.edge_type]), torch.cat([g.edge_weight, attach.edge_weight]),
@@ -45,19 +56,64 @@ def test_cached_path_equals_full_forward(small_model_cfg, synthetic_nodes, mech,
         assert torch.allclose(getattr(out_train_only, name), getattr(out_full, name)[:n_train], atol=1e-5)
 
 
+def test_attachment_uses_true_neighbours_and_weights(small_model_cfg, synthetic_nodes):
+    """A new point's in-edges are its true k nearest training nodes per relation, with the training weights."""
+    d = synthetic_nodes
+    cfg = small_model_cfg.graph  # fixed k: k_spatial = 5, k_ndvi = 3
+    tr, q = np.arange(199), 199
+    attach = attach_edges(d["lonlat"][q:], d["lonlat"][tr], cfg, d["ndvi"][q:], d["ndvi"][tr],
+                          d["elevation"][q:], d["elevation"][tr])
+    assert attach.edge_index.shape[1] == cfg.k_spatial * 2 + cfg.k_ndvi
+    assert (attach.edge_index[1] == 0).all() and attach.num_sources == 199
+    # spatial: the k nearest by great-circle distance (brute force haversine), inverse-distance weights summing to 1
+    lon1, lat1 = np.radians(d["lonlat"][q])
+    lon2, lat2 = np.radians(d["lonlat"][tr]).T
+    hav = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    dist = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(hav))
+    nearest = np.argsort(dist)[: cfg.k_spatial]
+    ei, w = attach.relation("spatial")
+    src = ei[0].numpy()
+    assert sorted(src.tolist()) == sorted(nearest.tolist())
+    inv = 1.0 / dist[src]
+    assert np.allclose(w.numpy(), inv / inv.sum(), rtol=1e-5)
+    # NDVI: the k_ndvi closest NDVI values, weight exp(-|dNDVI| / tau)
+    dv = np.abs(d["ndvi"][tr] - d["ndvi"][q])
+    ei_v, w_v = attach.relation("ndvi")
+    assert sorted(ei_v[0].tolist()) == sorted(np.argsort(dv)[: cfg.k_ndvi].tolist())
+    assert np.allclose(w_v.numpy(), np.exp(-dv[ei_v[0].numpy()] / cfg.tau_ndvi), rtol=1e-5)
+    # elevation: the spatial neighbours, weight exp(-|dz| / d / slope_scale)
+    ei_e, w_e = attach.relation("elevation")
+    src_e = ei_e[0].numpy()
+    assert np.array_equal(src_e, src)
+    slope = np.abs(d["elevation"][src_e] - d["elevation"][q]) / dist[src_e]
+    assert np.allclose(w_e.numpy(), np.exp(-slope / cfg.slope_scale), rtol=1e-4)
+
+
 def test_single_point_touches_only_its_neighbours(small_model_cfg, synthetic_nodes):
+    """A new point's prediction depends on its attached neighbours' cached embeddings and on nothing else."""
     d = synthetic_nodes
     cfg = small_model_cfg
+    torch.manual_seed(0)
     model = SpTGNN(cfg, tabular_dim=5, image_dim=24).eval()
     g = build_graph(d["lonlat"][:199], cfg.graph, ndvi=d["ndvi"][:199], elevation=d["elevation"][:199])
     cache = cache_layers(model, to_inputs(d, np.arange(199)), g, d["ndvi"][:199], d["elevation"][:199])
     one = to_inputs(d, np.array([199]))
     attach = attach_edges(d["lonlat"][199:], cache.lonlat, cfg.graph, d["ndvi"][199:], cache.ndvi,
-                          d["elevation"][199:], cache.elevation)
-    k_total = cfg.graph.k_spatial * 2 + cfg.graph.k_ndvi
-    assert attach.edge_index.shape[1] == k_total
+                          d["elevation"][199:], cache.elevation, train_k=cache.node_k)
     out = cached_forward(model, cache, one, attach)
     assert out.soc.shape == (1,)
+    neighbours = attach.edge_index[0].unique()
+    others = torch.ones(199, dtype=torch.bool)
+    others[neighbours] = False
+
+    def perturbed(mask):
+        hidden = [h.clone() for h in cache.hidden]
+        for h in hidden:
+            h[mask] += 3.0
+        return cached_forward(model, LayerCache(hidden, cache.lonlat, cache.ndvi, cache.elevation), one, attach).soc
+
+    assert torch.equal(perturbed(others), out.soc)
+    assert not torch.allclose(perturbed(~others), out.soc)
 
 
 def test_cached_path_with_label_trick(small_model_cfg, synthetic_nodes):

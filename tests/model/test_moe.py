@@ -82,3 +82,57 @@ def test_rejects_bad_options():
         MoEFusion({}, MoEConfig())
     with pytest.raises(ValueError, match="missing input streams"):
         MoEFusion(DIMS, MoEConfig(experts=2, fusion_dim=4))({"image": torch.zeros(2, 12)})
+
+
+def _mixed_difference(expert, parts, a, b):
+    """f(a1, b1) - f(a1, b2) - f(a2, b1) + f(a2, b2) over streams a and b (others fixed): zero iff no a-b term.
+
+    ``parts[a]`` and ``parts[b]`` hold two values each (leading axis), the other streams one."""
+    def f(i, j):
+        p = list(parts)
+        p[a], p[b] = parts[a][i], parts[b][j]
+        return expert(p, torch.cat(p, -1))
+
+    with torch.no_grad():
+        return f(0, 0) - f(0, 1) - f(1, 0) + f(1, 1)
+
+
+@pytest.mark.parametrize("expert_type", ["cross-gated", "concat", "additive"])
+def test_additive_expert_has_no_cross_stream_term_and_is_nonlinear(expert_type):
+    """The additive expert is a sum of per-stream nonlinear functions: unlike concat (one hidden layer over all
+    streams) and cross-gated it cannot represent a cross-stream interaction, and it is not linear in its input."""
+    torch.manual_seed(0)
+    dims = list(DIMS.values())
+    expert = MoEFusion(DIMS, MoEConfig(experts=1, expert_type=expert_type, fusion_dim=16)).experts[0]
+    g = torch.Generator().manual_seed(1)
+    parts = [torch.randn(2, 20, d, generator=g) for d in dims]  # two values (index 0/1) per stream, 20 rows
+    base = [p[0] for p in parts]
+    for a, b in ((0, 1), (1, 3), (2, 3)):
+        two = list(base)
+        two[a], two[b] = parts[a], parts[b]
+        mixed = _mixed_difference(expert, two, a, b)
+        if expert_type == "additive":
+            assert mixed.abs().max() < 1e-5
+        else:
+            assert mixed.abs().max() > 1e-3
+    # nonlinear in each stream: f(x + y) != f(x) + f(y) - f(0) for one stream, the others fixed
+    with torch.no_grad():
+        def f1(x):
+            p = [x, *base[1:]]
+            return expert(p, torch.cat(p, -1))
+
+        x, y = parts[0][0], parts[0][1]
+        gap = f1(x + y) - f1(x) - f1(y) + f1(torch.zeros_like(x))
+    assert gap.abs().max() > 1e-3
+
+
+def test_expert_types_differ_in_structure():
+    sizes = {}
+    for t in ("cross-gated", "concat", "additive"):
+        m = MoEFusion(DIMS, MoEConfig(experts=2, expert_type=t, fusion_dim=16))
+        sizes[t] = sorted(tuple(p.shape) for p in m.experts[0].parameters())
+    # additive: one projection per stream (no full-width input layer); concat: one layer over all streams
+    total = sum(DIMS.values())
+    assert (16, total) in sizes["concat"] and (16, total) not in sizes["additive"]
+    assert all((16, d) in sizes["additive"] for d in DIMS.values())
+    assert sizes["additive"] != sizes["cross-gated"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from socmap.config import TemporalConfig
 from socmap.graph import build_graph, spatial_local_morans_i
 from socmap.model import SpTGNN, sptgnn_loss
 from tests.conftest import to_inputs
@@ -80,14 +82,24 @@ def test_missing_images_use_learned_vector(small_model_cfg, synthetic_nodes):
     assert torch.equal(s[:10], m.no_image.expand(10, -1))
 
 
-def test_loss_masks_non_training_nodes_and_backprops(small_model_cfg, synthetic_nodes):
-    m = SpTGNN(small_model_cfg, tabular_dim=5, image_dim=24)
-    g = _graph(synthetic_nodes, small_model_cfg)
+NO_GRAD_FROM_EQ3 = {"head_logvar.weight", "head_logvar.bias"}
+"""Parameters the loss of eq. (3) does not reach: the log-variance head is trained by the trainer's Gaussian
+NLL term (paper 3.8), not by sptgnn_loss."""
+
+
+@pytest.mark.parametrize("expert_type", ["cross-gated", "concat", "additive"])
+def test_loss_masks_non_training_nodes_and_backprops(small_model_cfg, synthetic_nodes, expert_type):
+    cfg = _model(small_model_cfg, **{"moe.expert_type": expert_type})
+    torch.manual_seed(0)
+    m = SpTGNN(cfg, tabular_dim=5, image_dim=24)
+    g = _graph(synthetic_nodes, cfg)
     y = torch.tensor(synthetic_nodes["y"])
     train = torch.zeros(200, dtype=torch.bool)
     train[:150] = True
     moran = torch.tensor(spatial_local_morans_i(g, synthetic_nodes["y"], train.numpy()), dtype=torch.float32)
-    out = m(to_inputs(synthetic_nodes), g)
+    inp = to_inputs(synthetic_nodes)
+    inp.image[:5] = float("nan")  # a few samples without a patch, so the learned "no image" vector is used
+    out = m(inp, g)
     parts = sptgnn_loss(out, y, moran, train, aux_weight=5.3e-5)
     assert torch.isfinite(parts["loss"])
     # a held-out target does not change the loss
@@ -95,7 +107,43 @@ def test_loss_masks_non_training_nodes_and_backprops(small_model_cfg, synthetic_
     y2[180] += 100.0
     assert torch.equal(sptgnn_loss(out, y2, moran, train, 5.3e-5)["main"], parts["main"])
     parts["loss"].backward()
-    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in m.parameters())
+    params = dict(m.named_parameters())
+    assert NO_GRAD_FROM_EQ3 <= set(params)
+    no_grad = sorted(n for n, p in params.items() if p.grad is None)
+    assert no_grad == sorted(NO_GRAD_FROM_EQ3), "parameters without a gradient changed"
+    bad = [n for n, p in params.items()
+           if n not in NO_GRAD_FROM_EQ3 and not (torch.isfinite(p.grad).all() and (p.grad != 0).any())]
+    assert not bad, f"parameters whose gradient is zero or not finite: {bad}"
+    # the log-variance head trains through a Gaussian NLL on the same output
+    m.zero_grad()
+    out = m(inp, g)
+    nll = 0.5 * (out.logvar + (out.soc - y) ** 2 / out.logvar.exp())[train].mean()
+    nll.backward()
+    for n in NO_GRAD_FROM_EQ3:
+        assert torch.isfinite(params[n].grad).all() and (params[n].grad != 0).any(), n
+
+
+def test_year_range_fitted_on_training_years_travels_with_the_model(small_model_cfg, synthetic_nodes):
+    cfg = _model(small_model_cfg, **{"temporal": TemporalConfig()})  # null range: fitted on the training years
+    m = SpTGNN(cfg, tabular_dim=5, image_dim=24).eval()
+    g = _graph(synthetic_nodes, cfg)
+    with pytest.raises(ValueError, match="fit_year_range"):
+        m(to_inputs(synthetic_nodes), g)
+    years = synthetic_nodes["year"]
+    assert m.fit_year_range(years[:150]) == (float(years[:150].min()), float(years[:150].max()))
+    with torch.no_grad():
+        out = m(to_inputs(synthetic_nodes), g)
+    loaded = SpTGNN(cfg, tabular_dim=5, image_dim=24).eval()
+    loaded.load_state_dict(m.state_dict())
+    assert loaded.time_encoder is not None and loaded.time_encoder.year_range == m.time_encoder.year_range
+    with torch.no_grad():
+        assert torch.equal(loaded(to_inputs(synthetic_nodes), g).soc, out.soc)
+    given = SpTGNN(cfg, tabular_dim=5, image_dim=24, year_range=(1938, 2012))
+    assert given.time_encoder is not None and given.time_encoder.year_range == (1938.0, 2012.0)
+    fixed = SpTGNN(small_model_cfg, tabular_dim=5, image_dim=24)  # the config fixes 2014-2024: kept
+    assert fixed.fit_year_range(np.array([1990, 2000])) == (2014.0, 2024.0)
+    no_time = SpTGNN(_model(cfg, streams=["image", "tabular", "position"]), tabular_dim=5, image_dim=24)
+    assert no_time.fit_year_range(years) is None
 
 
 def test_bad_options_rejected(small_model_cfg):

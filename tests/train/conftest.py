@@ -10,27 +10,30 @@ import pytest
 
 from socmap.config import PipelineConfig, load_pipeline
 
+COVARIATES = "abcdef"
+
 
 def make_data_dir(folder: Path, n: int = 240, seed: int = 0) -> Path:
     """samples.parquet + preprocess.json like ``socmap prepare`` writes, for ``n`` sites with a spatial SOC field.
 
-    SOC (g/kg) = exp(2.5 + 0.6 sin(lon) cos(lat) + 0.3 a + noise): learnable from position and covariate ``a``.
+    log SOC = 2.5 + 0.6 sin(12 lon) cos(12 lat) + 0.3 (a - c) + noise: learnable from position and covariates;
+    six covariates ``a``..``f`` (the fusion layer-normalises each stream, which needs more than two features).
     """
     from socmap.data import Preprocessor
 
     rng = np.random.default_rng(seed)
     lon, lat = rng.uniform(30.0, 30.5, n), rng.uniform(-3.0, -2.5, n)
-    a, b = rng.normal(size=n), rng.uniform(0, 100, n)
-    logsoc = 2.5 + 0.6 * np.sin(lon * 12) * np.cos(lat * 12) + 0.3 * a + 0.1 * rng.normal(size=n)
+    cov = {k: rng.normal(size=n) for k in "abcdef"}
+    logsoc = 2.5 + 0.6 * np.sin(lon * 12) * np.cos(lat * 12) + 0.3 * (cov["a"] - cov["c"]) + 0.1 * rng.normal(size=n)
     split = np.array(["train"] * n, dtype=object)
     perm = rng.permutation(n)
     split[perm[: n // 10]] = "val"
     split[perm[n // 10: n // 5]] = "test"
     df = pd.DataFrame({"sample_id": [f"syn:{i:04d}" for i in range(n)], "lon": lon, "lat": lat,
                        "year": rng.integers(2015, 2024, n).astype(np.int32), "soc_gkg": np.exp(logsoc),
-                       "split": split, "a": a, "b": b, "ndvi": rng.uniform(0.1, 0.8, n),
+                       "split": split, **cov, "ndvi": rng.uniform(0.1, 0.8, n),
                        "elevation": rng.uniform(900, 1500, n)})
-    pre = Preprocessor.fit(df[df.split == "train"], ["a", "b"], [], k=5)
+    pre = Preprocessor.fit(df[df.split == "train"], list(COVARIATES), [], k=5)
     feats = pre.transform(df)
     for c in pre.feature_names:
         df[f"feat_{c}"] = feats[c].to_numpy()
@@ -43,7 +46,7 @@ def make_data_dir(folder: Path, n: int = 240, seed: int = 0) -> Path:
 def tiny_pipeline(**train: object) -> PipelineConfig:
     """The demo pipeline with a tiny model, no imagery, and a short training (overrides in ``train``)."""
     d = load_pipeline("demo").model_dump(mode="json")
-    d["data"]["covariates"] = [{"name": "a", "path": "a.tif"}, {"name": "b", "path": "b.tif"}]
+    d["data"]["covariates"] = [{"name": c, "path": f"{c}.tif"} for c in COVARIATES]
     d["stac"] = None
     d["model"].update({
         "streams": ["tabular", "position", "time"],

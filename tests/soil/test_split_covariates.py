@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from socmap_data_helpers import write_raster
 
 from socmap.data.covariates import sample_raster
 from socmap.data.preprocess import Preprocessor
 from socmap.data.split import block_ids, block_split, stratified_split
 from socmap.errors import DataError
+from tests.soil.helpers import write_raster
 
 
 def test_stratified_split_proportions_per_bin_and_determinism() -> None:
@@ -93,8 +94,12 @@ def test_preprocessor_fits_on_train_only_and_roundtrips(tmp_path: Path) -> None:
     assert not x.isna().any().any()
     assert (x.loc[31, ["lc_10", "lc_20"]] == 0).all()
     assert x.loc[33, ["lc_10", "lc_20"]].sum() == pytest.approx(1.0)  # soft class from 5 neighbours
-    # the imputed value is a mean of standardised training values, so it stays in the training range
-    assert x.loc[35, "t"] == pytest.approx(x.loc[35, "t"]) and abs(x.loc[35, "t"]) < 3
+    # row 35 (test, t missing, class known): the mean of the standardised t of 5 training donors of its class
+    # (distance 0 on the one-hot); a held-out donor (t = 1000) or a donor of the other class would show
+    z = ((train_t - pre.mean[0]) / pre.scale[0])[(df.loc[:29, "lc"] == df.loc[35, "lc"]) & train_t.notna()]
+    got = x.loc[35, "t"]
+    assert z.min() <= got <= z.max()
+    assert any(np.isclose(np.mean(c), got) for c in itertools.combinations(z.to_numpy(), 5))
     pre.save(tmp_path)
     again = Preprocessor.load(tmp_path)
     pd.testing.assert_frame_equal(again.transform(df), x)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pyproj import Transformer
-from socmap_data_helpers import harmonise, row
 
 from socmap.data.harmonise import HarmoniseSettings
+from tests.soil.helpers import harmonise, row
 
 
 @pytest.mark.parametrize(("unit", "value", "om_factor", "expected_gkg"), [

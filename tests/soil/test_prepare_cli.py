@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
-from socmap_data_helpers import write_mapping, write_raster
 
 from socmap.cli import cli
 from socmap.data import Preprocessor, prepare
+from tests.soil.helpers import write_mapping, write_raster
 
 
 def _pipeline(tmp_path: Path, layers: list[dict], **data: object) -> Path:

@@ -1,0 +1,1 @@
+"""Tests of the demo world and the demo chain."""

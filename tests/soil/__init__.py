@@ -1,0 +1,1 @@
+"""Tests of socmap.data (soil tables to samples); tests/data/ holds the stored stage fixtures."""

@@ -1,0 +1,122 @@
+"""One-way layering (README, Layout): no socmap package imports a later stage, and there is no import cycle.
+
+Every ``import socmap.X`` / ``from socmap.X import ...`` in every module under socmap/ counts, wherever it is
+written (module top, inside a function, under ``if TYPE_CHECKING``): a lazy or type-only import upward is still
+a dependency upward.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import socmap
+
+ROOT = Path(socmap.__file__).resolve().parent
+
+LAYERS: list[set[str]] = [
+    {"config", "errors", "__init__"},
+    {"io", "nn"},
+    {"data", "eo"},
+    {"encoders"},
+    {"graph"},
+    {"model"},
+    {"train"},
+    {"evaluate"},
+    {"mapping"},
+    {"aggregate", "tune"},
+    {"cli", "demo", "__main__"},
+]
+"""socmap's top-level modules and packages, lowest first; a unit may import its own layer and those below."""
+LEVEL = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def _unit(module_path: Path) -> str:
+    """The top-level unit of a file: ``socmap/eo/extract.py`` -> ``eo``, ``socmap/cli.py`` -> ``cli``."""
+    rel = module_path.relative_to(ROOT)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level unit) of every ``socmap.X`` import in a file."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    out = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+            if node.module == "socmap":  # from socmap import data
+                names = [f"socmap.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            raise AssertionError(f"{path}:{node.lineno}: relative import; socmap uses absolute imports only")
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "socmap" and len(parts) > 1:
+                out.append((node.lineno, parts[1]))
+    return out
+
+
+def _edges() -> dict[str, dict[str, list[str]]]:
+    """unit -> imported unit -> ["file:line", ...]."""
+    edges: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted(ROOT.rglob("*.py")):
+        unit = _unit(path)
+        for line, target in _imports(path):
+            if target != unit:
+                edges[unit][target].append(f"{path.relative_to(ROOT.parent)}:{line}")
+    return edges
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {_unit(p) for p in ROOT.rglob("*.py")}
+    assert units - set(LEVEL) == set(), "add the new module or package to LAYERS (and to README's Layout)"
+
+
+def test_no_package_imports_a_later_stage() -> None:
+    upward = [f"{where}: {unit} (layer {LEVEL[unit]}) imports socmap.{target} (layer {LEVEL[target]})"
+              for unit, targets in _edges().items() for target, wheres in targets.items()
+              if target in LEVEL and unit in LEVEL and LEVEL[target] > LEVEL[unit] for where in wheres]
+    assert upward == []
+
+
+def test_no_import_cycle() -> None:
+    edges = {u: set(t) for u, t in _edges().items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(u: str) -> None:
+        state[u] = 1
+        stack.append(u)
+        for v in sorted(edges.get(u, ())):
+            if state.get(v) == 1:
+                cycle = [*stack[stack.index(v):], v]
+                pytest.fail(f"import cycle: {' -> '.join(cycle)}")
+            if v not in state:
+                visit(v)
+        stack.pop()
+        state[u] = 2
+
+    for u in sorted(edges):
+        if u not in state:
+            visit(u)
+
+
+def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from socmap.model.sptgnn import SpTGNN\n    import socmap.io\n")
+    assert _imports(f) == [(2, "model"), (3, "io")]
+
+
+def test_lower_layers_do_not_load_terratorch_or_torch_geometric() -> None:
+    code = ("import sys, socmap.data, socmap.eo, socmap.graph; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'terratorch', 'torch_geometric'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT.parent).stdout.strip()
+    assert out == "[]"

@@ -1,0 +1,152 @@
+"""The bundle: round trip, determinism, damaged/incompatible bundles, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from socmap.cli import cli
+from socmap.errors import ModelError
+from socmap.train import load_bundle, train
+
+from .conftest import COVARIATES, tiny_pipeline
+
+
+def _new_points(data: Path) -> tuple[np.ndarray, ...]:
+    df = pd.read_parquet(data / "samples.parquet")
+    df = df[df.split != "train"]
+    lonlat = df[["lon", "lat"]].to_numpy() + 0.001  # near, not on, the sites
+    tab = df[[f"feat_{c}" for c in COVARIATES]].to_numpy(np.float32)
+    return lonlat, df.year.to_numpy(), tab, df.ndvi.to_numpy(), df.elevation.to_numpy()
+
+
+def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path) -> None:
+    b = load_bundle(syn_bundle, tiny_pipeline())
+    n = len(pd.read_parquet(syn_data / "samples.parquet"))
+    assert len(b.members) == 2 and len(b.caches) == 2 and all(not m.training for m in b.members)
+    assert b.feature_columns == list(COVARIATES) and b.train_lonlat.shape == (n, 2)
+    assert b.tabular_range.shape == (len(COVARIATES), 2)
+    assert np.isfinite(b.train_ndvi).all() and np.isfinite(b.train_elevation).all()
+    assert b.temperature > 0 and b.card["members"] == 2
+    for f in ("MODEL_CARD.md", "model_card.json", "pipeline.yaml", "preprocess.json", "members/00/log.csv",
+              "members/01/weights.safetensors", "members/01/cache.safetensors", "graph.safetensors"):
+        assert (syn_bundle / f).is_file(), f
+    log = pd.read_csv(syn_bundle / "members/00/log.csv")
+    assert {"epoch", "train_loss", "val_mape", "val_rmse", "lr"} <= set(log.columns)
+    p = b.predict_nodes()
+    assert p.member_mean.shape == (2, n) and np.isfinite(p.total_var).all() and (p.epistemic_var > 0).all()
+    raw = b.predict_nodes(calibrated=False)
+    np.testing.assert_allclose(p.total_var, raw.total_var * b.temperature**2)
+
+
+def test_stored_node_outputs_equal_a_forward_of_the_reloaded_members(syn_bundle: Path) -> None:
+    b = load_bundle(syn_bundle)
+    assert b.node_inputs is not None
+    for m, model in enumerate(b.members):
+        with torch.no_grad():
+            out = model(b.node_inputs, b.graph)
+        mean = b.scaler.inverse(out.soc.double().numpy())
+        np.testing.assert_allclose(mean, b.node_member_mean[m], rtol=1e-5, atol=1e-5)
+
+
+def test_predict_new_round_trip_is_identical(syn_bundle: Path, syn_data: Path) -> None:
+    args = _new_points(syn_data)
+    p1 = load_bundle(syn_bundle).predict_new(*args[:3], None, *args[3:])
+    p2 = load_bundle(syn_bundle).predict_new(*args[:3], None, *args[3:])
+    np.testing.assert_array_equal(p1.member_mean, p2.member_mean)
+    np.testing.assert_array_equal(p1.total_var, p2.total_var)
+    p3 = load_bundle(syn_bundle).predict_new(*args[:3], None, *args[3:], batch_size=7)  # chunking: float noise only
+    np.testing.assert_allclose(p3.member_mean, p1.member_mean, rtol=1e-6)
+    assert np.isfinite(p1.soc_gkg()).all() and (p1.quantile_gkg(0.05) < p1.quantile_gkg(0.95)).all()
+
+
+def test_same_seed_same_weights(syn_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_pipeline(epochs=3)
+    for name in ("a", "b"):
+        train(syn_data, cfg, tmp_path / name, members=1, seed=5, progress=False)
+    a, b = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
+    for (ka, va), (kb, vb) in zip(a.members[0].state_dict().items(), b.members[0].state_dict().items(),
+                                  strict=True):
+        assert ka == kb and torch.equal(va, vb), ka
+    np.testing.assert_array_equal(a.node_member_mean, b.node_member_mean)
+    train(syn_data, cfg, tmp_path / "c", members=1, seed=6, progress=False)
+    assert not np.array_equal(load_bundle(tmp_path / "c").node_member_mean, a.node_member_mean)
+
+
+@pytest.fixture
+def bundle_copy(syn_bundle: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "model"
+    shutil.copytree(syn_bundle, out)
+    return out
+
+
+@pytest.mark.parametrize("damage", ["no-json", "format", "weights", "truncated-graph", "missing-folder"])
+def test_damaged_bundle_is_one_line_model_error(bundle_copy: Path, damage: str) -> None:
+    if damage == "no-json":
+        (bundle_copy / "bundle.json").unlink()
+    elif damage == "format":
+        info = json.loads((bundle_copy / "bundle.json").read_text())
+        info["format"] = "socmap-bundle/0"
+        (bundle_copy / "bundle.json").write_text(json.dumps(info))
+    elif damage == "weights":
+        (bundle_copy / "members/01/weights.safetensors").write_bytes(b"not a tensor file")
+    elif damage == "truncated-graph":
+        g = bundle_copy / "graph.safetensors"
+        g.write_bytes(g.read_bytes()[:100])
+    else:
+        shutil.rmtree(bundle_copy)
+    with pytest.raises(ModelError) as exc:
+        load_bundle(bundle_copy)
+    assert "\n" not in str(exc.value) and str(bundle_copy) in str(exc.value)
+
+
+def test_covariates_differ_from_pipeline(bundle_copy: Path) -> None:
+    cfg = tiny_pipeline()
+    cfg.data.covariates = cfg.data.covariates[:1]
+    with pytest.raises(ModelError, match=r"covariates differ .*lacks \['b', 'c', 'd', 'e', 'f'\]"):
+        load_bundle(bundle_copy, cfg)
+
+
+def test_cli_damaged_bundle_exit_code_2(bundle_copy: Path, tmp_path: Path) -> None:
+    # `socmap train` over a data folder without samples, then loading a damaged bundle through the CLI's wrapper
+    res = CliRunner().invoke(cli, ["train", "--region", "demo", "--data", str(tmp_path / "nowhere"),
+                                   "--out", str(tmp_path / "m"), "--no-progress"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "socmap: error:" in res.output
+    (bundle_copy / "bundle.json").write_text("{broken")
+    from socmap.cli import _one_line_errors
+
+    res = CliRunner().invoke(_cli_loader(_one_line_errors), [str(bundle_copy)])
+    assert res.exit_code == 2 and "socmap: error: model bundle" in res.output and res.output.count("\n") == 1
+
+
+def _cli_loader(wrap):  # type: ignore[no-untyped-def]
+    import click
+
+    @click.command()
+    @click.argument("path")
+    @wrap
+    def load(path: str) -> None:
+        load_bundle(Path(path))
+
+    return load
+
+
+def test_cli_train_writes_a_bundle(syn_data: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from socmap.train.bundle import resolved_pipeline_dict
+
+    cfg = tiny_pipeline(epochs=2)
+    pf = tmp_path / "p.yaml"
+    pf.write_text(yaml.safe_dump(resolved_pipeline_dict(cfg)))
+    res = CliRunner().invoke(cli, ["train", "--pipeline", str(pf), "--data", str(syn_data), "--out",
+                                   str(tmp_path / "m"), "--members", "1", "--device", "cpu", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "val RMSE" in res.output and load_bundle(tmp_path / "m").card["members"] == 1
