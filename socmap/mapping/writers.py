@@ -77,6 +77,22 @@ def _blocksize(tile: Tile) -> int:
 def write_tile_cogs(root: Path, grid: GridConfig, tile: Tile, layers: dict[str, np.ndarray], nodata: float,
                     tags: dict[str, str]) -> list[Path]:
     """Write one COG per layer for ``tile`` (arrays (nrows, ncols), no-data already filled); return the paths."""
+    import logging
+
+
+    # GDAL's COG driver lists BLOCKSIZE >= 128 in its option check and logs a warning for smaller tiles' blocks,
+    # yet writes them (cog_validate passes): keep that noise out of the user's terminal
+    gdal_log = logging.getLogger("rasterio._env")
+    level = gdal_log.level
+    gdal_log.setLevel(logging.ERROR)
+    try:
+        return _write_tile_cogs(root, grid, tile, layers, nodata, tags)
+    finally:
+        gdal_log.setLevel(level)
+
+
+def _write_tile_cogs(root: Path, grid: GridConfig, tile: Tile, layers: dict[str, np.ndarray], nodata: float,
+                     tags: dict[str, str]) -> list[Path]:
     import rasterio
 
     paths = []
