@@ -251,7 +251,7 @@ def evaluate(region: str | None, pipeline_file: Path | None) -> None:
               help="Address of an existing Dask scheduler, or 'threads' to run the tiles in this process "
                    "(default: a LocalCluster, or LocalCUDACluster where a GPU is present).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="LocalCluster worker processes (default: half the CPUs).")
+              help="LocalCluster worker processes, one thread each (default: one per CPU, at most 8).")
 @click.option("--tiles", default=None, help="Comma-separated tile ids to map (e.g. r003_c012,r003_c013).")
 @click.option("--mode", type=click.Choice(["fast", "exact"]), default=None,
               help="Image embedding per cell (imagery pipelines; default: output.embedding_mode).")

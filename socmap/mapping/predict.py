@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -138,7 +139,7 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
             process), or None for a LocalCluster (``dask_cuda.LocalCUDACluster`` where a GPU is present).
         tiles: tile ids (``r000_c001``) to map; None = every tile.
         mode: image embedding mode ``fast`` | ``exact`` (imagery pipelines); None = ``output.embedding_mode``.
-        workers: LocalCluster worker processes (default half the CPUs).
+        workers: LocalCluster worker processes, one torch thread each (default one per CPU, at most 8).
         progress: show progress bars (overall, and per tile when tiles run in this process).
 
     Raises:
@@ -203,7 +204,9 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     if todo:
         from socmap.eo.cluster import dask_client
 
-        with dask_client(scheduler, workers=workers, threads_per_worker=1) as client:
+        # one torch thread per worker process, one worker per CPU (at most 8: each holds the bundle)
+        n_workers = workers or max(1, min(8, os.cpu_count() or 1))
+        with dask_client(scheduler, workers=n_workers, threads_per_worker=1) as client:
             if client is None:
                 _run_local(cfg, bundle, todo, year, root, mode, tags, finish, failures, bar, progress)
             else:
