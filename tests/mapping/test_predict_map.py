@@ -160,7 +160,7 @@ def _same_as_in_process(res, runs: dict) -> None:  # type: ignore[no-untyped-def
 def test_existing_two_worker_cluster_by_address(runs: dict, map_world: dict[str, Path], map_bundle: Path) -> None:
     """A real distributed.LocalCluster with 2 workers, reached by its address (``--scheduler``): the bundle is loaded
     once per worker by the plugin, tiles are tasks, results come back to the driver's zarr writes. Workers are
-    threads here so the test stays fast; the next test starts worker processes."""
+    threads here (so the test can count the loads); the next test starts worker processes."""
     from distributed import LocalCluster
 
     cfg = load_pipeline(map_world["pipeline"])
@@ -174,9 +174,9 @@ def test_existing_two_worker_cluster_by_address(runs: dict, map_world: dict[str,
     assert left == []  # the plugin is unregistered when the run ends
 
 
-@pytest.mark.slow
 def test_local_cluster_two_worker_processes(runs: dict, map_world: dict[str, Path], map_bundle: Path) -> None:
-    """``socmap predict``'s own LocalCluster with 2 worker processes (each imports torch and loads the bundle)."""
+    """``socmap predict``'s own LocalCluster with 2 worker processes (each imports torch and loads the bundle):
+    about 5 s on an idle 2-core machine, 30-45 s when other jobs load it."""
     cfg = load_pipeline(map_world["pipeline"])
     res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "cluster", scheduler=None, workers=2, progress=False)
     _same_as_in_process(res, runs)
