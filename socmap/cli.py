@@ -261,11 +261,33 @@ def evaluate(data_dir: Path, model_dir: Path, out_dir: Path, protocol: str, abla
 
 
 @cli.command()
+@click.option("--year", type=int, default=None, help="Map year (default: the pipeline's output.year).")
+@click.option("--model", "model", required=True, type=click.Path(path_type=Path),
+              help="Model bundle folder written by `socmap train`.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("maps"), show_default=True,
+              help="Output folder; maps go to OUT/REGION/YEAR/.")
+@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None,
+              help="Address of an existing Dask scheduler, or 'threads' to run the tiles in this process "
+                   "(default: a LocalCluster, or LocalCUDACluster where a GPU is present).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="LocalCluster worker processes, one thread each (default: one per CPU, at most 8).")
+@click.option("--tiles", default=None, help="Comma-separated tile ids to map (e.g. r003_c012,r003_c013).")
+@click.option("--mode", type=click.Choice(["fast", "exact"]), default=None,
+              help="Image embedding per cell (imagery pipelines; default: output.embedding_mode).")
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 @_pipeline_options
 @_one_line_errors
-def predict(region: str | None, pipeline_file: Path | None) -> None:
-    """Map calibrated SOC and its uncertainty over a region's grid (COG + zarr)."""
-    raise SocmapError("`socmap predict` is not implemented yet")
+def predict(year: int | None, model: Path, out_dir: Path, scheduler: str | None, workers: int | None,
+            tiles: str | None, mode: str | None, progress: bool, region: str | None,
+            pipeline_file: Path | None) -> None:
+    """Map calibrated SOC and its uncertainty over a region's grid (COG + VRT + zarr + STAC Item + PNG)."""
+    from socmap.mapping import predict_map
+
+    cfg = _load(region, pipeline_file)
+    ids = [t.strip() for t in tiles.split(",") if t.strip()] if tiles else None
+    res = predict_map(cfg, year, model, out_dir, scheduler=scheduler, tiles=ids, mode=mode, workers=workers,
+                      progress=progress)
+    click.echo(res.summary_line())
 
 
 @cli.command("check-config")

@@ -375,19 +375,47 @@ class TrainConfig(_Strict):
 
 # ---------------------------------------------------------------------------------------------- output
 class OutputConfig(_Strict):
-    """Map products written by ``socmap predict``."""
+    """Map products written by ``socmap predict`` (``DIR/REGION/YEAR/``)."""
 
     year: int = 2024
+    """Map year used when ``socmap predict`` is run without ``--year`` (calendar year)."""
     formats: list[Literal["cog", "zarr"]] = Field(default_factory=lambda: ["cog", "zarr"])
+    """``cog``: one Cloud-Optimized GeoTIFF per tile and layer plus a VRT mosaic per layer; ``zarr``: one zarr v3
+    store holding every layer."""
     variables: list[
         Literal["soc_mean", "aleatoric_var", "epistemic_var", "total_sd", "q05", "q95", "aoa"]
     ] = Field(
         default_factory=lambda: ["soc_mean", "aleatoric_var", "epistemic_var", "total_sd", "q05", "q95", "aoa"]
     )
-    dtype: Literal["float32", "int16"] = "float32"
+    """Layers written: SOC median (g/kg), aleatoric and epistemic variance ((g/kg)^2), total sd (g/kg), 5 % and
+    95 % bounds (g/kg), area-of-applicability flag (1 = outside)."""
     nodata: float = -9999.0
+    """No-data value of the float layers (cells outside the covariate rasters' data, e.g. sea); the uint8 ``aoa``
+    layer uses 255."""
     embedding_mode: Literal["fast", "exact"] = "fast"
     """fast: one token map per tile, max over a cell's 224-px neighbourhood; exact: a patch per cell."""
+    mask_layers: list[str] = Field(default_factory=list)
+    """Covariate layers (``data.covariates`` names) whose own cell must hold data for a map cell to be mapped
+    (e.g. a land-cover layer that covers only the mapped land). Empty: a cell is mapped where at least one
+    covariate layer has data at the cell itself; cells where none has (sea) are no-data."""
+    mask_exclude_codes: list[float] = Field(default_factory=list)
+    """Values of the ``mask_layers`` that also mean "not mapped" (e.g. CGLS land-cover code 200, open sea)."""
+    aoa_distance_quantile: Annotated[float, Field(gt=0, le=1)] = 0.99
+    """Area of applicability, distance rule: a cell whose nearest training node is farther than this quantile of
+    the training nodes' own nearest-neighbour distances (great circle, km) is flagged."""
+    aoa_range_margin: Annotated[float, Field(ge=0)] = 0.1
+    """Area of applicability, range rule: a cell with any tabular input outside its training [min, max] by more
+    than this fraction of the training range is flagged."""
+    quicklook_px: PositiveInt = 1024
+    """Longest edge of the quick-look PNGs, pixels (the mosaic is read decimated, never whole)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> OutputConfig:
+        if not self.formats:
+            raise ValueError("formats must name at least one of cog, zarr")
+        if not self.variables:
+            raise ValueError("variables must name at least one layer")
+        return self
 
 
 class PipelineConfig(_Strict):
@@ -553,7 +581,7 @@ def find_grid(name: str, base: Path | None = None) -> Path:
 def load_pipeline(path_or_region: str | Path) -> PipelineConfig:
     """Read and validate a pipeline from a YAML path, or a shipped region name (``demo``, ``africa``...)."""
     p = Path(path_or_region).expanduser()
-    if p.suffix not in (".yaml", ".yml") and not p.exists():
+    if p.suffix not in (".yaml", ".yml") and not p.is_file():  # a folder named like the region is no pipeline
         p = find_pipeline(str(path_or_region))
     p = p.resolve()
     data = _read_yaml(p)

@@ -15,7 +15,8 @@ Folders::
              graph.safetensors, members/NN/{weights,cache}.safetensors, nodes.npz, log.csv,
              encoder.pt (imagery), MODEL_CARD.md, model_card.json: see socmap.train.bundle
     REPORT/  report.md, report.json, figures                                                    (evaluate)
-    MAPS/    REGION/YEAR/ COGs, VRTs, zarr, STAC Item, quick-looks                              (predict)
+    MAPS/    REGION/YEAR/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
+             predict_summary.json, tiles_done/TILE.json                                        (predict)
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ __all__ = [
     "FIG_RELIABILITY",
     "FIG_RESIDUAL_MAP",
     "IMAGE_COVARIATES",
+    "MAP_COG_DIR",
+    "MAP_DONE_DIR",
+    "MAP_ITEM",
+    "MAP_SUMMARY",
+    "MAP_ZARR",
     "PATCHES",
     "PREPARE_REPORT",
     "PREPROCESS",
@@ -77,6 +83,16 @@ ENCODER_WEIGHTS = "encoder_weights.pt"
 """embed: the exact image-encoder weights it used when no checkpoint file was given (seeded random init), in the
 ``socmap-vit/1`` format, so a map (and the bundle's ``encoder.pt``) rebuilds the very same encoder."""
 REPORT_MD = "report.md"
+MAP_COG_DIR = "cog"
+"""predict: one Cloud-Optimized GeoTIFF per layer and tile, ``cog/<layer>/<layer>_<tile>.tif``; ``<layer>.vrt``
+beside it mosaics them."""
+MAP_ZARR = "soc.zarr"
+"""predict: every layer of the whole grid in one zarr v3 store, written tile by tile."""
+MAP_ITEM = "item.json"
+"""predict: the STAC Item describing every map asset."""
+MAP_SUMMARY = "predict_summary.json"
+MAP_DONE_DIR = "tiles_done"
+"""predict: one small JSON per finished tile, so a re-run skips it."""
 REPORT_JSON = "report.json"
 """evaluate: every number of the report (NaN written as null)."""
 FIG_PRED_VS_OBS = "pred_vs_obs.png"

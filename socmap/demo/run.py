@@ -5,7 +5,7 @@ Layout of ``--out DIR``::
     DIR/data/    samples.parquet, prepare_report.json, patches.zarr, embeddings.zarr (see socmap.io)
     DIR/model/   the model bundle
     DIR/report/  report.md, report.json, figures
-    DIR/maps/    COGs, zarr, STAC Item
+    DIR/maps/    demo/YEAR/: COGs + VRTs, zarr, STAC Item, quick-looks, score_vs_truth.json
 
 The world itself lives in ``$SOCMAP_HOME/demo-world`` (reused when it matches the spec), which
 ``pipelines/demo.yaml`` refers to, so every stage can also be re-run by hand on it.
@@ -91,6 +91,24 @@ def _evaluate(ctx: DemoContext) -> str:
     return evaluate(ctx.data, ctx.cfg, ctx.model, ctx.report, n_boot=1000, seed=0).summary()
 
 
+def _predict(ctx: DemoContext) -> str:
+    """Map the demo region for the pipeline's year into DIR/maps and score the mean map against the true SOC."""
+    from socmap.mapping import predict_map
+    from socmap.mapping.score import score_map
+
+    year = ctx.cfg.output.year
+    res = predict_map(ctx.cfg, year, ctx.model, ctx.maps, progress=True)
+    click.echo(res.summary_line())
+    truth = ctx.world / "truth" / f"soc_true_{year}.tif"
+    mean_map = res.root / "soc_mean.vrt"
+    score = score_map(mean_map, truth) if truth.is_file() and mean_map.is_file() else None
+    if score is not None:
+        (res.root / "score_vs_truth.json").write_text(json.dumps({"truth": str(truth), **score}, indent=1) + "\n")
+        return (f"{res.cells_mapped} cells mapped ({res.cells_per_s:.0f} cells/s) -> {res.root}; mean map vs the "
+                f"true SOC {year}: R2 {score['r2']:.3f}, RMSE {score['rmse']:.2f} g/kg (n = {score['n']})")
+    return f"{res.cells_mapped} cells mapped ({res.cells_per_s:.0f} cells/s) -> {res.root}"
+
+
 def _stages() -> list[tuple[str, Stage | None]]:
     """The chain, in order; ``None`` marks a stage that has not landed yet (the run stops there)."""
     return [
@@ -99,7 +117,7 @@ def _stages() -> list[tuple[str, Stage | None]]:
         ("embed", _embed),
         ("train", _train),
         ("evaluate", _evaluate),
-        ("predict", None),
+        ("predict", _predict),
     ]
 
 

@@ -76,9 +76,13 @@ def _has_cuda() -> bool:
 
 
 @contextmanager
-def dask_client(scheduler: str | None, *, workers: int | None = None, gdal: dict[str, Any] | None = None
-                ) -> Iterator[Any]:
-    """Yield a ``distributed.Client`` (or None for a local scheduler) with GDAL options installed everywhere."""
+def dask_client(scheduler: str | None, *, workers: int | None = None, gdal: dict[str, Any] | None = None,
+                threads_per_worker: int = 2) -> Iterator[Any]:
+    """Yield a ``distributed.Client`` (or None for a local scheduler) with GDAL options installed everywhere.
+
+    ``threads_per_worker`` applies to the LocalCluster this starts (extraction waits on I/O: 2; mapping runs torch
+    in each worker: 1).
+    """
     import dask
     import odc.stac
 
@@ -106,8 +110,8 @@ def dask_client(scheduler: str | None, *, workers: int | None = None, gdal: dict
 
             cluster = LocalCUDACluster(dashboard_address=":0", silence_logs=40)
         else:
-            cluster = LocalCluster(n_workers=n, threads_per_worker=2, processes=True, dashboard_address=":0",
-                                   silence_logs=40)
+            cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                                   dashboard_address=":0", silence_logs=40)
         client = Client(cluster)
     try:
         odc.stac.configure_rio(cloud_defaults=False, client=client, **gdal)

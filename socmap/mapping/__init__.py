@@ -1,1 +1,26 @@
-"""socmap.mapping."""
+"""Wall-to-wall maps: grid tiles, the per-tile pipeline, the Dask job and the writers (``socmap predict``)."""
+
+from socmap.mapping.aoa import AOAReference
+from socmap.mapping.predict import PredictResult, check_year, predict_map
+from socmap.mapping.tile_job import MapContext, TileResult, load_context, predict_tile, tabular_features
+from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat, grid_tiles, select_tiles
+from socmap.mapping.writers import LAYERS, LayerSpec
+
+__all__ = [
+    "LAYERS",
+    "AOAReference",
+    "LayerSpec",
+    "MapContext",
+    "PredictResult",
+    "Tile",
+    "TileResult",
+    "cell_centres",
+    "cell_lonlat",
+    "check_year",
+    "grid_tiles",
+    "load_context",
+    "predict_map",
+    "predict_tile",
+    "select_tiles",
+    "tabular_features",
+]

@@ -1,0 +1,36 @@
+"""Score a map layer against a reference raster (the demo world's true SOC), wall to wall.
+
+The reference is averaged onto the map grid (``Resampling.average``: a map cell's truth is the mean of the finer
+reference cells inside it), then R2 and RMSE are computed over the cells both hold. Units are the layers' own
+(g/kg for SOC).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["score_map"]
+
+
+def score_map(map_path: Path | str, truth_path: Path | str) -> dict[str, float]:
+    """R2, RMSE, bias (map - truth) and the number of cells compared, for a single-band map and reference."""
+    import rasterio
+    from rasterio.warp import Resampling, reproject
+
+    with rasterio.open(map_path) as m:
+        pred = m.read(1, masked=True).astype(float).filled(np.nan)
+        truth = np.full(pred.shape, np.nan)
+        with rasterio.open(truth_path) as t:
+            src = t.read(1, masked=True).astype(float).filled(np.nan)
+            reproject(src, truth, src_transform=t.transform, src_crs=t.crs, dst_transform=m.transform,
+                      dst_crs=m.crs, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.average)
+    ok = np.isfinite(pred) & np.isfinite(truth)
+    if ok.sum() < 2:
+        return {"r2": float("nan"), "rmse": float("nan"), "bias": float("nan"), "n": int(ok.sum())}
+    p, y = pred[ok], truth[ok]
+    sse = float(((p - y) ** 2).sum())
+    sst = float(((y - y.mean()) ** 2).sum())
+    return {"r2": 1.0 - sse / sst if sst > 0 else float("nan"), "rmse": float(np.sqrt(sse / ok.sum())),
+            "bias": float((p - y).mean()), "n": int(ok.sum())}

@@ -1,0 +1,221 @@
+"""The per-tile pipeline: cells -> covariates (+ image embeddings) -> inductive ensemble prediction -> layers.
+
+A tile's cells are independent of each other and of the tile they sit in: each cell is attached to the training
+graph by its own k nearest training nodes (in-edges only, :mod:`socmap.model.inductive`), so a cell gets the same
+prediction whichever tile it is computed in and neighbouring tiles agree along their edge (no seams, no overlap
+needed). The image stream, where the pipeline has one, is computed by :mod:`socmap.mapping.imagery`, whose fast mode
+reads each tile with a 224-px margin for the same reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from socmap.config import GridConfig, PipelineConfig
+from socmap.errors import ModelError
+from socmap.mapping.aoa import AOAReference
+from socmap.mapping.cells import cell_covariates
+from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat
+from socmap.mapping.writers import LAYERS, layer_nodata, write_tile_cogs
+
+__all__ = ["MapContext", "TileResult", "load_context", "predict_tile", "tabular_features"]
+
+
+@dataclass
+class MapContext:
+    """What every tile needs, loaded once per worker: the pipeline, its grid, the bundle, the AOA reference and,
+    for imagery pipelines, the image encoder."""
+
+    cfg: PipelineConfig
+    grid: GridConfig
+    bundle: Any
+    aoa: AOAReference
+    encoder: Any = None
+
+    @property
+    def uses_image(self) -> bool:
+        return "image" in self.cfg.model.streams
+
+
+def _tabular_range(bundle: Any) -> np.ndarray | None:
+    """(F, 2) training (min, max) per feature column: the bundle's ``tabular_range``, else its preprocessing's
+    donor matrix (the training samples' features)."""
+    rng = getattr(bundle, "tabular_range", None)
+    if rng is not None:
+        if isinstance(rng, dict):
+            rng = [rng[c] for c in bundle.feature_columns]
+        return np.asarray(rng, float).reshape(-1, 2)
+    ref = getattr(bundle.preprocessor, "reference", None)
+    if ref is None or not np.size(ref):
+        return None
+    names = list(bundle.preprocessor.feature_names)
+    cols = [names.index(_raw_name(c, names)) for c in bundle.feature_columns]
+    ref = np.asarray(ref, float)[:, cols]
+    return np.c_[np.nanmin(ref, axis=0), np.nanmax(ref, axis=0)]
+
+
+def load_context(cfg: PipelineConfig, bundle: Any, *, load_encoder: bool = True, device: str = "cpu"
+                 ) -> MapContext:
+    """The per-worker state for ``bundle`` (a loaded :class:`socmap.train.Bundle`); the image encoder goes to
+    ``device``."""
+    aoa = AOAReference.from_training(np.asarray(bundle.train_lonlat, float), _tabular_range(bundle),
+                                     quantile=cfg.output.aoa_distance_quantile, margin=cfg.output.aoa_range_margin)
+    encoder = None
+    if load_encoder and "image" in cfg.model.streams:
+        from socmap.mapping.imagery import load_map_encoder
+
+        encoder = load_map_encoder(cfg, bundle).to(device)
+    return MapContext(cfg=cfg, grid=cfg.load_grid(), bundle=bundle, aoa=aoa, encoder=encoder)
+
+
+def _raw_name(col: str, names: list[str]) -> str:
+    if col in names:
+        return col
+    if col.startswith("feat_") and col[5:] in names:
+        return col[5:]
+    raise ModelError(f"the bundle's feature column {col!r} is not made by its preprocessing "
+                     f"(features {', '.join(names)}); the bundle is damaged or from another version")
+
+
+def tabular_features(bundle: Any, raw: pd.DataFrame) -> np.ndarray:
+    """The model's tabular input for raw covariates: the bundle's fitted preprocessing, columns in
+    ``bundle.feature_columns`` order (``feat_<name>`` in samples.parquet is the preprocessor's ``<name>``)."""
+    feats = bundle.preprocessor.transform(raw)
+    names = list(feats.columns)
+    return feats[[_raw_name(c, names) for c in bundle.feature_columns]].to_numpy(np.float32)
+
+
+@dataclass
+class TileResult:
+    """What a tile task returns to the driver: its layers (for the zarr store) and small statistics."""
+
+    tile_id: str
+    n_cells: int
+    n_mapped: int
+    n_outside: int
+    seconds: float
+    layers: dict[str, np.ndarray] = field(repr=False)
+    cog_paths: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
+                     from_image: Callable[[], tuple[np.ndarray, np.ndarray]] | None
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-cell NDVI and elevation for the graph relations, from the same source training used
+    (:func:`socmap.train.inputs.resolve_node_covariates`): the pipeline's ``ndvi`` / ``elevation`` covariate layers
+    first, else the imagery's ``ndvi_p50`` / ``elevation_m`` (``from_image`` gives them for every cell of the tile).
+    """
+    b = ctx.bundle
+    train_vals = (getattr(b, "train_ndvi", None), getattr(b, "train_elevation", None))
+    need = (train_vals[0] is not None, train_vals[1] is not None)
+    out: list[np.ndarray | None] = [None, None]
+    for i, col in enumerate(("ndvi", "elevation")):
+        if need[i] and col in raw.columns:
+            out[i] = raw[col].to_numpy(np.float64)[idx]
+    if (need[0] and out[0] is None) or (need[1] and out[1] is None):
+        if from_image is None:
+            raise ModelError("the bundle's graph links nodes by NDVI / elevation, but the pipeline has neither an "
+                             "'ndvi'/'elevation' covariate layer nor imagery to take them from")
+        img = from_image()
+        for i in range(2):
+            if need[i] and out[i] is None:
+                out[i] = np.asarray(img[i], np.float64)[idx]
+    for i in range(2):  # a gap takes the training nodes' median, as training filled its own gaps
+        v = out[i]
+        if v is not None and train_vals[i] is not None and np.isnan(v).any():
+            out[i] = np.where(np.isnan(v), float(np.median(np.asarray(train_vals[i], float))), v)
+    return out[0], out[1]
+
+
+def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, mode: str = "fast",
+                 variables: list[str] | None = None, tags: dict[str, str] | None = None,
+                 progress: Callable[[str], None] | None = None) -> TileResult:
+    """Predict every cell of ``tile`` for ``year``; write its COGs under ``root`` (None: write nothing).
+
+    Returns the layers as (nrows, ncols) arrays with no-data filled (``output.nodata``; 255 for ``aoa``).
+    """
+    t0 = time.perf_counter()
+    cfg, grid, bundle = ctx.cfg, ctx.grid, ctx.bundle
+    variables = list(variables or cfg.output.variables)
+    step = progress or (lambda _s: None)
+    timings: dict[str, float] = {}
+
+    def lap(name: str, ts: float) -> float:
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - ts
+        step(name)
+        return now
+
+    ts = t0
+    x, y = cell_centres(grid, tile)
+    lonlat = cell_lonlat(grid.crs, x, y)
+    raw, mapped = cell_covariates(cfg, lonlat)
+    ts = lap("covariates", ts)
+    streams = cfg.model.streams
+    image = None
+    from_image = None
+    if "image" in streams:
+        from socmap.mapping.imagery import tile_composites, tile_image_embeddings, tile_ndvi_elevation
+
+        comps = tile_composites(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution)
+        ts = lap("composites", ts)
+        emb, ok = tile_image_embeddings(cfg, year, grid.crs, x, y, ctx.encoder, mode=mode,
+                                        cell_size_m=grid.resolution, composites=comps)
+        mapped &= np.asarray(ok, bool)
+        image = np.asarray(emb, np.float32)
+
+        def from_image() -> tuple[np.ndarray, np.ndarray]:
+            return tile_ndvi_elevation(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution, composites=comps)
+
+        ts = lap("image", ts)
+    idx = np.flatnonzero(mapped)
+    n = tile.n_cells
+    vals: dict[str, np.ndarray] = {}
+    n_outside = 0
+    if len(idx):
+        tab_all = tabular_features(bundle, raw.iloc[idx]) if bundle.feature_columns else None
+        tab = tab_all if "tabular" in streams else None
+        ndvi, elev = _node_covariates(ctx, raw, idx, from_image)
+        ts = lap("features", ts)
+        pred = bundle.predict_new(lonlat[idx], np.full(len(idx), year, dtype=np.int64), tab,
+                                  None if image is None else image[idx], ndvi, elev)
+        ts = lap("model", ts)
+        per = {
+            "soc_mean": lambda: pred.soc_gkg(),
+            "aleatoric_var": lambda: pred.var_gkg("aleatoric"),
+            "epistemic_var": lambda: pred.var_gkg("epistemic"),
+            "total_sd": lambda: np.sqrt(pred.var_gkg("total")),
+            "q05": lambda: pred.quantile_gkg(0.05),
+            "q95": lambda: pred.quantile_gkg(0.95),
+            "aoa": lambda: ctx.aoa.flag(lonlat[idx], tab_all),
+        }
+        for name in variables:
+            vals[name] = np.asarray(per[name]())
+        if "aoa" in vals:
+            n_outside = int(vals["aoa"].sum())
+        else:
+            n_outside = int(ctx.aoa.flag(lonlat[idx], tab_all).sum())
+    layers: dict[str, np.ndarray] = {}
+    for name in variables:
+        spec = LAYERS[name]
+        full = np.full(n, layer_nodata(name, cfg.output.nodata), dtype=spec.dtype)
+        if len(idx):
+            v = vals[name]
+            if spec.dtype != "uint8":
+                v = np.where(np.isfinite(v), v, cfg.output.nodata)
+            full[idx] = v.astype(spec.dtype)
+        layers[name] = full.reshape(tile.nrows, tile.ncols)
+    paths: list[str] = []
+    if root is not None and "cog" in cfg.output.formats:
+        paths = [str(p) for p in write_tile_cogs(root, grid, tile, layers, cfg.output.nodata, tags or {})]
+        lap("write", ts)
+    return TileResult(tile_id=tile.id, n_cells=n, n_mapped=len(idx), n_outside=n_outside,
+                      seconds=time.perf_counter() - t0, layers=layers, cog_paths=paths, timings=timings)

@@ -1,0 +1,252 @@
+"""Writers for the map products: per-tile COGs, VRT mosaics, the zarr v3 store, the STAC Item, quick-looks.
+
+Every file is written under a temporary sibling name and renamed (:func:`socmap.io.atomic_path`). A tile's COGs
+are written by the task that computed the tile, whole, with GDAL's COG driver (tiled, deflate, overviews,
+nodata; band description, unit and scale kept), so no file is ever opened twice for update. The zarr store
+is created once as a template over the whole grid (metadata only) and then filled tile by tile with region
+writes whose chunks are the tiles, so two tiles never touch the same chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from socmap.config import GridConfig
+from socmap.io import MAP_COG_DIR, atomic_path
+from socmap.mapping.tiles import Tile, grid_tiles, grid_transform
+
+__all__ = ["LAYERS", "LayerSpec", "cog_path", "quicklook_png", "stac_item", "write_tile_cogs", "write_vrt",
+           "zarr_template", "zarr_write_tile"]
+
+AOA_NODATA = 255
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One map layer: its name, what it is, its unit and data type."""
+
+    name: str
+    title: str
+    unit: str
+    dtype: str = "float32"
+    short: str = ""
+    """A few words for plot titles."""
+
+
+LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
+    LayerSpec("soc_mean", "Topsoil (0-30 cm) SOC, calibrated ensemble estimate (median of the log-normal)", "g/kg",
+              short="topsoil SOC (0-30 cm), ensemble estimate"),
+    LayerSpec("aleatoric_var", "Aleatoric variance of SOC (data noise), delta method", "(g/kg)^2",
+              short="aleatoric variance of SOC"),
+    LayerSpec("epistemic_var", "Epistemic variance of SOC (ensemble disagreement), delta method", "(g/kg)^2",
+              short="epistemic variance of SOC"),
+    LayerSpec("total_sd", "Total standard deviation of SOC (aleatoric + epistemic)", "g/kg",
+              short="total standard deviation of SOC"),
+    LayerSpec("q05", "SOC 5 % bound (log-normal, total variance)", "g/kg", short="SOC 5 % bound"),
+    LayerSpec("q95", "SOC 95 % bound (log-normal, total variance)", "g/kg", short="SOC 95 % bound"),
+    LayerSpec("aoa", "Area of applicability flag: 1 = outside (far from training data or covariates out of "
+                     "range), 0 = inside", "1", "uint8", short="outside the area of applicability"),
+)}
+"""Every layer ``socmap predict`` can write (``output.variables`` picks a subset)."""
+
+
+def layer_nodata(name: str, nodata: float) -> float:
+    """The layer's no-data value: 255 for the uint8 flag, ``nodata`` for the float layers."""
+    return AOA_NODATA if LAYERS[name].dtype == "uint8" else nodata
+
+
+def cog_path(root: Path, layer: str, tile_id: str) -> Path:
+    return root / MAP_COG_DIR / layer / f"{layer}_{tile_id}.tif"
+
+
+def _blocksize(tile: Tile) -> int:
+    """A power-of-two block edge of at most half the tile (so the COG has at least one overview), 16..512."""
+    edge = max(tile.nrows, tile.ncols)
+    b = 16
+    while b * 2 <= min(512, edge // 2):
+        b *= 2
+    return b
+
+
+def write_tile_cogs(root: Path, grid: GridConfig, tile: Tile, layers: dict[str, np.ndarray], nodata: float,
+                    tags: dict[str, str]) -> list[Path]:
+    """Write one COG per layer for ``tile`` (arrays (nrows, ncols), no-data already filled); return the paths."""
+    import logging
+
+
+    # GDAL's COG driver lists BLOCKSIZE >= 128 in its option check and logs a warning for smaller tiles' blocks,
+    # yet writes them (cog_validate passes): keep that noise out of the user's terminal
+    gdal_log = logging.getLogger("rasterio._env")
+    level = gdal_log.level
+    gdal_log.setLevel(logging.ERROR)
+    try:
+        return _write_tile_cogs(root, grid, tile, layers, nodata, tags)
+    finally:
+        gdal_log.setLevel(level)
+
+
+def _write_tile_cogs(root: Path, grid: GridConfig, tile: Tile, layers: dict[str, np.ndarray], nodata: float,
+                     tags: dict[str, str]) -> list[Path]:
+    import rasterio
+
+    paths = []
+    for name, arr in layers.items():
+        spec = LAYERS[name]
+        nd = layer_nodata(name, nodata)
+        final = cog_path(root, name, tile.id)
+        prof = {"driver": "COG", "width": tile.ncols, "height": tile.nrows, "count": 1, "dtype": spec.dtype,
+                "crs": grid.crs, "transform": tile.transform(grid), "nodata": nd, "blocksize": _blocksize(tile),
+                "compress": "deflate", "overview_resampling": "nearest" if spec.dtype == "uint8" else "average"}
+        with atomic_path(final) as tmp:
+            with rasterio.open(tmp, "w", **prof) as ds:
+                ds.write(arr.astype(spec.dtype), 1)
+                ds.set_band_description(1, spec.title)
+                ds.set_band_unit(1, spec.unit)
+                ds.scales, ds.offsets = (1.0,), (0.0,)
+                ds.update_tags(1, layer=name, units=spec.unit, scale="1", offset="0")
+                ds.update_tags(tile=tile.id, **tags)
+        paths.append(final)
+    return paths
+
+
+def write_vrt(root: Path, grid: GridConfig, layer: str, nodata: float) -> Path | None:
+    """``root/<layer>.vrt`` over the whole grid, with every tile COG of ``layer`` that exists; None if none."""
+    from pyproj import CRS
+
+    spec = LAYERS[layer]
+    nd = layer_nodata(layer, nodata)
+    rows, cols = grid.shape
+    tr = grid_transform(grid)
+    gdal_type = {"float32": "Float32", "uint8": "Byte"}[spec.dtype]
+    sources = []
+    for t in grid_tiles(grid):
+        p = cog_path(root, layer, t.id)
+        if not p.is_file():
+            continue
+        rel = p.relative_to(root).as_posix()
+        sources.append(
+            f'    <ComplexSource>\n      <SourceFilename relativeToVRT="1">{escape(rel)}</SourceFilename>\n'
+            f"      <SourceBand>1</SourceBand>\n"
+            f'      <SourceProperties RasterXSize="{t.ncols}" RasterYSize="{t.nrows}" DataType="{gdal_type}" '
+            f'BlockXSize="{_blocksize(t)}" BlockYSize="{_blocksize(t)}"/>\n'
+            f'      <SrcRect xOff="0" yOff="0" xSize="{t.ncols}" ySize="{t.nrows}"/>\n'
+            f'      <DstRect xOff="{t.col0}" yOff="{t.row0}" xSize="{t.ncols}" ySize="{t.nrows}"/>\n'
+            f"      <NODATA>{nd:g}</NODATA>\n    </ComplexSource>\n")
+    if not sources:
+        return None
+    wkt = CRS.from_user_input(grid.crs).to_wkt()
+    xml = (f'<VRTDataset rasterXSize="{cols}" rasterYSize="{rows}">\n'
+           f'  <SRS dataAxisToSRSAxisMapping="1,2">{escape(wkt)}</SRS>\n'
+           f"  <GeoTransform>{tr.c!r}, {tr.a!r}, 0.0, {tr.f!r}, 0.0, {tr.e!r}</GeoTransform>\n"
+           f'  <VRTRasterBand dataType="{gdal_type}" band="1">\n'
+           f"    <Description>{escape(spec.title)}</Description>\n"
+           f"    <NoDataValue>{nd:g}</NoDataValue>\n    <UnitType>{escape(spec.unit)}</UnitType>\n"
+           f"    <Offset>0</Offset>\n    <Scale>1</Scale>\n"
+           + "".join(sources) + "  </VRTRasterBand>\n</VRTDataset>\n")
+    final = root / f"{layer}.vrt"
+    with atomic_path(final) as tmp:
+        tmp.write_text(xml)
+    return final
+
+
+# ------------------------------------------------------------------------------------------------- zarr
+def zarr_template(store: Path, grid: GridConfig, layers: list[str], nodata: float, attrs: dict[str, Any]) -> None:
+    """Create the zarr v3 store over the whole grid (coordinates, CRS, metadata; no data chunks written).
+
+    Chunks are the grid's tiles; the CRS is a CF ``grid_mapping`` variable ``spatial_ref`` (rioxarray), so
+    ``xarray.open_zarr(...).rio.crs`` and other CF readers find it.
+    """
+    import dask.array as da
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+    import xarray as xr
+
+    rows, cols = grid.shape
+    t = grid.tile_size
+    xmin, _, _, ymax = grid.bounds
+    r = grid.resolution
+    x = xmin + (np.arange(cols) + 0.5) * r
+    y = ymax - (np.arange(rows) + 0.5) * r
+    data_vars = {}
+    for name in layers:
+        spec = LAYERS[name]
+        nd = layer_nodata(name, nodata)
+        arr = da.full((rows, cols), nd, dtype=spec.dtype, chunks=(t, t))
+        data_vars[name] = xr.DataArray(arr, dims=("y", "x"), attrs={"long_name": spec.title, "units": spec.unit})
+    ds = xr.Dataset(data_vars, coords={"y": ("y", y), "x": ("x", x)}, attrs=attrs)
+    ds = ds.rio.write_crs(grid.crs).rio.write_transform(grid_transform(grid))
+    ds = ds.rio.write_coordinate_system()
+    for name in layers:
+        ds[name].attrs["grid_mapping"] = "spatial_ref"
+        ds[name].encoding["coordinates"] = "spatial_ref"  # so a plain open_zarr makes it a coordinate again
+    enc = {name: {"_FillValue": np.array(layer_nodata(name, nodata), dtype=LAYERS[name].dtype),
+                  "chunks": (t, t)} for name in layers}
+    with atomic_path(store) as tmp:
+        ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, encoding=enc, consolidated=False)
+
+
+def zarr_write_tile(store: Path, tile: Tile, layers: dict[str, np.ndarray]) -> None:
+    """Write one tile's arrays into the store (region write; the tile is exactly one chunk)."""
+    import xarray as xr
+
+    ds = xr.Dataset({k: (("y", "x"), v) for k, v in layers.items()})
+    ds.to_zarr(store, region={"y": slice(tile.row0, tile.row0 + tile.nrows),
+                              "x": slice(tile.col0, tile.col0 + tile.ncols)}, mode="r+", consolidated=False)
+
+
+# --------------------------------------------------------------------------------------------- quicklook
+def quicklook_png(path: Path, values: np.ndarray, extent: tuple[float, float, float, float], layer: str, *,
+                  title: str, crs_label: str) -> Path:
+    """A PNG of one layer (NaN = no data) with a colour bar labelled with its unit; ``extent`` = (l, r, b, t)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec = LAYERS[layer]
+    finite = values[np.isfinite(values)]
+    vmin, vmax = (np.nanpercentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
+    h, w = values.shape
+    fig, ax = plt.subplots(figsize=(7.5, 7.5 * max(0.4, min(2.5, h / max(w, 1)))), dpi=110)
+    im = ax.imshow(np.ma.masked_invalid(values), extent=extent, cmap="YlOrBr" if layer == "soc_mean" else "viridis",
+                   vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1, interpolation="nearest")
+    cb = fig.colorbar(im, ax=ax, shrink=0.8)
+    cb.set_label(f"{layer} ({spec.unit})")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(f"x ({crs_label})")
+    ax.set_ylabel(f"y ({crs_label})")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- STAC
+def stac_item(path: Path, *, item_id: str, bbox_lonlat: tuple[float, float, float, float], year: int,
+              properties: dict[str, Any], assets: dict[str, dict[str, Any]]) -> Path:
+    """Write a STAC Item (core fields only, so it validates offline against the bundled core schema).
+
+    ``assets``: key -> {"href" (relative to the item), "media_type", "roles", "title", "description"}.
+    """
+    from datetime import UTC, datetime
+
+    import pystac
+
+    w, s, e, n = bbox_lonlat
+    geom = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+    item = pystac.Item(id=item_id, geometry=geom, bbox=[w, s, e, n], datetime=None,
+                       start_datetime=datetime(year, 1, 1, tzinfo=UTC),
+                       end_datetime=datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC), properties=dict(properties))
+    for key, a in assets.items():
+        item.add_asset(key, pystac.Asset(href=a["href"], media_type=a.get("media_type"), roles=a.get("roles"),
+                                         title=a.get("title"), description=a.get("description")))
+    item.validate()
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=1) + "\n")
+    return path

@@ -1,0 +1,182 @@
+"""`socmap predict` on a small seeded world: one tile and four tiles, seams, sea, AOA, every output read back,
+resume, tile selection and a real 2-worker distributed.LocalCluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from socmap.config import load_pipeline
+from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_SUMMARY, MAP_ZARR
+from socmap.mapping import LAYERS, predict_map
+
+from .conftest import GRID_N, GRID_RES, SEA_LAT, SEA_LON, SITES_WEST_OF, TILE
+
+YEAR = 2020
+
+
+def _zarr(root: Path) -> dict[str, np.ndarray]:
+    import xarray as xr
+
+    with xr.open_zarr(root / MAP_ZARR, consolidated=False) as ds:
+        return {k: np.asarray(ds[k].values) for k in LAYERS if k in ds}
+
+
+@pytest.fixture(scope="module")
+def runs(map_world: dict[str, Path], map_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("maps")
+    r4 = predict_map(load_pipeline(map_world["pipeline"]), YEAR, map_bundle, tmp / "out4", scheduler="threads",
+                     progress=False)
+    r1 = predict_map(load_pipeline(map_world["pipeline1"]), YEAR, map_bundle, tmp / "out1", scheduler="threads",
+                     progress=False)
+    return {"r4": r4, "r1": r1, "tmp": tmp}
+
+
+def test_one_tile_and_four_tiles_write_every_cell(runs: dict) -> None:
+    r1, r4 = runs["r1"], runs["r4"]
+    assert (r1.tiles_done, r1.tiles_failed, r1.cells) == (1, 0, GRID_N**2)
+    assert (r4.tiles_done, r4.tiles_failed, r4.cells) == (4, 0, GRID_N**2)
+    assert r4.root == runs["tmp"] / "out4" / "mapworld" / str(YEAR)
+    assert sorted(p.stem for p in (r4.root / MAP_DONE_DIR).glob("*.json")) == [
+        "r000_c000", "r000_c001", "r001_c000", "r001_c001"]
+    assert 0 < r4.cells_mapped < r4.cells  # the sea corner is not mapped
+
+
+def test_no_seams_tiles_agree_with_one_tile(runs: dict) -> None:
+    """A cell's prediction does not depend on the tile it is computed in (k-NN attachment per cell)."""
+    a, b = _zarr(runs["r1"].root), _zarr(runs["r4"].root)
+    for name in LAYERS:
+        np.testing.assert_array_equal(np.isnan(a[name]), np.isnan(b[name]), err_msg=name)
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    # across the tiles' shared edges the map is as smooth as inside a tile
+    m = a["soc_mean"]
+    jump_edge = max(np.nanmax(np.abs(m[TILE] - m[TILE - 1])), np.nanmax(np.abs(m[:, TILE] - m[:, TILE - 1])))
+    jump_inside = np.nanmax(np.abs(np.diff(m[: TILE - 1], axis=0)))
+    assert jump_edge <= 2 * jump_inside + 1e-6
+
+
+def test_sea_is_nodata_and_land_is_mapped(runs: dict) -> None:
+    z = _zarr(runs["r4"].root)
+    lon = 36.0 + (np.arange(GRID_N) + 0.5) * GRID_RES
+    lat = -3.0 - (np.arange(GRID_N) + 0.5) * GRID_RES
+    glon, glat = np.meshgrid(lon, lat)
+    sea = (glon > SEA_LON + 0.01) & (glat < SEA_LAT - 0.01)
+    land = ~((glon > SEA_LON - 0.01) & (glat < SEA_LAT + 0.01))
+    for name in LAYERS:
+        assert np.isnan(z[name][sea]).all(), name
+        assert np.isfinite(z[name][land]).all(), name
+    soc = z["soc_mean"][land]
+    assert (soc > 0).all() and (soc < 600).all()
+    assert (z["q05"][land] <= soc).all() and (soc <= z["q95"][land]).all()
+    np.testing.assert_allclose(z["total_sd"][land] ** 2, z["aleatoric_var"][land] + z["epistemic_var"][land],
+                               rtol=1e-3)
+
+
+def test_aoa_flags_cells_far_from_training_data(runs: dict) -> None:
+    z = _zarr(runs["r4"].root)
+    lon = 36.0 + (np.arange(GRID_N) + 0.5) * GRID_RES
+    aoa = z["aoa"]
+    near = lon < SITES_WEST_OF - 0.04
+    far = lon > SITES_WEST_OF + 0.08
+    assert np.nanmean(aoa[:, near]) < 0.1
+    assert np.nanmean(aoa[:, far]) == 1.0
+
+
+def test_aoa_range_rule() -> None:
+    from socmap.mapping import AOAReference
+
+    ref = AOAReference.from_training(np.array([[0.0, 0.0], [0.01, 0.0], [0.0, 0.01], [0.01, 0.01]]),
+                                     np.array([[0.0, 1.0], [-2.0, 2.0]]), quantile=0.99, margin=0.1)
+    ll = np.array([[0.005, 0.005]] * 4)
+    tab = np.array([[0.5, 0.0], [1.05, 0.0], [1.2, 0.0], [0.5, -2.5]])
+    assert ref.flag(ll, tab).tolist() == [0, 0, 1, 1]
+    assert ref.flag(np.array([[1.0, 1.0]]), tab[:1]).tolist() == [1]  # 150 km from every node
+
+
+def test_every_output_reads_back(runs: dict, map_world: dict[str, Path]) -> None:
+    import matplotlib.image as mpimg
+    import pystac
+    import rasterio
+    import rioxarray  # noqa: F401
+    import xarray as xr
+    from pyproj import CRS
+    from rio_cogeo.cogeo import cog_validate
+
+    root = runs["r4"].root
+    z = _zarr(root)
+    for name, spec in LAYERS.items():
+        cogs = sorted((root / "cog" / name).glob("*.tif"))
+        assert len(cogs) == 4, name
+        for p in cogs:
+            ok, errors, _ = cog_validate(str(p), quiet=True)
+            assert ok, (p, errors)
+            with rasterio.open(p) as ds:
+                assert ds.units == (spec.unit,) and ds.descriptions == (spec.title,)
+                assert ds.scales == (1.0,) and ds.nodata is not None and ds.overviews(1)
+                assert ds.compression is not None and ds.block_shapes[0][0] < ds.height
+        with rasterio.open(root / f"{name}.vrt") as ds:
+            assert ds.crs == CRS.from_epsg(4326) and ds.shape == (GRID_N, GRID_N) and ds.units == (spec.unit,)
+            v = ds.read(1, masked=True).astype(float).filled(np.nan)
+        np.testing.assert_allclose(v, z[name], rtol=1e-6, equal_nan=True, err_msg=name)
+    with xr.open_zarr(root / MAP_ZARR, consolidated=False) as ds:
+        assert ds.rio.crs == CRS.from_epsg(4326)
+        assert ds["soc_mean"].attrs["units"] == "g/kg" and ds["soc_mean"].attrs["grid_mapping"] == "spatial_ref"
+        assert ds["soc_mean"].encoding["chunks"] == (TILE, TILE)
+    item = pystac.Item.from_file(str(root / MAP_ITEM))
+    item.validate()
+    for key, asset in item.assets.items():
+        assert (root / asset.href).exists(), key
+    assert {"soc_mean", "zarr", "soc_mean_quicklook", "total_sd_quicklook", "summary"} <= set(item.assets)
+    for name in ("soc_mean", "total_sd"):
+        img = mpimg.imread(root / f"{name}.png")
+        assert img.ndim == 3 and img.shape[0] > 200
+    summary = json.loads((root / MAP_SUMMARY).read_text())
+    assert summary["tiles_done"] == 4 and summary["cells"] == GRID_N**2 and summary["cells_per_s"] > 0
+
+
+def test_rerun_skips_done_tiles_and_tiles_option(runs: dict, map_world: dict[str, Path], map_bundle: Path) -> None:
+    cfg = load_pipeline(map_world["pipeline"])
+    res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "out4", scheduler="threads", progress=False)
+    assert (res.tiles_done, res.tiles_skipped) == (0, 4)
+    out = runs["tmp"] / "one"
+    res = predict_map(cfg, YEAR, map_bundle, out, scheduler="threads", tiles=["r001_c000"], progress=False)
+    assert (res.tiles_done, res.cells) == (1, TILE**2)
+    z = _zarr(res.root)
+    assert np.isfinite(z["soc_mean"][TILE:, :TILE]).all() and np.isnan(z["soc_mean"][:TILE]).all()
+    np.testing.assert_allclose(z["soc_mean"][TILE:, :TILE], _zarr(runs["r4"].root)["soc_mean"][TILE:, :TILE],
+                               rtol=1e-5)
+
+
+def _same_as_in_process(res, runs: dict) -> None:  # type: ignore[no-untyped-def]
+    assert (res.tiles_done, res.tiles_failed) == (4, 0)
+    a, b = _zarr(res.root), _zarr(runs["r4"].root)
+    for name in LAYERS:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=name)
+
+
+def test_existing_two_worker_cluster_by_address(runs: dict, map_world: dict[str, Path], map_bundle: Path) -> None:
+    """A real distributed.LocalCluster with 2 workers, reached by its address (``--scheduler``): the bundle is loaded
+    once per worker by the plugin, tiles are tasks, results come back to the driver's zarr writes. Workers are
+    threads here (so the test can count the loads); the next test starts worker processes."""
+    from distributed import LocalCluster
+
+    cfg = load_pipeline(map_world["pipeline"])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "by-address", scheduler=cluster.scheduler_address,
+                          progress=False)
+        loads = [getattr(w, "socmap_bundle_loads", 0) for w in cluster.workers.values()]
+        left = [name for w in cluster.workers.values() for name in w.plugins if name.startswith("socmap")]
+    _same_as_in_process(res, runs)
+    assert loads == [1, 1]  # 4 tiles, 2 workers: the bundle was loaded once per worker, not once per task
+    assert left == []  # the plugin is unregistered when the run ends
+
+
+def test_local_cluster_two_worker_processes(runs: dict, map_world: dict[str, Path], map_bundle: Path) -> None:
+    """``socmap predict``'s own LocalCluster with 2 worker processes (each imports torch and loads the bundle):
+    about 5 s on an idle 2-core machine, 30-45 s when other jobs load it."""
+    cfg = load_pipeline(map_world["pipeline"])
+    res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "cluster", scheduler=None, workers=2, progress=False)
+    _same_as_in_process(res, runs)
