@@ -170,7 +170,7 @@ def load_mapping(name_or_path: str | Path | SurveyMapping) -> SurveyMapping:
     if isinstance(name_or_path, SurveyMapping):
         return name_or_path
     p = Path(name_or_path).expanduser()
-    if not p.suffix and not p.exists():
+    if not p.suffix and not p.is_file():  # a folder named like the mapping is no mapping
         p = _mapping_dir() / f"{name_or_path}.yaml"
         if not p.is_file():
             raise ConfigError(f"no shipped mapping named {str(name_or_path)!r}; shipped: "

@@ -58,7 +58,7 @@ def cell_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFra
         vals = direct[layer.name].copy()
         miss = ~np.isfinite(vals) & mapped
         if miss.any() and data.covariate_search_px > 0:
-            vals[miss], _ = sample_raster(path, lon[miss], lat[miss],  # type: ignore[arg-type]
-                                          search_px=data.covariate_search_px, **kw)
+            vals[miss], _ = sample_raster(path, lon[miss], lat[miss], search_px=data.covariate_search_px,
+                                          **kw)  # type: ignore[arg-type]
         raw[layer.name] = np.round(vals) if layer.categorical else vals
     return pd.DataFrame(raw, index=pd.RangeIndex(n)), mapped

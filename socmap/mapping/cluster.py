@@ -46,7 +46,7 @@ class ContextPlugin(WorkerPlugin):
 
 def worker_tile(tile: Tile, year: int, root: str, mode: str, tags: dict[str, str]) -> TileResult:
     """A tile task on a Dask worker: predict the tile with the worker's context and write its COGs."""
-    ctx = get_worker().plugins[PLUGIN_NAME].ctx
+    ctx = getattr(get_worker().plugins[PLUGIN_NAME], "ctx", None)
     if ctx is None:  # pragma: no cover - setup failed; distributed reports the setup error itself
         raise RuntimeError("the socmap context plugin did not load on this worker")
     return predict_tile(ctx, tile, year, Path(root), mode=mode, tags=tags)

@@ -167,7 +167,7 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     key = _run_key(model, bundle, year, mode, cfg, grid)
     done_dir = root / MAP_DONE_DIR
     store = root / MAP_ZARR
-    variables = list(cfg.output.variables)
+    variables: list[str] = list(cfg.output.variables)
     use_zarr = "zarr" in cfg.output.formats
     if use_zarr and not _zarr_matches(store, key):
         zarr_template(store, grid, variables, cfg.output.nodata,
@@ -254,8 +254,11 @@ def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, ro
     for t in todo:
         with tqdm(total=stages, desc=f"  tile {t.id}", leave=False, disable=not progress, file=sys.stderr) as tb:
             try:
-                res = predict_tile(ctx, t, year, root, mode=mode, tags=tags,
-                                   progress=lambda s, tb=tb: (tb.set_postfix_str(s), tb.update()))
+                def step(s: str, tb: Any = tb) -> None:
+                    tb.set_postfix_str(s)
+                    tb.update()
+
+                res = predict_tile(ctx, t, year, root, mode=mode, tags=tags, progress=step)
             except SocmapError as exc:
                 failures[t.id] = " ".join(str(exc).split())
                 bar.update()

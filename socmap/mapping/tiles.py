@@ -9,6 +9,7 @@ addressed row-major, north to south, west to east, by their centres.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class Tile:
     def n_cells(self) -> int:
         return self.nrows * self.ncols
 
-    def transform(self, grid: GridConfig):  # type: ignore[no-untyped-def]
+    def transform(self, grid: GridConfig) -> Any:
         """The tile's affine transform (rasterio ``Affine``) in the grid CRS."""
         from rasterio.transform import from_origin
 
@@ -48,7 +49,7 @@ class Tile:
         return (x0, y1 - self.nrows * r, x0 + self.ncols * r, y1)
 
 
-def grid_transform(grid: GridConfig):  # type: ignore[no-untyped-def]
+def grid_transform(grid: GridConfig) -> Any:
     """The whole grid's affine transform (rasterio ``Affine``)."""
     from rasterio.transform import from_origin
 
