@@ -260,12 +260,20 @@ def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, ro
 
                 res = predict_tile(ctx, t, year, root, mode=mode, tags=tags, progress=step)
             except SocmapError as exc:
-                failures[t.id] = " ".join(str(exc).split())
-                bar.update()
+                _tile_ended(t, None, exc, finish, failures, bar)
                 continue
+        _tile_ended(t, res, None, finish, failures, bar)
+
+
+def _tile_ended(t: Tile, res: TileResult | None, exc: SocmapError | None, finish: Any, failures: dict[str, str],
+                bar: Any) -> None:
+    """Record one tile's outcome (local or cluster run): hand a result to ``finish`` or note the failure."""
+    if res is None:
+        failures[t.id] = " ".join(str(exc).split())
+    else:
         finish(res)
         bar.set_postfix_str(f"{t.id}: {res.n_mapped} cells, {res.seconds:.1f} s")
-        bar.update()
+    bar.update()
 
 
 def _run_cluster(client: Any, cfg: PipelineConfig, model: Path, todo: list[Tile], year: int, root: Path,
@@ -285,12 +293,9 @@ def _run_cluster(client: Any, cfg: PipelineConfig, model: Path, todo: list[Tile]
         try:
             res = fut.result()
         except SocmapError as exc:
-            failures[t.id] = " ".join(str(exc).split())
-            bar.update()
+            _tile_ended(t, None, exc, finish, failures, bar)
             continue
-        finish(res)
-        bar.set_postfix_str(f"{t.id}: {res.n_mapped} cells, {res.seconds:.1f} s")
-        bar.update()
+        _tile_ended(t, res, None, finish, failures, bar)
     client.unregister_worker_plugin(PLUGIN_NAME)
 
 

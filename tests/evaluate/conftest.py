@@ -1,60 +1,13 @@
-"""A tiny trained bundle on a small synthetic data folder (prepare's layout, no imagery) to evaluate."""
+"""A tiny trained bundle on the train tests' synthetic data folder (prepare's layout, no imagery) to evaluate."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from socmap.config import PipelineConfig, load_pipeline
-
-
-def make_data_dir(folder: Path, n: int = 300, seed: int = 0) -> Path:
-    """samples.parquet + preprocess.json for ``n`` sites; SOC = exp(2.5 + spatial field + 0.3 a + noise)."""
-    from socmap.data import Preprocessor
-
-    rng = np.random.default_rng(seed)
-    lon, lat = rng.uniform(30.0, 30.5, n), rng.uniform(-3.0, -2.5, n)
-    a = rng.normal(size=n)
-    logsoc = 2.5 + 0.6 * np.sin(lon * 12) * np.cos(lat * 12) + 0.3 * a + 0.1 * rng.normal(size=n)
-    split = np.array(["train"] * n, dtype=object)
-    perm = rng.permutation(n)
-    split[perm[: n // 10]] = "val"
-    split[perm[n // 10: n // 5]] = "test"
-    df = pd.DataFrame({"sample_id": [f"syn:{i:04d}" for i in range(n)], "lon": lon, "lat": lat,
-                       "year": rng.integers(2015, 2024, n).astype(np.int32), "soc_gkg": np.exp(logsoc),
-                       "split": split, "a": a, "ndvi": rng.uniform(0.1, 0.8, n),
-                       "elevation": rng.uniform(900, 1500, n)})
-    pre = Preprocessor.fit(df[df.split == "train"], ["a"], [], k=5)
-    feats = pre.transform(df)
-    for c in pre.feature_names:
-        df[f"feat_{c}"] = feats[c].to_numpy()
-    folder.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(folder / "samples.parquet", index=False)
-    pre.save(folder)
-    return folder
-
-
-def tiny_pipeline() -> PipelineConfig:
-    """The demo pipeline with a tiny model, no imagery, 8 epochs, 2 members, on the CPU."""
-    d = load_pipeline("demo").model_dump(mode="json")
-    d["data"]["covariates"] = [{"name": "a", "path": "a.tif"}]
-    d["stac"] = None
-    d["model"].update({
-        "streams": ["tabular", "position", "time"],
-        "positional": {"scales": 4, "sigma_min": 0.01, "sigma_max": 1.0, "out_dim": 8, "hidden": 16},
-        "temporal": {"frequencies": 2, "out_dim": 4, "year_min": 2015, "year_max": 2024, "hidden": 8},
-        "moe": {"fusion": "moe", "experts": 2, "fusion_dim": 16, "top_k": None},
-        "graph": {"k_spatial": 5, "k_ndvi": 3, "max_distance_km": 100, "spatial_k_mode": "fixed"},
-        "rgat": {"hidden_dims": [16, 8], "heads": 2, "bases": 2, "dropout": 0.1},
-        "pre_mlp": {"hidden": [16], "out": 16, "dropout": 0.1},
-        "post_mlp": {"hidden": [8], "out": 8, "dropout": 0.0},
-    })
-    d["train"].update({"epochs": 8, "learning_rate": 5e-3, "early_stop_patience": 50, "warm_start_epochs": 3,
-                       "ensemble_members": 2, "device": "cpu"})
-    return PipelineConfig.model_validate(d)
+from socmap.config import PipelineConfig
+from tests.train.conftest import make_data_dir, tiny_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +16,7 @@ def eval_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pip
     from socmap.train import train
 
     cfg = tiny_pipeline()
-    data = make_data_dir(tmp_path_factory.mktemp("evaldata") / "data")
+    data = make_data_dir(tmp_path_factory.mktemp("evaldata") / "data", n=300)
     model = tmp_path_factory.mktemp("evalmodel") / "model"
     train(data, cfg, model, progress=False)
     return data, model, cfg

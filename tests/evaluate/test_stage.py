@@ -13,6 +13,7 @@ from socmap.config import PipelineConfig
 from socmap.errors import ModelError
 from socmap.evaluate import evaluate
 from socmap.evaluate.metrics import rmse
+from tests.train.conftest import COVARIATES
 
 
 def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineConfig], tmp_path: Path) -> None:
@@ -32,7 +33,7 @@ def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineCon
     assert set(rep["point"]) == {"SpTGNN", "XGBoost", "RFSI-like XGBoost"}
     assert rep["n_eval"] == test.sum()
     assert "ablations" in rep["not_run"]
-    assert rep["baselines"]["xgboost"]["params"]["inputs"] == ["feat_a", "lon", "lat", "year"]
+    assert rep["baselines"]["xgboost"]["params"]["inputs"] == [*(f"feat_{c}" for c in COVARIATES), "lon", "lat", "year"]
     for f in rep["figures"].values():
         assert (tmp_path / "report" / f).stat().st_size > 1000
     assert "SpTGNN RMSE" in res.summary()
