@@ -14,6 +14,7 @@ environment variables are expanded first (``SOCMAP_HOME`` defaults to ``~/.cache
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from importlib import resources
@@ -28,11 +29,16 @@ from socmap.errors import ConfigError
 __all__ = [
     "GridConfig",
     "PipelineConfig",
+    "PrunerConfig",
+    "TuneConfig",
+    "TuneParam",
     "find_grid",
     "find_pipeline",
+    "get_dotted",
     "list_regions",
     "load_grid",
     "load_pipeline",
+    "set_dotted",
     "socmap_home",
 ]
 
@@ -373,6 +379,110 @@ class TrainConfig(_Strict):
     < 1 there (the other training labels are the visible ones)."""
 
 
+# ---------------------------------------------------------------------------------------------- tuning
+class TuneParam(_Strict):
+    """One searched hyper-parameter: a list of ``choices`` (categorical) or a numeric range ``[low, high]``.
+
+    The key it sits under in ``tune.space`` is the dotted pipeline key it sets (``train.learning_rate``,
+    ``model.rgat.hidden_dims``); every value must be one that key accepts (checked on load).
+    """
+
+    choices: list[Any] | None = None
+    """Categorical values (numbers, strings, lists such as RGAT widths ``[256, 128]``)."""
+    low: float | None = None
+    high: float | None = None
+    """Numeric range, both ends included (in the key's own units)."""
+    log: bool = False
+    """Sample the range on a log scale (learning rate, weight decay); needs ``low > 0``."""
+    integer: bool = False
+    """Integer range (e.g. ``train.warm_start_epochs``)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TuneParam:
+        ranged = self.low is not None or self.high is not None
+        if (self.choices is not None) == ranged:
+            raise ValueError("give either choices: [...] or low and high")
+        if self.choices is not None:
+            if not self.choices:
+                raise ValueError("choices must hold at least one value")
+            if self.log or self.integer:
+                raise ValueError("log / integer apply to a low-high range, not to choices")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a range needs both low and high")
+        if not self.high >= self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+    @property
+    def categorical(self) -> bool:
+        return self.choices is not None
+
+    def values_to_check(self) -> list[Any]:
+        """Values to validate against the pipeline key: every choice, or the two ends of the range."""
+        if self.choices is not None:
+            return list(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.integer:
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high, self.low + (self.high - self.low) * 0.377]  # a non-integer inside
+
+
+class PrunerConfig(_Strict):
+    """Early stopping of bad trials from the validation MAPE each epoch reports (best so far, %)."""
+
+    kind: Literal["median", "halving", "none"] = "median"
+    """``median``: optuna's MedianPruner (stop a trial whose best MAPE is worse than the median of earlier trials
+    at the same epoch); ``halving``: SuccessiveHalvingPruner (asynchronous successive halving); ``none``."""
+    startup_trials: Annotated[int, Field(ge=0)] = 4
+    """median: trials finished before any is pruned."""
+    warmup_epochs: Annotated[int, Field(ge=0)] = 5
+    """median: epochs a trial always runs before it can be pruned."""
+    min_resource: PositiveInt = 5
+    """halving: epochs of the first rung."""
+    reduction_factor: Annotated[int, Field(ge=2)] = 3
+    """halving: 1 / the fraction of trials promoted to the next rung."""
+
+
+class TuneConfig(_Strict):
+    """The two-step hyper-parameter search of ``socmap tune`` (paper 5.2, Table 6).
+
+    Step 1 (*wide*) samples ``space``; step 2 (*narrow*) samples the space narrowed to the top quartile of step 1:
+    categoricals keep the values that occur there, ranges shrink to the span those trials cover. Trials are ranked
+    on the validation split only: MAPE (%) of the best epoch, R2 breaking ties.
+    """
+
+    space: dict[str, TuneParam]
+    """Searched keys (dotted pipeline keys) and their values or ranges."""
+    wide_trials: PositiveInt = 24
+    narrow_trials: Annotated[int, Field(ge=0)] = 16
+    """Trials of each step; ``--trials N`` splits N in the same proportion."""
+    epochs: PositiveInt = 30
+    """Maximum epochs of each trial (one member; early stopping as in ``train``); ``--epochs`` overrides."""
+    trial_minutes: PositiveFloat | None = None
+    """Wall-clock budget of one trial, minutes (sets ``train.max_minutes`` in the trials); ``null`` = none."""
+    top_fraction: Annotated[float, Field(gt=0, le=1)] = 0.25
+    """Fraction of step 1's finished trials (best first) that defines the narrowed space (0.25 = top quartile)."""
+    startup_trials: PositiveInt = 8
+    """Random trials before the TPE sampler models the results (per step)."""
+    pruner: PrunerConfig = Field(default_factory=PrunerConfig)
+    final_members: PositiveInt | None = None
+    """Ensemble members of the final retrain of the best and the hand-set configuration (``null`` =
+    ``train.ensemble_members``)."""
+    final_epochs: PositiveInt | None = None
+    """Epochs of the final retrains (``null`` = ``train.epochs``); the same for both configurations."""
+    seed: int = 0
+    """Seed of the samplers and of every trial's training."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TuneConfig:
+        if not self.space:
+            raise ValueError("space must name at least one key to search")
+        return self
+
+
 # ---------------------------------------------------------------------------------------------- output
 class OutputConfig(_Strict):
     """Map products written by ``socmap predict`` (``DIR/REGION/YEAR/``)."""
@@ -432,9 +542,39 @@ class PipelineConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    tune: TuneConfig | None = None
+    """Hyper-parameter search space and budget of ``socmap tune``; ``null`` where none is declared."""
 
     source_file: Path | None = Field(default=None, exclude=True)
     """The YAML this config was read from (set by :func:`load_pipeline`)."""
+
+    @model_validator(mode="after")
+    def _tune_keys(self) -> PipelineConfig:
+        """Every ``tune.space`` key is a pipeline key outside ``tune`` and every value it may take is valid there."""
+        if self.tune is None:
+            return self
+        base = self.model_dump(mode="json", exclude={"tune"})
+        for key, param in self.tune.space.items():
+            parts = key.split(".")
+            node: Any = base
+            for i, part in enumerate(parts):
+                if not isinstance(node, dict) or part not in node:
+                    raise ValueError(f"tune.space: {key!r} is not a pipeline key ({'.'.join(parts[: i + 1])!r} "
+                                     "does not exist)")
+                node = node[part]
+            if parts[0] in ("name", "description", "grid", "data", "stac", "imagery", "output"):
+                raise ValueError(f"tune.space: {key!r} cannot be searched (only model.* and train.* keys)")
+            for value in param.values_to_check():
+                trial = set_dotted(copy.deepcopy(base), key, value)
+                try:
+                    PipelineConfig.model_validate(trial)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    hint = "; add integer: true" if first["type"].startswith("int_") and param.low is not None else ""
+                    raise ValueError(f"tune.space: {key!r} value {value!r} is not valid ({where}: "
+                                     f"{first['msg'].removeprefix('Value error, ')}{hint})") from None
+        return self
 
     def resolve(self, path: str | None) -> str | None:
         """A path from this pipeline, made absolute against the YAML's folder (URLs pass through)."""
@@ -479,6 +619,24 @@ class GridConfig(_Strict):
         """(rows, cols) of the whole grid."""
         xmin, ymin, xmax, ymax = self.bounds
         return (round((ymax - ymin) / self.resolution), round((xmax - xmin) / self.resolution))
+
+
+def get_dotted(d: dict[str, Any], key: str) -> Any:
+    """``d[a][b][c]`` for ``key = "a.b.c"``."""
+    node: Any = d
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def set_dotted(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """Set ``d[a][b][c] = value`` for ``key = "a.b.c"`` (in place; returns ``d``)."""
+    *head, last = key.split(".")
+    node = d
+    for part in head:
+        node = node[part]
+    node[last] = value
+    return d
 
 
 # ------------------------------------------------------------------------------------------- loading

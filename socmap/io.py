@@ -17,6 +17,8 @@ Folders::
     REPORT/  report.md, report.json, figures                                                    (evaluate)
     MAPS/    REGION/YEAR/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
              predict_summary.json, tiles_done/TILE.json                                        (predict)
+    TUNE/    study.journal, trials.csv, importance.png, slices.png, best_pipeline.yaml,         (tune)
+             tune_report.md, tune_report.json, final/{best,hand-set}/ (model bundles)
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ __all__ = [
     "REPORT_JSON",
     "REPORT_MD",
     "SAMPLES",
+    "TUNE_BEST_PIPELINE",
+    "TUNE_FINAL_DIR",
+    "TUNE_IMPORTANCE",
+    "TUNE_REPORT_JSON",
+    "TUNE_REPORT_MD",
+    "TUNE_SLICES",
+    "TUNE_STUDY",
+    "TUNE_TRIALS",
     "VIT_FINETUNED",
     "atomic_path",
     "replace_path",
@@ -101,6 +111,22 @@ FIG_PRED_VS_OBS = "pred_vs_obs.png"
 FIG_RELIABILITY = "reliability.png"
 FIG_ENSEMBLE_SIZE = "ensemble_size.png"
 FIG_RESIDUAL_MAP = "residual_map.png"
+TUNE_STUDY = "study.journal"
+"""tune: the Optuna JournalStorage file every trial of both steps is recorded in (several processes append to it
+under a file lock); a re-run continues from it."""
+TUNE_TRIALS = "trials.csv"
+"""tune: one row per trial: step, number, state, parameters, validation metrics, seconds."""
+TUNE_IMPORTANCE = "importance.png"
+"""tune: fANOVA importance of each searched parameter for the validation MAPE (step 1's trials)."""
+TUNE_SLICES = "slices.png"
+"""tune: validation MAPE against each of the most important parameters, one panel each (both steps)."""
+TUNE_BEST_PIPELINE = "best_pipeline.yaml"
+"""tune: the pipeline with the best trial's parameters, ready for ``socmap train --pipeline``."""
+TUNE_REPORT_MD = "tune_report.md"
+TUNE_REPORT_JSON = "tune_report.json"
+"""tune: the best and the hand-set configuration retrained and scored once on validation and test."""
+TUNE_FINAL_DIR = "final"
+"""tune: the model bundles of the final retrains, ``final/best`` and ``final/hand-set``."""
 DEMO_RUN = "demo_run.json"
 """demo: the run summary (stages, one-line summaries, seconds) in ``socmap demo --out DIR``."""
 

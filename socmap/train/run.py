@@ -12,14 +12,14 @@ import torch
 
 from socmap.config import PipelineConfig
 from socmap.errors import ModelError
-from socmap.graph import build_graph, spatial_local_morans_i
+from socmap.graph import HeteroGraph, build_graph, spatial_local_morans_i
 from socmap.model import cache_layers
 from socmap.train.bundle import write_bundle
 from socmap.train.ensemble import EnsemblePrediction, fit_temperature, gaussian_nll
-from socmap.train.inputs import TargetScaler, load_training_data
+from socmap.train.inputs import TargetScaler, TrainingData, load_training_data
 from socmap.train.trainer import GraphContext, evaluate_nodes, regression_metrics, resolve_device, train_member
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "train", "training_context"]
 
 
 @dataclass
@@ -83,6 +83,16 @@ def _card_md(card: dict) -> str:
     return "\n".join(lines)
 
 
+def training_context(data: TrainingData, cfg: PipelineConfig, dev: torch.device) -> tuple[HeteroGraph, GraphContext]:
+    """The sample graph and the tensors every member trains on: target scaler fitted on the training split,
+    local Moran's I of the training targets (``socmap tune`` builds it once per worker and data set)."""
+    train_mask = data.mask("train")
+    scaler = TargetScaler.fit(data.y_log[train_mask])
+    graph = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation)
+    moran = spatial_local_morans_i(graph, scaler.transform(data.y_log), train_mask)
+    return graph, GraphContext.build(data, graph, moran, scaler, cfg.model.label_input, dev)
+
+
 def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None = None, device: str = "auto",
           seed: int | None = None, progress: bool = True, epochs: int | None = None) -> TrainResult:
     """Train the SpTGNN deep ensemble on DATA and write the bundle ``out``.
@@ -108,10 +118,8 @@ def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None
     dev = resolve_device(tc.device if device == "auto" else device)
     data, _pre, cov_sources = load_training_data(data_dir, cfg)
     train_mask = data.mask("train")
-    scaler = TargetScaler.fit(data.y_log[train_mask])
-    graph = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation)
-    moran = spatial_local_morans_i(graph, scaler.transform(data.y_log), train_mask)
-    ctx = GraphContext.build(data, graph, moran, scaler, cfg.model.label_input, dev)
+    graph, ctx = training_context(data, cfg, dev)
+    scaler = ctx.scaler
     tab_dim = 0 if data.tabular is None else data.tabular.shape[1]
     img_dim = 0 if data.image is None else data.image.shape[1]
     train_years = data.year[train_mask]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -213,8 +214,14 @@ def pick_mode(cfg: PipelineConfig, num_nodes: int) -> str:
 
 def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image_dim: int, seed: int, *,
                  train_years: np.ndarray | None = None, progress: bool = True, desc: str = "member",
-                 epochs: int | None = None) -> MemberResult:
-    """Train one member from seed ``seed`` (initialisation, dropout, loss-node draws and batch order)."""
+                 epochs: int | None = None,
+                 on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> MemberResult:
+    """Train one member from seed ``seed`` (initialisation, dropout, loss-node draws and batch order).
+
+    ``on_epoch(epoch, row)`` is called after every epoch with that epoch's log row (``val_mape`` %, ``val_r2``,
+    ``val_rmse`` g/kg, ...): a hyper-parameter search reports to its pruner there, and an exception it raises
+    (e.g. ``optuna.TrialPruned``) stops the training and propagates.
+    """
     tc = cfg.train
     if ctx.label_input and tc.loss_fraction >= 1.0 and pick_mode(cfg, ctx.graph.num_nodes) == "full":
         raise ModelError("model.label_input needs train.loss_fraction < 1: the loss nodes' labels are hidden, "
@@ -285,6 +292,8 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
                 bar.update(1)
                 bar.set_postfix(loss=f"{parts['loss']:.3f}", val_mape=f"{val['val_mape']:.1f}",
                                 val_rmse=f"{val['val_rmse']:.2f}", best=best_epoch)
+            if on_epoch is not None:
+                on_epoch(epoch, row)
             if stale >= tc.early_stop_patience:
                 break
             if tc.max_minutes is not None and time.perf_counter() - t0 > 60.0 * tc.max_minutes:

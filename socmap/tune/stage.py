@@ -1,0 +1,176 @@
+"""``socmap tune``: the two-step hyper-parameter search of a pipeline on DATA, on a Dask cluster, resumable.
+
+1. **wide**: ``tune.space`` as declared (the paper's step 1: GNN depth and widths, learning rate, expert type,
+   fusion width, experts, attention mechanism and mode, dropout, weight decay, batch size);
+2. **narrow**: the space narrowed to the top quartile of step 1 (:func:`socmap.tune.space.narrow_space`).
+
+Each trial trains one member for ``tune.epochs`` epochs with the test labels hidden, reports its best validation
+MAPE each epoch to the pruner, and is ranked by validation MAPE (R2 breaking ties). Then the best configuration and
+the hand-set one are retrained the same way (``tune.final_members`` members, ``tune.final_epochs`` epochs, same
+seed) and scored once on validation and test.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from socmap.config import PipelineConfig, get_dotted
+from socmap.errors import ConfigError, DataError, ModelError
+from socmap.io import SAMPLES, TUNE_BEST_PIPELINE, TUNE_FINAL_DIR, TUNE_TRIALS
+
+__all__ = ["TuneResult", "tune"]
+
+
+@dataclass
+class TuneResult:
+    """What a search wrote and found."""
+
+    out: Path
+    counts: dict[str, int]
+    """Trials done per step (complete, pruned or failed)."""
+    best: dict[str, Any]
+    """The best trial: step, number, params (pipeline values), validation metrics."""
+    final: dict[str, Any] | None
+    """Final retrains (``best`` and ``hand-set``: val / test metrics), None with ``final=False``."""
+    seconds: float
+
+    def summary(self) -> str:
+        b = self.best
+        line = (f"{sum(self.counts.values())} trials ({self.counts['wide']} wide, {self.counts['narrow']} narrow) "
+                f"in {self.seconds:.0f} s; best {b['step']} #{b['number']}: val MAPE {b['val_mape']:.2f} %, "
+                f"R2 {b['val_r2']:.3f}")
+        if self.final:
+            f = self.final
+            line += (f"; retrained: best val/test MAPE {f['best']['val']['mape']:.1f}/{f['best']['test']['mape']:.1f} %"
+                     f" vs hand-set {f['hand-set']['val']['mape']:.1f}/{f['hand-set']['test']['mape']:.1f} %")
+        return line + f" -> {self.out / TUNE_BEST_PIPELINE}"
+
+
+def _check_data(data_dir: Path) -> None:
+    if not (data_dir / SAMPLES).is_file():
+        raise DataError(f"{data_dir / SAMPLES} not found; give --data the folder `socmap prepare --out` wrote")
+
+
+def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None = None, epochs: int | None = None,
+         workers: int | None = None, scheduler: str | None = None, seed: int | None = None, final: bool = True,
+         progress: bool = True) -> TuneResult:
+    """Run (or continue) the search of ``cfg.tune`` on DATA and write its outputs into ``out``.
+
+    Args:
+        cfg: the hand-set pipeline; its ``tune`` section is the search.
+        data_dir: folder from ``socmap prepare`` (+ ``embed`` with the image stream).
+        out: search folder (journal, trials.csv, plots, best_pipeline.yaml, report, final bundles).
+        trials: trials in all, both steps (default ``tune.wide_trials + tune.narrow_trials``); a re-run continues
+            until this many are done.
+        epochs: maximum epochs per trial (default ``tune.epochs``).
+        workers: LocalCluster worker processes (default: half the CPUs); ``scheduler``: an existing Dask
+            scheduler's address, or ``threads`` to run the trials one after another in this process.
+        seed: sampler and training seed (default ``tune.seed``).
+        final: retrain the best and the hand-set configuration and score them on test (the report).
+    """
+    from socmap.tune import report as rep
+    from socmap.tune import search
+    from socmap.tune.space import apply_params, decode, space_fingerprint
+
+    t0 = time.perf_counter()
+    tc = cfg.tune
+    if tc is None:
+        where = cfg.source_file or cfg.name
+        raise ConfigError(f"{where}: no tune: section; declare the search space there (see pipelines/demo.yaml)")
+    data_dir, out = Path(data_dir), Path(out)
+    _check_data(data_dir)
+    total = trials if trials is not None else tc.wide_trials + tc.narrow_trials
+    if total < 1:
+        raise ConfigError(f"--trials must be >= 1, got {total}")
+    n_epochs = epochs if epochs is not None else tc.epochs
+    if n_epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {n_epochs}")
+    seed = tc.seed if seed is None else seed
+    n_wide, n_narrow = search.split_trials(total, tc)
+
+    from socmap.train.bundle import resolved_pipeline_dict
+
+    pipeline = resolved_pipeline_dict(cfg)
+    attrs = {"space": space_fingerprint(tc.space), "epochs": n_epochs, "data": str(data_dir.resolve()),
+             "pipeline": cfg.name}
+    path, storage = search.open_search(out)
+    studies = {name: search.load_or_create(storage, name, attrs) for name in search.STEPS}
+    for study in studies.values():
+        search.mark_interrupted(storage, study)
+
+    from socmap.eo.cluster import dask_client
+
+    kw = dict(data_dir=data_dir, pipeline=pipeline, tune=tc, epochs=n_epochs, seed=seed, progress=progress)
+    with dask_client(scheduler, workers=workers, threads_per_worker=1) as client:
+        search.run_step(client, path, studies["wide"], target=n_wide, space=dict(tc.space), **kw)  # type: ignore[arg-type]
+        narrow = dict(tc.space)
+        if n_narrow > 0 or search.counted(studies["narrow"]):
+            narrow = search.narrow_for(studies["narrow"], studies["wide"], dict(tc.space), tc)
+            search.run_step(client, path, studies["narrow"], target=n_narrow, space=narrow, **kw)  # type: ignore[arg-type]
+
+        every = [(name, t) for name, s in studies.items() for t in search.counted(s)]
+        ranked = search.top_trials([t for _, t in every], 1.0)
+        df = rep.trials_frame(studies)
+        rep.write_trials(df, out)
+        if not ranked:
+            raise ModelError(f"no trial of the search in {out} completed (see the error column of "
+                             f"{out / TUNE_TRIALS}); check the space and the data")
+        best_t = ranked[0]
+        best_step = next(name for name, t in every if t is best_t)
+        best_space = tc.space if best_step == "wide" else narrow
+        best_params = {k: decode(best_space[k], v) for k, v in best_t.params.items()}
+        best_cfg = apply_params(cfg, best_space, best_t.params)
+        best = {"step": best_step, "number": best_t.number, "params": best_params, "val_mape": float(best_t.value),
+                **{k: best_t.user_attrs.get(k) for k in ("val_r2", "val_rmse", "val_mae", "best_epoch")}}
+
+        imp = rep.importances(studies["wide"], seed)
+        n_complete = int(((df["step"] == "wide") & (df["state"] == "COMPLETE")).sum())
+        rep.plot_importance(imp, out, n_complete)
+        rep.plot_slices(df, {**tc.space}, list(imp)[:4], out)
+        header = (f"socmap tune: best of {len(every)} trials ({best_step} #{best_t.number}), validation MAPE "
+                  f"{best['val_mape']:.2f} %, R2 {best['val_r2']:.4f}\n(one member, {n_epochs} epochs per trial, "
+                  f"data {data_dir.resolve()})")
+        rep.write_best_pipeline(best_cfg, out / TUNE_BEST_PIPELINE, header)
+
+        fin = None
+        if final:
+            fin = _final(client, data_dir, cfg, best_cfg, out, seed)
+    hand = cfg.model_dump(mode="json")
+
+    states = df["state"].value_counts().to_dict()
+    report = {"pipeline": cfg.name, "data": str(data_dir.resolve()), "seed": seed, "epochs": n_epochs,
+              "counts": {k: len(search.counted(s)) for k, s in studies.items()}, "states": states,
+              "best": best, "hand_set_params": {k: get_dotted(hand, k) for k in tc.space},
+              "narrow_space": {k: v.model_dump(mode="json") for k, v in narrow.items()},
+              "importance": imp, "final": fin, "seconds": time.perf_counter() - t0}
+    rep.write_report(report, out)
+    return TuneResult(out=out, counts=report["counts"], best=best, final=fin, seconds=time.perf_counter() - t0)
+
+
+def _final(client: Any, data_dir: Path, cfg: PipelineConfig, best_cfg: PipelineConfig, out: Path,
+           seed: int) -> dict[str, Any]:
+    """Retrain the best and the hand-set configuration (same members, epochs and seed; in parallel on the
+    cluster) and score both once on validation and test."""
+    from socmap.train.bundle import resolved_pipeline_dict
+    from socmap.tune.objective import final_run
+
+    tc = cfg.tune
+    assert tc is not None
+    members = tc.final_members or cfg.train.ensemble_members
+    epochs = tc.final_epochs or cfg.train.epochs
+    runs = {"best": best_cfg, "hand-set": cfg}
+    args = {name: (str(data_dir), resolved_pipeline_dict(c), str(out / TUNE_FINAL_DIR / name))
+            for name, c in runs.items()}
+    if client is None:
+        res: dict[str, Any] = {name: final_run(*a, members=members, epochs=epochs, seed=seed)
+                               for name, a in args.items()}
+    else:
+        futs = {name: client.submit(final_run, *a, pure=False, members=members, epochs=epochs, seed=seed)
+                for name, a in args.items()}
+        res = {name: f.result() for name, f in futs.items()}
+    b, h = res["best"]["val"], res["hand-set"]["val"]
+    res["winner_val"] = "best" if (b["mape"], -b["r2"]) <= (h["mape"], -h["r2"]) else "hand-set"
+    return res
