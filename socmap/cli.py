@@ -70,7 +70,8 @@ def _load(region: str | None, pipeline_file: Path | None, default: str | None = 
 def cli() -> None:
     """socmap: wall-to-wall maps of topsoil soil organic carbon with calibrated uncertainty (SpTGNN).
 
-    Stages run in order: prepare -> extract -> embed -> train -> evaluate -> predict.
+    Stages run in order: prepare -> extract -> embed -> train -> evaluate -> predict
+    (`socmap tune` searches a pipeline's hyper-parameters before train).
     `socmap demo --out DIR` runs them all on a generated demo world, offline.
     """
 
@@ -257,6 +258,43 @@ def evaluate(data_dir: Path, model_dir: Path, out_dir: Path, protocol: str, abla
 
     res = run(data_dir, _load(region, pipeline_file), model_dir, out_dir, protocol=protocol, ablations=ablations,
               n_boot=n_boot, seed=seed, device=device)
+    click.echo(res.summary())
+
+
+@cli.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Data folder from `socmap prepare` (and `socmap embed` when the image stream is on).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Search folder: study.journal, trials.csv, plots, best_pipeline.yaml, tune_report.md, final/. "
+                   "Run again to continue a stopped search.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Trials in all, both steps (default: tune.wide_trials + tune.narrow_trials).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Maximum epochs per trial (default: tune.epochs).")
+@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None,
+              help="Address of an existing Dask scheduler, or 'threads' to run the trials one after another in "
+                   "this process (default: a LocalCluster, or LocalCUDACluster where a GPU is present).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="LocalCluster worker processes, one trial each at a time (default: half the CPUs).")
+@click.option("--seed", type=int, default=None, help="Sampler and training seed (default: tune.seed).")
+@click.option("--final/--no-final", default=True, show_default=True,
+              help="Retrain the best and the hand-set configuration and score both on validation and test.")
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+@_pipeline_options
+@_one_line_errors
+def tune(data_dir: Path, out_dir: Path, trials: int | None, epochs: int | None, scheduler: str | None,
+         workers: int | None, seed: int | None, final: bool, progress: bool, region: str | None,
+         pipeline_file: Path | None) -> None:
+    """Search the pipeline's hyper-parameters in two steps (wide, then narrowed) on a Dask cluster.
+
+    The space is the pipeline's tune: section; trials are ranked by validation MAPE (R2 breaks ties) and the
+    test split is read only by the final retrain. Writes OUT/best_pipeline.yaml, ready for
+    `socmap train --pipeline`.
+    """
+    from socmap.tune import tune as run
+
+    res = run(_load(region, pipeline_file), data_dir, out_dir, trials=trials, epochs=epochs, workers=workers,
+              scheduler=scheduler, seed=seed, final=final, progress=progress)
     click.echo(res.summary())
 
 

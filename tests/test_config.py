@@ -120,7 +120,7 @@ def test_cli_unknown_region() -> None:
     assert result.exit_code == 2 and "shipped: africa, africa-coarse, demo, europe, global" in result.stderr
 
 
-@pytest.mark.parametrize("cmd", ["demo", "demo-world", "prepare", "extract", "embed", "train", "evaluate",
+@pytest.mark.parametrize("cmd", ["demo", "demo-world", "prepare", "extract", "embed", "train", "tune", "evaluate",
                                  "predict", "check-config"])
 def test_every_stage_has_help(cmd: str) -> None:
     result = CliRunner().invoke(cli, [cmd, "--help"])
