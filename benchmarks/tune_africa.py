@@ -7,9 +7,9 @@ A small honest search that fits a shared 2-core CPU in ~25 minutes, so everythin
   64 / 128 / 256), experts 2 / 4 / 8 (halved), pre/post MLPs [64] -> 64 and [32] -> 32;
 - the hand-set configuration is the pipeline with the same reductions (RGAT [64, 32], fusion 64, 4 experts,
   lr 3e-3: the reduced setting of benchmarks/train_africa.py);
-- few trials (default 16: 10 wide + 6 narrow), few epochs per trial (default 30 full-graph steps), a per-trial
-  wall-clock budget (3 min); the final retrain is one member each for ``--final-epochs`` (100) epochs, the same for
-  both.
+- few trials (default 12: 7 wide + 5 narrow), few epochs per trial (default 30 full-graph steps) and a per-trial
+  wall-clock budget (2.5 min, so a slow configuration runs fewer epochs); the final retrain is one member each
+  for at most ``--final-epochs`` (100) epochs and ``--final-minutes`` (6) minutes, the same for both.
 
 Trials run on a LocalCluster of ``--workers`` processes. Prints the trials, the best-vs-hand-set table and, last,
 one JSON line with the figures.
@@ -17,7 +17,7 @@ one JSON line with the figures.
 Usage::
 
     python benchmarks/tune_africa.py --out /tmp/tune-africa            # data: /work/runs/africa-coarse/data
-    python benchmarks/tune_africa.py --trials 16 --epochs 20 --final-epochs 60
+    python benchmarks/tune_africa.py --trials 16 --epochs 40 --trial-minutes 4 --final-minutes 10
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def reduced_pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     d["model"]["moe"].update({"fusion_dim": 64, "experts": 4})
     d["model"]["pre_mlp"] = {"hidden": [64], "out": 64, "dropout": 0.161}
     d["model"]["post_mlp"] = {"hidden": [32], "out": 32, "dropout": 0.10}
-    d["train"].update({"learning_rate": 3e-3, "device": "cpu"})
+    d["train"].update({"learning_rate": 3e-3, "device": "cpu", "max_minutes": args.final_minutes})
     tw = max(1, round(args.trials * 0.6))
     d["tune"] = {"wide_trials": tw, "narrow_trials": args.trials - tw, "epochs": args.epochs,
                  "trial_minutes": args.trial_minutes, "top_fraction": 0.25, "startup_trials": max(2, tw - 2),
@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--pipeline", default="africa-coarse")
     ap.add_argument("--data", type=Path, default=Path("/work/runs/africa-coarse/data"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/tune-africa"))
-    ap.add_argument("--trials", type=int, default=16)
+    ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--epochs", type=int, default=30, help="epochs (full-graph steps) per trial")
-    ap.add_argument("--trial-minutes", type=float, default=3.0)
+    ap.add_argument("--trial-minutes", type=float, default=2.5)
+    ap.add_argument("--final-minutes", type=float, default=6.0, help="wall-clock budget of each final retrain")
     ap.add_argument("--final-epochs", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
@@ -98,7 +99,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     result = {
         "seconds": round(seconds, 1), "trials": res.counts, "states": df["state"].value_counts().to_dict(),
-        "epochs_per_trial": args.epochs, "final_epochs": args.final_epochs, "workers": args.workers,
+        "epochs_per_trial": args.epochs, "trial_minutes": args.trial_minutes, "final_epochs": args.final_epochs,
+        "final_minutes": args.final_minutes, "workers": args.workers,
+        "final_epochs_run": {k: fin[k]["epochs_run"] for k in ("best", "hand-set")},
         "best_trial": {"step": res.best["step"], "number": res.best["number"],
                        "val_mape": round(res.best["val_mape"], 3), "val_r2": round(res.best["val_r2"], 4)},
         "best_params": res.best["params"],

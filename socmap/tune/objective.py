@@ -154,7 +154,8 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
     try:
         base = PipelineConfig.model_validate(task.pipeline)
         cfg = apply_params(base, space, trial.params)
-        cfg.train.max_minutes = task.trial_minutes
+        if task.trial_minutes is not None:
+            cfg.train.max_minutes = task.trial_minutes
         metrics = train_once(Path(task.data_dir), cfg, epochs=task.epochs, seed=task.seed, on_epoch=report)
         value = metrics["val_mape"]
         if not np.isfinite(value):

@@ -195,3 +195,18 @@ def test_another_space_in_the_same_out_is_refused(data: Path, tmp_path: Path) ->
     other = small_search(space={"train.learning_rate": {"low": 1e-3, "high": 2e-2, "log": True}})
     with pytest.raises(ConfigError, match="another space"):
         tune(other, data, out, trials=2, scheduler="threads", epochs=2, final=False, progress=False)
+
+
+def test_pruning_from_the_epoch_hook_stops_training(data: Path) -> None:
+    import optuna
+
+    epochs: list[int] = []
+
+    def prune_at_1(epoch: int, row: dict[str, float]) -> None:
+        epochs.append(epoch)
+        if epoch == 1:
+            raise optuna.TrialPruned("pruned at epoch 1")
+
+    with pytest.raises(optuna.TrialPruned):
+        train_once(data, tiny_pipeline(epochs=6), epochs=6, seed=0, on_epoch=prune_at_1)
+    assert epochs == [0, 1]
