@@ -73,7 +73,7 @@ def plot_importance(imp: dict[str, float], out: Path, n_trials: int) -> Path:
     """Horizontal bars of the fANOVA importances (step 1), largest on top."""
     plt = _plt()
     keys = sorted(imp, key=imp.get)  # type: ignore[arg-type]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * max(3, len(keys)) + 1.2))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * max(3, len(keys)) + 1.4))
     if keys:
         ax.barh(keys, [imp[k] for k in keys], color="tab:blue")
         for y, k in enumerate(keys):
@@ -82,7 +82,7 @@ def plot_importance(imp: dict[str, float], out: Path, n_trials: int) -> Path:
     else:
         ax.text(0.5, 0.5, "too few complete trials for fANOVA", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("fANOVA importance for validation MAPE (fraction of variance)")
-    ax.set_title(f"Hyper-parameter importance, wide step ({n_trials} complete trials)")
+    ax.set_title(f"Hyper-parameter importance (fANOVA), wide step: {n_trials} complete trials", fontsize=10)
     fig.tight_layout()
     with atomic_path(out / TUNE_IMPORTANCE) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -144,7 +144,8 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
     report = {"pipeline": cfg.name, "data": str(data_dir.resolve()), "seed": seed, "epochs": n_epochs,
               "counts": {k: len(search.counted(s)) for k, s in studies.items()}, "states": states,
               "best": best, "hand_set_params": {k: get_dotted(hand, k) for k in tc.space},
-              "narrow_space": {k: v.model_dump(mode="json") for k, v in narrow.items()},
+              "narrow_space": ({k: v.model_dump(mode="json") for k, v in narrow.items()}
+                               if search.counted(studies["narrow"]) else None),
               "importance": imp, "final": fin, "seconds": time.perf_counter() - t0}
     rep.write_report(report, out)
     return TuneResult(out=out, counts=report["counts"], best=best, final=fin, seconds=time.perf_counter() - t0)
