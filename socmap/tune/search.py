@@ -64,7 +64,7 @@ def mark_interrupted(storage: Any, study: Any) -> int:
     from optuna.trial import TrialState
 
     n = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         tid = t._trial_id  # optuna keeps the storage id private; the storage API needs it
         storage.set_trial_user_attr(tid, "interrupted", True)
         storage.set_trial_state_values(tid, TrialState.FAIL)

@@ -103,13 +103,17 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
 
     from socmap.eo.cluster import dask_client
 
-    kw = dict(data_dir=data_dir, pipeline=pipeline, tune=tc, epochs=n_epochs, seed=seed, progress=progress)
     with dask_client(scheduler, workers=workers, threads_per_worker=1) as client:
-        search.run_step(client, path, studies["wide"], target=n_wide, space=dict(tc.space), **kw)  # type: ignore[arg-type]
+
+        def step(name: str, target: int, space: dict[str, Any]) -> None:
+            search.run_step(client, path, studies[name], target=target, data_dir=data_dir, pipeline=pipeline,
+                            space=space, tune=tc, epochs=n_epochs, seed=seed, progress=progress)
+
+        step("wide", n_wide, dict(tc.space))
         narrow = dict(tc.space)
         if n_narrow > 0 or search.counted(studies["narrow"]):
             narrow = search.narrow_for(studies["narrow"], studies["wide"], dict(tc.space), tc)
-            search.run_step(client, path, studies["narrow"], target=n_narrow, space=narrow, **kw)  # type: ignore[arg-type]
+            step("narrow", n_narrow, narrow)
 
         every = [(name, t) for name, s in studies.items() for t in search.counted(s)]
         ranked = search.top_trials([t for _, t in every], 1.0)
