@@ -475,6 +475,10 @@ class TuneConfig(_Strict):
     """Epochs of the final retrains (``null`` = ``train.epochs``); the same for both configurations."""
     seed: int = 0
     """Seed of the samplers and of every trial's training."""
+    enqueue_hand_set: bool = True
+    """Make the pipeline's own (hand-set) values the wide step's first trial, for every searched key whose
+    hand-set value lies inside the space: the search then always holds the configuration it is compared with,
+    and its best is at least as good on validation (with the same epochs per trial)."""
 
     @model_validator(mode="after")
     def _check(self) -> TuneConfig:

@@ -23,12 +23,14 @@ METRICS = ("val_mape", "val_r2", "val_rmse", "val_mae", "val_loss", "best_epoch"
 
 def trials_frame(studies: dict[str, Any]) -> pd.DataFrame:
     """One row per trial of every step: step, number, state, value (best validation MAPE %), the validation
-    metrics of its best epoch, seconds, each parameter (``param:<key>``, as stored) and any error."""
+    metrics of its best epoch, seconds, whether it is the enqueued hand-set configuration,
+    each parameter (``param:<key>``, as stored) and any error."""
     rows = []
     for step, study in studies.items():
         for t in study.get_trials(deepcopy=False):
             row: dict[str, Any] = {"step": step, "number": t.number, "state": t.state.name,
-                                   "interrupted": bool(t.user_attrs.get("interrupted", False)), "value": t.value}
+                                   "interrupted": bool(t.user_attrs.get("interrupted", False)),
+                                   "hand_set": bool(t.user_attrs.get("hand_set", False)), "value": t.value}
             row.update({k: t.user_attrs.get(k) for k in METRICS})
             row["seconds"] = t.user_attrs.get("seconds")
             row.update({f"param:{k}": v for k, v in t.params.items()})

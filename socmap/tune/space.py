@@ -15,7 +15,7 @@ from typing import Any
 from socmap.config import PipelineConfig, TuneParam, set_dotted
 from socmap.errors import ConfigError
 
-__all__ = ["apply_params", "decode", "distributions", "encode", "narrow_space", "space_fingerprint"]
+__all__ = ["apply_params", "decode", "distributions", "encode", "hand_set_params", "narrow_space", "space_fingerprint"]
 
 _PLAIN = (type(None), bool, int, float, str)
 
@@ -49,6 +49,25 @@ def distributions(space: Mapping[str, TuneParam]) -> dict[str, Any]:
         else:
             assert p.low is not None and p.high is not None
             out[key] = FloatDistribution(float(p.low), float(p.high), log=p.log)
+    return out
+
+
+def hand_set_params(cfg: PipelineConfig, space: Mapping[str, TuneParam]) -> dict[str, Any]:
+    """The pipeline's own values of the searched keys, as Optuna stores them, for those inside the space (a
+    value outside it is left for the sampler to choose)."""
+    from socmap.config import get_dotted
+
+    d = cfg.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for key, p in space.items():
+        value = get_dotted(d, key)
+        if p.choices is not None:
+            if value in p.choices:
+                out[key] = encode(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            assert p.low is not None and p.high is not None
+            if p.low <= value <= p.high:
+                out[key] = round(value) if p.integer else float(value)
     return out
 
 

@@ -73,7 +73,7 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
     """
     from socmap.tune import report as rep
     from socmap.tune import search
-    from socmap.tune.space import apply_params, decode, space_fingerprint
+    from socmap.tune.space import apply_params, decode, hand_set_params, space_fingerprint
 
     t0 = time.perf_counter()
     tc = cfg.tune
@@ -100,6 +100,10 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
     studies = {name: search.load_or_create(storage, name, attrs) for name in search.STEPS}
     for study in studies.values():
         search.mark_interrupted(storage, study)
+    if tc.enqueue_hand_set and not studies["wide"].trials:
+        hand_params = hand_set_params(cfg, tc.space)
+        if hand_params:
+            studies["wide"].enqueue_trial(hand_params, user_attrs={"hand_set": True})
 
     from socmap.eo.cluster import dask_client
 

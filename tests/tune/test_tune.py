@@ -3,6 +3,7 @@ search on 2 Dask workers that resumes, writes its outputs and a best pipeline th
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from socmap.cli import cli
-from socmap.config import PipelineConfig, TuneConfig, TuneParam, load_pipeline
+from socmap.config import PipelineConfig, TuneConfig, TuneParam, get_dotted, load_pipeline
 from socmap.errors import ConfigError
 from socmap.io import (
     TUNE_BEST_PIPELINE,
@@ -151,6 +152,14 @@ def test_two_step_search_on_two_workers_resumes(data: Path, tmp_path: Path, clus
     cfg = small_search()
     first = tune(cfg, data, out, trials=3, scheduler=cluster_address, final=False, progress=False)
     assert first.counts == {"wide": 2, "narrow": 1} and first.final is None
+    # the pipeline's own values are the first wide trial (every searched key's hand-set value is in SPACE)
+    hand = cfg.model_dump(mode="json")
+    first_trial = optuna.load_study(study_name="wide", storage=open_storage(out / TUNE_STUDY)).trials[0]
+    assert first_trial.user_attrs.get("hand_set") is True
+    assert first_trial.params["model.rgat.hidden_dims"] == json.dumps(hand["model"]["rgat"]["hidden_dims"])
+    assert first_trial.params["model.moe.expert_type"] == get_dotted(hand, "model.moe.expert_type")
+    for key in ("train.learning_rate", "model.rgat.dropout"):
+        assert first_trial.params[key] == pytest.approx(get_dotted(hand, key))
     # a run killed mid-trial leaves a RUNNING trial behind: the next run marks it interrupted, it does not count
     study = optuna.load_study(study_name="wide", storage=open_storage(out / TUNE_STUDY))
     study.ask()
