@@ -22,9 +22,25 @@ from socmap.io import retry
 if TYPE_CHECKING:
     from socmap.config import PipelineConfig, StacConfig
 
-__all__ = ["StacSource", "item_year_range", "stac_config"]
+__all__ = ["SECRET_ENV", "STAC_API_KEY_ENV", "StacSource", "env_secrets", "item_year_range", "stac_config"]
 
 Bbox = tuple[float, float, float, float]
+
+STAC_API_KEY_ENV = "SOCMAP_STAC_API_KEY"
+"""Environment variable holding a STAC API key; sent as the ``SOCMAP_STAC_API_KEY_HEADER`` header (default
+``X-API-Key``) on every API request. Credentials come from the environment only, never from a pipeline YAML."""
+SECRET_ENV = (STAC_API_KEY_ENV, "PC_SDK_SUBSCRIPTION_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+              "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_CONNECTION_STRING",
+              "GS_SECRET_ACCESS_KEY", "GOOGLE_APPLICATION_CREDENTIALS_JSON", "GDAL_HTTP_AUTH_TOKEN",
+              "GDAL_HTTP_BEARER", "GDAL_HTTP_USERPWD")
+"""Environment variables whose values are credentials: they are redacted wherever socmap writes a message."""
+
+
+def env_secrets() -> list[str]:
+    """The values of the credential variables in :data:`SECRET_ENV` that are set (to redact them from messages)."""
+    import os
+
+    return [v for k in SECRET_ENV if (v := os.environ.get(k, "").strip())]
 
 
 def stac_config(cfg: PipelineConfig) -> StacConfig:

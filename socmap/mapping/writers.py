@@ -22,7 +22,7 @@ from socmap.io import MAP_COG_DIR, atomic_path
 from socmap.mapping.tiles import Tile, grid_tiles, grid_transform
 
 __all__ = ["LAYERS", "LayerSpec", "cog_path", "quicklook_png", "stac_item", "write_tile_cogs", "write_vrt",
-           "zarr_template", "zarr_write_tile"]
+           "zarr_chunk_files", "zarr_template", "zarr_write_tile"]
 
 AOA_NODATA = 255
 
@@ -197,6 +197,13 @@ def zarr_write_tile(store: Path, tile: Tile, layers: dict[str, np.ndarray]) -> N
     ds = xr.Dataset({k: (("y", "x"), v) for k, v in layers.items()})
     ds.to_zarr(store, region={"y": slice(tile.row0, tile.row0 + tile.nrows),
                               "x": slice(tile.col0, tile.col0 + tile.ncols)}, mode="r+", consolidated=False)
+
+
+def zarr_chunk_files(store: Path, grid: GridConfig, tile: Tile, layers: list[str]) -> list[Path]:
+    """The chunk files of ``tile`` in the store (zarr v3 default keys ``<layer>/c/<row>/<col>``) that exist: an
+    all-no-data chunk is not written at all."""
+    i, j = tile.row0 // grid.tile_size, tile.col0 // grid.tile_size
+    return [p for name in layers if (p := store / name / "c" / str(i) / str(j)).is_file()]
 
 
 # --------------------------------------------------------------------------------------------- quicklook

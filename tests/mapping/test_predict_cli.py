@@ -33,7 +33,9 @@ def test_cli_predict_writes_maps(map_world: dict[str, Path], map_bundle: Path, t
                       "--no-progress"])
     assert code == 0, out
     assert "1 tiles done" in out and "0 failed" in out and "cells/s" in out
-    root = tmp_path / "mapworld" / "2020"
+    from socmap.mapping.layout import resolve_maps
+
+    root = resolve_maps(tmp_path / "mapworld" / "2020")
     assert (root / "soc_mean.vrt").is_file() and (root / "cog" / "soc_mean" / "soc_mean_r000_c001.tif").is_file()
 
 
