@@ -233,9 +233,13 @@ def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFr
     from socmap.eo.cluster import clear_gdal_http_cache
     from socmap.io import retry
 
+    import rasterio
+
     attempts = (cfg.stac.retries if cfg.stac is not None else 3) + 1
+    # no sidecar probing (.aux.xml, .msk, ...): over HTTP each probe is a round trip, or a time-out
     try:
-        return retry(lambda: cell_covariates(cfg, lonlat), attempts=attempts, retry_on=(OSError, DataError),
-                     base_s=0.5, on_retry=lambda i, exc: clear_gdal_http_cache())
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            return retry(lambda: cell_covariates(cfg, lonlat), attempts=attempts, retry_on=(OSError, DataError),
+                         base_s=0.5, on_retry=lambda i, exc: clear_gdal_http_cache())
     except (OSError, DataError) as exc:
         raise DataError(f"reading the covariates failed after {attempts} attempts: {short_error(exc)}") from None
