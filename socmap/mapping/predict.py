@@ -256,6 +256,7 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     bar.close()
     map_seconds = time.perf_counter() - t_map
 
+    _remove_stale_temps(root)
     prov = provenance(cfg, year=year, mode=mode, version=version, model=model, bundle=bundle, bundle_sha=bundle_sha,
                       key=key, started=started, finished=_utc_now(), root=root, chosen=[t.id for t in chosen],
                       done=[r.tile_id for r in results], skipped=skipped, failed=failures,
@@ -274,6 +275,19 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     with atomic_path(root.parent / MAP_LATEST) as tmp:
         tmp.write_text(json.dumps({"version": version, "run_key": key, "finished": prov["finished"]}) + "\n")
     return res
+
+
+def _remove_stale_temps(root: Path) -> None:
+    """Delete the temporary siblings (``.NAME.tmp-XXXX``, :func:`socmap.io.temp_sibling`) that a killed run or a
+    lost worker left half-written under ``root``. Called when every task of this run has ended, so none is being
+    written; never seen by readers (hidden names, never renamed into place)."""
+    import shutil
+
+    for p in sorted(root.rglob(".*.tmp-*"), reverse=True):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def _utc_now() -> str:

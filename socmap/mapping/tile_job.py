@@ -230,10 +230,10 @@ def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFr
     """:func:`cell_covariates` retried with back-off (covariate COGs over HTTP answer 503s and time out now and
     then); GDAL's HTTP cache is cleared between tries so a cached failure is not replayed. Still failing after
     ``stac.retries`` (default 3) retries: a :class:`DataError` (the tile is recorded as failed)."""
+    import rasterio
+
     from socmap.eo.cluster import clear_gdal_http_cache
     from socmap.io import retry
-
-    import rasterio
 
     attempts = (cfg.stac.retries if cfg.stac is not None else 3) + 1
     # no sidecar probing (.aux.xml, .msk, ...): over HTTP each probe is a round trip, or a time-out

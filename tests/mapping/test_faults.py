@@ -27,7 +27,6 @@ import socmap
 from socmap.config import load_pipeline
 from socmap.io import MAP_DONE_DIR, MAP_FAILED_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SUMMARY
 from socmap.mapping import predict_map
-from socmap.mapping.predict import TilesFailedError
 
 YEAR = 2020
 TIMED = {MAP_PROVENANCE, MAP_SUMMARY, MAP_ITEM}
@@ -78,7 +77,7 @@ def test_sigkill_half_way_then_resume_is_byte_identical(map_world: dict[str, Pat
     try:
         while time.time() < deadline and proc.poll() is None:
             n_done = len(list(year_dir.glob(f"*/{MAP_DONE_DIR}/*.json")))
-            if n_done >= 3:
+            if n_done >= 2:
                 break
             time.sleep(0.05)
     finally:
@@ -88,11 +87,15 @@ def test_sigkill_half_way_then_resume_is_byte_identical(map_world: dict[str, Pat
     assert proc.returncode == -signal.SIGKILL, f"the run ended before it was killed: {out[-2000:]}"
     (version,) = [p for p in year_dir.iterdir() if p.is_dir()]
     n_done = len(list((version / MAP_DONE_DIR).glob("*.json")))
-    assert 3 <= n_done < 16 and not (year_dir / MAP_LATEST).exists()  # half way: no finished run yet
+    assert 2 <= n_done < 16 and not (year_dir / MAP_LATEST).exists()  # half way: no finished run yet
 
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert f"{16 - n_done} tiles done, {n_done} skipped" in res.stdout
+    from click.testing import CliRunner
+
+    from socmap.cli import cli
+
+    res = CliRunner().invoke(cli, cmd[3:])  # the same command again (in this process: no second start-up)
+    assert res.exit_code == 0, res.output
+    assert f"{16 - n_done} tiles done, {n_done} skipped" in res.output
     clean = predict_map(load_pipeline(pipe), YEAR, map_bundle, tmp_path / "clean", scheduler="threads",
                         progress=False)
     assert clean.root.name == version.name  # the same command lands in the same version folder
