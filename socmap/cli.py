@@ -34,13 +34,15 @@ def _one_line_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SocmapError as exc:
-            msg = " ".join(str(exc).split())  # one line, whatever the message held
+            from socmap.config import redact
+
+            msg = redact(" ".join(str(exc).split()))  # one line, whatever the message held; no credentials
             click.echo(f"socmap: error: {msg}", err=True)
             sys.exit(int(getattr(exc, "exit_code", 2)))
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
-            where = f" writing {exc.filename}" if exc.filename else ""
+            where = f" ({exc.filename})" if exc.filename else ""
             click.echo(f"socmap: error: {exc.strerror or exc}{where}; free space or fix the permissions, then run "
                        "the same command again (finished work is kept)", err=True)
             sys.exit(2)

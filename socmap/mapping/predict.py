@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from socmap.config import GridConfig, PipelineConfig
+from socmap.config import GridConfig, PipelineConfig, redact
 from socmap.errors import ConfigError, SocmapError, short_error
 from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SUMMARY, MAP_ZARR, atomic_path
 from socmap.mapping.layout import check_path_name, map_root
 from socmap.mapping.provenance import provenance
-from socmap.mapping.records import bundle_sha256, done_ok, redact, write_done, write_failed
+from socmap.mapping.records import bundle_sha256, done_ok, write_done, write_failed
 from socmap.mapping.tile_job import TileResult, load_context, predict_tile
 from socmap.mapping.tiles import Tile, grid_tiles, select_tiles
 from socmap.mapping.writers import (

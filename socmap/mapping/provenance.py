@@ -13,8 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from socmap.config import PipelineConfig
-from socmap.mapping.records import redact
+from socmap.config import PipelineConfig, redact
 
 __all__ = ["git_commit", "provenance", "redact_tree"]
 

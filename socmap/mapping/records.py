@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from socmap.config import redact
 from socmap.io import MAP_DONE_DIR, MAP_FAILED_DIR, atomic_path
 from socmap.mapping.layout import check_path_name
 
-__all__ = ["bundle_sha256", "clear_failed", "done_ok", "failed_ids", "redact", "sha256_file", "write_done",
+__all__ = ["bundle_sha256", "clear_failed", "done_ok", "failed_ids", "sha256_file", "write_done",
            "write_failed"]
 
 _CHUNK = 1 << 20
@@ -79,24 +79,3 @@ def failed_ids(root: Path) -> list[str]:
     return sorted(p.stem for p in (root / MAP_FAILED_DIR).glob("*.json"))
 
 
-# ------------------------------------------------------------------------------------------------ secrets
-_SECRET_QUERY = re.compile(
-    r"(?i)([?&;](?:sig|signature|se|sv|sp|st|skoid|sktid|skt|ske|sks|skv|sr|token|access_token|api[_-]?key|"
-    r"apikey|key|x-amz-[a-z-]+|x-goog-[a-z-]+|awsaccesskeyid|password|secret|subscription-key)=)[^&#\s'\"]*")
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@'\"]+:[^/\s@'\"]+@")
-_BEARER = re.compile(r"(?i)\b(bearer|token|api[_-]?key|authorization)(\s*[:=]\s*|\s+)([A-Za-z0-9._~+/=-]{8,})")
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with credentials replaced by ``***``: URL query signatures and tokens (SAS ``sig=``, ``X-Amz-*``,
-    ``token=``...), ``user:password@`` in URLs, ``Bearer``/``api_key=`` values, and any of the literal
-    ``secrets`` (e.g. the value of ``SOCMAP_STAC_API_KEY``) wherever it appears."""
-    from socmap.eo.stac import env_secrets
-
-    out = _SECRET_QUERY.sub(r"\1***", str(text))
-    out = _USERINFO.sub(r"\1***@", out)
-    out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}***", out)
-    for s in [*secrets, *env_secrets()]:
-        if s and len(s) >= 4:
-            out = out.replace(s, "***")
-    return out
