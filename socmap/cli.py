@@ -40,7 +40,7 @@ def _one_line_errors(fn: F) -> F:
             click.echo(f"socmap: error: {msg}", err=True)
             sys.exit(int(getattr(exc, "exit_code", 2)))
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS):
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
             where = f" ({exc.filename})" if exc.filename else ""
             click.echo(f"socmap: error: {exc.strerror or exc}{where}; free space or fix the permissions, then run "

@@ -26,6 +26,7 @@ and ``OUT/REGION/YEAR/latest.json`` names the version of the last run that finis
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -322,9 +323,20 @@ def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, ro
 
                 res = predict_tile(ctx, t, year, root, mode=mode, tags=tags, progress=step)
             except Exception as exc:  # one tile fails, the others go on
+                _reraise_disk_error(exc)
                 _tile_ended(t, None, exc, finish, fail, bar)
                 continue
         _tile_ended(t, res, None, finish, fail, bar)
+
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+"""Errors of the output folder (full, over quota, read-only, no permission): every later tile would fail the same
+way, so the run stops at once (the CLI prints one line; finished tiles are kept for the re-run)."""
+
+
+def _reraise_disk_error(exc: BaseException) -> None:
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        raise exc
 
 
 def _tile_ended(t: Tile, res: TileResult | None, exc: BaseException | None, finish: Any, fail: Any,
@@ -356,6 +368,7 @@ def _run_cluster(client: Any, cfg: PipelineConfig, model: Path, todo: list[Tile]
         try:
             res = fut.result()
         except Exception as exc:  # incl. KilledWorker: recorded as failed
+            _reraise_disk_error(exc)
             _tile_ended(t, None, exc, finish, fail, bar)
             continue
         _tile_ended(t, res, None, finish, fail, bar)

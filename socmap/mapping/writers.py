@@ -111,8 +111,27 @@ def _write_tile_cogs(root: Path, grid: GridConfig, tile: Tile, layers: dict[str,
                 ds.scales, ds.offsets = (1.0,), (0.0,)
                 ds.update_tags(1, layer=name, units=spec.unit, scale="1", offset="0")
                 ds.update_tags(tile=tile.id, **tags)
+            _check_written(tmp, final, arr.astype(spec.dtype))
         paths.append(final)
     return paths
+
+
+def _check_written(tmp: Path, final: Path, arr: np.ndarray) -> None:
+    """Read the written COG back: GDAL reports a full disk or a file-size limit only as a logged libtiff error and
+    leaves a truncated file, which must never be renamed into place (nor recorded as a finished tile)."""
+    import errno
+
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(tmp) as ds:
+            ok = np.array_equal(ds.read(1), arr, equal_nan=arr.dtype.kind == "f")
+    except (RasterioError, OSError):
+        ok = False
+    if not ok:
+        raise OSError(errno.ENOSPC, f"{final.name} could not be written whole (disk full or over a file size "
+                                    "limit?)", str(final.parent))
 
 
 def write_vrt(root: Path, grid: GridConfig, layer: str, nodata: float) -> Path | None:
