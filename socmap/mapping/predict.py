@@ -229,7 +229,7 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
         if use_zarr:
             zarr_write_tile(store, tile, res.layers)
             files += zarr_chunk_files(store, grid, tile, variables)
-        stats = {k: v for k, v in asdict(res).items() if k not in ("layers", "cog_paths", "timings", "seconds")}
+        stats = {k: v for k, v in asdict(res).items() if k not in ("layers", "cog_paths")}
         write_done(root, res.tile_id, key, files, stats)
         res.layers = {}
         results.append(res)

@@ -3,9 +3,10 @@ resumed to byte-identical outputs; covariates served over HTTP with 503s and tim
 keeps failing is recorded, ends the run with exit code 3 and is the only one a re-run maps; a Dask worker process
 killed mid-run does not change the maps.
 
-Byte comparison: every file under the version folder (COGs, VRTs, every zarr chunk and metadata file, the tile
-records, the quick-look PNGs) except the three that hold wall-clock times, ``provenance.json``,
-``predict_summary.json`` and ``item.json`` (it carries the provenance).
+Byte comparison: every file under the version folder (COGs, VRTs, every zarr chunk and metadata file, the
+quick-look PNGs) except those that hold wall-clock times: ``provenance.json``, ``predict_summary.json``, ``item.json``
+(it carries the provenance) and the tile records in ``tiles_done/`` (seconds per tile); of these, the records'
+file checksums are compared instead.
 """
 
 from __future__ import annotations
@@ -51,10 +52,15 @@ def _pipeline(map_world: dict[str, Path], out: Path, *, tile: int, covariate_bas
 
 def _bytes(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name not in TIMED}
+            if p.is_file() and p.name not in TIMED and p.parent.name != MAP_DONE_DIR}
+
+
+def _records(root: Path) -> dict[str, dict[str, str]]:
+    return {p.stem: json.loads(p.read_text())["files"] for p in (root / MAP_DONE_DIR).glob("*.json")}
 
 
 def _assert_same_files(a: Path, b: Path) -> None:
+    assert _records(a) == _records(b)
     fa, fb = _bytes(a), _bytes(b)
     assert sorted(fa) == sorted(fb)
     differ = [k for k in fa if fa[k] != fb[k]]
