@@ -199,6 +199,10 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     version = check_path_name("version", version or default_version(bundle_sha, key))
     root = map_root(out, cfg.name, year, version)
     _check_writable(Path(out))
+    other = _existing_key(root)
+    if other is not None and other != key:
+        raise ConfigError(f"{root} holds maps of another bundle or other options (run key {other}, this run "
+                          f"{key}); pick another --version, or leave --version out to get a folder of its own")
 
     root.mkdir(parents=True, exist_ok=True)
     done_dir = root / MAP_DONE_DIR
@@ -295,6 +299,24 @@ def _utc_now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _existing_key(root: Path) -> str | None:
+    """The run key of the maps already in a version folder (its zarr store's, else a tile record's), or None."""
+    if not root.is_dir():
+        return None
+    try:
+        attrs = json.loads((root / MAP_ZARR / "zarr.json").read_text()).get("attributes", {})
+        if attrs.get("socmap_run_key"):
+            return str(attrs["socmap_run_key"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    for rec in sorted((root / MAP_DONE_DIR).glob("*.json")):
+        try:
+            return str(json.loads(rec.read_text())["run_key"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def _zarr_matches(store: Path, key: str) -> bool:

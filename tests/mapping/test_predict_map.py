@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from socmap.config import load_pipeline
+from socmap.errors import ConfigError
 from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SUMMARY, MAP_ZARR
 from socmap.mapping import LAYERS, predict_map
 from socmap.mapping.layout import resolve_maps
@@ -208,6 +209,11 @@ def test_new_year_and_version_never_overwrite_an_old_one(runs: dict, map_world: 
     assert all(after[k] == before[k] for k in before if k != MAP_LATEST)
     assert json.loads(after[MAP_LATEST])["version"] == "rerun-b"  # the newest finished run is the latest
     assert resolve_maps(runs["tmp"] / "out4" / "mapworld" / "2021") == r21.root
+    with pytest.raises(ConfigError, match="another bundle or other options"):  # other options, same --version
+        predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "out4", scheduler="threads", tiles=["r000_c000"],
+                    progress=False, version=runs["r4"].root.name, mode="exact")
+    assert _tree_bytes(year_dir / runs["r4"].root.name) == {k.split("/", 1)[1]: v for k, v in before.items()
+                                                           if k.startswith(runs["r4"].root.name + "/")}
 
 
 def test_rerun_redoes_a_tile_whose_file_changed(runs: dict, map_world: dict[str, Path], map_bundle: Path,
