@@ -232,7 +232,7 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
         files = [Path(p) for p in res.cog_paths]
         if use_zarr:
             zarr_write_tile(store, tile, res.layers)
-            files += zarr_chunk_files(store, grid, tile, variables)
+            files += zarr_chunk_files(store, grid, tile)
         stats = {k: v for k, v in asdict(res).items() if k not in ("layers", "cog_paths")}
         write_done(root, res.tile_id, key, files, stats)
         res.layers = {}

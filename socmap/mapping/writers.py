@@ -218,11 +218,15 @@ def zarr_write_tile(store: Path, tile: Tile, layers: dict[str, np.ndarray]) -> N
                               "x": slice(tile.col0, tile.col0 + tile.ncols)}, mode="r+", consolidated=False)
 
 
-def zarr_chunk_files(store: Path, grid: GridConfig, tile: Tile, layers: list[str]) -> list[Path]:
-    """The chunk files of ``tile`` in the store (zarr v3 default keys ``<layer>/c/<row>/<col>``) that exist: an
-    all-no-data chunk is not written at all."""
-    i, j = tile.row0 // grid.tile_size, tile.col0 // grid.tile_size
-    return [p for name in layers if (p := store / name / "c" / str(i) / str(j)).is_file()]
+def zarr_chunk_files(store: Path, grid: GridConfig, tile: Tile) -> list[Path]:
+    """The chunk files of ``tile`` in every (y, x) or (..., y, x) array of the store (zarr v3 default keys
+    ``<array>/c/<row>/<col>``, or ``<array>/c/<k>/<row>/<col>`` with a leading dimension such as ensemble members)
+    that exist: an all-no-data chunk is not written at all."""
+    i, j = str(tile.row0 // grid.tile_size), str(tile.col0 // grid.tile_size)
+    out: list[Path] = []
+    for arr in sorted(p for p in store.iterdir() if (p / "c").is_dir()):
+        out += [p for p in [arr / "c" / i / j, *sorted(arr.glob(f"c/*/{i}/{j}"))] if p.is_file()]
+    return out
 
 
 # --------------------------------------------------------------------------------------------- quicklook
