@@ -7,6 +7,7 @@ and exit code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -24,15 +25,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _one_line_errors(fn: F) -> F:
-    """Turn a SocmapError into ``socmap: error: ...`` on stderr and exit code 2 (no traceback)."""
+    """Turn a SocmapError into ``socmap: error: ...`` on stderr and exit code 2 (no traceback); an error with an
+    ``exit_code`` attribute (``socmap predict``'s failed tiles: 3) exits with that code instead. A full disk or a
+    permission error met while writing ends with one line too (exit 2)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except SocmapError as exc:
-            msg = " ".join(str(exc).split())  # one line, whatever the message held
+            from socmap.config import redact
+
+            msg = redact(" ".join(str(exc).split()))  # one line, whatever the message held; no credentials
             click.echo(f"socmap: error: {msg}", err=True)
+            sys.exit(int(getattr(exc, "exit_code", 2)))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"socmap: error: {exc.strerror or exc}{where}; free space or fix the permissions, then run "
+                       "the same command again (finished work is kept)", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -303,7 +315,11 @@ def tune(data_dir: Path, out_dir: Path, trials: int | None, epochs: int | None, 
 @click.option("--model", "model", required=True, type=click.Path(path_type=Path),
               help="Model bundle folder written by `socmap train`.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("maps"), show_default=True,
-              help="Output folder; maps go to OUT/REGION/YEAR/.")
+              help="Output folder; maps go to OUT/REGION/YEAR/VERSION/ (OUT/REGION/YEAR/latest.json names the "
+                   "newest finished version).")
+@click.option("--version", "version", default=None,
+              help="Version folder name (default: derived from the bundle's checksum and the options, so the same "
+                   "command resumes the same folder).")
 @click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None,
               help="Address of an existing Dask scheduler, or 'threads' to run the tiles in this process "
                    "(default: a LocalCluster, or LocalCUDACluster where a GPU is present).")
@@ -317,14 +333,19 @@ def tune(data_dir: Path, out_dir: Path, trials: int | None, epochs: int | None, 
 @_one_line_errors
 def predict(year: int | None, model: Path, out_dir: Path, scheduler: str | None, workers: int | None,
             tiles: str | None, mode: str | None, progress: bool, region: str | None,
-            pipeline_file: Path | None) -> None:
-    """Map calibrated SOC and its uncertainty over a region's grid (COG + VRT + zarr + STAC Item + PNG)."""
+            pipeline_file: Path | None, version: str | None) -> None:
+    """Map calibrated SOC and its uncertainty over a region's grid (COG + VRT + zarr + STAC Item + PNG).
+
+    Re-running the same command skips the tiles already done (checked by checksum). Exit codes: 0 all tiles done;
+    2 bad input (nothing written) or a full disk / permission error; 3 some tiles failed (the rest are kept; a
+    re-run retries only the failed ones).
+    """
     from socmap.mapping import predict_map
 
     cfg = _load(region, pipeline_file)
     ids = [t.strip() for t in tiles.split(",") if t.strip()] if tiles else None
     res = predict_map(cfg, year, model, out_dir, scheduler=scheduler, tiles=ids, mode=mode, workers=workers,
-                      progress=progress)
+                      progress=progress, version=version)
     click.echo(res.summary_line())
 
 

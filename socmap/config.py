@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -27,17 +28,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from socmap.errors import ConfigError
 
 __all__ = [
+    "SECRET_ENV",
+    "STAC_API_KEY_ENV",
     "GridConfig",
     "PipelineConfig",
     "PrunerConfig",
     "TuneConfig",
     "TuneParam",
+    "check_no_credentials",
+    "env_secrets",
     "find_grid",
     "find_pipeline",
     "get_dotted",
     "list_regions",
     "load_grid",
     "load_pipeline",
+    "redact",
     "set_dotted",
     "socmap_home",
 ]
@@ -685,7 +691,72 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    check_no_credentials(path, data)
     return _expand(data)
+
+
+# ---------------------------------------------------------------------------------------------- credentials
+STAC_API_KEY_ENV = "SOCMAP_STAC_API_KEY"
+"""Environment variable holding a STAC API key, sent as the header named by ``SOCMAP_STAC_API_KEY_HEADER``
+(default ``X-API-Key``) on every STAC API request."""
+SECRET_ENV = (STAC_API_KEY_ENV, "PC_SDK_SUBSCRIPTION_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+              "AWS_SESSION_TOKEN", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_ACCESS_KEY",
+              "AZURE_STORAGE_CONNECTION_STRING", "GS_ACCESS_KEY_ID", "GS_SECRET_ACCESS_KEY", "GDAL_HTTP_AUTH",
+              "GDAL_HTTP_BEARER", "GDAL_HTTP_USERPWD", "GDAL_HTTP_HEADERS")
+"""Environment variables whose values are credentials: the only place socmap takes credentials from, and values
+that are redacted wherever socmap writes a message, a log line, provenance or a STAC Item."""
+_CRED_KEY = re.compile(r"(?i)(api[_-]?key|token|passw(or)?d|secret|credential|access[_-]?key|private[_-]?key|"
+                       r"sas[_-]|bearer|authorization|signature)")
+_CRED_VALUE = re.compile(r"(?i)(://[^/\s:@]+:[^/\s@]+@|[?&;](sig|signature|token|access_token|api[_-]?key|"
+                         r"x-amz-signature|x-amz-credential|x-goog-signature|x-goog-credential|awsaccesskeyid|"
+                         r"subscription-key|password)=)")
+
+
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&;](?:sig|signature|se|sv|sp|st|skoid|sktid|skt|ske|sks|skv|sr|token|access_token|api[_-]?key|"
+    r"apikey|key|x-amz-[a-z-]+|x-goog-[a-z-]+|awsaccesskeyid|password|secret|subscription-key)=)[^&#\s'\"]*")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@'\"]+:[^/\s@'\"]+@")
+_BEARER = re.compile(r"(?i)\b(bearer|token|api[_-]?key|authorization)(\s*[:=]\s*|\s+)([A-Za-z0-9._~+/=-]{8,})")
+
+
+def env_secrets() -> list[str]:
+    """The values of the credential variables in :data:`SECRET_ENV` that are set (to redact them)."""
+    return [v for k in SECRET_ENV if (v := os.environ.get(k, "").strip())]
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with credentials replaced by ``***``: URL query signatures and tokens (SAS ``sig=``, ``X-Amz-*``,
+    ``token=``...), ``user:password@`` in URLs, ``Bearer``/``api_key=`` values, and the literal values of
+    ``secrets`` and of every set :data:`SECRET_ENV` variable (e.g. ``SOCMAP_STAC_API_KEY``) wherever they appear."""
+    out = _SECRET_QUERY.sub(r"\1***", str(text))
+    out = _USERINFO.sub(r"\1***@", out)
+    out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}***", out)
+    for s in [*secrets, *env_secrets()]:
+        if len(s) >= 4:
+            out = out.replace(s, "***")
+    return out
+
+
+def check_no_credentials(path: Path | str, data: Any, where: str = "") -> None:
+    """Reject credentials in a YAML (raw, before ``${VAR}`` expansion): credential-looking keys (``api_key``,
+    ``token``, ``password``, ``secret``...), URLs carrying a user:password or a signature/token query, and
+    ``${VAR}`` of a credential variable (:data:`SECRET_ENV`). One-line :class:`ConfigError` naming the key, never
+    the value; credentials come from the environment only."""
+    hint = (f"credentials come from the environment only ({STAC_API_KEY_ENV}, AWS_*, AZURE_STORAGE_*, "
+            "GDAL_HTTP_*), never from a YAML file; remove it")
+    if isinstance(data, dict):
+        for k, v in data.items():
+            key = f"{where}.{k}" if where else str(k)
+            if _CRED_KEY.search(str(k)) and v not in (None, "", [], {}):
+                raise ConfigError(f"{path}: {key} looks like a credential; {hint}")
+            check_no_credentials(path, v, key)
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            check_no_credentials(path, v, f"{where}[{i}]")
+    elif isinstance(data, str):
+        if _CRED_VALUE.search(data) or any(f"${{{name}}}" in data or f"${name}" in data for name in SECRET_ENV):
+            raise ConfigError(f"{path}: {where or 'a value'} holds a credential (a signed URL, user:password or "
+                              f"a credential variable); {hint}")
 
 
 def _format_error(path: Path, exc: ValidationError) -> str:

@@ -15,8 +15,9 @@ Folders::
              graph.safetensors, members/NN/{weights,cache}.safetensors, nodes.npz, log.csv,
              encoder.pt (imagery), MODEL_CARD.md, model_card.json: see socmap.train.bundle
     REPORT/  report.md, report.json, figures                                                    (evaluate)
-    MAPS/    REGION/YEAR/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
-             predict_summary.json, tiles_done/TILE.json                                        (predict)
+    MAPS/    REGION/YEAR/latest.json (names the newest finished VERSION)                       (predict)
+             REGION/YEAR/VERSION/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
+             predict_summary.json, provenance.json, tiles_done/TILE.json, tiles_failed/TILE.json
     TUNE/    study.journal, trials.csv, importance.png, slices.png, best_pipeline.yaml,         (tune)
              tune_report.md, tune_report.json, final/{best,hand-set}/ (model bundles)
 """
@@ -45,7 +46,10 @@ __all__ = [
     "IMAGE_COVARIATES",
     "MAP_COG_DIR",
     "MAP_DONE_DIR",
+    "MAP_FAILED_DIR",
     "MAP_ITEM",
+    "MAP_LATEST",
+    "MAP_PROVENANCE",
     "MAP_SUMMARY",
     "MAP_ZARR",
     "PATCHES",
@@ -102,7 +106,12 @@ MAP_ITEM = "item.json"
 """predict: the STAC Item describing every map asset."""
 MAP_SUMMARY = "predict_summary.json"
 MAP_DONE_DIR = "tiles_done"
-"""predict: one small JSON per finished tile, so a re-run skips it."""
+"""predict: one small JSON per finished tile with the sha256 of every file it wrote, so a re-run skips it (and
+redoes it when a file is missing or differs)."""
+MAP_FAILED_DIR = "tiles_failed"
+"""predict: one small JSON per tile that failed (its reason); removed when a re-run maps the tile."""
+MAP_PROVENANCE = "provenance.json"
+"""predict: what made the maps (code version, bundle checksum, pipeline, STAC items, times, tiles)."""
 MAP_LATEST = "latest.json"
 """predict: in ``OUT/REGION/YEAR/``, ``{"version": NAME}`` naming the newest finished map version folder."""
 REPORT_JSON = "report.json"

@@ -5,7 +5,8 @@ Layout of ``--out DIR``::
     DIR/data/    samples.parquet, prepare_report.json, patches.zarr, embeddings.zarr (see socmap.io)
     DIR/model/   the model bundle
     DIR/report/  report.md, report.json, figures
-    DIR/maps/    demo/YEAR/: COGs + VRTs, zarr, STAC Item, quick-looks, score_vs_truth.json
+    DIR/maps/    demo/YEAR/VERSION/: COGs + VRTs, zarr, STAC Item, quick-looks, provenance.json,
+                 score_vs_truth.json; demo/YEAR/latest.json names VERSION (socmap.mapping.layout)
 
 The world itself lives in ``$SOCMAP_HOME/demo-world`` (reused when it matches the spec), which
 ``pipelines/demo.yaml`` refers to, so every stage can also be re-run by hand on it.

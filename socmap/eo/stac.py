@@ -12,6 +12,7 @@ ends the run with one line (:class:`~socmap.errors.EOError`) before anything is 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,39 @@ from socmap.io import retry
 if TYPE_CHECKING:
     from socmap.config import PipelineConfig, StacConfig
 
-__all__ = ["StacSource", "item_year_range", "stac_config"]
+__all__ = ["StacSource", "api_key_headers", "item_year_range", "stac_config"]
 
 Bbox = tuple[float, float, float, float]
+
+class _RedactFilter(logging.Filter):
+    """Rewrites a log record's text without credentials (pystac-client logs every request's headers at DEBUG,
+    the API key among them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from socmap.config import redact
+
+        msg = record.getMessage()
+        clean = redact(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+for _name in ("pystac_client.stac_api_io", "pystac_client.client", "urllib3.connectionpool"):
+    logging.getLogger(_name).addFilter(_RedactFilter())
+
+
+def api_key_headers() -> dict[str, str]:
+    """``{header: key}`` for STAC API requests when ``SOCMAP_STAC_API_KEY`` is set (header name from
+    ``SOCMAP_STAC_API_KEY_HEADER``, default ``X-API-Key``); empty otherwise. Keys come from the environment only."""
+    import os
+
+    from socmap.config import STAC_API_KEY_ENV
+
+    key = os.environ.get(STAC_API_KEY_ENV, "").strip()
+    if not key:
+        return {}
+    return {os.environ.get(f"{STAC_API_KEY_ENV}_HEADER", "X-API-Key").strip() or "X-API-Key": key}
 
 
 def stac_config(cfg: PipelineConfig) -> StacConfig:
@@ -94,7 +125,7 @@ class StacSource:
 
         retry = Retry(total=self.retries, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
                       allowed_methods=None, connect=0)  # an unreachable host fails at once, not after backoff
-        io = StacApiIO(timeout=self.timeout_s, max_retries=retry)
+        io = StacApiIO(headers=api_key_headers(), timeout=self.timeout_s, max_retries=retry)
         modifier = self._signer_modifier()
         try:
             self._client = pystac_client.Client.open(url, stac_io=io, modifier=modifier)

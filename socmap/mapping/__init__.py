@@ -1,7 +1,7 @@
 """Wall-to-wall maps: grid tiles, the per-tile pipeline, the Dask job and the writers (``socmap predict``)."""
 
 from socmap.mapping.aoa import AOAReference
-from socmap.mapping.predict import PredictResult, check_year, predict_map
+from socmap.mapping.predict import PredictResult, TilesFailedError, check_year, predict_map
 from socmap.mapping.tile_job import MapContext, TileResult, load_context, predict_tile, tabular_features
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat, grid_tiles, select_tiles
 from socmap.mapping.writers import LAYERS, LayerSpec
@@ -14,6 +14,7 @@ __all__ = [
     "PredictResult",
     "Tile",
     "TileResult",
+    "TilesFailedError",
     "cell_centres",
     "cell_lonlat",
     "check_year",

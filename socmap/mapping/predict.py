@@ -7,19 +7,26 @@ arrays, which the driver writes into the zarr store (region write) before record
 with the same bundle, year and options skips the recorded tiles. At the end the VRT mosaics, quick-looks, STAC
 Item and a run summary are (re)written from everything on disk.
 
-Outputs under ``OUT/REGION/YEAR/`` (names in :mod:`socmap.io`)::
+Outputs under ``OUT/REGION/YEAR/VERSION/`` (:func:`socmap.mapping.layout.map_root`; names in :mod:`socmap.io`).
+``VERSION`` is ``--version`` or, by default, derived from the bundle's checksum and the options, so the same
+command always lands in (and resumes) the same folder, and another year or model never overwrites it::
 
     cog/<layer>/<layer>_<tile>.tif   one COG per layer and tile
     <layer>.vrt                      mosaic of a layer's tiles over the whole grid
     soc.zarr                         every layer, whole grid, zarr v3, CF grid_mapping
     soc_mean.png, total_sd.png       quick-looks with colour bar and unit
-    item.json                        STAC Item describing every asset
+    item.json                        STAC Item describing every asset (provenance under ``socmap:provenance``)
+    provenance.json                  code version, bundle checksum, pipeline, STAC items, times, tiles
     predict_summary.json             run summary (tiles, cells, seconds, cells per second, statistics)
-    tiles_done/<tile>.json           finished tiles (resume)
+    tiles_done/<tile>.json           finished tiles with the sha256 of every file they wrote (resume)
+    tiles_failed/<tile>.json         tiles that failed, with the reason (a re-run retries them)
+
+and ``OUT/REGION/YEAR/latest.json`` names the version of the last run that finished with no failed tile.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -31,16 +38,33 @@ from typing import Any
 
 import numpy as np
 
-from socmap.config import GridConfig, PipelineConfig
-from socmap.errors import ConfigError, SocmapError
-from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_SUMMARY, MAP_ZARR, atomic_path
+from socmap.config import GridConfig, PipelineConfig, redact
+from socmap.errors import ConfigError, SocmapError, short_error
+from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SUMMARY, MAP_ZARR, atomic_path
+from socmap.mapping.layout import check_path_name, map_root
+from socmap.mapping.provenance import provenance
+from socmap.mapping.records import bundle_sha256, done_ok, write_done, write_failed
 from socmap.mapping.tile_job import TileResult, load_context, predict_tile
 from socmap.mapping.tiles import Tile, grid_tiles, select_tiles
-from socmap.mapping.writers import LAYERS, quicklook_png, stac_item, write_vrt, zarr_template, zarr_write_tile
+from socmap.mapping.writers import (
+    LAYERS,
+    quicklook_png,
+    stac_item,
+    write_vrt,
+    zarr_chunk_files,
+    zarr_template,
+    zarr_write_tile,
+)
 
-__all__ = ["PredictResult", "check_year", "predict_map"]
+__all__ = ["PredictResult", "TilesFailedError", "check_year", "default_version", "predict_map"]
 
 QUICKLOOK_LAYERS = ("soc_mean", "total_sd")
+
+
+class TilesFailedError(SocmapError):
+    """Some tiles failed (each recorded in ``tiles_failed/``); the others are written. The CLI exits 3."""
+
+    exit_code = 3
 
 
 @dataclass
@@ -48,7 +72,7 @@ class PredictResult:
     """What a mapping run did."""
 
     root: Path
-    """``OUT/REGION/YEAR``."""
+    """``OUT/REGION/YEAR/VERSION``."""
     tiles_done: int
     tiles_skipped: int
     """Already recorded as done by an earlier run with the same bundle and options."""
@@ -115,41 +139,51 @@ def _check_writable(out: Path) -> None:
                           ) from None
 
 
-def _run_key(model: Path, bundle: Any, year: int, mode: str, cfg: PipelineConfig, grid: GridConfig) -> str:
-    card = getattr(bundle, "card", {}) or {}
-    blob = json.dumps({"model": str(Path(model).resolve()), "card": card, "year": year, "mode": mode,
+def _run_key(bundle_sha: str, year: int, mode: str, cfg: PipelineConfig, grid: GridConfig) -> str:
+    """What makes two runs' tiles interchangeable: the bundle's bytes, the year, the embedding mode, the output
+    options, the grid and the covariate layers (not the folders, so a moved bundle still resumes)."""
+    blob = json.dumps({"bundle_sha256": bundle_sha, "year": year, "mode": mode,
                        "output": cfg.output.model_dump(mode="json"), "grid": grid.model_dump(mode="json"),
-                       "covariates": [c.model_dump(mode="json") for c in cfg.data.covariates]},
+                       "covariates": [c.model_dump(mode="json", exclude={"path"}) for c in cfg.data.covariates]},
                       sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def default_version(bundle_sha: str, key: str) -> str:
+    """The version folder name when ``--version`` is not given: ``m<bundle sha256[:8]>-<run key[:8]>``, the same
+    for the same bundle and options, so re-running a command resumes it and a new model gets a new folder."""
+    return f"m{bundle_sha[:8]}-{key[:8]}"
 
 
 # ----------------------------------------------------------------------------------------------- driver
 def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *, scheduler: str | None = None,
                 tiles: list[str] | None = None, mode: str | None = None, workers: int | None = None,
-                progress: bool = True) -> PredictResult:
+                progress: bool = True, version: str | None = None) -> PredictResult:
     """Map ``cfg``'s grid (or the ``tiles`` named) for ``year`` with the bundle at ``model`` into ``out``.
 
     Args:
         cfg: the pipeline the bundle was trained with (its covariates, grid and output options).
         year: map year (calendar); None = ``output.year``.
         model: bundle folder written by ``socmap train``.
-        out: output folder; the maps go to ``out/<pipeline name>/<year>/``.
+        out: output folder; the maps go to ``out/<pipeline name>/<year>/<version>/``.
         scheduler: Dask scheduler address, ``"threads"``/``"synchronous"`` for no cluster (tiles run in this
             process), or None for a LocalCluster (``dask_cuda.LocalCUDACluster`` where a GPU is present).
         tiles: tile ids (``r000_c001``) to map; None = every tile.
         mode: image embedding mode ``fast`` | ``exact`` (imagery pipelines); None = ``output.embedding_mode``.
         workers: LocalCluster worker processes, one torch thread each (default one per CPU, at most 8).
         progress: show progress bars (overall, and per tile when tiles run in this process).
+        version: version folder name; None = :func:`default_version` (bundle checksum + options).
 
     Raises:
         SocmapError: bad input (unknown tile, year without imagery, an incompatible bundle, an unwritable output
-            folder), before anything is written; or, after the run, if some tiles failed (the others are kept and
-            a re-run retries only the failed ones).
+            folder), before anything is written.
+        TilesFailedError: after the run, if some tiles failed (the others are kept, the failed ones recorded in
+            ``tiles_failed/``, and a re-run retries only those).
     """
     from socmap.train import load_bundle
 
     t0 = time.perf_counter()
+    started = _utc_now()
     year = int(cfg.output.year if year is None else year)
     mode = mode or cfg.output.embedding_mode
     if mode not in ("fast", "exact"):
@@ -160,11 +194,17 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     chosen = select_tiles(grid_tiles(grid), tiles)
     model = Path(model)
     bundle = load_bundle(model, cfg)
+    bundle_sha = bundle_sha256(model)
+    key = _run_key(bundle_sha, year, mode, cfg, grid)
+    version = check_path_name("version", version or default_version(bundle_sha, key))
+    root = map_root(out, cfg.name, year, version)
     _check_writable(Path(out))
+    other = _existing_key(root)
+    if other is not None and other != key:
+        raise ConfigError(f"{root} holds maps of another bundle or other options (run key {other}, this run "
+                          f"{key}); pick another --version, or leave --version out to get a folder of its own")
 
-    root = Path(out) / cfg.name / str(year)
     root.mkdir(parents=True, exist_ok=True)
-    key = _run_key(model, bundle, year, mode, cfg, grid)
     done_dir = root / MAP_DONE_DIR
     store = root / MAP_ZARR
     variables: list[str] = list(cfg.output.variables)
@@ -175,25 +215,32 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
                        "region": cfg.name, "model": str(model.resolve()), "Conventions": "CF-1.8"})
         for f in done_dir.glob("*.json"):  # a new store: every tile must be written again
             f.unlink()
-    todo, skipped = [], 0
+    todo, skipped = [], []
     for t in chosen:
-        if _done(done_dir / f"{t.id}.json", key):
-            skipped += 1
+        if done_ok(root, t.id, key):
+            skipped.append(t.id)
         else:
             todo.append(t)
-    tags = {"region": cfg.name, "year": str(year), "model": str(model.resolve()), "socmap_run_key": key}
+    tags = {"region": cfg.name, "year": str(year), "version": version, "bundle_sha256": bundle_sha,
+            "socmap_run_key": key}
 
     results: list[TileResult] = []
     failures: dict[str, str] = {}
 
     def finish(res: TileResult) -> None:
+        tile = chosen_by_id[res.tile_id]
+        files = [Path(p) for p in res.cog_paths]
         if use_zarr:
-            zarr_write_tile(store, chosen_by_id[res.tile_id], res.layers)
-        with atomic_path(done_dir / f"{res.tile_id}.json") as tmp:
-            stats = {k: v for k, v in asdict(res).items() if k != "layers"}
-            tmp.write_text(json.dumps({"run_key": key, **stats}, default=str))
+            zarr_write_tile(store, tile, res.layers)
+            files += zarr_chunk_files(store, grid, tile)
+        stats = {k: v for k, v in asdict(res).items() if k not in ("layers", "cog_paths")}
+        write_done(root, res.tile_id, key, files, stats)
         res.layers = {}
         results.append(res)
+
+    def fail(t: Tile, reason: str) -> None:
+        failures[t.id] = redact(" ".join(reason.split()))
+        write_failed(root, t.id, key, failures[t.id])
 
     chosen_by_id = {t.id: t for t in chosen}
     from tqdm.auto import tqdm
@@ -208,30 +255,68 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
         n_workers = workers or max(1, min(8, os.cpu_count() or 1))
         with dask_client(scheduler, workers=n_workers, threads_per_worker=1) as client:
             if client is None:
-                _run_local(cfg, bundle, todo, year, root, mode, tags, finish, failures, bar, progress)
+                _run_local(cfg, bundle, todo, year, root, mode, tags, finish, fail, bar, progress)
             else:
-                _run_cluster(client, cfg, model, todo, year, root, mode, tags, finish, failures, bar)
+                _run_cluster(client, cfg, model, todo, year, root, mode, tags, finish, fail, bar)
     bar.close()
     map_seconds = time.perf_counter() - t_map
 
-    outputs = _finish_outputs(cfg, grid, root, year, model, key, variables)
-    res = PredictResult(root=root, tiles_done=len(results), tiles_skipped=skipped, tiles_failed=len(failures),
+    _remove_stale_temps(root)
+    prov = provenance(cfg, year=year, mode=mode, version=version, model=model, bundle=bundle, bundle_sha=bundle_sha,
+                      key=key, started=started, finished=_utc_now(), root=root, chosen=[t.id for t in chosen],
+                      done=[r.tile_id for r in results], skipped=skipped, failed=failures,
+                      stac_items={r.tile_id: r.stac_items for r in results if r.stac_items})
+    outputs = _finish_outputs(cfg, grid, root, year, key, variables, prov)
+    res = PredictResult(root=root, tiles_done=len(results), tiles_skipped=len(skipped), tiles_failed=len(failures),
                         cells=sum(r.n_cells for r in results), cells_mapped=sum(r.n_mapped for r in results),
                         seconds=time.perf_counter() - t0, map_seconds=map_seconds, failures=failures,
                         outputs=outputs)
     _write_summary(root, res, results, cfg, year, model, mode, key)
     if failures:
-        first = next(iter(failures.items()))
-        raise SocmapError(f"{len(failures)} of {len(chosen)} tiles failed (first: {first[0]}: {first[1]}); "
-                          f"{res.tiles_done} done are kept; run the same command again to retry the failed tiles")
+        first = next(iter(sorted(failures.items())))
+        raise TilesFailedError(f"{len(failures)} of {len(chosen)} tiles failed (first: {first[0]}: {first[1]}); "
+                               f"{res.tiles_done + res.tiles_skipped} done are kept, reasons in "
+                               f"{root}/tiles_failed/; run the same command again to retry only the failed tiles")
+    with atomic_path(root.parent / MAP_LATEST) as tmp:
+        tmp.write_text(json.dumps({"version": version, "run_key": key, "finished": prov["finished"]}) + "\n")
     return res
 
 
-def _done(path: Path, key: str) -> bool:
+def _remove_stale_temps(root: Path) -> None:
+    """Delete the temporary siblings (``.NAME.tmp-XXXX``, :func:`socmap.io.temp_sibling`) that a killed run or a
+    lost worker left half-written under ``root``. Called when every task of this run has ended, so none is being
+    written; never seen by readers (hidden names, never renamed into place)."""
+    import shutil
+
+    for p in sorted(root.rglob(".*.tmp-*"), reverse=True):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _utc_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _existing_key(root: Path) -> str | None:
+    """The run key of the maps already in a version folder (its zarr store's, else a tile record's), or None."""
+    if not root.is_dir():
+        return None
     try:
-        return bool(json.loads(path.read_text()).get("run_key") == key)
-    except (OSError, ValueError):
-        return False
+        attrs = json.loads((root / MAP_ZARR / "zarr.json").read_text()).get("attributes", {})
+        if attrs.get("socmap_run_key"):
+            return str(attrs["socmap_run_key"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    for rec in sorted((root / MAP_DONE_DIR).glob("*.json")):
+        try:
+            return str(json.loads(rec.read_text())["run_key"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def _zarr_matches(store: Path, key: str) -> bool:
@@ -245,7 +330,7 @@ def _zarr_matches(store: Path, key: str) -> bool:
 
 
 def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, root: Path, mode: str,
-               tags: dict[str, str], finish: Any, failures: dict[str, str], bar: Any, progress: bool) -> None:
+               tags: dict[str, str], finish: Any, fail: Any, bar: Any, progress: bool) -> None:
     """Tiles one after another in this process (``--scheduler threads``), with a per-tile stage bar."""
     from tqdm.auto import tqdm
 
@@ -259,17 +344,29 @@ def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, ro
                     tb.update()
 
                 res = predict_tile(ctx, t, year, root, mode=mode, tags=tags, progress=step)
-            except SocmapError as exc:
-                _tile_ended(t, None, exc, finish, failures, bar)
+            except Exception as exc:  # one tile fails, the others go on
+                _reraise_disk_error(exc)
+                _tile_ended(t, None, exc, finish, fail, bar)
                 continue
-        _tile_ended(t, res, None, finish, failures, bar)
+        _tile_ended(t, res, None, finish, fail, bar)
 
 
-def _tile_ended(t: Tile, res: TileResult | None, exc: SocmapError | None, finish: Any, failures: dict[str, str],
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+"""Errors of the output folder (full, over quota, read-only, no permission): every later tile would fail the same
+way, so the run stops at once (the CLI prints one line; finished tiles are kept for the re-run)."""
+
+
+def _reraise_disk_error(exc: BaseException) -> None:
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        raise exc
+
+
+def _tile_ended(t: Tile, res: TileResult | None, exc: BaseException | None, finish: Any, fail: Any,
                 bar: Any) -> None:
-    """Record one tile's outcome (local or cluster run): hand a result to ``finish`` or note the failure."""
+    """Record one tile's outcome (local or cluster run): hand a result to ``finish`` or record the failure (a
+    :class:`SocmapError` by its message, anything else with its type too)."""
     if res is None:
-        failures[t.id] = " ".join(str(exc).split())
+        fail(t, str(exc) if isinstance(exc, SocmapError) else short_error(exc))
     else:
         finish(res)
         bar.set_postfix_str(f"{t.id}: {res.n_mapped} cells, {res.seconds:.1f} s")
@@ -277,7 +374,7 @@ def _tile_ended(t: Tile, res: TileResult | None, exc: SocmapError | None, finish
 
 
 def _run_cluster(client: Any, cfg: PipelineConfig, model: Path, todo: list[Tile], year: int, root: Path,
-                 mode: str, tags: dict[str, str], finish: Any, failures: dict[str, str], bar: Any) -> None:
+                 mode: str, tags: dict[str, str], finish: Any, fail: Any, bar: Any) -> None:
     """One task per tile on the cluster; results are written to zarr as they arrive."""
     from distributed import as_completed
 
@@ -292,10 +389,11 @@ def _run_cluster(client: Any, cfg: PipelineConfig, model: Path, todo: list[Tile]
         t = futs[fut]
         try:
             res = fut.result()
-        except SocmapError as exc:
-            _tile_ended(t, None, exc, finish, failures, bar)
+        except Exception as exc:  # incl. KilledWorker: recorded as failed
+            _reraise_disk_error(exc)
+            _tile_ended(t, None, exc, finish, fail, bar)
             continue
-        _tile_ended(t, res, None, finish, failures, bar)
+        _tile_ended(t, res, None, finish, fail, bar)
     client.unregister_worker_plugin(PLUGIN_NAME)
 
 
@@ -330,8 +428,8 @@ def _read_decimated(cfg: PipelineConfig, root: Path, layer: str, win: tuple[int,
         return np.asarray(ds[layer].isel(y=slice(r0, r1, step), x=slice(c0, c1, step)).values, float)
 
 
-def _finish_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, year: int, model: Path, key: str,
-                    variables: list[str]) -> dict[str, str]:
+def _finish_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, year: int, key: str,
+                    variables: list[str], prov: dict[str, Any]) -> dict[str, str]:
     """VRTs, quick-looks and the STAC Item from every tile on disk."""
     from pyproj import CRS
     from rasterio.warp import transform_bounds
@@ -379,13 +477,21 @@ def _finish_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, year: int
         bbox = transform_bounds(grid.crs, "EPSG:4326", extent[0], extent[2], extent[1], extent[3])
     else:
         bbox = transform_bounds(grid.crs, "EPSG:4326", *grid.bounds)
+    with atomic_path(root / MAP_PROVENANCE) as tmp:
+        tmp.write_text(json.dumps(prov, indent=1) + "\n")
+    outputs["provenance"] = str(root / MAP_PROVENANCE)
+    assets["provenance"] = {"href": f"./{MAP_PROVENANCE}", "media_type": "application/json", "roles": ["metadata"],
+                            "title": "provenance", "description": "code version, bundle checksum, pipeline, STAC "
+                            "items, start and end, tiles"}
     assets["summary"] = {"href": f"./{MAP_SUMMARY}", "media_type": "application/json", "roles": ["metadata"],
                          "title": "run summary", "description": "tiles, cells, seconds, cells per second"}
-    item = stac_item(root / MAP_ITEM, item_id=f"socmap-{cfg.name}-{year}", bbox_lonlat=tuple(bbox), year=year,
+    item = stac_item(root / MAP_ITEM, item_id=f"socmap-{cfg.name}-{year}-{prov['version']}",
+                     bbox_lonlat=tuple(bbox), year=year,
                      properties={"title": f"Topsoil SOC (0-30 cm) {cfg.name} {year}",
                                  "description": cfg.description or f"socmap map of {cfg.name}",
                                  "socmap:grid_crs": crs_label, "socmap:resolution": grid.resolution,
-                                 "socmap:model": str(model.resolve()), "socmap:run_key": key},
+                                 "socmap:model": prov["bundle"]["path"], "socmap:run_key": key,
+                                 "socmap:provenance": prov},
                      assets=assets)
     outputs["stac_item"] = str(item)
     return outputs

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from socmap.config import GridConfig, PipelineConfig
-from socmap.errors import ModelError
+from socmap.errors import DataError, ModelError, short_error
 from socmap.mapping.aoa import AOAReference
 from socmap.mapping.cells import cell_covariates
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat
@@ -104,6 +104,8 @@ class TileResult:
     layers: dict[str, np.ndarray] = field(repr=False)
     cog_paths: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    stac_items: list[str] = field(default_factory=list)
+    """Ids of the STAC items whose imagery the tile used (imagery pipelines), for provenance."""
 
 
 def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
@@ -157,15 +159,17 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     ts = t0
     x, y = cell_centres(grid, tile)
     lonlat = cell_lonlat(grid.crs, x, y)
-    raw, mapped = cell_covariates(cfg, lonlat)
+    raw, mapped = _read_covariates(cfg, lonlat)
     ts = lap("covariates", ts)
     streams = cfg.model.streams
     image = None
+    items: list[str] = []
     from_image = None
     if "image" in streams:
         from socmap.mapping.imagery import tile_composites, tile_image_embeddings, tile_ndvi_elevation
 
         comps = tile_composites(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution)
+        items = sorted({i for c in comps for ids in c.items.values() for i in ids})
         ts = lap("composites", ts)
         emb, ok = tile_image_embeddings(cfg, year, grid.crs, x, y, ctx.encoder, mode=mode,
                                         cell_size_m=grid.resolution, composites=comps)
@@ -218,4 +222,24 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
         paths = [str(p) for p in write_tile_cogs(root, grid, tile, layers, cfg.output.nodata, tags or {})]
         lap("write", ts)
     return TileResult(tile_id=tile.id, n_cells=n, n_mapped=len(idx), n_outside=n_outside,
-                      seconds=time.perf_counter() - t0, layers=layers, cog_paths=paths, timings=timings)
+                      seconds=time.perf_counter() - t0, layers=layers, cog_paths=paths, timings=timings,
+                      stac_items=items)
+
+
+def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`cell_covariates` retried with back-off (covariate COGs over HTTP answer 503s and time out now and
+    then); GDAL's HTTP cache is cleared between tries so a cached failure is not replayed. Still failing after
+    ``stac.retries`` (default 3) retries: a :class:`DataError` (the tile is recorded as failed)."""
+    import rasterio
+
+    from socmap.eo.cluster import clear_gdal_http_cache
+    from socmap.io import retry
+
+    attempts = (cfg.stac.retries if cfg.stac is not None else 3) + 1
+    # no sidecar probing (.aux.xml, .msk, ...): over HTTP each probe is a round trip, or a time-out
+    try:
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            return retry(lambda: cell_covariates(cfg, lonlat), attempts=attempts, retry_on=(OSError, DataError),
+                         base_s=0.5, on_retry=lambda i, exc: clear_gdal_http_cache())
+    except (OSError, DataError) as exc:
+        raise DataError(f"reading the covariates failed after {attempts} attempts: {short_error(exc)}") from None

@@ -22,7 +22,7 @@ from socmap.io import MAP_COG_DIR, atomic_path
 from socmap.mapping.tiles import Tile, grid_tiles, grid_transform
 
 __all__ = ["LAYERS", "LayerSpec", "cog_path", "quicklook_png", "stac_item", "write_tile_cogs", "write_vrt",
-           "zarr_template", "zarr_write_tile"]
+           "zarr_chunk_files", "zarr_template", "zarr_write_tile"]
 
 AOA_NODATA = 255
 
@@ -111,8 +111,27 @@ def _write_tile_cogs(root: Path, grid: GridConfig, tile: Tile, layers: dict[str,
                 ds.scales, ds.offsets = (1.0,), (0.0,)
                 ds.update_tags(1, layer=name, units=spec.unit, scale="1", offset="0")
                 ds.update_tags(tile=tile.id, **tags)
+            _check_written(tmp, final, arr.astype(spec.dtype))
         paths.append(final)
     return paths
+
+
+def _check_written(tmp: Path, final: Path, arr: np.ndarray) -> None:
+    """Read the written COG back: GDAL reports a full disk or a file-size limit only as a logged libtiff error and
+    leaves a truncated file, which must never be renamed into place (nor recorded as a finished tile)."""
+    import errno
+
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(tmp) as ds:
+            ok = np.array_equal(ds.read(1), arr, equal_nan=arr.dtype.kind == "f")
+    except (RasterioError, OSError):
+        ok = False
+    if not ok:
+        raise OSError(errno.ENOSPC, f"{final.name} could not be written whole (disk full or over a file size "
+                                    "limit?)", str(final.parent))
 
 
 def write_vrt(root: Path, grid: GridConfig, layer: str, nodata: float) -> Path | None:
@@ -197,6 +216,17 @@ def zarr_write_tile(store: Path, tile: Tile, layers: dict[str, np.ndarray]) -> N
     ds = xr.Dataset({k: (("y", "x"), v) for k, v in layers.items()})
     ds.to_zarr(store, region={"y": slice(tile.row0, tile.row0 + tile.nrows),
                               "x": slice(tile.col0, tile.col0 + tile.ncols)}, mode="r+", consolidated=False)
+
+
+def zarr_chunk_files(store: Path, grid: GridConfig, tile: Tile) -> list[Path]:
+    """The chunk files of ``tile`` in every (y, x) or (..., y, x) array of the store (zarr v3 default keys
+    ``<array>/c/<row>/<col>``, or ``<array>/c/<k>/<row>/<col>`` with a leading dimension such as ensemble members)
+    that exist: an all-no-data chunk is not written at all."""
+    i, j = str(tile.row0 // grid.tile_size), str(tile.col0 // grid.tile_size)
+    out: list[Path] = []
+    for arr in sorted(p for p in store.iterdir() if (p / "c").is_dir()):
+        out += [p for p in [arr / "c" / i / j, *sorted(arr.glob(f"c/*/{i}/{j}"))] if p.is_file()]
+    return out
 
 
 # --------------------------------------------------------------------------------------------- quicklook

@@ -33,12 +33,14 @@ def test_cli_predict_writes_maps(map_world: dict[str, Path], map_bundle: Path, t
                       "--no-progress"])
     assert code == 0, out
     assert "1 tiles done" in out and "0 failed" in out and "cells/s" in out
-    root = tmp_path / "mapworld" / "2020"
+    from socmap.mapping.layout import resolve_maps
+
+    root = resolve_maps(tmp_path / "mapworld" / "2020")
     assert (root / "soc_mean.vrt").is_file() and (root / "cog" / "soc_mean" / "soc_mean_r000_c001.tif").is_file()
 
 
-@pytest.mark.parametrize("case", ["region", "tile", "year_without_imagery", "other_covariates", "no_bundle",
-                                  "unwritable"])
+@pytest.mark.parametrize("case", ["region", "no_grid", "tile", "year_without_imagery", "other_covariates",
+                                  "no_bundle", "unwritable", "out_is_file", "out_under_file", "bad_version"])
 def test_cli_predict_bad_input(case: str, map_world: dict[str, Path], map_bundle: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "maps"
     opts = {"--year": "2020", "--model": str(map_bundle), "--pipeline": str(map_world["pipeline"]),
@@ -57,8 +59,27 @@ def test_cli_predict_bad_input(case: str, map_world: dict[str, Path], map_bundle
         needles = ("1999", "imagery")
     elif case == "other_covariates":
         opts["--pipeline"] = str(map_world["other"])
+    elif case == "no_grid":
+        import yaml
+
+        pipe = yaml.safe_load(map_world["pipeline"].read_text())
+        pipe.update(grid=str(tmp_path / "no-such-grid.yaml"), data={**pipe["data"], "sources": []})
+        opts["--pipeline"] = str(tmp_path / "p.yaml")
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump(pipe))
+        needles = ("grid", "no-such-grid")
     elif case == "no_bundle":
         opts["--model"] = str(tmp_path / "nothing")
+    elif case == "out_is_file":
+        out_dir = tmp_path / "maps.txt"
+        out_dir.write_text("not a folder")
+        needles = ("not a folder",)
+    elif case == "out_under_file":
+        (tmp_path / "plain").write_text("a file")
+        out_dir = tmp_path / "plain" / "maps"
+        needles = ("not a folder",)
+    elif case == "bad_version":
+        opts["--version"] = "../../elsewhere"
+        needles = ("version",)
     else:
         if os.geteuid() == 0:  # root writes through file modes: use a folder no one can create
             out_dir = Path("/proc/socmap-maps")
@@ -71,4 +92,30 @@ def test_cli_predict_bad_input(case: str, map_world: dict[str, Path], map_bundle
     opts["--out"] = str(out_dir)
     code, out = _run(["predict", *(x for kv in opts.items() for x in kv), "--no-progress"])
     _one_line_error(code, out, *needles)
-    assert not out_dir.exists()
+    if case == "out_is_file":
+        assert out_dir.read_text() == "not a folder"
+    else:
+        assert not out_dir.exists()
+
+
+def test_disk_full_during_the_run_ends_with_one_line(map_world: dict[str, Path], map_bundle: Path,
+                                                     tmp_path: Path) -> None:
+    """A file-size limit (RLIMIT_FSIZE, as a full disk: GDAL then leaves a truncated COG and only logs it) hits the
+    first tile's COGs: one line, exit 2, no truncated file in place, no tile recorded; without the limit the same
+    command finishes."""
+    import resource
+
+    from socmap.io import MAP_DONE_DIR
+
+    args = ["predict", "--pipeline", str(map_world["pipeline"]), "--year", "2020", "--model", str(map_bundle),
+            "--out", str(tmp_path), "--scheduler", "threads", "--tiles", "r000_c000", "--no-progress"]
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2500, hard))  # metadata files fit, a 32 x 32 float COG does not
+    try:
+        code, out = _run(args)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    _one_line_error(code, out, "could not be written whole", "run the same command again")
+    assert not list(tmp_path.rglob("*.tif")) and not list(tmp_path.rglob(f"{MAP_DONE_DIR}/*.json"))
+    code, out = _run(args)
+    assert code == 0 and "1 tiles done" in out, out

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from socmap.config import load_pipeline
-from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_SUMMARY, MAP_ZARR
+from socmap.errors import ConfigError
+from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SUMMARY, MAP_ZARR
 from socmap.mapping import LAYERS, predict_map
+from socmap.mapping.layout import resolve_maps
 
 from .conftest import GRID_N, GRID_RES, SEA_LAT, SEA_LON, SITES_WEST_OF, TILE
 
@@ -39,7 +41,9 @@ def test_one_tile_and_four_tiles_write_every_cell(runs: dict) -> None:
     r1, r4 = runs["r1"], runs["r4"]
     assert (r1.tiles_done, r1.tiles_failed, r1.cells) == (1, 0, GRID_N**2)
     assert (r4.tiles_done, r4.tiles_failed, r4.cells) == (4, 0, GRID_N**2)
-    assert r4.root == runs["tmp"] / "out4" / "mapworld" / str(YEAR)
+    assert r4.root.parent == runs["tmp"] / "out4" / "mapworld" / str(YEAR)  # OUT/REGION/YEAR/VERSION
+    assert resolve_maps(r4.root.parent) == r4.root  # latest.json names the finished version
+    assert json.loads((r4.root.parent / MAP_LATEST).read_text())["version"] == r4.root.name
     assert sorted(p.stem for p in (r4.root / MAP_DONE_DIR).glob("*.json")) == [
         "r000_c000", "r000_c001", "r001_c000", "r001_c001"]
     assert 0 < r4.cells_mapped < r4.cells  # the sea corner is not mapped
@@ -180,3 +184,75 @@ def test_local_cluster_two_worker_processes(runs: dict, map_world: dict[str, Pat
     cfg = load_pipeline(map_world["pipeline"])
     res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "cluster", scheduler=None, workers=2, progress=False)
     _same_as_in_process(res, runs)
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_new_year_and_version_never_overwrite_an_old_one(runs: dict, map_world: dict[str, Path],
+                                                         map_bundle: Path) -> None:
+    """Another year goes to OUT/REGION/2021/..., another --version beside the default one; the 2020 maps and
+    2020/latest.json stay byte for byte."""
+    cfg = load_pipeline(map_world["pipeline"])
+    year_dir = runs["r4"].root.parent
+    before = _tree_bytes(year_dir)
+    r21 = predict_map(cfg, 2021, map_bundle, runs["tmp"] / "out4", scheduler="threads", tiles=["r000_c000"],
+                      progress=False)
+    rv = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "out4", scheduler="threads", tiles=["r000_c000"],
+                     progress=False, version="rerun-b")
+    assert r21.root == runs["tmp"] / "out4" / "mapworld" / "2021" / r21.root.name
+    assert r21.root.name != runs["r4"].root.name  # the year is part of the run key, so of the default version
+    assert rv.root == year_dir / "rerun-b" and rv.tiles_done == 1
+    after = {k: v for k, v in _tree_bytes(year_dir).items() if not k.startswith("rerun-b/")}
+    assert after.keys() - {MAP_LATEST} == before.keys() - {MAP_LATEST}
+    assert all(after[k] == before[k] for k in before if k != MAP_LATEST)
+    assert json.loads(after[MAP_LATEST])["version"] == "rerun-b"  # the newest finished run is the latest
+    assert resolve_maps(runs["tmp"] / "out4" / "mapworld" / "2021") == r21.root
+    with pytest.raises(ConfigError, match="another bundle or other options"):  # other options, same --version
+        predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "out4", scheduler="threads", tiles=["r000_c000"],
+                    progress=False, version=runs["r4"].root.name, mode="exact")
+    assert _tree_bytes(year_dir / runs["r4"].root.name) == {k.split("/", 1)[1]: v for k, v in before.items()
+                                                           if k.startswith(runs["r4"].root.name + "/")}
+
+
+def test_rerun_redoes_a_tile_whose_file_changed(runs: dict, map_world: dict[str, Path], map_bundle: Path,
+                                                tmp_path: Path) -> None:
+    """A record is trusted only while every file it lists has its sha256: a damaged COG and a deleted zarr chunk
+    make their tiles run again (and come back identical); the other tiles are skipped."""
+    import shutil
+
+    cfg = load_pipeline(map_world["pipeline"])
+    out = tmp_path / "copy"
+    shutil.copytree(runs["r4"].root.parent.parent.parent, out)
+    root = out / "mapworld" / str(YEAR) / runs["r4"].root.name
+    good = _tree_bytes(root)
+    cog = root / "cog" / "soc_mean" / "soc_mean_r000_c001.tif"
+    cog.write_bytes(cog.read_bytes()[:-10] + b"0123456789")
+    (root / MAP_ZARR / "q95" / "c" / "1" / "0").unlink()
+    res = predict_map(cfg, YEAR, map_bundle, out, scheduler="threads", progress=False)
+    assert (res.tiles_done, res.tiles_skipped) == (2, 2)
+    now = _tree_bytes(root)
+    for k in good:
+        if k.startswith(("cog/", f"{MAP_ZARR}/")):
+            assert now[k] == good[k], k
+    rec = json.loads((root / MAP_DONE_DIR / "r000_c001.json").read_text())
+    assert "cog/soc_mean/soc_mean_r000_c001.tif" in rec["files"] and f"{MAP_ZARR}/q95/c/0/1" in rec["files"]
+
+
+def test_provenance_beside_the_maps_and_in_the_item(runs: dict, map_bundle: Path) -> None:
+    import pystac
+
+    from socmap.mapping.records import bundle_sha256
+
+    root = runs["r4"].root
+    prov = json.loads((root / MAP_PROVENANCE).read_text())
+    assert prov["bundle"]["sha256"] == bundle_sha256(map_bundle) and prov["bundle"]["created"]
+    assert prov["year"] == YEAR and prov["version"] == root.name and prov["region"] == "mapworld"
+    assert prov["socmap_version"] and prov["started"] <= prov["finished"]
+    assert prov["pipeline"]["data"]["covariates"][0]["name"] == "temp"
+    tiles = prov["tiles"]  # done in this run, or skipped as done by an earlier one (an earlier test re-runs)
+    assert tiles["total"] == 4 and len(tiles["done"]) + len(tiles["skipped"]) == 4 and tiles["failed"] == {}
+    item = pystac.Item.from_file(str(root / MAP_ITEM))
+    assert item.properties["socmap:provenance"]["bundle"]["sha256"] == prov["bundle"]["sha256"]
+    assert "provenance" in item.assets
