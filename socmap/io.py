@@ -17,6 +17,7 @@ Folders::
     REPORT/  report.md, report.json, figures                                                    (evaluate)
     MAPS/    REGION/YEAR/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
              predict_summary.json, tiles_done/TILE.json                                        (predict)
+    OUT.csv, OUT.gpkg, OUT.png, OUT.json  (``socmap aggregate --out OUT.csv``)                (aggregate)
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
+    "AGG_CHART_SUFFIX",
+    "AGG_GPKG_SUFFIX",
+    "AGG_META_SUFFIX",
+    "AGG_TABLE_SUFFIX",
     "DEMO_RUN",
     "EMBEDDINGS",
     "ENCODER_WEIGHTS",
@@ -101,6 +106,14 @@ FIG_PRED_VS_OBS = "pred_vs_obs.png"
 FIG_RELIABILITY = "reliability.png"
 FIG_ENSEMBLE_SIZE = "ensemble_size.png"
 FIG_RESIDUAL_MAP = "residual_map.png"
+AGG_TABLE_SUFFIX = ".csv"
+"""aggregate: one row per zone (area, cells, mean SOC and its interval, AOA share, stock); ``--out`` names it."""
+AGG_GPKG_SUFFIX = ".gpkg"
+"""aggregate: the zone geometries with every figure of the table (layer metadata: formula, units, level)."""
+AGG_CHART_SUFFIX = ".png"
+"""aggregate: zone means with their intervals."""
+AGG_META_SUFFIX = ".json"
+"""aggregate: formula, units, assumptions, the fitted correlogram and the inputs."""
 DEMO_RUN = "demo_run.json"
 """demo: the run summary (stages, one-line summaries, seconds) in ``socmap demo --out DIR``."""
 
