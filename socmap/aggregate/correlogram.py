@@ -6,9 +6,14 @@ test nodes, with ``mu`` and ``sd`` the calibrated transductive ensemble predicti
 standard deviation. The empirical semivariogram of ``r`` (Matheron, distance bins at quantiles of the pair
 distances, :data:`BIN_QUANTILES`) is fitted with an exponential model plus a nugget; the correlogram is
 
-    rho(0) = 1,    rho(d) = (1 - nugget_share) * exp(-d / len_scale)    for d > 0   (d in km),
+    rho(0) = 1,    rho(d) = shared_share + partial_share * exp(-d / len_scale)    for d > 0   (d in km),
 
-so a pure-nugget fit means independent errors and a zero nugget means errors of nearby cells move together. On a
+with ``partial_share = 1 - nugget_share - shared_share``: a pure-nugget fit means independent errors and a zero
+nugget means errors of nearby cells move together. ``shared_share`` is an error common to the whole map (a
+map-wide bias of the model), which a variogram cannot see (it is blind to a constant); it is estimated by the
+method of moments from the mean held-out residual: ``c0 = max(0, mean(r)^2 - sum_ij C(d_ij) / n^2)``, the squared
+mean residual less what the fitted local covariance ``C`` alone would give it. The covariance used for a zone is
+``sill * rho(d)``, with ``sill`` the fitted total variance of the standardised residuals (1 for a calibrated sd). On a
 delta-method scale a correlation is the same in log(1 + SOC) and in g/kg, which is how the zone interval uses it
 (:mod:`socmap.aggregate.interval`). Distances are great-circle km for lon/lat points, or km in the map's
 projected CRS.
@@ -38,7 +43,14 @@ class Correlogram:
 
     len_scale_km: float
     nugget_share: float
-    """Nugget / (nugget + partial sill): the share of the error variance that is independent from cell to cell."""
+    """Nugget / total: the share of the error variance that is independent from cell to cell."""
+    shared_share: float = 0.0
+    """Map-wide error variance / total: the share every pair of cells shares, whatever their distance."""
+    mean_residual: float = 0.0
+    """Mean standardised held-out residual (> 0: the model under-predicts on average)."""
+    sill: float = 1.0
+    """Variance of the standardised residuals (nugget + partial sill + shared): 1 when the predictive sd is
+    calibrated; above 1 it is too small by ``sqrt(sill)``, and the zone interval scales it up."""
     n_points: int = 0
     n_pairs: int = 0
     scale: str = "log(1+SOC), standardised by the calibrated total sd"
@@ -49,8 +61,13 @@ class Correlogram:
     def rho(self, d_km: np.ndarray) -> np.ndarray:
         """Correlation of the errors of two cells ``d_km`` apart (1 at distance 0)."""
         d = np.asarray(d_km, np.float64)
-        r = (1.0 - self.nugget_share) * np.exp(-d / max(self.len_scale_km, 1e-12))
+        partial = max(0.0, 1.0 - self.nugget_share - self.shared_share)
+        r = self.shared_share + partial * np.exp(-d / max(self.len_scale_km, 1e-12))
         return np.where(d <= 0.0, 1.0, r)
+
+    def cov(self, d_km: np.ndarray) -> np.ndarray:
+        """Covariance of the standardised errors of two cells ``d_km`` apart: ``sill * rho``."""
+        return self.sill * self.rho(d_km)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,14 +121,35 @@ def fit_correlogram(xy: np.ndarray, r: np.ndarray, *, geographic: bool) -> Corre
                                               geo_scale=gs.KM_SCALE if geographic else 1.0, return_counts=True)
     ok = counts > 0
     centre, gamma, counts = centre[ok], gamma[ok], counts[ok]
-    model = gs.Exponential(dim=2)
+    v = max(float(np.var(r)), 1e-6)
     dpos = d[d > 0]
-    model.len_scale_bounds = [max(float(dpos.min()) if dpos.size else 1e-3, 1e-6) / 3, float(d.max()) * 3]
-    model.var_bounds = [0.0, 10.0 * max(float(np.var(r)), 1e-6)]
-    model.nugget_bounds = [0.0, 10.0 * max(float(np.var(r)), 1e-6)]
-    model.fit_variogram(centre, gamma, nugget=True, weights=counts)
-    total = float(model.var + model.nugget)
-    share = float(model.nugget) / total if total > 0 else 1.0
+    lo = max(float(dpos.min()) if dpos.size else 1e-3, 1e-6) / 3
+    best, best_sse = None, np.inf
+    # least squares has local optima (a pure nugget at the shortest range is one): start from several ranges
+    for len0 in np.quantile(centre, [0.1, 0.3, 0.6, 0.9]):
+        model = gs.Exponential(dim=2)
+        model.len_scale_bounds = [lo, float(d.max()) * 3]
+        model.var_bounds = [0.0, 10.0 * v]
+        model.nugget_bounds = [0.0, 10.0 * v]
+        model.fit_variogram(centre, gamma, nugget=True, weights=counts,
+                            init_guess={"len_scale": float(len0), "var": 0.7 * v, "nugget": 0.3 * v,
+                                        "default": "default"})
+        sse = float(np.sum(counts * (model.variogram(centre) - gamma) ** 2))
+        if sse < best_sse:
+            best, best_sse = model, sse
+    assert best is not None
+    model = best
+    var, nug = float(model.var), float(model.nugget)
+    # map-wide shared error (method of moments on the mean residual; see the module docstring)
+    cov_sum = 0.0
+    for s in range(0, n, 500):
+        dd = distances_km(xy[s:s + 500, None, :], xy[None, :, :], geographic)
+        cov_sum += float(np.sum(var * np.exp(-dd / max(float(model.len_scale), 1e-12)) + nug * (dd <= 0)))
+    mean_r = float(np.mean(r))
+    c0 = max(0.0, mean_r**2 - cov_sum / n**2)
+    total = var + nug + c0
+    share = nug / total if total > 0 else 1.0
     return Correlogram(len_scale_km=float(model.len_scale), nugget_share=float(np.clip(share, 0.0, 1.0)),
+                       shared_share=float(c0 / total) if total > 0 else 0.0, mean_residual=mean_r, sill=total,
                        n_points=n, n_pairs=len(d), bins_km=[round(float(c), 4) for c in centre],
                        gamma=[round(float(g), 4) for g in gamma])
