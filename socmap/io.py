@@ -18,6 +18,7 @@ Folders::
     MAPS/    REGION/YEAR/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
              predict_summary.json, tiles_done/TILE.json                                        (predict)
     OUT.csv, OUT.gpkg, OUT.png, OUT.json  (``socmap aggregate --out OUT.csv``)                (aggregate)
+    DEMO/    demo_run.json; aggregate/random_zones.gpkg, zones.csv (+ .gpkg .png .json)         (demo)
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ __all__ = [
     "AGG_GPKG_SUFFIX",
     "AGG_META_SUFFIX",
     "AGG_TABLE_SUFFIX",
+    "DEMO_AGGREGATE",
     "DEMO_RUN",
+    "DEMO_ZONES",
     "EMBEDDINGS",
     "ENCODER_WEIGHTS",
     "EXTRACT_FAILURES",
@@ -114,6 +117,10 @@ AGG_CHART_SUFFIX = ".png"
 """aggregate: zone means with their intervals."""
 AGG_META_SUFFIX = ".json"
 """aggregate: formula, units, assumptions, the fitted correlogram and the inputs."""
+DEMO_ZONES = "random_zones.gpkg"
+"""demo: random polygons (0.25-25 km2, field ``zone``) that ``socmap demo`` aggregates the demo map over."""
+DEMO_AGGREGATE = "zones.csv"
+"""demo: ``socmap aggregate --out`` of the demo map over :data:`DEMO_ZONES` (+ .gpkg, .png, .json beside it)."""
 DEMO_RUN = "demo_run.json"
 """demo: the run summary (stages, one-line summaries, seconds) in ``socmap demo --out DIR``."""
 

@@ -104,3 +104,20 @@ def coverage_check(layers: Any, truth_grid: np.ndarray, correlogram: Any, *, see
     ratio = float(np.mean(tab["soc_sd_gkg"] / tab["naive_sd_gkg"]))
     return CoverageCheck(zones=len(tab), coverage=cov, naive_coverage=naive, level=level, mean_width_ratio=ratio,
                          bias_gkg=float(np.mean(tab["soc_mean_gkg"] - y)), table=tab)
+
+
+def map_coverage(maps: Path | str, model: Path | str | None, truth: Path | str, *, seeds: list[int],
+                 n_zones: int = 50, level: float = 0.9, area_km2: tuple[float, float] = (0.25, 25.0),
+                 n_pairs: int = 50_000, progress: bool = False) -> tuple[CoverageCheck, Any]:
+    """:func:`coverage_check` of a map folder (``socmap predict`` output) against a truth raster, the correlogram
+    fitted on ``model``'s held-out points (default: the bundle the map records); returns (check, correlogram)."""
+    from socmap.aggregate.stage import load_map, map_correlogram
+    from socmap.mapping.layout import resolve_maps
+    from socmap.train import load_bundle
+
+    layers = load_map(resolve_maps(maps))
+    corr = map_correlogram(load_bundle(model or layers.attrs["model"]), layers)
+    grid_truth = truth_on_grid(truth, layers.transform, layers.shape, layers.crs)
+    chk = coverage_check(layers, grid_truth, corr, seeds=seeds, n_zones=n_zones, level=level, area_km2=area_km2,
+                         n_pairs=n_pairs, progress=progress)
+    return chk, corr

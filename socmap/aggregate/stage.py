@@ -26,7 +26,7 @@ from socmap.aggregate.zones import read_zones
 from socmap.errors import ConfigError, DataError
 from socmap.io import AGG_CHART_SUFFIX, AGG_GPKG_SUFFIX, AGG_META_SUFFIX, AGG_TABLE_SUFFIX, MAP_ZARR, atomic_path
 
-__all__ = ["AggregateResult", "MapLayers", "aggregate", "aggregate_zones", "load_map", "map_correlogram"]
+__all__ = ["AggregateResult", "MapLayers", "aggregate", "aggregate_zones", "load_map", "map_correlogram", "write_gpkg"]
 
 ASSUMPTIONS = (
     "errors Gaussian on the g/kg scale for the zone figure (delta method from log(1+SOC));",
@@ -56,7 +56,7 @@ class MapLayers:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.soc.shape  # type: ignore[return-value]
+        return self.soc.shape
 
     @property
     def geographic(self) -> bool:
@@ -213,6 +213,17 @@ COLUMNS = {
 }
 
 
+def write_gpkg(gdf: Any, path: Path, layer_metadata: dict[str, str] | None = None) -> Path:
+    """Write ``gdf`` as the layer ``zones`` of a GeoPackage, atomically (the temporary sibling's name does not end
+    in .gpkg, which GDAL only warns about)."""
+    import warnings
+
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The filename extension should be 'gpkg'")
+        gdf.to_file(tmp, driver="GPKG", layer="zones", engine="pyogrio", layer_metadata=layer_metadata)
+    return path
+
+
 @dataclass
 class AggregateResult:
     """What ``socmap aggregate`` wrote."""
@@ -292,10 +303,7 @@ def aggregate(maps: Path | str, zones: Path | str, field: str, out: Path | str, 
                        "coarse_fragments": cfg.resolve(cfg.output.coarse_fragments)} if bd is not None else None)}
     with atomic_path(paths["table"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
-    gdf = zgdf[["geometry"]].join(table)
-    with atomic_path(paths["gpkg"]) as tmp:
-        gdf.to_file(tmp, driver="GPKG", layer="zones", engine="pyogrio",
-                    layer_metadata={"socmap_aggregate": json.dumps(meta, default=str)})
+    write_gpkg(zgdf[["geometry"]].join(table), paths["gpkg"], {"socmap_aggregate": json.dumps(meta, default=str)})
     zone_chart(table, paths["chart"], level=level,
                title=f"{Path(zones).stem} by {field}: mean SOC with {level:.0%} intervals")
     with atomic_path(paths["meta"]) as tmp:
