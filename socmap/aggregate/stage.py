@@ -239,7 +239,8 @@ class AggregateResult:
         n_ok = int(np.isfinite(t.get("soc_mean_gkg", pd.Series(dtype=float))).sum())
         c = self.correlogram
         return (f"{len(t)} zones ({n_ok} with mapped cells), {self.level:.0%} intervals; error correlogram: range "
-                f"{c.len_scale_km:.3g} km, nugget share {c.nugget_share:.2f} ({c.n_points} held-out points) -> "
+                f"{c.len_scale_km:.3g} km, nugget share {c.nugget_share:.2f}, map-wide share {c.shared_share:.2f}, "
+                f"sill {c.sill:.2f} ({c.n_points} held-out points) -> "
                 f"{self.paths['table']} ({self.seconds:.1f} s)")
 
 
