@@ -51,7 +51,13 @@ def main() -> None:
         naive = float(np.mean((s["naive_lo_gkg"] <= ys) & (ys <= s["naive_hi_gkg"])))
         by_size[f"{lo:g}-{hi:g}km2"] = {"zones": len(s), "coverage": round(cov, 3), "naive_coverage": round(naive, 3)}
         print(f"  zones of {lo:g}-{hi:g} km2: {len(s)}, coverage {cov:.1%}, naive {naive:.1%}")
-    out = {**chk.figures(), "seeds": seeds, "by_size": by_size, "seconds": round(secs, 1),
+    by_seed = {}
+    for s_ in seeds:
+        s = tab[tab["zone"].str.startswith(f"z{s_}_")]
+        ys = y[s.index]
+        by_seed[str(s_)] = round(float(np.mean((s["soc_lo_gkg"] <= ys) & (ys <= s["soc_hi_gkg"]))), 3)
+    print("  coverage by seed: " + ", ".join(f"{k}: {v:.1%}" for k, v in by_seed.items()))
+    out = {**chk.figures(), "seeds": seeds, "by_size": by_size, "by_seed": by_seed, "seconds": round(secs, 1),
            "correlogram": {"len_scale_km": round(corr.len_scale_km, 4), "nugget_share": round(corr.nugget_share, 4),
                            "shared_share": round(corr.shared_share, 4), "sill": round(corr.sill, 4),
                            "n_points": corr.n_points}}
