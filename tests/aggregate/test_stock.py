@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from socmap.aggregate.check import random_zones
@@ -28,3 +30,20 @@ def test_stock_formula_and_total() -> None:
     np.testing.assert_allclose(rel_total, rel_mean, rtol=1e-6)
     # zones are 0.25-2 km2 at 50 m: 100-800 cells, so the residual part is exact over all pairs
     assert tab["exact_pairs"].all()
+
+
+def test_bulk_density_raster_is_averaged_onto_the_map_grid(tmp_path: Path) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from socmap.aggregate.stock import layer_on_grid
+
+    layers, _, _, _ = synthetic_map(4, n=40)
+    # SoilGrids-like: cg/cm3 at 25 m, half the cells 100, half 140 in a checkerboard -> 1.2 g/cm3 per 50 m cell
+    fine = np.where((np.add.outer(np.arange(80), np.arange(80)) % 2) == 0, 100, 140).astype("int16")
+    path = tmp_path / "bdod.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=80, height=80, count=1, dtype="int16", crs=layers.crs,
+                       transform=from_origin(250_000.0, 9_600_000.0, 25.0, 25.0), nodata=-32768) as ds:
+        ds.write(fine, 1)
+    bd = layer_on_grid(path, layers.transform, layers.shape, layers.crs, scale=0.01)
+    np.testing.assert_allclose(bd, 1.2, rtol=1e-6)
