@@ -26,7 +26,8 @@ from socmap.aggregate.zones import read_zones
 from socmap.errors import ConfigError, DataError
 from socmap.io import AGG_CHART_SUFFIX, AGG_GPKG_SUFFIX, AGG_META_SUFFIX, AGG_TABLE_SUFFIX, MAP_ZARR, atomic_path
 
-__all__ = ["AggregateResult", "MapLayers", "aggregate", "aggregate_zones", "load_map", "map_correlogram", "write_gpkg"]
+__all__ = ["AggregateResult", "MapLayers", "aggregate", "aggregate_zones", "load_map", "map_correlogram", "map_crs",
+           "write_gpkg"]
 
 ASSUMPTIONS = (
     "errors Gaussian on the g/kg scale for the zone figure (delta method from log(1+SOC));",
@@ -78,28 +79,53 @@ class MapLayers:
         return np.c_[x, y] * unit / 1000.0
 
 
-def load_map(root: Path) -> MapLayers:
-    """The layers of the map version folder ``root`` (its ``soc.zarr``)."""
+def _open_store(root: Path) -> Any:
     import rioxarray  # noqa: F401  (registers the .rio accessor)
     import xarray as xr
 
     store = Path(root) / MAP_ZARR
     if not store.exists():
         raise DataError(f"{root} has no {MAP_ZARR}; aggregate needs the zarr store (output.formats: zarr)")
-    with xr.open_zarr(store, consolidated=False) as ds:
+    return xr.open_zarr(store, consolidated=False)
+
+
+def map_crs(root: Path) -> Any:
+    """The CRS of the map in the version folder ``root``."""
+    with _open_store(root) as ds:
+        return ds.rio.crs
+
+
+def load_map(root: Path, bounds: tuple[float, float, float, float] | None = None) -> MapLayers:
+    """The layers of the map version folder ``root`` (its ``soc.zarr``); with ``bounds`` (xmin, ymin, xmax, ymax in
+    the map's CRS, e.g. the zones' extent) only the window of cells that covers them, so a continental map is not
+    read whole for a few provinces."""
+    with _open_store(root) as ds:
         need = ["soc_mean", "aleatoric_var", "epistemic_var", "total_sd"]
         missing = [v for v in need if v not in ds]
         if missing:
-            raise DataError(f"{store} lacks the layers {', '.join(missing)} (output.variables); map again with them")
+            raise DataError(f"{root / MAP_ZARR} lacks the layers {', '.join(missing)} (output.variables); map again "
+                            "with them")
+        t = ds.rio.transform()
+        rows, cols = ds.sizes["y"], ds.sizes["x"]
+        r0, r1, c0, c1 = 0, rows, 0, cols
+        if bounds is not None:
+            xmin, ymin, xmax, ymax = bounds
+            c0 = int(np.clip(np.floor((xmin - t.c) / t.a) - 1, 0, cols))
+            c1 = int(np.clip(np.ceil((xmax - t.c) / t.a) + 1, c0, cols))
+            r0 = int(np.clip(np.floor((ymax - t.f) / t.e) - 1, 0, rows))
+            r1 = int(np.clip(np.ceil((ymin - t.f) / t.e) + 1, r0, rows))
+        win = ds.isel(y=slice(r0, r1), x=slice(c0, c1))
 
         def get(name: str) -> np.ndarray:
-            return np.asarray(ds[name].values, np.float64)
+            return np.asarray(win[name].values, np.float64)
+
+        from rasterio.transform import Affine
 
         return MapLayers(soc=get("soc_mean"), aleatoric_var=get("aleatoric_var"),
                          epistemic_var=get("epistemic_var"), total_sd=get("total_sd"),
                          aoa=get("aoa") if "aoa" in ds else None,
                          members=get("soc_member") if "soc_member" in ds else None,
-                         transform=ds.rio.transform(), crs=ds.rio.crs, attrs=dict(ds.attrs))
+                         transform=t * Affine.translation(c0, r0), crs=ds.rio.crs, attrs=dict(ds.attrs))
 
 
 def map_correlogram(bundle: Any, layers: MapLayers) -> Correlogram:
@@ -269,8 +295,8 @@ def aggregate(maps: Path | str, zones: Path | str, field: str, out: Path | str, 
     if not 0 < level < 1:
         raise ConfigError(f"--level must be between 0 and 1 (e.g. 0.9), got {level}")
     root = resolve_maps(maps)
-    layers = load_map(root)
-    zgdf = read_zones(zones, field, layers.crs)
+    zgdf = read_zones(zones, field, map_crs(root))
+    layers = load_map(root, tuple(float(v) for v in zgdf.total_bounds))  # type: ignore[arg-type]
     model_path = Path(model) if model is not None else (Path(layers.attrs["model"]) if "model" in layers.attrs
                                                          else None)
     if model_path is None:
