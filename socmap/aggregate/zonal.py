@@ -15,6 +15,10 @@ import numpy as np
 
 __all__ = ["ZoneCells", "cell_areas_km2", "zone_cells"]
 
+MIN_COVERAGE = 1e-6
+"""Cells covered by less than this fraction are dropped: a polygon edge that runs along a cell edge otherwise adds a
+row of cells with round-off coverage (1e-10), which changes the cell count (not the mean) with the read window."""
+
 EARTH_RADIUS_KM = 6371.0072
 """Authalic radius of the WGS 84 ellipsoid, km (a sphere of the same surface area)."""
 
@@ -68,7 +72,7 @@ def zone_cells(zones: Any, transform: Any, shape: tuple[int, int], crs: Any) -> 
         r = by_zone.get(i)
         ids = np.asarray(r["cell_id"] if r is not None else [], np.int64)
         cov = np.asarray(r["coverage"] if r is not None else [], np.float64)
-        keep = cov > 0
+        keep = cov > MIN_COVERAGE
         ids, cov = ids[keep], cov[keep]
         out.append(ZoneCells(rows=ids // cols, cols=ids % cols, coverage=cov))
     return out

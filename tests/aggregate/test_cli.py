@@ -107,3 +107,18 @@ def test_cli_aggregate_bad_zones(case: str, maps: Path, zones_file: Path, tmp_pa
     assert code == 2 and len(lines) == 1 and lines[0].startswith("socmap: error: "), text
     assert needle in lines[0], lines[0]
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_windowed_read_gives_the_same_zone_figures(maps: Path, zones_file: Path) -> None:
+    from socmap.aggregate.correlogram import Correlogram
+    from socmap.aggregate.stage import aggregate_zones, load_map, map_crs
+    from socmap.aggregate.zones import read_zones
+
+    zones = read_zones(zones_file, "name", map_crs(maps)).iloc[:2]
+    full = load_map(maps)
+    win = load_map(maps, tuple(float(v) for v in zones.total_bounds))  # type: ignore[arg-type]
+    assert win.soc.size < full.soc.size
+    c = Correlogram(len_scale_km=2.0, nugget_share=0.2, shared_share=0.05)
+    a, b = aggregate_zones(full, zones, c), aggregate_zones(win, zones, c)
+    cols = ["cells", "mapped_km2", "soc_mean_gkg", "soc_lo_gkg", "soc_hi_gkg", "naive_lo_gkg"]
+    np.testing.assert_allclose(a[cols].to_numpy(float), b[cols].to_numpy(float), rtol=1e-9)
