@@ -349,6 +349,33 @@ def predict(year: int | None, model: Path, out_dir: Path, scheduler: str | None,
     click.echo(res.summary_line())
 
 
+@cli.command()
+@click.option("--maps", "maps", required=True, type=click.Path(path_type=Path),
+              help="Map folder: OUT/REGION/YEAR (its latest.json is followed) or a version folder with soc.zarr.")
+@click.option("--zones", "zones", required=True, type=click.Path(path_type=Path),
+              help="Zone polygons: GeoPackage, Shapefile or GeoJSON, any CRS.")
+@click.option("--field", "field", required=True, help="Column of the zones file that names each zone.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV to write; the .gpkg, .png chart and .json metadata are written beside it.")
+@click.option("--level", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.9,
+              show_default=True, help="Two-sided level of the intervals.")
+@click.option("--model", "model", type=click.Path(path_type=Path), default=None,
+              help="Model bundle whose held-out points give the error correlogram (default: the map's own).")
+@click.option("--pairs", "n_pairs", type=click.IntRange(min=1000), default=200_000, show_default=True,
+              help="Cell pairs sampled for the residual part of zones over 3000 cells.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pair sampling.")
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+@_one_line_errors
+def aggregate(maps: Path, zones: Path, field: str, out: Path, level: float, model: Path | None, n_pairs: int,
+              seed: int, progress: bool) -> None:
+    """Per-zone SOC (and stock) with intervals that account for spatially correlated errors (CSV + GPKG + PNG)."""
+    from socmap.aggregate import aggregate as run_aggregate
+
+    res = run_aggregate(maps, zones, field, out, level=level, model=model, n_pairs=n_pairs, seed=seed,
+                        progress=progress)
+    click.echo(res.summary())
+
+
 @cli.command("check-config")
 @_pipeline_options
 @_one_line_errors

@@ -528,6 +528,19 @@ class OutputConfig(_Strict):
     than this fraction of the training range is flagged."""
     quicklook_px: PositiveInt = 1024
     """Longest edge of the quick-look PNGs, pixels (the mosaic is read decimated, never whole)."""
+    member_maps: bool = True
+    """Also write each ensemble member's calibrated SOC map (``soc_member``, (member, y, x), g/kg) into the zarr
+    store: ``socmap aggregate`` takes the epistemic part of a zone mean's interval from the members' zone means."""
+    bulk_density: str | None = None
+    """Fine-earth bulk density raster of 0-30 cm (``socmap aggregate`` turns SOC into a stock where given); any
+    CRS and resolution, averaged onto the map grid. Unit: g/cm3 after ``bulk_density_scale``."""
+    bulk_density_scale: Annotated[float, Field(gt=0)] = 1.0
+    """Factor from the raster's values to g/cm3 (SoilGrids ``bdod`` is in cg/cm3: 0.01)."""
+    coarse_fragments: str | None = None
+    """Optional coarse-fragment raster of 0-30 cm, volume fraction 0..1 after ``coarse_fragments_scale``
+    (absent: no coarse fragments)."""
+    coarse_fragments_scale: Annotated[float, Field(gt=0)] = 1.0
+    """Factor from the raster's values to a volume fraction (SoilGrids ``cfvo`` is in cm3/dm3: 0.001)."""
 
     @model_validator(mode="after")
     def _check(self) -> OutputConfig:

@@ -20,6 +20,8 @@ Folders::
              predict_summary.json, provenance.json, tiles_done/TILE.json, tiles_failed/TILE.json
     TUNE/    study.journal, trials.csv, importance.png, slices.png, best_pipeline.yaml,         (tune)
              tune_report.md, tune_report.json, final/{best,hand-set}/ (model bundles)
+    OUT.csv, OUT.gpkg, OUT.png, OUT.json  (``socmap aggregate --out OUT.csv``)                (aggregate)
+    DEMO/    demo_run.json; aggregate/random_zones.gpkg, zones.csv (+ .gpkg .png .json)         (demo)
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
+    "AGG_CHART_SUFFIX",
+    "AGG_GPKG_SUFFIX",
+    "AGG_META_SUFFIX",
+    "AGG_TABLE_SUFFIX",
+    "DEMO_AGGREGATE",
     "DEMO_RUN",
+    "DEMO_ZONES",
     "EMBEDDINGS",
     "ENCODER_WEIGHTS",
     "EXTRACT_FAILURES",
@@ -136,6 +144,18 @@ TUNE_REPORT_JSON = "tune_report.json"
 """tune: the best and the hand-set configuration retrained and scored once on validation and test."""
 TUNE_FINAL_DIR = "final"
 """tune: the model bundles of the final retrains, ``final/best`` and ``final/hand-set``."""
+AGG_TABLE_SUFFIX = ".csv"
+"""aggregate: one row per zone (area, cells, mean SOC and its interval, AOA share, stock); ``--out`` names it."""
+AGG_GPKG_SUFFIX = ".gpkg"
+"""aggregate: the zone geometries with every figure of the table (layer metadata: formula, units, level)."""
+AGG_CHART_SUFFIX = ".png"
+"""aggregate: zone means with their intervals."""
+AGG_META_SUFFIX = ".json"
+"""aggregate: formula, units, assumptions, the fitted correlogram and the inputs."""
+DEMO_ZONES = "random_zones.gpkg"
+"""demo: random polygons (0.25-25 km2, field ``zone``) that ``socmap demo`` aggregates the demo map over."""
+DEMO_AGGREGATE = "zones.csv"
+"""demo: ``socmap aggregate --out`` of the demo map over :data:`DEMO_ZONES` (+ .gpkg, .png, .json beside it)."""
 DEMO_RUN = "demo_run.json"
 """demo: the run summary (stages, one-line summaries, seconds) in ``socmap demo --out DIR``."""
 

@@ -212,7 +212,8 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     if use_zarr and not _zarr_matches(store, key):
         zarr_template(store, grid, variables, cfg.output.nodata,
                       {"socmap_run_key": key, "title": f"socmap SOC map {cfg.name} {year}", "year": year,
-                       "region": cfg.name, "model": str(model.resolve()), "Conventions": "CF-1.8"})
+                       "region": cfg.name, "model": str(model.resolve()), "Conventions": "CF-1.8"},
+                      members=len(bundle.members) if cfg.output.member_maps else 0)
         for f in done_dir.glob("*.json"):  # a new store: every tile must be written again
             f.unlink()
     todo, skipped = [], []

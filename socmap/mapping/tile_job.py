@@ -23,9 +23,9 @@ from socmap.errors import DataError, ModelError, short_error
 from socmap.mapping.aoa import AOAReference
 from socmap.mapping.cells import cell_covariates
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat
-from socmap.mapping.writers import LAYERS, layer_nodata, write_tile_cogs
+from socmap.mapping.writers import LAYERS, MEMBER_LAYER, layer_nodata, write_tile_cogs
 
-__all__ = ["MapContext", "TileResult", "load_context", "predict_tile", "tabular_features"]
+__all__ = ["MapContext", "TileResult", "load_context", "member_medians_gkg", "predict_tile", "tabular_features"]
 
 
 @dataclass
@@ -137,12 +137,21 @@ def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
     return out[0], out[1]
 
 
+def member_medians_gkg(pred: Any) -> np.ndarray:
+    """(M, N) each member's calibrated median in g/kg: ``expm1(mean + T (member_mean - mean))`` (log(1+SOC)
+    units inside), so the members' spread (ddof=1) is the calibrated epistemic variance of the ensemble."""
+    mm = np.asarray(pred.member_mean, np.float64)
+    mean = np.asarray(pred.mean, np.float64)
+    return np.asarray(np.expm1(mean[None, :] + float(pred.temperature) * (mm - mean[None, :])))
+
+
 def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, mode: str = "fast",
                  variables: list[str] | None = None, tags: dict[str, str] | None = None,
                  progress: Callable[[str], None] | None = None) -> TileResult:
     """Predict every cell of ``tile`` for ``year``; write its COGs under ``root`` (None: write nothing).
 
-    Returns the layers as (nrows, ncols) arrays with no-data filled (``output.nodata``; 255 for ``aoa``).
+    Returns the layers as (nrows, ncols) arrays with no-data filled (``output.nodata``; 255 for ``aoa``), plus,
+    with ``output.member_maps``, ``soc_member`` (M, nrows, ncols) for the zarr store only (no COGs).
     """
     t0 = time.perf_counter()
     cfg, grid, bundle = ctx.cfg, ctx.grid, ctx.bundle
@@ -207,6 +216,12 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
             n_outside = int(vals["aoa"].sum())
         else:
             n_outside = int(ctx.aoa.flag(lonlat[idx], tab_all).sum())
+    members = None
+    if cfg.output.member_maps:
+        members = np.full((len(bundle.members), n), cfg.output.nodata, dtype=MEMBER_LAYER.dtype)
+        if len(idx):
+            mv = member_medians_gkg(pred)
+            members[:, idx] = np.where(np.isfinite(mv), mv, cfg.output.nodata)
     layers: dict[str, np.ndarray] = {}
     for name in variables:
         spec = LAYERS[name]
@@ -221,6 +236,8 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     if root is not None and "cog" in cfg.output.formats:
         paths = [str(p) for p in write_tile_cogs(root, grid, tile, layers, cfg.output.nodata, tags or {})]
         lap("write", ts)
+    if members is not None:
+        layers[MEMBER_LAYER.name] = members.reshape(-1, tile.nrows, tile.ncols)
     return TileResult(tile_id=tile.id, n_cells=n, n_mapped=len(idx), n_outside=n_outside,
                       seconds=time.perf_counter() - t0, layers=layers, cog_paths=paths, timings=timings,
                       stac_items=items)

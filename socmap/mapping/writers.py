@@ -21,8 +21,8 @@ from socmap.config import GridConfig
 from socmap.io import MAP_COG_DIR, atomic_path
 from socmap.mapping.tiles import Tile, grid_tiles, grid_transform
 
-__all__ = ["LAYERS", "LayerSpec", "cog_path", "quicklook_png", "stac_item", "write_tile_cogs", "write_vrt",
-           "zarr_chunk_files", "zarr_template", "zarr_write_tile"]
+__all__ = ["LAYERS", "MEMBER_LAYER", "LayerSpec", "cog_path", "quicklook_png", "stac_item", "write_tile_cogs",
+           "write_vrt", "zarr_chunk_files", "zarr_template", "zarr_write_tile"]
 
 AOA_NODATA = 255
 
@@ -54,6 +54,13 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
                      "range), 0 = inside", "1", "uint8", short="outside the area of applicability"),
 )}
 """Every layer ``socmap predict`` can write (``output.variables`` picks a subset)."""
+
+MEMBER_LAYER = LayerSpec("soc_member", "Topsoil (0-30 cm) SOC under each ensemble member, calibrated median "
+                                       "(members spread about the ensemble by the temperature T)", "g/kg",
+                         short="SOC per ensemble member")
+"""The optional (member, y, x) layer of the zarr store (``output.member_maps``): each member's map, coherent in
+space, so the spread of a zone mean over members carries the spatial correlation of the epistemic error
+(``socmap aggregate``). Not written as COGs."""
 
 
 def layer_nodata(name: str, nodata: float) -> float:
@@ -175,9 +182,11 @@ def write_vrt(root: Path, grid: GridConfig, layer: str, nodata: float) -> Path |
 
 
 # ------------------------------------------------------------------------------------------------- zarr
-def zarr_template(store: Path, grid: GridConfig, layers: list[str], nodata: float, attrs: dict[str, Any]) -> None:
+def zarr_template(store: Path, grid: GridConfig, layers: list[str], nodata: float, attrs: dict[str, Any], *,
+                  members: int = 0) -> None:
     """Create the zarr v3 store over the whole grid (coordinates, CRS, metadata; no data chunks written).
 
+    ``members`` > 0 adds :data:`MEMBER_LAYER` with dims (member, y, x), one chunk per tile holding every member.
     Chunks are the grid's tiles; the CRS is a CF ``grid_mapping`` variable ``spatial_ref`` (rioxarray), so
     ``xarray.open_zarr(...).rio.crs`` and other CF readers find it.
     """
@@ -197,23 +206,30 @@ def zarr_template(store: Path, grid: GridConfig, layers: list[str], nodata: floa
         nd = layer_nodata(name, nodata)
         arr = da.full((rows, cols), nd, dtype=spec.dtype, chunks=(t, t))
         data_vars[name] = xr.DataArray(arr, dims=("y", "x"), attrs={"long_name": spec.title, "units": spec.unit})
+    enc: dict[str, dict[str, Any]] = {
+        name: {"_FillValue": np.array(layer_nodata(name, nodata), dtype=LAYERS[name].dtype), "chunks": (t, t)}
+        for name in layers}
+    if members > 0:
+        m = MEMBER_LAYER
+        arr = da.full((members, rows, cols), nodata, dtype=m.dtype, chunks=(members, t, t))
+        data_vars[m.name] = xr.DataArray(arr, dims=("member", "y", "x"), attrs={"long_name": m.title, "units": m.unit})
+        enc[m.name] = {"_FillValue": np.array(nodata, dtype=m.dtype), "chunks": (members, t, t)}
     ds = xr.Dataset(data_vars, coords={"y": ("y", y), "x": ("x", x)}, attrs=attrs)
     ds = ds.rio.write_crs(grid.crs).rio.write_transform(grid_transform(grid))
     ds = ds.rio.write_coordinate_system()
-    for name in layers:
+    for name in data_vars:
         ds[name].attrs["grid_mapping"] = "spatial_ref"
         ds[name].encoding["coordinates"] = "spatial_ref"  # so a plain open_zarr makes it a coordinate again
-    enc = {name: {"_FillValue": np.array(layer_nodata(name, nodata), dtype=LAYERS[name].dtype),
-                  "chunks": (t, t)} for name in layers}
     with atomic_path(store) as tmp:
         ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, encoding=enc, consolidated=False)
 
 
 def zarr_write_tile(store: Path, tile: Tile, layers: dict[str, np.ndarray]) -> None:
-    """Write one tile's arrays into the store (region write; the tile is exactly one chunk)."""
+    """Write one tile's arrays into the store (region write; the tile is exactly one chunk). 2-D arrays are
+    (y, x) layers; a 3-D array is (member, y, x)."""
     import xarray as xr
 
-    ds = xr.Dataset({k: (("y", "x"), v) for k, v in layers.items()})
+    ds = xr.Dataset({k: (("member", "y", "x") if v.ndim == 3 else ("y", "x"), v) for k, v in layers.items()})
     ds.to_zarr(store, region={"y": slice(tile.row0, tile.row0 + tile.nrows),
                               "x": slice(tile.col0, tile.col0 + tile.ncols)}, mode="r+", consolidated=False)
 

@@ -71,6 +71,9 @@ def resolved_pipeline_dict(cfg: PipelineConfig) -> dict[str, Any]:
         d["stac"]["catalog"] = cfg.resolve(d["stac"]["catalog"])
     if d["model"]["encoder"].get("checkpoint"):
         d["model"]["encoder"]["checkpoint"] = cfg.resolve(d["model"]["encoder"]["checkpoint"])
+    for key in ("bulk_density", "coarse_fragments"):
+        if d["output"].get(key):
+            d["output"][key] = cfg.resolve(d["output"][key])
     if str(d["grid"]).endswith((".yaml", ".yml")):
         d["grid"] = cfg.resolve(d["grid"])
     return d

@@ -1,0 +1,155 @@
+"""The spatial correlogram of the model's errors, fitted on held-out points with gstools.
+
+Residuals are taken on the model's own scale, log(1 + SOC): ``r = (y - mu) / sd`` for the bundle's validation and
+test nodes, with ``mu`` and ``sd`` the calibrated transductive ensemble prediction of each held-out node
+(:meth:`socmap.train.Bundle.predict_nodes`, as ``socmap evaluate`` scores them) and ``sd`` its total predictive
+standard deviation. The empirical semivariogram of ``r`` (Matheron, distance bins at quantiles of the pair
+distances, :data:`BIN_QUANTILES`) is fitted with an exponential model plus a nugget; the correlogram is
+
+    rho(0) = 1,    rho(d) = shared_share + partial_share * exp(-d / len_scale)    for d > 0   (d in km),
+
+with ``partial_share = 1 - nugget_share - shared_share``: a pure-nugget fit means independent errors and a zero
+nugget means errors of nearby cells move together. ``shared_share`` is an error common to the whole map (a
+map-wide bias of the model), which a variogram cannot see (it is blind to a constant); it is estimated by the
+method of moments from the mean held-out residual: ``c0 = max(0, mean(r)^2 - sum_ij C(d_ij) / n^2)``, the squared
+mean residual less what the fitted local covariance ``C`` alone would give it. The covariance used for a zone is
+``sill * rho(d)``, with ``sill`` the fitted total variance of the standardised residuals (1 for a calibrated sd). On a
+delta-method scale a correlation is the same in log(1 + SOC) and in g/kg, which is how the zone interval uses it
+(:mod:`socmap.aggregate.interval`). Distances are great-circle km for lon/lat points, or km in the map's
+projected CRS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from socmap.errors import ModelError
+
+__all__ = ["Correlogram", "distances_km", "fit_correlogram", "heldout_residuals"]
+
+BIN_QUANTILES = (0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+"""Distance-bin edges as quantiles of the pair distances: fine at short range, where the correlation that matters
+for a zone lives, up to half the largest-pair quantile (long-range bins hold few independent pairs)."""
+MIN_POINTS = 12
+"""Fewer held-out points than this cannot support a variogram fit."""
+
+
+@dataclass
+class Correlogram:
+    """An exponential correlogram with a nugget (distances in km)."""
+
+    len_scale_km: float
+    nugget_share: float
+    """Nugget / total: the share of the error variance that is independent from cell to cell."""
+    shared_share: float = 0.0
+    """Map-wide error variance / total: the share every pair of cells shares, whatever their distance."""
+    mean_residual: float = 0.0
+    """Mean standardised held-out residual (> 0: the model under-predicts on average)."""
+    sill: float = 1.0
+    """Variance of the standardised residuals (nugget + partial sill + shared): 1 when the predictive sd is
+    calibrated; above 1 it is too small by ``sqrt(sill)``, and the zone interval scales it up."""
+    n_points: int = 0
+    n_pairs: int = 0
+    scale: str = "log(1+SOC), standardised by the calibrated total sd"
+    model: str = "exponential + nugget"
+    bins_km: list[float] | None = None
+    gamma: list[float] | None = None
+
+    def rho(self, d_km: np.ndarray) -> np.ndarray:
+        """Correlation of the errors of two cells ``d_km`` apart (1 at distance 0)."""
+        d = np.asarray(d_km, np.float64)
+        partial = max(0.0, 1.0 - self.nugget_share - self.shared_share)
+        r = self.shared_share + partial * np.exp(-d / max(self.len_scale_km, 1e-12))
+        return np.where(d <= 0.0, 1.0, r)
+
+    def cov(self, d_km: np.ndarray) -> np.ndarray:
+        """Covariance of the standardised errors of two cells ``d_km`` apart: ``sill * rho``."""
+        return self.sill * self.rho(d_km)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def distances_km(a: np.ndarray, b: np.ndarray, geographic: bool) -> np.ndarray:
+    """Element-wise distance, km, between (N, 2) point arrays: great circle for (lon, lat) degrees (haversine on
+    the authalic sphere), else Euclidean on coordinates already in km."""
+    from socmap.aggregate.zonal import EARTH_RADIUS_KM
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if not geographic:
+        return np.asarray(np.hypot(a[..., 0] - b[..., 0], a[..., 1] - b[..., 1]))
+    lon1, lat1, lon2, lat2 = (np.radians(v) for v in (a[..., 0], a[..., 1], b[..., 0], b[..., 1]))
+    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
+
+
+def heldout_residuals(bundle: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(lonlat (n, 2) degrees, standardised residuals (n,)) of the bundle's validation and test nodes."""
+    from socmap.train.inputs import SPLIT_CODES
+
+    if bundle.node_split is None or bundle.node_label_log is None:
+        raise ModelError(f"model bundle {bundle.path} holds no node labels or splits; train it again")
+    held = np.isin(bundle.node_split, [SPLIT_CODES["val"], SPLIT_CODES["test"]])
+    pred = bundle.predict_nodes(calibrated=True)
+    y = np.asarray(bundle.node_label_log, np.float64)
+    sd = np.sqrt(np.asarray(pred.total_var, np.float64))
+    ok = held & np.isfinite(y) & np.isfinite(pred.mean) & (sd > 0)
+    r = (y[ok] - np.asarray(pred.mean)[ok]) / sd[ok]
+    return np.asarray(bundle.train_lonlat, np.float64)[ok], r
+
+
+def fit_correlogram(xy: np.ndarray, r: np.ndarray, *, geographic: bool) -> Correlogram:
+    """Fit :class:`Correlogram` to standardised residuals ``r`` at ``xy`` ((lon, lat) degrees when
+    ``geographic``, else km). A one-line :class:`ModelError` with fewer than :data:`MIN_POINTS` points."""
+    import gstools as gs
+
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    r = np.asarray(r, np.float64)
+    n = len(r)
+    if n < MIN_POINTS:
+        raise ModelError(f"only {n} held-out points to fit the error correlogram (at least {MIN_POINTS} needed); "
+                         "train with larger validation/test splits")
+    iu = np.triu_indices(n, 1)
+    d = distances_km(xy[iu[0]], xy[iu[1]], geographic)
+    edges = np.unique(np.quantile(d, BIN_QUANTILES))
+    edges[0] = 0.0
+    pos = (xy[:, 1], xy[:, 0]) if geographic else (xy[:, 0], xy[:, 1])
+    centre, gamma, counts = gs.vario_estimate(pos, r, edges, latlon=geographic,
+                                              geo_scale=gs.KM_SCALE if geographic else 1.0, return_counts=True)
+    ok = counts > 0
+    centre, gamma, counts = centre[ok], gamma[ok], counts[ok]
+    v = max(float(np.var(r)), 1e-6)
+    dpos = d[d > 0]
+    lo = max(float(dpos.min()) if dpos.size else 1e-3, 1e-6) / 3
+    best, best_sse = None, np.inf
+    # least squares has local optima (a pure nugget at the shortest range is one): start from several ranges
+    for len0 in np.quantile(centre, [0.1, 0.3, 0.6, 0.9]):
+        model = gs.Exponential(dim=2)
+        model.len_scale_bounds = [lo, float(d.max()) * 3]
+        model.var_bounds = [0.0, 10.0 * v]
+        model.nugget_bounds = [0.0, 10.0 * v]
+        model.fit_variogram(centre, gamma, nugget=True, weights=counts,
+                            init_guess={"len_scale": float(len0), "var": 0.7 * v, "nugget": 0.3 * v,
+                                        "default": "default"})
+        sse = float(np.sum(counts * (model.variogram(centre) - gamma) ** 2))
+        if sse < best_sse:
+            best, best_sse = model, sse
+    assert best is not None
+    model = best
+    var, nug = float(model.var), float(model.nugget)
+    # map-wide shared error (method of moments on the mean residual; see the module docstring)
+    cov_sum = 0.0
+    for s in range(0, n, 500):
+        dd = distances_km(xy[s:s + 500, None, :], xy[None, :, :], geographic)
+        cov_sum += float(np.sum(var * np.exp(-dd / max(float(model.len_scale), 1e-12)) + nug * (dd <= 0)))
+    mean_r = float(np.mean(r))
+    c0 = max(0.0, mean_r**2 - cov_sum / n**2)
+    total = var + nug + c0
+    share = nug / total if total > 0 else 1.0
+    return Correlogram(len_scale_km=float(model.len_scale), nugget_share=float(np.clip(share, 0.0, 1.0)),
+                       shared_share=float(c0 / total) if total > 0 else 0.0, mean_residual=mean_r, sill=total,
+                       n_points=n, n_pairs=len(d), bins_km=[round(float(c), 4) for c in centre],
+                       gamma=[round(float(g), 4) for g in gamma])

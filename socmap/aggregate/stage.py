@@ -1,0 +1,339 @@
+"""``socmap aggregate``: per-zone SOC (and stock) with intervals that account for spatially correlated errors.
+
+For each zone: its area (km2, equal-area), the mapped cells it covers (exact coverage fractions), the mapped area,
+the area-weighted mean SOC (g/kg) and its interval at ``level``, the naive interval (cells independent), the share
+of its mapped area outside the area of applicability and, where the pipeline names a bulk-density layer, the SOC
+stock (t C/ha) and the zone total (t C) with its interval. The error model is in :mod:`socmap.aggregate.interval`,
+the correlogram in :mod:`socmap.aggregate.correlogram`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from socmap.aggregate.correlogram import Correlogram, fit_correlogram, heldout_residuals
+from socmap.aggregate.interval import zone_sum
+from socmap.aggregate.stock import STOCK_FORMULA, layer_on_grid, stock_factor
+from socmap.aggregate.zonal import cell_areas_km2, zone_cells
+from socmap.aggregate.zones import read_zones
+from socmap.errors import ConfigError, DataError
+from socmap.io import AGG_CHART_SUFFIX, AGG_GPKG_SUFFIX, AGG_META_SUFFIX, AGG_TABLE_SUFFIX, MAP_ZARR, atomic_path
+
+__all__ = ["AggregateResult", "MapLayers", "aggregate", "aggregate_zones", "load_map", "map_correlogram", "map_crs",
+           "write_gpkg"]
+
+ASSUMPTIONS = (
+    "errors Gaussian on the g/kg scale for the zone figure (delta method from log(1+SOC));",
+    "one stationary, isotropic correlogram of standardised errors for the whole map, fitted on the held-out "
+    "points (exponential + nugget);",
+    "the residual error's sd is the cell's calibrated aleatoric sd, at point support (no change of support from "
+    "a point to a cell);",
+    "the ensemble members' maps are coherent draws of the epistemic error (their zone means' spread is the "
+    "epistemic part), independent of the residual part;",
+    "bulk density and coarse fragments exact (their errors are not propagated).",
+)
+
+
+@dataclass
+class MapLayers:
+    """The map layers aggregation reads, NaN = no data; ``members`` (M, rows, cols) or None."""
+
+    soc: np.ndarray
+    aleatoric_var: np.ndarray
+    epistemic_var: np.ndarray
+    total_sd: np.ndarray
+    aoa: np.ndarray | None
+    members: np.ndarray | None
+    transform: Any
+    crs: Any
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.soc.shape
+
+    @property
+    def geographic(self) -> bool:
+        from pyproj import CRS
+
+        return bool(CRS.from_user_input(self.crs).is_geographic)
+
+    def cell_points(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(N, 2) cell centres: (lon, lat) degrees on a geographic grid, else (x, y) in km."""
+        t = self.transform
+        x = t.c + (cols + 0.5) * t.a
+        y = t.f + (rows + 0.5) * t.e
+        if self.geographic:
+            return np.c_[x, y]
+        from pyproj import CRS
+
+        c = CRS.from_user_input(self.crs)
+        unit = c.axis_info[0].unit_conversion_factor if c.axis_info else 1.0
+        return np.c_[x, y] * unit / 1000.0
+
+
+def _open_store(root: Path) -> Any:
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+    import xarray as xr
+
+    store = Path(root) / MAP_ZARR
+    if not store.exists():
+        raise DataError(f"{root} has no {MAP_ZARR}; aggregate needs the zarr store (output.formats: zarr)")
+    return xr.open_zarr(store, consolidated=False)
+
+
+def map_crs(root: Path) -> Any:
+    """The CRS of the map in the version folder ``root``."""
+    with _open_store(root) as ds:
+        return ds.rio.crs
+
+
+def load_map(root: Path, bounds: tuple[float, float, float, float] | None = None) -> MapLayers:
+    """The layers of the map version folder ``root`` (its ``soc.zarr``); with ``bounds`` (xmin, ymin, xmax, ymax in
+    the map's CRS, e.g. the zones' extent) only the window of cells that covers them, so a continental map is not
+    read whole for a few provinces."""
+    with _open_store(root) as ds:
+        need = ["soc_mean", "aleatoric_var", "epistemic_var", "total_sd"]
+        missing = [v for v in need if v not in ds]
+        if missing:
+            raise DataError(f"{root / MAP_ZARR} lacks the layers {', '.join(missing)} (output.variables); map again "
+                            "with them")
+        t = ds.rio.transform()
+        rows, cols = ds.sizes["y"], ds.sizes["x"]
+        r0, r1, c0, c1 = 0, rows, 0, cols
+        if bounds is not None:
+            xmin, ymin, xmax, ymax = bounds
+            c0 = int(np.clip(np.floor((xmin - t.c) / t.a) - 1, 0, cols))
+            c1 = int(np.clip(np.ceil((xmax - t.c) / t.a) + 1, c0, cols))
+            r0 = int(np.clip(np.floor((ymax - t.f) / t.e) - 1, 0, rows))
+            r1 = int(np.clip(np.ceil((ymin - t.f) / t.e) + 1, r0, rows))
+        win = ds.isel(y=slice(r0, r1), x=slice(c0, c1))
+
+        def get(name: str) -> np.ndarray:
+            return np.asarray(win[name].values, np.float64)
+
+        from rasterio.transform import Affine
+
+        return MapLayers(soc=get("soc_mean"), aleatoric_var=get("aleatoric_var"),
+                         epistemic_var=get("epistemic_var"), total_sd=get("total_sd"),
+                         aoa=get("aoa") if "aoa" in ds else None,
+                         members=get("soc_member") if "soc_member" in ds else None,
+                         transform=t * Affine.translation(c0, r0), crs=ds.rio.crs, attrs=dict(ds.attrs))
+
+
+def map_correlogram(bundle: Any, layers: MapLayers) -> Correlogram:
+    """Fit the correlogram on the bundle's held-out residuals, distances as the map measures them."""
+    lonlat, r = heldout_residuals(bundle)
+    if layers.geographic:
+        return fit_correlogram(lonlat, r, geographic=True)
+    from pyproj import CRS, Transformer
+
+    tr = Transformer.from_crs("EPSG:4326", layers.crs, always_xy=True)
+    x, y = tr.transform(lonlat[:, 0], lonlat[:, 1])
+    c = CRS.from_user_input(layers.crs)
+    unit = c.axis_info[0].unit_conversion_factor if c.axis_info else 1.0
+    return fit_correlogram(np.c_[x, y] * unit / 1000.0, r, geographic=False)
+
+
+def aggregate_zones(layers: MapLayers, zones: Any, correlogram: Correlogram, *, level: float = 0.9,
+                    bulk_density: np.ndarray | None = None, coarse_fragments: np.ndarray | None = None,
+                    n_pairs: int = 200_000, exact_max: int = 3000, seed: int = 0, progress: bool = False,
+                    reference: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per zone of ``zones`` (from :func:`socmap.aggregate.zones.read_zones`, in the map's CRS).
+
+    ``bulk_density`` (g/cm3) and ``coarse_fragments`` (volume fraction) are on the map grid; with bulk density
+    the stock columns are added. ``reference`` (a grid like the map's, e.g. the true SOC) adds
+    ``reference_mean``: its mean with the very weights of the zone's SOC mean.
+    """
+    import sys
+
+    from tqdm.auto import tqdm
+
+    if not 0 < level < 1:
+        raise ConfigError(f"--level must be between 0 and 1 (e.g. 0.9), got {level}")
+    rng = np.random.default_rng(seed)
+    cells = zone_cells(zones, layers.transform, layers.shape, layers.crs)
+    row_area = cell_areas_km2(layers.transform, layers.shape, layers.crs)
+    finite = (np.isfinite(layers.soc) & np.isfinite(layers.aleatoric_var) & np.isfinite(layers.epistemic_var)
+              & np.isfinite(layers.total_sd))
+    if layers.members is not None:
+        finite &= np.isfinite(layers.members).all(axis=0)
+    rows_out = []
+    for k, zc in enumerate(tqdm(cells, desc="zones", unit="zone", disable=not progress, file=sys.stderr)):
+        rec: dict[str, Any] = {"zone": zones["zone"].iloc[k], "area_km2": float(zones["area_km2"].iloc[k])}
+        ok = finite[zc.rows, zc.cols]
+        r, c = zc.rows[ok], zc.cols[ok]
+        area = zc.coverage[ok] * row_area[r]
+        rec["cells"] = int(ok.sum())
+        rec["mapped_km2"] = float(area.sum())
+        if rec["cells"] == 0 or area.sum() <= 0:
+            rows_out.append(rec)
+            continue
+        w = area / area.sum()
+        pts = layers.cell_points(r, c)
+        members = None if layers.members is None else layers.members[:, r, c]
+        soc = layers.soc[r, c]
+        epi_sd = np.sqrt(np.maximum(layers.epistemic_var[r, c], 0))
+        res_sd = np.sqrt(np.maximum(layers.aleatoric_var[r, c], 0))
+        tot_sd = layers.total_sd[r, c]
+        zs = zone_sum(w, soc, members, epi_sd, res_sd, tot_sd, pts, correlogram, geographic=layers.geographic,
+                      exact_max=exact_max, n_pairs=n_pairs, rng=rng)
+        lo, hi = zs.interval(level)
+        nlo, nhi = zs.interval(level, naive=True)
+        rec.update({"soc_mean_gkg": zs.value, "soc_lo_gkg": lo, "soc_hi_gkg": hi, "soc_sd_gkg": zs.sd,
+                    "sd_epistemic_gkg": float(np.sqrt(zs.var_epistemic)),
+                    "sd_residual_gkg": float(np.sqrt(zs.var_residual)), "naive_lo_gkg": nlo, "naive_hi_gkg": nhi,
+                    "naive_sd_gkg": zs.sd_naive, "exact_pairs": zs.exact})
+        if reference is not None:
+            rec["reference_mean"] = float(w @ reference[r, c])
+        if layers.aoa is not None:
+            aoa = layers.aoa[r, c]
+            rec["outside_aoa_share"] = float(area[aoa == 1].sum() / area.sum())
+        if bulk_density is not None:
+            bd = bulk_density[r, c]
+            cf = None if coarse_fragments is None else np.nan_to_num(coarse_fragments[r, c], nan=0.0)
+            has = np.isfinite(bd)
+            rec["stock_cells"] = int(has.sum())
+            if has.any():
+                f = stock_factor(bd[has], None if cf is None else cf[has], area[has] * 100.0)
+                ts = zone_sum(f, soc[has], None if members is None else members[:, has], epi_sd[has], res_sd[has],
+                              tot_sd[has], pts[has], correlogram, geographic=layers.geographic,
+                              exact_max=exact_max, n_pairs=n_pairs, rng=rng)
+                tlo, thi = ts.interval(level)
+                area_ha = float(area[has].sum() * 100.0)
+                rec.update({"stock_tc_ha": ts.value / area_ha, "stock_total_tc": ts.value,
+                            "stock_total_lo_tc": tlo, "stock_total_hi_tc": thi, "stock_total_sd_tc": ts.sd})
+        rows_out.append(rec)
+    return pd.DataFrame(rows_out)
+
+
+COLUMNS = {
+    "zone": "zone name (the --field value)",
+    "area_km2": "zone area, km2 (equal-area, EPSG:6933)",
+    "mapped_km2": "area of the zone covered by mapped cells, km2",
+    "cells": "map cells with data touching the zone",
+    "soc_mean_gkg": "area-weighted mean topsoil (0-30 cm) SOC of the mapped part, g/kg",
+    "soc_lo_gkg": "lower bound of its interval at the level, g/kg",
+    "soc_hi_gkg": "upper bound, g/kg",
+    "soc_sd_gkg": "sd of the zone mean, g/kg (epistemic and residual parts together)",
+    "sd_epistemic_gkg": "epistemic part: sd of the zone mean over the ensemble members' maps, g/kg",
+    "sd_residual_gkg": "residual part: sqrt(sum_ij w_i w_j sigma_i sigma_j rho(d_ij)), g/kg",
+    "naive_lo_gkg": "naive interval, cells independent (sqrt(sum w_i^2 total_sd_i^2)), lower, g/kg",
+    "naive_hi_gkg": "naive interval, upper, g/kg",
+    "naive_sd_gkg": "naive sd, g/kg",
+    "exact_pairs": "true: the residual part summed over every pair of cells; false: sampled pairs",
+    "outside_aoa_share": "share of the mapped area outside the area of applicability (0..1)",
+    "stock_cells": "cells with a bulk density",
+    "stock_tc_ha": "mean SOC stock 0-30 cm, t C/ha",
+    "stock_total_tc": "zone total SOC stock 0-30 cm, t C",
+    "stock_total_lo_tc": "lower bound of the total's interval, t C",
+    "stock_total_hi_tc": "upper bound, t C",
+    "stock_total_sd_tc": "sd of the total, t C",
+}
+
+
+def write_gpkg(gdf: Any, path: Path, layer_metadata: dict[str, str] | None = None) -> Path:
+    """Write ``gdf`` as the layer ``zones`` of a GeoPackage, atomically (the temporary sibling's name does not end
+    in .gpkg, which GDAL only warns about)."""
+    import warnings
+
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The filename extension should be 'gpkg'")
+        gdf.to_file(tmp, driver="GPKG", layer="zones", engine="pyogrio", layer_metadata=layer_metadata)
+    return path
+
+
+@dataclass
+class AggregateResult:
+    """What ``socmap aggregate`` wrote."""
+
+    table: pd.DataFrame
+    paths: dict[str, Path]
+    correlogram: Correlogram
+    level: float
+    seconds: float
+
+    def summary(self) -> str:
+        t = self.table
+        n_ok = int(np.isfinite(t.get("soc_mean_gkg", pd.Series(dtype=float))).sum())
+        c = self.correlogram
+        return (f"{len(t)} zones ({n_ok} with mapped cells), {self.level:.0%} intervals; error correlogram: range "
+                f"{c.len_scale_km:.3g} km, nugget share {c.nugget_share:.2f}, map-wide share {c.shared_share:.2f}, "
+                f"sill {c.sill:.2f} ({c.n_points} held-out points) -> "
+                f"{self.paths['table']} ({self.seconds:.1f} s)")
+
+
+def output_paths(out: Path | str) -> dict[str, Path]:
+    """``--out`` names the CSV; the GeoPackage, chart and metadata lie beside it with the same stem."""
+    p = Path(out)
+    stem = p.with_suffix("") if p.suffix.lower() == AGG_TABLE_SUFFIX else p
+    return {"table": stem.with_name(stem.name + AGG_TABLE_SUFFIX), "gpkg": stem.with_name(stem.name + AGG_GPKG_SUFFIX),
+            "chart": stem.with_name(stem.name + AGG_CHART_SUFFIX), "meta": stem.with_name(stem.name + AGG_META_SUFFIX)}
+
+
+def aggregate(maps: Path | str, zones: Path | str, field: str, out: Path | str, *, level: float = 0.9,
+              model: Path | str | None = None, n_pairs: int = 200_000, seed: int = 0, progress: bool = True
+              ) -> AggregateResult:
+    """Aggregate the map at ``maps`` (a version folder or a year folder, :func:`socmap.mapping.layout.resolve_maps`)
+    over the polygons of ``zones`` named by ``field``; write the CSV, GeoPackage, chart and metadata at ``out``.
+
+    ``model``: the bundle whose held-out points give the error correlogram (default: the one the map records).
+    Bulk density and coarse fragments come from the bundle's pipeline (``output.bulk_density``, ...).
+    """
+    from socmap.aggregate.chart import zone_chart
+    from socmap.mapping.layout import resolve_maps
+    from socmap.train import load_bundle
+
+    t0 = time.perf_counter()
+    if not 0 < level < 1:
+        raise ConfigError(f"--level must be between 0 and 1 (e.g. 0.9), got {level}")
+    root = resolve_maps(maps)
+    zgdf = read_zones(zones, field, map_crs(root))
+    layers = load_map(root, tuple(float(v) for v in zgdf.total_bounds))  # type: ignore[arg-type]
+    model_path = Path(model) if model is not None else (Path(layers.attrs["model"]) if "model" in layers.attrs
+                                                         else None)
+    if model_path is None:
+        raise DataError(f"the map {root} does not record its model bundle; pass --model")
+    bundle = load_bundle(model_path)
+    corr = map_correlogram(bundle, layers)
+    cfg = bundle.pipeline
+    bd = cf = None
+    if cfg.output.bulk_density:
+        bd = layer_on_grid(cfg.resolve(cfg.output.bulk_density) or "", layers.transform, layers.shape, layers.crs,
+                           cfg.output.bulk_density_scale)
+        if cfg.output.coarse_fragments:
+            cf = layer_on_grid(cfg.resolve(cfg.output.coarse_fragments) or "", layers.transform, layers.shape,
+                               layers.crs, cfg.output.coarse_fragments_scale)
+    table = aggregate_zones(layers, zgdf, corr, level=level, bulk_density=bd, coarse_fragments=cf, n_pairs=n_pairs,
+                            seed=seed, progress=progress)
+    paths = output_paths(out)
+    meta = {"maps": str(root.resolve()), "zones": str(Path(zones).resolve()), "field": field, "level": level,
+            "model": str(model_path.resolve()), "members_in_map": layers.members is not None,
+            "units": {k: v for k, v in COLUMNS.items() if k in table.columns},
+            "mean": "sum_i w_i SOC_i, w_i = coverage_i * cell_area_i / sum (exactextract coverage fractions)",
+            "interval": "mean +- z_{(1+level)/2} sqrt(var_epistemic + var_residual), Gaussian on g/kg, low >= 0",
+            "var_epistemic": "Var over ensemble members (ddof=1) of the zone mean of each member's map"
+                             if layers.members is not None else
+                             "(sum_i w_i epistemic_sd_i)^2: no member maps, epistemic errors taken fully correlated",
+            "var_residual": "sum_ij w_i w_j sigma_i sigma_j rho(d_ij), sigma = aleatoric sd (g/kg); exact up to "
+                            f"3000 cells, else {n_pairs} sampled pairs",
+            "correlogram": corr.to_dict(), "assumptions": list(ASSUMPTIONS),
+            "stock": ({"formula": STOCK_FORMULA, "units": "t C/ha (mean), t C (zone total)",
+                       "bulk_density": cfg.resolve(cfg.output.bulk_density),
+                       "coarse_fragments": cfg.resolve(cfg.output.coarse_fragments)} if bd is not None else None)}
+    with atomic_path(paths["table"]) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    write_gpkg(zgdf[["geometry"]].join(table), paths["gpkg"], {"socmap_aggregate": json.dumps(meta, default=str)})
+    zone_chart(table, paths["chart"], level=level,
+               title=f"{Path(zones).stem} by {field}: mean SOC with {level:.0%} intervals")
+    with atomic_path(paths["meta"]) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    return AggregateResult(table=table, paths=paths, correlogram=corr, level=level,
+                           seconds=time.perf_counter() - t0)

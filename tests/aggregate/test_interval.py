@@ -1,0 +1,47 @@
+"""The pair sum behind the residual part (exact and sampled agree), the t quantile for few members, and the
+map-wide shared error the correlogram estimates from the mean held-out residual."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from socmap.aggregate.correlogram import Correlogram, fit_correlogram
+from socmap.aggregate.interval import ZoneSum, pair_sum
+
+
+def test_sampled_pair_sum_matches_exact() -> None:
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 3, (1500, 2))  # km
+    a = rng.uniform(0.5, 1.5, 1500)
+    a /= a.sum()
+    c = Correlogram(len_scale_km=0.5, nugget_share=0.2, shared_share=0.1)
+    exact, is_exact = pair_sum(a, pts, c.rho, geographic=False)
+    approx, is_approx = pair_sum(a, pts, c.rho, geographic=False, exact_max=100, n_pairs=200_000, rng=rng)
+    assert is_exact and not is_approx
+    assert abs(approx - exact) < 0.02 * exact
+    # independent cells: the pair sum is the diagonal alone
+    white = Correlogram(len_scale_km=0.5, nugget_share=1.0)
+    assert abs(pair_sum(a, pts, white.rho, geographic=False)[0] - float(a @ a)) < 1e-12
+    # great-circle distances: the same points 1/100 degree apart near the equator are ~1.11 km apart
+    ll = np.array([[30.0, 0.0], [30.01, 0.0]])
+    near = pair_sum(np.array([0.5, 0.5]), ll, c.rho, geographic=True)[0]
+    assert abs(near - (0.5 + 0.5 * float(c.rho(np.array([1.112]))[0]))) < 1e-3
+
+
+def test_few_members_widen_the_interval() -> None:
+    z = ZoneSum(value=10.0, var_epistemic=1.0, var_residual=0.0, var_naive=0.01, exact=True, df_epistemic=2.0)
+    lo, hi = z.interval(0.9)
+    assert abs((hi - lo) / 2 - 2.92) < 0.01  # t(0.95, 2 df)
+    z_many = ZoneSum(value=10.0, var_epistemic=1.0, var_residual=0.0, var_naive=0.01, exact=True)
+    assert abs((z_many.interval(0.9)[1] - 10.0) - 1.645) < 0.01
+
+
+def test_shared_error_from_the_mean_residual() -> None:
+    rng = np.random.default_rng(2)
+    xy = rng.uniform(0, 10, (200, 2))
+    r = rng.standard_normal(200)
+    centred = fit_correlogram(xy, r - r.mean(), geographic=False)
+    biased = fit_correlogram(xy, r - r.mean() + 0.5, geographic=False)
+    assert centred.shared_share == 0.0 and abs(centred.mean_residual) < 1e-12
+    assert 0.1 < biased.shared_share < 0.3 and abs(biased.mean_residual - 0.5) < 1e-9
+    assert biased.rho(np.array([8.0]))[0] >= biased.shared_share - 1e-12
