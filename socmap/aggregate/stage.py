@@ -128,18 +128,48 @@ def load_map(root: Path, bounds: tuple[float, float, float, float] | None = None
                          transform=t * Affine.translation(c0, r0), crs=ds.rio.crs, attrs=dict(ds.attrs))
 
 
-def map_correlogram(bundle: Any, layers: MapLayers) -> Correlogram:
-    """Fit the correlogram on the bundle's held-out residuals, distances as the map measures them."""
+def map_correlogram(bundle: Any, layers: MapLayers, *, max_cells: int = 200_000, seed: int = 0) -> Correlogram:
+    """Fit the correlogram on the bundle's held-out residuals, distances as the map measures them, the points
+    weighted to match the map's cells in their distance to the nearest training site
+    (:func:`~socmap.aggregate.correlogram.distance_matched_weights`; at most ``max_cells`` cells sampled)."""
+    from scipy.spatial import cKDTree
+
+    from socmap.aggregate.correlogram import distance_matched_weights
+    from socmap.train.inputs import SPLIT_CODES
+
     lonlat, r = heldout_residuals(bundle)
+    train = np.asarray(bundle.train_lonlat, np.float64)[np.asarray(bundle.node_split) == SPLIT_CODES["train"]]
+    rows, cols = np.nonzero(np.isfinite(layers.soc))
+    if len(rows) > max_cells:
+        pick = np.random.default_rng(seed).choice(len(rows), max_cells, replace=False)
+        rows, cols = rows[pick], cols[pick]
+    cells = layers.cell_points(rows, cols)
     if layers.geographic:
-        return fit_correlogram(lonlat, r, geographic=True)
+        def unit(p: np.ndarray) -> np.ndarray:  # 3-D unit vectors: chord distance orders like great-circle
+            lon, lat = np.radians(p[:, 0]), np.radians(p[:, 1])
+            return np.c_[np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]
+
+        pts, tr_pts, cell_pts = unit(lonlat), unit(train), unit(cells)
+    else:
+        pts, tr_pts, cell_pts = _projected_km(lonlat, layers.crs), _projected_km(train, layers.crs), cells
+    tree = cKDTree(tr_pts)
+    weights = None
+    if len(cell_pts) and len(tr_pts):
+        weights = distance_matched_weights(tree.query(pts)[0], tree.query(cell_pts)[0])
+    if layers.geographic:
+        return fit_correlogram(lonlat, r, geographic=True, weights=weights)
+    return fit_correlogram(pts, r, geographic=False, weights=weights)
+
+
+def _projected_km(lonlat: np.ndarray, crs: Any) -> np.ndarray:
+    """(lon, lat) degrees to the map's projected CRS, km."""
     from pyproj import CRS, Transformer
 
-    tr = Transformer.from_crs("EPSG:4326", layers.crs, always_xy=True)
+    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     x, y = tr.transform(lonlat[:, 0], lonlat[:, 1])
-    c = CRS.from_user_input(layers.crs)
+    c = CRS.from_user_input(crs)
     unit = c.axis_info[0].unit_conversion_factor if c.axis_info else 1.0
-    return fit_correlogram(np.c_[x, y] * unit / 1000.0, r, geographic=False)
+    return np.c_[x, y] * unit / 1000.0
 
 
 def aggregate_zones(layers: MapLayers, zones: Any, correlogram: Correlogram, *, level: float = 0.9,

@@ -4,8 +4,9 @@ map-wide shared error the correlogram estimates from the mean held-out residual.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from socmap.aggregate.correlogram import Correlogram, fit_correlogram
+from socmap.aggregate.correlogram import Correlogram, distance_matched_weights, fit_correlogram
 from socmap.aggregate.interval import ZoneSum, pair_sum
 
 
@@ -45,3 +46,34 @@ def test_shared_error_from_the_mean_residual() -> None:
     assert centred.shared_share == 0.0 and abs(centred.mean_residual) < 1e-12
     assert 0.1 < biased.shared_share < 0.3 and abs(biased.mean_residual - 0.5) < 1e-9
     assert biased.rho(np.array([8.0]))[0] >= biased.shared_share - 1e-12
+
+
+@pytest.mark.parametrize("bins", [3, 5, 8])
+def test_distance_matched_weights_make_points_stand_for_far_cells(bins: int) -> None:
+    """Held-out points mostly near the training sites, map cells mostly far: far points weigh more, the weights
+    average 1, every bin keeps enough points, and equal distributions give equal weights."""
+    rng = np.random.default_rng(bins)
+    d_points = np.r_[rng.uniform(0, 1, 80), rng.uniform(1, 3, 20)]
+    d_cells = np.r_[rng.uniform(0, 1, 2000), rng.uniform(1, 3, 6000)]
+    w = distance_matched_weights(d_points, d_cells, bins=bins, min_points=5)
+    assert w.shape == d_points.shape and w.mean() == pytest.approx(1.0)
+    assert w[80:].mean() > 2.0 * w[:80].mean()
+    # cells 75 % far, points 20 % far: the far points' total weight approaches the cells' far share
+    assert 0.5 < w[80:].sum() / w.sum() <= 0.8
+    same = distance_matched_weights(d_points, np.tile(d_points, 20), bins=bins)
+    assert np.allclose(same, 1.0, atol=0.35)
+
+
+def test_weighted_sill_follows_the_far_points() -> None:
+    """Residuals twice as large far from the training sites: weighting the points like far map cells raises the
+    sill above the unweighted one; uniform weights leave it unchanged."""
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 20, (120, 2))
+    far = np.r_[np.zeros(90, bool), np.ones(30, bool)]
+    r = rng.standard_normal(120) * np.where(far, 2.0, 1.0)
+    plain = fit_correlogram(xy, r, geographic=False)
+    same = fit_correlogram(xy, r, geographic=False, weights=np.ones(120))
+    assert same.sill == pytest.approx(plain.sill)
+    w = np.where(far, 3.0, 1.0 / 3.0)
+    weighted = fit_correlogram(xy, r, geographic=False, weights=w)
+    assert weighted.sill > 1.5 * plain.sill and weighted.sill_unweighted == pytest.approx(plain.sill)
