@@ -77,7 +77,30 @@ def _load(region: str | None, pipeline_file: Path | None, default: str | None = 
     return load_pipeline(name)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _OneLineGroup(click.Group):
+    """The ``socmap`` group: click's own usage errors (a missing option, a value out of range, an unknown
+    command) end in one line, ``socmap: error: ...`` and exit code 2, like every other bad input."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            msg = " ".join(exc.format_message().split())
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            click.echo(f"socmap: error: {msg}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(0)
+
+
+@click.group(cls=_OneLineGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="socmap")
 def cli() -> None:
     """socmap: wall-to-wall maps of topsoil soil organic carbon with calibrated uncertainty (SpTGNN).

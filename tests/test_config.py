@@ -120,6 +120,19 @@ def test_cli_unknown_region() -> None:
     assert result.exit_code == 2 and "shipped: africa, africa-coarse, demo, europe, global" in result.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["tune", "--region", "demo", "--data", ".", "--out", "o", "--trials", "0"], "'--trials': 0 is not in the range"),
+    (["train", "--region", "demo"], "Missing option '--data'"),
+    (["predict", "--region", "demo", "--mode", "slow"], "'--mode'"),
+    (["no-such-stage"], "No such command 'no-such-stage'"),
+])
+def test_click_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("socmap: error: ") and message in result.stderr
+    assert "Usage:" not in result.output
+
+
 @pytest.mark.parametrize("cmd", ["demo", "demo-world", "prepare", "extract", "embed", "train", "tune", "evaluate",
                                  "predict", "check-config"])
 def test_every_stage_has_help(cmd: str) -> None:
