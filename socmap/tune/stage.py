@@ -73,7 +73,7 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
     """
     from socmap.tune import report as rep
     from socmap.tune import search
-    from socmap.tune.space import apply_params, decode, hand_set_params, space_fingerprint
+    from socmap.tune.space import apply_params, decode, dump_space, hand_set_params, space_fingerprint
 
     t0 = time.perf_counter()
     tc = cfg.tune
@@ -152,8 +152,7 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
     report = {"pipeline": cfg.name, "data": str(data_dir.resolve()), "seed": seed, "epochs": n_epochs,
               "counts": {k: len(search.counted(s)) for k, s in studies.items()}, "states": states,
               "best": best, "hand_set_params": {k: get_dotted(hand, k) for k in tc.space},
-              "narrow_space": ({k: v.model_dump(mode="json") for k, v in narrow.items()}
-                               if search.counted(studies["narrow"]) else None),
+              "narrow_space": dump_space(narrow) if search.counted(studies["narrow"]) else None,
               "importance": imp, "final": fin, "seconds": time.perf_counter() - t0}
     rep.write_report(report, out)
     return TuneResult(out=out, counts=report["counts"], best=best, final=fin, seconds=time.perf_counter() - t0)
