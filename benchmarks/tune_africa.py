@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     sys.path.insert(0, str(ROOT))
     import pandas as pd
 
-    from socmap.io import TUNE_TRIALS
+    from socmap.io import TUNE_REPORT_MD, TUNE_TRIALS
     from socmap.tune import tune
 
     cfg = reduced_pipeline(args)
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     df = pd.read_csv(args.out / TUNE_TRIALS)
     cols = ["step", "number", "state", "val_mape", "val_r2", "val_rmse", "epochs_run", "seconds"]
     print(df[cols].to_string(index=False))
-    print((args.out / "tune_report.md").read_text())
+    print((args.out / TUNE_REPORT_MD).read_text())
     print(res.summary())
     fin = res.final or {}
 

@@ -422,10 +422,6 @@ class TuneParam(_Strict):
             raise ValueError(f"a log range needs low > 0, got {self.low}")
         return self
 
-    @property
-    def categorical(self) -> bool:
-        return self.choices is not None
-
     def values_to_check(self) -> list[Any]:
         """Values to validate against the pipeline key: every choice, or the two ends of the range."""
         if self.choices is not None:

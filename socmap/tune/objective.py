@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from socmap.config import PipelineConfig, TuneParam
+from socmap.config import PipelineConfig
 from socmap.errors import short_error
 from socmap.train.inputs import TrainingData
 from socmap.train.trainer import GraphContext
@@ -131,14 +131,14 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
     import optuna
     from optuna.trial import TrialState
 
-    from socmap.tune.space import apply_params, distributions
+    from socmap.tune.space import apply_params, distributions, load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(task.storage)
     study = optuna.load_study(study_name=task.study, storage=storage,
                               sampler=make_sampler(task.sampler_seed, task.startup_trials),
                               pruner=make_pruner(task.pruner))
-    space = {k: TuneParam.model_validate(v) for k, v in task.space.items()}
+    space = load_space(task.space)
     trial = study.ask(distributions(space))
     t0 = time.perf_counter()
     best: dict[str, float] = {}

@@ -14,6 +14,7 @@ import yaml
 
 from socmap.config import PipelineConfig, TuneParam
 from socmap.io import TUNE_IMPORTANCE, TUNE_REPORT_JSON, TUNE_REPORT_MD, TUNE_SLICES, TUNE_TRIALS, atomic_path
+from socmap.tune.space import encode
 
 __all__ = ["importances", "plot_importance", "plot_slices", "trials_frame", "write_best_pipeline", "write_report",
            "write_trials"]
@@ -105,16 +106,14 @@ def plot_slices(df: pd.DataFrame, space: dict[str, TuneParam], keys: list[str], 
     for ax, key in zip(axes.flat, keys, strict=False):
         p = space[key]
         col = f"param:{key}"
+        labels = None if p.choices is None else [str(encode(c)) for c in p.choices]
         for step, colour in (("wide", "tab:blue"), ("narrow", "tab:orange")):
             for state, face in (("COMPLETE", colour), ("PRUNED", "none")):
                 sel = ok[(ok["step"] == step) & (ok["state"] == state)] if len(ok) else ok
                 if not len(sel) or col not in sel:
                     continue
                 x = sel[col]
-                if p.choices is not None:
-                    from socmap.tune.space import encode
-
-                    labels = [str(encode(c)) for c in p.choices]
+                if labels is not None:
                     x = x.map(lambda v, labels=labels: labels.index(str(v)) if str(v) in labels else np.nan)
                 ax.scatter(x, sel["val_mape"], s=28, facecolors=face, edgecolors=colour,
                            label=f"{step} {state.lower()}")

@@ -18,6 +18,7 @@ from typing import Any
 from socmap.config import TuneConfig, TuneParam
 from socmap.errors import ConfigError
 from socmap.tune.objective import TrialTask, open_storage, run_trial
+from socmap.tune.space import dump_space, load_space, narrow_space
 
 __all__ = ["STEPS", "counted", "load_or_create", "mark_interrupted", "narrow_for", "open_search", "rank_key",
            "run_step", "split_trials", "top_trials"]
@@ -98,14 +99,12 @@ def narrow_for(narrow_study: Any, wide_study: Any, space: dict[str, TuneParam], 
                ) -> dict[str, TuneParam]:
     """Step 2's space: the one stored with the narrow study (fixed when step 2 first ran), else derived from the
     wide step's top quartile now and stored."""
-    from socmap.tune.space import narrow_space
-
     stored = narrow_study.user_attrs.get("narrow_space")
     if stored:
-        return {k: TuneParam.model_validate(v) for k, v in json.loads(stored).items()}
+        return load_space(json.loads(stored))
     top = top_trials(counted(wide_study), tune.top_fraction)
     narrowed = narrow_space(space, [t.params for t in top])
-    narrow_study.set_user_attr("narrow_space", json.dumps({k: v.model_dump(mode="json") for k, v in narrowed.items()}))
+    narrow_study.set_user_attr("narrow_space", json.dumps(dump_space(narrowed)))
     narrow_study.set_user_attr("narrowed_from", [t.number for t in top])
     return narrowed
 
@@ -121,7 +120,7 @@ def run_step(client: Any, storage_path: Path, study: Any, *, target: int, data_d
         return []
     name = study.study_name
     tasks = [TrialTask(storage=str(storage_path), study=name, data_dir=str(data_dir), pipeline=pipeline,
-                       space={k: v.model_dump(mode="json") for k, v in space.items()}, epochs=epochs, seed=seed,
+                       space=dump_space(space), epochs=epochs, seed=seed,
                        sampler_seed=seed * 100_003 + (0 if name == "wide" else 50_000) + have + i,
                        startup_trials=tune.startup_trials, pruner=tune.pruner.model_dump(mode="json"),
                        trial_minutes=tune.trial_minutes)

@@ -12,10 +12,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from socmap.config import PipelineConfig, TuneParam, set_dotted
+from socmap.config import PipelineConfig, TuneParam, get_dotted, set_dotted
 from socmap.errors import ConfigError
 
-__all__ = ["apply_params", "decode", "distributions", "encode", "hand_set_params", "narrow_space", "space_fingerprint"]
+__all__ = ["apply_params", "decode", "distributions", "dump_space", "encode", "hand_set_params", "load_space",
+           "narrow_space", "space_fingerprint"]
 
 _PLAIN = (type(None), bool, int, float, str)
 
@@ -55,8 +56,6 @@ def distributions(space: Mapping[str, TuneParam]) -> dict[str, Any]:
 def hand_set_params(cfg: PipelineConfig, space: Mapping[str, TuneParam]) -> dict[str, Any]:
     """The pipeline's own values of the searched keys, as Optuna stores them, for those inside the space (a
     value outside it is left for the sampler to choose)."""
-    from socmap.config import get_dotted
-
     d = cfg.model_dump(mode="json")
     out: dict[str, Any] = {}
     for key, p in space.items():
@@ -118,6 +117,16 @@ def narrow_space(space: Mapping[str, TuneParam], top: Sequence[Mapping[str, Any]
     return out
 
 
+def dump_space(space: Mapping[str, TuneParam]) -> dict[str, dict[str, Any]]:
+    """The space as plain values (JSON, pickle to a worker); :func:`load_space` is the inverse."""
+    return {k: v.model_dump(mode="json") for k, v in space.items()}
+
+
+def load_space(dumped: Mapping[str, Any]) -> dict[str, TuneParam]:
+    """A space from :func:`dump_space`'s plain values."""
+    return {k: TuneParam.model_validate(v) for k, v in dumped.items()}
+
+
 def space_fingerprint(space: Mapping[str, TuneParam]) -> str:
     """A stable text of the space (stored with the search, so a re-run with another space is refused)."""
-    return json.dumps({k: v.model_dump(mode="json") for k, v in sorted(space.items())}, sort_keys=True)
+    return json.dumps(dump_space(space), sort_keys=True)

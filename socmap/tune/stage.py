@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from socmap.config import PipelineConfig, get_dotted
+from socmap.config import PipelineConfig, TuneParam, get_dotted
 from socmap.errors import ConfigError, DataError, ModelError
 from socmap.io import SAMPLES, TUNE_BEST_PIPELINE, TUNE_FINAL_DIR, TUNE_TRIALS
 
@@ -73,7 +73,7 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
     """
     from socmap.tune import report as rep
     from socmap.tune import search
-    from socmap.tune.space import apply_params, decode, hand_set_params, space_fingerprint
+    from socmap.tune.space import apply_params, decode, dump_space, hand_set_params, space_fingerprint
 
     t0 = time.perf_counter()
     tc = cfg.tune
@@ -109,14 +109,14 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
 
     with dask_client(scheduler, workers=workers, threads_per_worker=1) as client:
 
-        def step(name: str, target: int, space: dict[str, Any]) -> None:
+        def step(name: str, target: int, space: dict[str, TuneParam]) -> None:
             search.run_step(client, path, studies[name], target=target, data_dir=data_dir, pipeline=pipeline,
                             space=space, tune=tc, epochs=n_epochs, seed=seed, progress=progress)
 
-        step("wide", n_wide, dict(tc.space))
-        narrow = dict(tc.space)
+        step("wide", n_wide, tc.space)
+        narrow = tc.space
         if n_narrow > 0 or search.counted(studies["narrow"]):
-            narrow = search.narrow_for(studies["narrow"], studies["wide"], dict(tc.space), tc)
+            narrow = search.narrow_for(studies["narrow"], studies["wide"], tc.space, tc)
             step("narrow", n_narrow, narrow)
 
         every = [(name, t) for name, s in studies.items() for t in search.counted(s)]
@@ -137,7 +137,7 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
         imp = rep.importances(studies["wide"], seed)
         n_complete = int(((df["step"] == "wide") & (df["state"] == "COMPLETE")).sum())
         rep.plot_importance(imp, out, n_complete)
-        rep.plot_slices(df, {**tc.space}, list(imp)[:4], out)
+        rep.plot_slices(df, tc.space, list(imp)[:4], out)
         header = (f"socmap tune: best of {len(every)} trials ({best_step} #{best_t.number}), validation MAPE "
                   f"{best['val_mape']:.2f} %, R2 {best['val_r2']:.4f}\n(one member, {n_epochs} epochs per trial, "
                   f"data {data_dir.resolve()})")
@@ -152,8 +152,7 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
     report = {"pipeline": cfg.name, "data": str(data_dir.resolve()), "seed": seed, "epochs": n_epochs,
               "counts": {k: len(search.counted(s)) for k, s in studies.items()}, "states": states,
               "best": best, "hand_set_params": {k: get_dotted(hand, k) for k in tc.space},
-              "narrow_space": ({k: v.model_dump(mode="json") for k, v in narrow.items()}
-                               if search.counted(studies["narrow"]) else None),
+              "narrow_space": dump_space(narrow) if search.counted(studies["narrow"]) else None,
               "importance": imp, "final": fin, "seconds": time.perf_counter() - t0}
     rep.write_report(report, out)
     return TuneResult(out=out, counts=report["counts"], best=best, final=fin, seconds=time.perf_counter() - t0)
