@@ -16,11 +16,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def main() -> None:
-    from socmap.aggregate.check import map_coverage
+    from socmap.aggregate.check import covered_share, map_coverage
     from socmap.config import load_pipeline
     from socmap.demo.world import WorldSpec, default_world_dir, ensure_world
 
@@ -47,15 +45,15 @@ def main() -> None:
     for lo, hi in ((0.25, 1.0), (1.0, 5.0), (5.0, 25.0)):
         s = tab[(tab["area_km2"] >= lo) & (tab["area_km2"] < hi + 1e-9)]
         ys = y[s.index]
-        cov = float(np.mean((s["soc_lo_gkg"] <= ys) & (ys <= s["soc_hi_gkg"])))
-        naive = float(np.mean((s["naive_lo_gkg"] <= ys) & (ys <= s["naive_hi_gkg"])))
+        cov = covered_share(s, ys)
+        naive = covered_share(s, ys, naive=True)
         by_size[f"{lo:g}-{hi:g}km2"] = {"zones": len(s), "coverage": round(cov, 3), "naive_coverage": round(naive, 3)}
         print(f"  zones of {lo:g}-{hi:g} km2: {len(s)}, coverage {cov:.1%}, naive {naive:.1%}")
     by_seed = {}
     for s_ in seeds:
         s = tab[tab["zone"].str.startswith(f"z{s_}_")]
         ys = y[s.index]
-        by_seed[str(s_)] = round(float(np.mean((s["soc_lo_gkg"] <= ys) & (ys <= s["soc_hi_gkg"]))), 3)
+        by_seed[str(s_)] = round(covered_share(s, ys), 3)
     print("  coverage by seed: " + ", ".join(f"{k}: {v:.1%}" for k, v in by_seed.items()))
     out = {**chk.figures(), "seeds": seeds, "by_size": by_size, "by_seed": by_seed, "seconds": round(secs, 1),
            "correlogram": {"len_scale_km": round(corr.len_scale_km, 4), "nugget_share": round(corr.nugget_share, 4),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CoverageCheck", "coverage_check", "random_zones", "truth_on_grid"]
+__all__ = ["CoverageCheck", "coverage_check", "covered_share", "map_coverage", "random_zones"]
 
 
 def random_zones(bounds: tuple[float, float, float, float], n: int, crs: Any, *, seed: int,
@@ -25,7 +25,7 @@ def random_zones(bounds: tuple[float, float, float, float], n: int, crs: Any, *,
     ``area_km2``; a GeoDataFrame with ``zone`` (``z<seed>_<i>``) and ``area_km2``."""
     import geopandas as gpd
     from shapely import Polygon
-    from shapely.affinity import scale
+    from shapely.affinity import scale, translate
 
     rng = np.random.default_rng(seed)
     xmin, ymin, xmax, ymax = bounds
@@ -41,8 +41,6 @@ def random_zones(bounds: tuple[float, float, float, float], n: int, crs: Any, *,
         bx0, by0, bx1, by1 = poly.bounds
         cx = rng.uniform(xmin - bx0, xmax - bx1) if xmax - bx1 > xmin - bx0 else (xmin + xmax) / 2
         cy = rng.uniform(ymin - by0, ymax - by1) if ymax - by1 > ymin - by0 else (ymin + ymax) / 2
-        from shapely.affinity import translate
-
         geoms.append(translate(poly, cx, cy))
         names.append(f"z{seed}_{i:03d}")
     gdf = gpd.GeoDataFrame({"zone": names}, geometry=geoms, crs=crs)
@@ -50,11 +48,10 @@ def random_zones(bounds: tuple[float, float, float, float], n: int, crs: Any, *,
     return gdf
 
 
-def truth_on_grid(truth: Path | str, transform: Any, shape: tuple[int, int], crs: Any) -> np.ndarray:
-    """The truth raster averaged onto the map grid (NaN where it has no data)."""
-    from socmap.aggregate.stock import layer_on_grid
-
-    return layer_on_grid(truth, transform, shape, crs)
+def covered_share(table: pd.DataFrame, truth: Any, *, naive: bool = False) -> float:
+    """Share of the rows of ``table`` whose interval (the naive one with ``naive``) holds ``truth`` (g/kg)."""
+    lo, hi = ("naive_lo_gkg", "naive_hi_gkg") if naive else ("soc_lo_gkg", "soc_hi_gkg")
+    return float(np.mean((table[lo] <= truth) & (truth <= table[hi])))
 
 
 @dataclass
@@ -99,8 +96,8 @@ def coverage_check(layers: Any, truth_grid: np.ndarray, correlogram: Any, *, see
     tab = pd.concat(tables, ignore_index=True)
     tab = tab[np.isfinite(tab["soc_mean_gkg"]) & np.isfinite(tab["reference_mean"])]
     y = tab["reference_mean"].to_numpy()
-    cov = float(np.mean((tab["soc_lo_gkg"] <= y) & (y <= tab["soc_hi_gkg"])))
-    naive = float(np.mean((tab["naive_lo_gkg"] <= y) & (y <= tab["naive_hi_gkg"])))
+    cov = covered_share(tab, y)
+    naive = covered_share(tab, y, naive=True)
     ratio = float(np.mean(tab["soc_sd_gkg"] / tab["naive_sd_gkg"]))
     return CoverageCheck(zones=len(tab), coverage=cov, naive_coverage=naive, level=level, mean_width_ratio=ratio,
                          bias_gkg=float(np.mean(tab["soc_mean_gkg"] - y)), table=tab)
@@ -112,12 +109,13 @@ def map_coverage(maps: Path | str, model: Path | str | None, truth: Path | str, 
     """:func:`coverage_check` of a map folder (``socmap predict`` output) against a truth raster, the correlogram
     fitted on ``model``'s held-out points (default: the bundle the map records); returns (check, correlogram)."""
     from socmap.aggregate.stage import load_map, map_correlogram
+    from socmap.aggregate.stock import layer_on_grid
     from socmap.mapping.layout import resolve_maps
     from socmap.train import load_bundle
 
     layers = load_map(resolve_maps(maps))
     corr = map_correlogram(load_bundle(model or layers.attrs["model"]), layers)
-    grid_truth = truth_on_grid(truth, layers.transform, layers.shape, layers.crs)
+    grid_truth = layer_on_grid(truth, layers.transform, layers.shape, layers.crs)
     chk = coverage_check(layers, grid_truth, corr, seeds=seeds, n_zones=n_zones, level=level, area_km2=area_km2,
                          n_pairs=n_pairs, progress=progress)
     return chk, corr

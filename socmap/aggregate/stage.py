@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pandas as pd
 from socmap.aggregate.correlogram import Correlogram, fit_correlogram, heldout_residuals
 from socmap.aggregate.interval import zone_sum
 from socmap.aggregate.stock import STOCK_FORMULA, layer_on_grid, stock_factor
-from socmap.aggregate.zonal import cell_areas_km2, zone_cells
+from socmap.aggregate.zonal import cell_areas_km2, metres_per_unit, zone_cells
 from socmap.aggregate.zones import read_zones
 from socmap.errors import ConfigError, DataError
 from socmap.io import AGG_CHART_SUFFIX, AGG_GPKG_SUFFIX, AGG_META_SUFFIX, AGG_TABLE_SUFFIX, MAP_ZARR, atomic_path
@@ -59,11 +60,16 @@ class MapLayers:
     def shape(self) -> tuple[int, int]:
         return self.soc.shape
 
-    @property
+    @cached_property
     def geographic(self) -> bool:
+        """Whether the grid is in degrees; parsed once, as :meth:`cell_points` asks for it on every zone."""
         from pyproj import CRS
 
         return bool(CRS.from_user_input(self.crs).is_geographic)
+
+    @cached_property
+    def _metres_per_unit(self) -> float:
+        return metres_per_unit(self.crs)
 
     def cell_points(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(N, 2) cell centres: (lon, lat) degrees on a geographic grid, else (x, y) in km."""
@@ -72,11 +78,7 @@ class MapLayers:
         y = t.f + (rows + 0.5) * t.e
         if self.geographic:
             return np.c_[x, y]
-        from pyproj import CRS
-
-        c = CRS.from_user_input(self.crs)
-        unit = c.axis_info[0].unit_conversion_factor if c.axis_info else 1.0
-        return np.c_[x, y] * unit / 1000.0
+        return np.c_[x, y] * self._metres_per_unit / 1000.0
 
 
 def _open_store(root: Path) -> Any:
@@ -163,13 +165,11 @@ def map_correlogram(bundle: Any, layers: MapLayers, *, max_cells: int = 200_000,
 
 def _projected_km(lonlat: np.ndarray, crs: Any) -> np.ndarray:
     """(lon, lat) degrees to the map's projected CRS, km."""
-    from pyproj import CRS, Transformer
+    from pyproj import Transformer
 
     tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     x, y = tr.transform(lonlat[:, 0], lonlat[:, 1])
-    c = CRS.from_user_input(crs)
-    unit = c.axis_info[0].unit_conversion_factor if c.axis_info else 1.0
-    return np.c_[x, y] * unit / 1000.0
+    return np.c_[x, y] * metres_per_unit(crs) / 1000.0
 
 
 def aggregate_zones(layers: MapLayers, zones: Any, correlogram: Correlogram, *, level: float = 0.9,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ZoneCells", "cell_areas_km2", "zone_cells"]
+__all__ = ["ZoneCells", "cell_areas_km2", "metres_per_unit", "zone_cells"]
 
 MIN_COVERAGE = 1e-6
 """Cells covered by less than this fraction are dropped: a polygon edge that runs along a cell edge otherwise adds a
@@ -35,6 +35,14 @@ class ZoneCells:
         return len(self.rows)
 
 
+def metres_per_unit(crs: Any) -> float:
+    """Metres per unit of the first axis of the projected ``crs`` (1 for metres; 1 when the CRS names no axes)."""
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    return float(c.axis_info[0].unit_conversion_factor) if c.axis_info else 1.0
+
+
 def cell_areas_km2(transform: Any, shape: tuple[int, int], crs: Any) -> np.ndarray:
     """(rows,) area of one cell per grid row, km2: ``|a e|`` (projected, in the CRS's linear unit) or the
     spherical band area ``R^2 dlon (sin lat_top - sin lat_bottom)`` (geographic, degrees)."""
@@ -47,8 +55,7 @@ def cell_areas_km2(transform: Any, shape: tuple[int, int], crs: Any) -> np.ndarr
         bot = top + transform.e
         dlon = np.radians(abs(transform.a))
         return np.asarray(EARTH_RADIUS_KM**2 * dlon * np.abs(np.sin(np.radians(top)) - np.sin(np.radians(bot))))
-    unit = c.axis_info[0].unit_conversion_factor if c.axis_info else 1.0
-    return np.full(rows, abs(transform.a * transform.e) * unit**2 / 1e6)
+    return np.full(rows, abs(transform.a * transform.e) * metres_per_unit(c) ** 2 / 1e6)
 
 
 def zone_cells(zones: Any, transform: Any, shape: tuple[int, int], crs: Any) -> list[ZoneCells]:
