@@ -209,7 +209,7 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     store = root / MAP_ZARR
     variables: list[str] = list(cfg.output.variables)
     use_zarr = "zarr" in cfg.output.formats
-    if use_zarr and not _zarr_matches(store, key):
+    if use_zarr and _zarr_key(store) != key:
         zarr_template(store, grid, variables, cfg.output.nodata,
                       {"socmap_run_key": key, "title": f"socmap SOC map {cfg.name} {year}", "year": year,
                        "region": cfg.name, "model": str(model.resolve()), "Conventions": "CF-1.8"},
@@ -306,12 +306,8 @@ def _existing_key(root: Path) -> str | None:
     """The run key of the maps already in a version folder (its zarr store's, else a tile record's), or None."""
     if not root.is_dir():
         return None
-    try:
-        attrs = json.loads((root / MAP_ZARR / "zarr.json").read_text()).get("attributes", {})
-        if attrs.get("socmap_run_key"):
-            return str(attrs["socmap_run_key"])
-    except (OSError, ValueError, AttributeError):
-        pass
+    if (key := _zarr_key(root / MAP_ZARR)) is not None:
+        return key
     for rec in sorted((root / MAP_DONE_DIR).glob("*.json")):
         try:
             return str(json.loads(rec.read_text())["run_key"])
@@ -320,14 +316,13 @@ def _existing_key(root: Path) -> str | None:
     return None
 
 
-def _zarr_matches(store: Path, key: str) -> bool:
-    if not (store / "zarr.json").is_file():
-        return False
+def _zarr_key(store: Path) -> str | None:
+    """The ``socmap_run_key`` attribute of the zarr store, or None (no store, unreadable, or no key)."""
     try:
-        attrs = json.loads((store / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, ValueError):
-        return False
-    return bool(attrs.get("socmap_run_key") == key)
+        key = json.loads((store / "zarr.json").read_text()).get("attributes", {}).get("socmap_run_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(key) if key else None
 
 
 def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, root: Path, mode: str,
