@@ -26,7 +26,6 @@ and ``OUT/REGION/YEAR/latest.json`` names the version of the last run that finis
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -40,7 +39,16 @@ import numpy as np
 
 from socmap.config import GridConfig, PipelineConfig, redact
 from socmap.errors import ConfigError, SocmapError, short_error
-from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SUMMARY, MAP_ZARR, atomic_path
+from socmap.io import (
+    DISK_ERRNOS,
+    MAP_DONE_DIR,
+    MAP_ITEM,
+    MAP_LATEST,
+    MAP_PROVENANCE,
+    MAP_SUMMARY,
+    MAP_ZARR,
+    atomic_path,
+)
 from socmap.mapping.layout import check_path_name, map_root
 from socmap.mapping.provenance import provenance
 from socmap.mapping.records import bundle_sha256, done_ok, write_done, write_failed
@@ -345,11 +353,6 @@ def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, ro
                 _tile_ended(t, None, exc, finish, fail, bar)
                 continue
         _tile_ended(t, res, None, finish, fail, bar)
-
-
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
-"""Errors of the output folder (full, over quota, read-only, no permission): every later tile would fail the same
-way, so the run stops at once (the CLI prints one line; finished tiles are kept for the re-run)."""
 
 
 def _reraise_disk_error(exc: BaseException) -> None:

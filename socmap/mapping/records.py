@@ -46,7 +46,7 @@ def bundle_sha256(model: Path) -> str:
 def write_done(root: Path, tile_id: str, key: str, files: Iterable[Path], stats: dict[str, Any]) -> None:
     """Record ``tile_id`` as finished: the run key, ``{relative path: sha256}`` of ``files`` and small stats."""
     tile_id = check_path_name("tile", tile_id)
-    sums = {Path(f).relative_to(root).as_posix(): sha256_file(Path(f)) for f in sorted(map(Path, files))}
+    sums = {f.relative_to(root).as_posix(): sha256_file(f) for f in sorted(map(Path, files))}
     with atomic_path(root / MAP_DONE_DIR / f"{tile_id}.json") as tmp:
         tmp.write_text(json.dumps({"run_key": key, "files": sums, **stats}, default=str, sort_keys=True))
     clear_failed(root, tile_id)
