@@ -7,7 +7,6 @@ and exit code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -40,7 +39,9 @@ def _one_line_errors(fn: F) -> F:
             click.echo(f"socmap: error: {msg}", err=True)
             sys.exit(int(getattr(exc, "exit_code", 2)))
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS):
+            from socmap.io import DISK_ERRNOS
+
+            if exc.errno not in DISK_ERRNOS:
                 raise
             where = f" ({exc.filename})" if exc.filename else ""
             click.echo(f"socmap: error: {exc.strerror or exc}{where}; free space or fix the permissions, then run "

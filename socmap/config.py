@@ -44,6 +44,7 @@ __all__ = [
     "load_grid",
     "load_pipeline",
     "redact",
+    "redact_tree",
     "set_dotted",
     "socmap_home",
 ]
@@ -744,6 +745,19 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if len(s) >= 4:
             out = out.replace(s, "***")
     return out
+
+
+def redact_tree(obj: Any) -> Any:
+    """A copy of a JSON-like tree with credential-looking keys' values (the keys :func:`check_no_credentials`
+    rejects) replaced by ``***`` and credentials in strings redacted (:func:`redact`)."""
+    if isinstance(obj, dict):
+        return {k: ("***" if _CRED_KEY.search(str(k)) and v not in (None, "") else redact_tree(v))
+                for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [redact_tree(v) for v in obj]
+    if isinstance(obj, str):
+        return redact(obj)
+    return obj
 
 
 def check_no_credentials(path: Path | str, data: Any, where: str = "") -> None:

@@ -27,6 +27,7 @@ Folders::
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import time
@@ -43,6 +44,7 @@ __all__ = [
     "DEMO_AGGREGATE",
     "DEMO_RUN",
     "DEMO_ZONES",
+    "DISK_ERRNOS",
     "EMBEDDINGS",
     "ENCODER_WEIGHTS",
     "EXTRACT_FAILURES",
@@ -158,6 +160,11 @@ DEMO_AGGREGATE = "zones.csv"
 """demo: ``socmap aggregate --out`` of the demo map over :data:`DEMO_ZONES` (+ .gpkg, .png, .json beside it)."""
 DEMO_RUN = "demo_run.json"
 """demo: the run summary (stages, one-line summaries, seconds) in ``socmap demo --out DIR``."""
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+"""``OSError.errno`` values of an output folder that is full, over quota or a file size limit, read-only or not
+permitted: every later write fails the same way, so ``socmap predict`` stops at once (finished tiles are kept for
+the re-run) and the CLI ends with one line (exit 2) instead of a traceback."""
 
 
 # --------------------------------------------------------------------------------------- atomic writes

@@ -26,7 +26,6 @@ and ``OUT/REGION/YEAR/latest.json`` names the version of the last run that finis
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -40,7 +39,16 @@ import numpy as np
 
 from socmap.config import GridConfig, PipelineConfig, redact
 from socmap.errors import ConfigError, SocmapError, short_error
-from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SUMMARY, MAP_ZARR, atomic_path
+from socmap.io import (
+    DISK_ERRNOS,
+    MAP_DONE_DIR,
+    MAP_ITEM,
+    MAP_LATEST,
+    MAP_PROVENANCE,
+    MAP_SUMMARY,
+    MAP_ZARR,
+    atomic_path,
+)
 from socmap.mapping.layout import check_path_name, map_root
 from socmap.mapping.provenance import provenance
 from socmap.mapping.records import bundle_sha256, done_ok, write_done, write_failed
@@ -209,7 +217,7 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     store = root / MAP_ZARR
     variables: list[str] = list(cfg.output.variables)
     use_zarr = "zarr" in cfg.output.formats
-    if use_zarr and not _zarr_matches(store, key):
+    if use_zarr and _zarr_key(store) != key:
         zarr_template(store, grid, variables, cfg.output.nodata,
                       {"socmap_run_key": key, "title": f"socmap SOC map {cfg.name} {year}", "year": year,
                        "region": cfg.name, "model": str(model.resolve()), "Conventions": "CF-1.8"},
@@ -306,12 +314,8 @@ def _existing_key(root: Path) -> str | None:
     """The run key of the maps already in a version folder (its zarr store's, else a tile record's), or None."""
     if not root.is_dir():
         return None
-    try:
-        attrs = json.loads((root / MAP_ZARR / "zarr.json").read_text()).get("attributes", {})
-        if attrs.get("socmap_run_key"):
-            return str(attrs["socmap_run_key"])
-    except (OSError, ValueError, AttributeError):
-        pass
+    if (key := _zarr_key(root / MAP_ZARR)) is not None:
+        return key
     for rec in sorted((root / MAP_DONE_DIR).glob("*.json")):
         try:
             return str(json.loads(rec.read_text())["run_key"])
@@ -320,14 +324,13 @@ def _existing_key(root: Path) -> str | None:
     return None
 
 
-def _zarr_matches(store: Path, key: str) -> bool:
-    if not (store / "zarr.json").is_file():
-        return False
+def _zarr_key(store: Path) -> str | None:
+    """The ``socmap_run_key`` attribute of the zarr store, or None (no store, unreadable, or no key)."""
     try:
-        attrs = json.loads((store / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, ValueError):
-        return False
-    return bool(attrs.get("socmap_run_key") == key)
+        key = json.loads((store / "zarr.json").read_text()).get("attributes", {}).get("socmap_run_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(key) if key else None
 
 
 def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, root: Path, mode: str,
@@ -350,11 +353,6 @@ def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, ro
                 _tile_ended(t, None, exc, finish, fail, bar)
                 continue
         _tile_ended(t, res, None, finish, fail, bar)
-
-
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
-"""Errors of the output folder (full, over quota, read-only, no permission): every later tile would fail the same
-way, so the run stops at once (the CLI prints one line; finished tiles are kept for the re-run)."""
 
 
 def _reraise_disk_error(exc: BaseException) -> None:

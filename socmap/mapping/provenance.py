@@ -13,12 +13,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from socmap.config import PipelineConfig, redact
+from socmap.config import PipelineConfig, redact_tree
 
-__all__ = ["git_commit", "provenance", "redact_tree"]
-
-_SECRET_KEYS = ("api_key", "apikey", "token", "password", "passwd", "secret", "credential", "signature",
-                "authorization", "private_key", "access_key", "sas")
+__all__ = ["git_commit", "provenance"]
 
 
 def git_commit() -> str | None:
@@ -37,19 +34,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}+dirty" if dirty else sha or None
-
-
-def redact_tree(obj: Any) -> Any:
-    """A copy of a JSON-like tree with credential-looking keys' values replaced by ``***`` and credentials in
-    strings (URL signatures, environment secrets) redacted."""
-    if isinstance(obj, dict):
-        return {k: ("***" if any(s in str(k).lower() for s in _SECRET_KEYS) and v not in (None, "")
-                    else redact_tree(v)) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [redact_tree(v) for v in obj]
-    if isinstance(obj, str):
-        return redact(obj)
-    return obj
 
 
 def provenance(cfg: PipelineConfig, *, year: int, mode: str, version: str, model: Path, bundle: Any,

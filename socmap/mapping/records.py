@@ -19,8 +19,7 @@ from socmap.config import redact
 from socmap.io import MAP_DONE_DIR, MAP_FAILED_DIR, atomic_path
 from socmap.mapping.layout import check_path_name
 
-__all__ = ["bundle_sha256", "clear_failed", "done_ok", "failed_ids", "sha256_file", "write_done",
-           "write_failed"]
+__all__ = ["bundle_sha256", "clear_failed", "done_ok", "sha256_file", "write_done", "write_failed"]
 
 _CHUNK = 1 << 20
 
@@ -47,7 +46,7 @@ def bundle_sha256(model: Path) -> str:
 def write_done(root: Path, tile_id: str, key: str, files: Iterable[Path], stats: dict[str, Any]) -> None:
     """Record ``tile_id`` as finished: the run key, ``{relative path: sha256}`` of ``files`` and small stats."""
     tile_id = check_path_name("tile", tile_id)
-    sums = {Path(f).relative_to(root).as_posix(): sha256_file(Path(f)) for f in sorted(map(Path, files))}
+    sums = {f.relative_to(root).as_posix(): sha256_file(f) for f in sorted(map(Path, files))}
     with atomic_path(root / MAP_DONE_DIR / f"{tile_id}.json") as tmp:
         tmp.write_text(json.dumps({"run_key": key, "files": sums, **stats}, default=str, sort_keys=True))
     clear_failed(root, tile_id)
@@ -72,10 +71,3 @@ def write_failed(root: Path, tile_id: str, key: str, reason: str) -> None:
 
 def clear_failed(root: Path, tile_id: str) -> None:
     (root / MAP_FAILED_DIR / f"{tile_id}.json").unlink(missing_ok=True)
-
-
-def failed_ids(root: Path) -> list[str]:
-    """Tiles with a failure record, sorted."""
-    return sorted(p.stem for p in (root / MAP_FAILED_DIR).glob("*.json"))
-
-
