@@ -274,6 +274,13 @@ class GraphConfig(_Strict):
     """``adaptive``: k_spatial inside HDBSCAN clusters, adaptive_k for noise nodes; ``fixed``: k_spatial for all."""
     min_distance_km: PositiveFloat = 0.01
     """Distance floor, km, for inverse-distance and slope weights (co-located samples)."""
+    weighting: Literal["continuous", "idw"] = "continuous"
+    """Edge weights. ``idw``: the paper's Table 1 (normalised inverse distance; exp(-|dNDVI|/tau_v)): a weight
+    jumps when a node's k-set changes, so a map made by attaching cells to their k nearest sites is a mosaic of
+    the sites' Voronoi cells. ``continuous``: each kernel minus its value at the (k+1)-th neighbour,
+    :math:`w_{ij} \\propto K(d_{ij}) - K(d_{i,(k+1)})`, so a neighbour's weight reaches 0 as it leaves the k-set
+    and a cell's inputs change continuously as it moves; elevation edges carry the spatial weight times the
+    slope factor, and the label features and attention follow the weights (issue 18)."""
 
 
 class RGATConfig(_Strict):

@@ -65,9 +65,11 @@ __all__ = [
     "attach_edges",
     "attach_spatial_k",
     "build_graph",
+    "edge_length_km",
     "lonlat_to_unit",
     "node_covariates",
     "spatial_knn",
+    "spatial_knn_next",
 ]
 
 EARTH_RADIUS_KM = 6371.0088
@@ -116,6 +118,16 @@ def lonlat_to_unit(lonlat: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
 
 
+def edge_length_km(src_lonlat: Tensor, dst_lonlat: Tensor, edge_index: Tensor) -> Tensor:
+    """(E,) great-circle length, km, of each edge ``src_lonlat[edge_index[0]] -> dst_lonlat[edge_index[1]]``
+    (lon, lat in degrees; haversine in the tensors' dtype)."""
+    a = torch.deg2rad(src_lonlat[edge_index[0]].double())
+    b = torch.deg2rad(dst_lonlat[edge_index[1]].double())
+    h = (torch.sin((b[:, 1] - a[:, 1]) / 2) ** 2
+         + torch.cos(a[:, 1]) * torch.cos(b[:, 1]) * torch.sin((b[:, 0] - a[:, 0]) / 2) ** 2)
+    return (2.0 * EARTH_RADIUS_KM * torch.asin(torch.sqrt(h.clamp(0.0, 1.0)))).to(src_lonlat.dtype)
+
+
 def _chord_to_km(chord: np.ndarray) -> np.ndarray:
     return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
 
@@ -127,7 +139,7 @@ def spatial_knn(
     max_distance_km: float,
     exclude_self: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """k nearest reference points of every query point on the sphere.
+    """k nearest reference points of every query point on the sphere (see :func:`spatial_knn_next`).
 
     Args:
         query_lonlat: (Q, 2) degrees. ref_lonlat: (M, 2) degrees.
@@ -138,33 +150,68 @@ def spatial_knn(
     Returns:
         ``(src, dst, dist_km)``: reference index, query index and great-circle distance of every pair.
     """
-    k_arr = np.broadcast_to(np.asarray(k, dtype=np.int64), (len(query_lonlat),))
-    kmax = int(k_arr.max(initial=0)) + (1 if exclude_self else 0)
+    src, dst, dist, _ = spatial_knn_next(query_lonlat, ref_lonlat, k, max_distance_km, exclude_self)
+    return src, dst, dist
+
+
+def spatial_knn_next(
+    query_lonlat: np.ndarray,
+    ref_lonlat: np.ndarray,
+    k: int | np.ndarray,
+    max_distance_km: float,
+    exclude_self: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """k nearest reference points of every query point on the sphere, and the distance to the (k+1)-th.
+
+    Args:
+        query_lonlat: (Q, 2) degrees. ref_lonlat: (M, 2) degrees.
+        k: neighbours per query point (an int, or (Q,) ints for adaptive k).
+        max_distance_km: neighbours farther than this are dropped.
+        exclude_self: the query set is the reference set; a point is not its own neighbour.
+
+    Returns:
+        ``(src, dst, dist_km, next_km)``: reference index, query index and great-circle distance of every pair,
+        and per query point the distance (km) to its (k+1)-th nearest reference point, capped at
+        ``max_distance_km`` (also where fewer than k+1 exist): the distance at which a neighbour leaves the k-set,
+        where continuous weights reach zero.
+    """
+    nq = len(query_lonlat)
+    k_arr = np.broadcast_to(np.asarray(k, dtype=np.int64), (nq,))
+    kmax = int(k_arr.max(initial=0)) + 1 + (1 if exclude_self else 0)
     kmax = min(kmax, len(ref_lonlat))
-    if kmax == 0 or len(query_lonlat) == 0:
+    if kmax == 0 or nq == 0:
         e = np.zeros(0, dtype=np.int64)
-        return e, e, np.zeros(0)
+        return e, e, np.zeros(0), np.full(nq, float(max_distance_km))
     tree = cKDTree(lonlat_to_unit(ref_lonlat))
     chord, idx = tree.query(lonlat_to_unit(query_lonlat), k=kmax)
-    chord, idx = chord.reshape(len(query_lonlat), kmax), idx.reshape(len(query_lonlat), kmax)
-    q = np.repeat(np.arange(len(query_lonlat)), kmax).reshape(-1, kmax)
-    keep = np.isfinite(chord) & (idx < len(ref_lonlat))
+    chord, idx = chord.reshape(nq, kmax), idx.reshape(nq, kmax)
+    q = np.repeat(np.arange(nq), kmax).reshape(-1, kmax)
+    valid = np.isfinite(chord) & (idx < len(ref_lonlat))
     if exclude_self:
-        keep &= idx != q
-        # keep the first k (not counting self) per row
-        rank = np.cumsum(keep, axis=1)
-        keep &= rank <= k_arr[:, None]
-    else:
-        keep &= np.arange(kmax)[None, :] < k_arr[:, None]
-    dist = _chord_to_km(np.where(keep, chord, 0.0))
+        valid &= idx != q
+    rank = np.cumsum(valid, axis=1)  # 1-based rank among valid candidates (self excluded)
+    keep = valid & (rank <= k_arr[:, None])
+    nxt = valid & (rank == k_arr[:, None] + 1)
+    all_km = _chord_to_km(np.where(valid, chord, 0.0))
+    next_km = np.where(nxt.any(axis=1), np.where(nxt, all_km, np.inf).min(axis=1), np.inf)
+    next_km = np.minimum(next_km, max_distance_km)
+    dist = np.where(keep, all_km, 0.0)
     keep &= dist <= max_distance_km
-    return idx[keep].astype(np.int64), q[keep].astype(np.int64), dist[keep]
+    return idx[keep].astype(np.int64), q[keep].astype(np.int64), dist[keep], next_km
 
 
-def _idw(dst: np.ndarray, dist_km: np.ndarray, n: int, min_distance_km: float) -> np.ndarray:
+def _idw(dst: np.ndarray, dist_km: np.ndarray, n: int, min_distance_km: float,
+         next_km: np.ndarray | None = None) -> np.ndarray:
+    """Inverse-distance weights normalised over each target's neighbours; with ``next_km`` (continuous
+    weighting) the kernel is :math:`1/d_{ij} - 1/d_{i,(k+1)}`, zero for a neighbour about to leave the k-set
+    (a target whose neighbours all sit at that distance falls back to equal weights)."""
     inv = 1.0 / np.maximum(dist_km, min_distance_km)
+    if next_km is not None:
+        inv = np.maximum(inv - 1.0 / np.maximum(next_km[dst], min_distance_km), 0.0)
     total = np.bincount(dst, weights=inv, minlength=n)
-    return inv / total[dst]
+    count = np.bincount(dst, minlength=n)
+    flat = total[dst] <= 0
+    return np.where(flat, 1.0 / np.maximum(count[dst], 1), inv / np.where(flat, 1.0, total[dst]))
 
 
 def _ndvi_knn(q_ndvi: np.ndarray, ref_ndvi: np.ndarray, k: int, exclude_self: bool):
@@ -174,16 +221,22 @@ def _ndvi_knn(q_ndvi: np.ndarray, ref_ndvi: np.ndarray, k: int, exclude_self: bo
     if kk == 0 or len(ok_q) == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, e, np.zeros(0)
+    kk = min(kk + 1, len(ok_ref))  # one more: the (k+1)-th NDVI distance, where continuous weights reach 0
     tree = cKDTree(ref_ndvi[ok_ref, None])
     d, j = tree.query(q_ndvi[ok_q, None], k=kk)
     d, j = d.reshape(len(ok_q), kk), j.reshape(len(ok_q), kk)
     src = ok_ref[j]
     dst = np.repeat(ok_q, kk).reshape(-1, kk)
-    keep = np.ones_like(src, dtype=bool)
+    valid = np.ones_like(src, dtype=bool)
     if exclude_self:
-        keep &= src != dst
-        keep &= np.cumsum(keep, axis=1) <= k
-    return src[keep].astype(np.int64), dst[keep].astype(np.int64), d[keep]
+        valid &= src != dst
+    rank = np.cumsum(valid, axis=1)
+    keep = valid & (rank <= k)
+    nxt = valid & (rank == k + 1)
+    next_d = np.where(nxt.any(axis=1), np.where(nxt, d, np.inf).min(axis=1), np.inf)
+    next_full = np.full(len(q_ndvi), np.inf)
+    next_full[ok_q] = next_d
+    return src[keep].astype(np.int64), dst[keep].astype(np.int64), d[keep], next_full
 
 
 def _assemble(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], relations: tuple[str, ...],
@@ -250,26 +303,38 @@ def build_graph(
 def _relation_parts(tgt_lonlat, src_lonlat, tgt_ndvi, src_ndvi, tgt_z, src_z, k, cfg: GraphConfig, *,
                     exclude_self: bool) -> list:
     """``(relation index, src, dst, weight)`` per relation, edges from ``src_*`` nodes to ``tgt_*`` nodes."""
-    s_src, s_dst, s_d = spatial_knn(tgt_lonlat, src_lonlat, k, cfg.max_distance_km, exclude_self=exclude_self)
+    s_src, s_dst, s_d, s_next = spatial_knn_next(tgt_lonlat, src_lonlat, k, cfg.max_distance_km,
+                                                 exclude_self=exclude_self)
+    continuous = cfg.weighting == "continuous"
+    w_spatial = _idw(s_dst, s_d, len(tgt_lonlat), cfg.min_distance_km, s_next if continuous else None)
     parts = []
     for r, name in enumerate(cfg.relations):
         if name == "spatial":
-            parts.append((r, s_src, s_dst, _idw(s_dst, s_d, len(tgt_lonlat), cfg.min_distance_km)))
+            parts.append((r, s_src, s_dst, w_spatial))
         elif name == "ndvi":
-            src, dst, dv = _ndvi_knn(np.asarray(tgt_ndvi, np.float64), np.asarray(src_ndvi, np.float64),
-                                     cfg.k_ndvi, exclude_self=exclude_self)
-            parts.append((r, src, dst, np.exp(-dv / cfg.tau_ndvi)))
+            src, dst, dv, dv_next = _ndvi_knn(np.asarray(tgt_ndvi, np.float64), np.asarray(src_ndvi, np.float64),
+                                              cfg.k_ndvi, exclude_self=exclude_self)
+            w = np.exp(-dv / cfg.tau_ndvi)
+            if continuous:
+                w = np.maximum(w - np.exp(-dv_next[dst] / cfg.tau_ndvi), 0.0)
+            parts.append((r, src, dst, w))
         elif name == "elevation":
             parts.append((r, *_elevation_edges(s_src, s_dst, s_d, np.asarray(src_z, np.float64),
-                                               np.asarray(tgt_z, np.float64), cfg)))
+                                               np.asarray(tgt_z, np.float64), cfg,
+                                               w_spatial if continuous else None)))
     return parts
 
 
-def _elevation_edges(src, dst, dist_km, z_src, z_dst, cfg: GraphConfig):
+def _elevation_edges(src, dst, dist_km, z_src, z_dst, cfg: GraphConfig, w_spatial: np.ndarray | None = None):
+    """Slope-similarity weights on the spatial edges; with ``w_spatial`` (continuous weighting) times the spatial
+    weight, so an elevation edge fades out with its spatial edge."""
     dz = np.abs(z_dst[dst] - z_src[src])
     keep = np.isfinite(dz)
     grad = dz[keep] / np.maximum(dist_km[keep], cfg.min_distance_km)  # m/km
-    return src[keep], dst[keep], np.exp(-grad / cfg.slope_scale)
+    w = np.exp(-grad / cfg.slope_scale)
+    if w_spatial is not None:
+        w = w * w_spatial[keep]
+    return src[keep], dst[keep], w
 
 
 def _core_distance_km(query_lonlat: np.ndarray, tree: cKDTree, m: int) -> tuple[np.ndarray, np.ndarray]:

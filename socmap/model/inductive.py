@@ -91,7 +91,9 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
             if cache.label is None:
                 raise ValueError("model.label_input is on but the cache holds no labels")
             ei_s, w_s = attach.relation("spatial")
-            label_feats = label_features(cache.label.to(ei_s.device).float(), ei_s, w_s, len(new_inputs))
+            src_lonlat = torch.as_tensor(cache.lonlat, dtype=new_inputs.lonlat.dtype, device=ei_s.device)
+            label_feats = model.label_features(cache.label.to(ei_s.device).float(), ei_s, w_s, src_lonlat,
+                                               new_inputs.lonlat)
         h, stats = model.encode(new_inputs, label_feats)
         src = attach.edge_index[0]
         # Only the cached nodes that are someone's neighbour take part: relabel them 0..m-1.

@@ -317,6 +317,10 @@ class FastRGATConv(nn.Module):
         else:
             self.lin_edge = None
             self.register_parameter("e", None)
+        self.prior_min: float | None = None
+        """Floor of the prior coefficients (None: free). At >= 1 a neighbour's attention vanishes with its weight
+        (softmax of logit + c log w is at most w^c times the weight-free share): set under continuous weighting so
+        a neighbour leaving the k-set (w -> 0) fades out of the attention instead of dropping out of it."""
         if edge_prior:
             self.edge_prior = nn.Parameter(torch.empty(num_relations, heads))
         else:
@@ -458,7 +462,10 @@ class FastRGATConv(nn.Module):
             alpha = qi * kj if alpha_edge is None else (qi * kj) * alpha_edge
         if edge_weight is not None:
             assert self.edge_prior is not None
-            prior = self._log_weight_by_relation(edge_weight, edge_type, alpha.dtype) @ self.edge_prior  # (E, H)
+            coef = self.edge_prior
+            if self.prior_min is not None:  # a floor that still passes the gradient at the floor (clamp does not)
+                coef = torch.where(coef >= self.prior_min, coef, coef.new_tensor(self.prior_min))
+            prior = self._log_weight_by_relation(edge_weight, edge_type, alpha.dtype) @ coef  # (E, H)
             alpha = (alpha.view(-1, heads, dim) + prior.unsqueeze(2)).view(-1, k_ch)
 
         alpha = _SegmentSoftmax.apply(alpha, plan.group, plan.num_groups)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from socmap.config import ModelConfig
-from socmap.graph.relations import HeteroGraph
+from socmap.graph.relations import HeteroGraph, edge_length_km
 from socmap.model.moe import MoEStats, build_fusion
 from socmap.model.positional import PositionalEncoder
 from socmap.model.rgat_block import RGATBlock
@@ -77,7 +77,8 @@ class SpTGNNOutput:
         return self.logvar.exp()
 
 
-def label_features(label_src: Tensor, edge_index: Tensor, edge_weight: Tensor, num_targets: int) -> Tensor:
+def label_features(label_src: Tensor, edge_index: Tensor, edge_weight: Tensor, num_targets: int,
+                   dist_km: Tensor | None = None) -> Tensor:
     r"""Neighbours' observed targets over the spatial relation (the optional "label trick").
 
     For target :math:`i` with spatial in-edges :math:`j \to i` (weights :math:`w_{ij}`) and observed set
@@ -87,7 +88,11 @@ def label_features(label_src: Tensor, edge_index: Tensor, edge_weight: Tensor, n
         \big[\tfrac{\sum_{j \in O} w_{ij} y_j}{\sum_{j \in O} w_{ij}},\ \sum_{j \in O} w_{ij},\
         \tfrac{|O \cap \mathcal N(i)|}{|\mathcal N(i)|}\big]
 
-    (0 where no neighbour is observed). A node's own label never enters its own feature (the spatial relation
+    (0 where no neighbour is observed). With ``dist_km`` (E,) edge lengths (continuous weighting,
+    ``model.graph.weighting``) the features are :math:`[\bar y_O, \sum_O w / \sum w,
+    \log(1 + \sum_O w d / \sum_O w)]`: the observed share is weighted, not counted (a count jumps when the k-set
+    changes), and the third says how far, in km, the observed neighbours are, so the model can widen its variance
+    away from the data. A node's own label never enters its own feature (the spatial relation
     has no self-loops), but it reaches its neighbours' features and so comes back after two RGAT hops: the trainer
     must hide (NaN) the labels of the nodes whose loss it computes, e.g. a random half of the training nodes per
     step, and all validation/test labels.
@@ -102,6 +107,10 @@ def label_features(label_src: Tensor, edge_index: Tensor, edge_weight: Tensor, n
     z = label_src.new_zeros(num_targets)
     sw = z.index_add(0, dst, w)
     mean = z.index_add(0, dst, yw) / sw.clamp_min(1e-12)
+    if dist_km is not None:
+        share = sw / z.index_add(0, dst, edge_weight).clamp_min(1e-12)
+        mean_d = z.index_add(0, dst, w * dist_km.to(w.dtype)) / sw.clamp_min(1e-12)
+        return torch.stack([mean, share, torch.log1p(mean_d)], dim=1)
     n_all = z.index_add(0, dst, torch.ones_like(w))
     n_obs = z.index_add(0, dst, obs.to(w.dtype))
     return torch.stack([mean, sw, n_obs / n_all.clamp_min(1.0)], dim=1)
@@ -181,6 +190,9 @@ class SpTGNN(nn.Module):
         r = len(cfg.graph.relations)
         self.relations = tuple(cfg.graph.relations)
         self.layers = nn.ModuleList(RGATBlock(a, b, r, cfg.rgat) for a, b in itertools.pairwise(widths))
+        if cfg.graph.weighting == "continuous":
+            for layer in self.layers:
+                layer.conv.prior_min = 1.0
         self.post_mlp = MLP(widths[-1], cfg.post_mlp.hidden, cfg.post_mlp.out, cfg.post_mlp.dropout)
         self.post_act = nn.GELU()
         self.head_soc = nn.Linear(cfg.post_mlp.out, 1)
@@ -252,7 +264,16 @@ class SpTGNN(nn.Module):
         if inputs.label is None:
             raise ValueError("model.label_input is on but NodeInputs.label is None (NaN marks hidden labels)")
         ei, w = graph.relation("spatial")
-        return label_features(inputs.label.float(), ei, w, len(inputs))
+        return self.label_features(inputs.label.float(), ei, w, inputs.lonlat, inputs.lonlat)
+
+    def label_features(self, label_src: Tensor, edge_index: Tensor, edge_weight: Tensor, src_lonlat: Tensor,
+                       dst_lonlat: Tensor) -> Tensor:
+        """:func:`label_features` as this model's graph weighting defines them (edge lengths under
+        ``continuous``), for spatial edges from ``src_lonlat`` nodes to ``dst_lonlat`` nodes (degrees)."""
+        dist = None
+        if self.cfg.graph.weighting == "continuous":
+            dist = edge_length_km(src_lonlat.to(edge_index.device), dst_lonlat, edge_index)
+        return label_features(label_src, edge_index, edge_weight, len(dst_lonlat), dist)
 
     def readout(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Post-MLP and the three heads: ``(soc, moran, logvar)``."""
@@ -266,9 +287,15 @@ class SpTGNN(nn.Module):
         if tuple(graph.relations) != self.relations:
             raise ValueError(f"graph relations {graph.relations} differ from the model's {self.relations}")
 
-    def forward(self, inputs: NodeInputs, graph: HeteroGraph, return_hidden: bool = False) -> SpTGNNOutput:
+    def forward(self, inputs: NodeInputs, graph: HeteroGraph, return_hidden: bool = False,
+                label_feats: Tensor | None = None) -> SpTGNNOutput:
+        """``label_feats`` (N, 3), when given, replaces the label features of ``inputs.label`` over ``graph``:
+        a sampled subgraph lacks the spatial in-edges of its outermost nodes, so the trainer computes them on the
+        whole graph."""
         self.check_graph(graph)
-        h, stats = self.encode(inputs, self.graph_label_features(inputs, graph))
+        if label_feats is None:
+            label_feats = self.graph_label_features(inputs, graph)
+        h, stats = self.encode(inputs, label_feats)
         hidden = [h] if return_hidden else None
         for layer in self.layers:
             h = layer(h, graph.edge_index, graph.edge_type, graph.edge_weight)

@@ -69,10 +69,12 @@ def test_max_distance_drops_far_pairs():
     assert len(d) < 5 * len(lonlat)
 
 
+@pytest.mark.parametrize("weighting", ["idw", "continuous"])
 @pytest.mark.parametrize("mode", ["fixed", "adaptive"])
-def test_build_graph_three_relations(mode):
+def test_build_graph_three_relations(mode, weighting):
     lonlat, ndvi, elev = _points()
-    cfg = GraphConfig(spatial_k_mode=mode, k_spatial=5, k_ndvi=3, adaptive_k=10, hdbscan_min_cluster_size=8)
+    cfg = GraphConfig(spatial_k_mode=mode, k_spatial=5, k_ndvi=3, adaptive_k=10, hdbscan_min_cluster_size=8,
+                      weighting=weighting)
     g = build_graph(lonlat, cfg, ndvi=ndvi, elevation=elev)
     assert g.relations == RELATIONS and g.num_nodes == len(lonlat)
     ei, w = g.relation("spatial")
@@ -90,14 +92,29 @@ def test_build_graph_three_relations(mode):
     ei_v, w_v = g.relation("ndvi")
     assert (np.bincount(ei_v[1].numpy(), minlength=g.num_nodes) == 3).all()
     dv = np.abs(ndvi[ei_v[0].numpy()] - ndvi[ei_v[1].numpy()])
-    assert np.allclose(w_v.numpy(), np.exp(-dv / cfg.tau_ndvi), rtol=1e-5)
     # elevation edges are the spatial edges, re-weighted by slope
     ei_e, w_e = g.relation("elevation")
     assert np.array_equal(ei_e.numpy(), ei.numpy())
     src, dst = ei_e.numpy()
     _, _, d = spatial_knn(lonlat, lonlat, g.node_k, cfg.max_distance_km, exclude_self=True)
     grad = np.abs(elev[src] - elev[dst]) / np.maximum(d, cfg.min_distance_km)
-    assert np.allclose(w_e.numpy(), np.exp(-grad / cfg.slope_scale), rtol=1e-4)
+    slope = np.exp(-grad / cfg.slope_scale)
+    if weighting == "idw":
+        assert np.allclose(w_v.numpy(), np.exp(-dv / cfg.tau_ndvi), rtol=1e-5)
+        assert np.allclose(w_e.numpy(), slope, rtol=1e-4)
+        return
+    # continuous: kernel minus its value at the (k+1)-th neighbour (haversine BallTree, independent of the code)
+    tree = BallTree(np.radians(lonlat[:, ::-1]), metric="haversine")
+    dist, idx = tree.query(np.radians(lonlat[:, ::-1]), k=12)
+    d_next = dist[np.arange(len(lonlat)), g.node_k + 1] * EARTH_RADIUS_KM  # column 0 is the node itself
+    raw = 1.0 / d - 1.0 / d_next[dst]
+    expect = raw / np.bincount(dst, weights=raw)[dst]
+    assert np.allclose(w.numpy(), expect, rtol=1e-4, atol=1e-7)
+    assert np.allclose(w_e.numpy(), slope * expect, rtol=1e-4, atol=1e-7)
+    dv_sorted = np.sort(np.abs(ndvi[:, None] - ndvi[None, :]), axis=1)  # column 0: the node itself
+    dv_next = dv_sorted[:, 4]
+    expect_v = np.exp(-dv / cfg.tau_ndvi) - np.exp(-dv_next[ei_v[1].numpy()] / cfg.tau_ndvi)
+    assert np.allclose(w_v.numpy(), expect_v, rtol=1e-4, atol=1e-6)
 
 
 def test_adaptive_k_gives_noise_nodes_more_neighbours():

@@ -56,10 +56,11 @@ def test_cached_path_equals_full_forward(small_model_cfg, synthetic_nodes, mech,
         assert torch.allclose(getattr(out_train_only, name), getattr(out_full, name)[:n_train], atol=1e-5)
 
 
-def test_attachment_uses_true_neighbours_and_weights(small_model_cfg, synthetic_nodes):
+@pytest.mark.parametrize("weighting", ["idw", "continuous"])
+def test_attachment_uses_true_neighbours_and_weights(small_model_cfg, synthetic_nodes, weighting):
     """A new point's in-edges are its true k nearest training nodes per relation, with the training weights."""
     d = synthetic_nodes
-    cfg = small_model_cfg.graph  # fixed k: k_spatial = 5, k_ndvi = 3
+    cfg = small_model_cfg.graph.model_copy(update={"weighting": weighting})  # fixed k: k_spatial 5, k_ndvi 3
     tr, q = np.arange(199), 199
     attach = attach_edges(d["lonlat"][q:], d["lonlat"][tr], cfg, d["ndvi"][q:], d["ndvi"][tr],
                           d["elevation"][q:], d["elevation"][tr])
@@ -74,19 +75,25 @@ def test_attachment_uses_true_neighbours_and_weights(small_model_cfg, synthetic_
     ei, w = attach.relation("spatial")
     src = ei[0].numpy()
     assert sorted(src.tolist()) == sorted(nearest.tolist())
-    inv = 1.0 / dist[src]
+    continuous = weighting == "continuous"
+    # continuous: each kernel minus its value at the (k+1)-th neighbour
+    inv = 1.0 / dist[src] - (1.0 / np.sort(dist)[cfg.k_spatial] if continuous else 0.0)
     assert np.allclose(w.numpy(), inv / inv.sum(), rtol=1e-5)
     # NDVI: the k_ndvi closest NDVI values, weight exp(-|dNDVI| / tau)
     dv = np.abs(d["ndvi"][tr] - d["ndvi"][q])
     ei_v, w_v = attach.relation("ndvi")
     assert sorted(ei_v[0].tolist()) == sorted(np.argsort(dv)[: cfg.k_ndvi].tolist())
-    assert np.allclose(w_v.numpy(), np.exp(-dv[ei_v[0].numpy()] / cfg.tau_ndvi), rtol=1e-5)
-    # elevation: the spatial neighbours, weight exp(-|dz| / d / slope_scale)
+    w_ndvi = np.exp(-dv[ei_v[0].numpy()] / cfg.tau_ndvi)
+    if continuous:
+        w_ndvi = w_ndvi - np.exp(-np.sort(dv)[cfg.k_ndvi] / cfg.tau_ndvi)
+    assert np.allclose(w_v.numpy(), w_ndvi, rtol=1e-5, atol=1e-7)
+    # elevation: the spatial neighbours, weight exp(-|dz| / d / slope_scale) (continuous: times the spatial weight)
     ei_e, w_e = attach.relation("elevation")
     src_e = ei_e[0].numpy()
     assert np.array_equal(src_e, src)
     slope = np.abs(d["elevation"][src_e] - d["elevation"][q]) / dist[src_e]
-    assert np.allclose(w_e.numpy(), np.exp(-slope / cfg.slope_scale), rtol=1e-4)
+    w_slope = np.exp(-slope / cfg.slope_scale) * (w.numpy() if continuous else 1.0)
+    assert np.allclose(w_e.numpy(), w_slope, rtol=1e-4)
 
 
 def test_single_point_touches_only_its_neighbours(small_model_cfg, synthetic_nodes):
