@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from socmap.graph import HeteroGraph, attach_edges, attach_spatial_k, build_graph
-from socmap.graph.relations import EARTH_RADIUS_KM
+from socmap.graph.relations import EARTH_RADIUS_KM, spatial_knn
 from socmap.model import LayerCache, NodeInputs, SpTGNN, attach_and_predict, cache_layers, cached_forward
 from tests.conftest import to_inputs
 
@@ -144,3 +144,57 @@ def test_cached_path_with_label_trick(small_model_cfg, synthetic_nodes):
     with torch.no_grad():
         out_full = model(both, full)
     assert torch.allclose(out_cached.soc, out_full.soc[170:], atol=1e-5)
+
+
+def _kset(point: np.ndarray, ref: np.ndarray, k: int) -> frozenset[int]:
+    src, _, _ = spatial_knn(point[None], ref, k, 1e9, exclude_self=False)
+    return frozenset(src.tolist())
+
+
+def _across_kset_change(ref: np.ndarray, k: int, a: np.ndarray, b: np.ndarray, hair: float) -> np.ndarray:
+    """Two float32-exact points ``hair`` degrees apart on the segment a-b, on either side of a k-set change."""
+    lo, hi = 0.0, 1.0
+    assert _kset(a, ref, k) != _kset(b, ref, k)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _kset(a + mid * (b - a), ref, k) == _kset(a, ref, k):
+            lo = mid
+        else:
+            hi = mid
+    step = hair / np.linalg.norm(b - a)
+    pts = np.stack([a + (lo - step / 2) * (b - a), a + (hi + step / 2) * (b - a)]).astype(np.float32)
+    assert _kset(pts[0].astype(np.float64), ref, k) != _kset(pts[1].astype(np.float64), ref, k)
+    return pts.astype(np.float64)
+
+
+def _jumps(cfg, d, weighting: str) -> tuple[float, float]:
+    """|prediction difference| and max |label-feature difference| of two cells a hair apart across a k-set
+    change, under ``weighting``."""
+    cfg = cfg.model_copy(deep=True)
+    cfg.label_input = True
+    cfg.graph.weighting = weighting
+    torch.manual_seed(0)
+    model = SpTGNN(cfg, tabular_dim=5, image_dim=24).eval()
+    g = build_graph(d["lonlat"], cfg.graph, ndvi=d["ndvi"], elevation=d["elevation"])
+    inp = to_inputs(d)
+    inp.label = torch.tensor(np.random.default_rng(1).normal(size=len(d["y"])), dtype=torch.float32)  # rough
+    cache = cache_layers(model, inp, g, ndvi=d["ndvi"], elevation=d["elevation"])
+    a, b = d["lonlat"][0] + 0.01, d["lonlat"][1] - 0.01  # a segment between two sites: the k-set changes on it
+    pts = _across_kset_change(d["lonlat"], cfg.graph.k_spatial, a, b, hair=1e-5)
+    new = NodeInputs(torch.tensor(pts, dtype=torch.float32), torch.full((2,), 2020),
+                     torch.zeros(2, 5), torch.zeros(2, 24))
+    out, attach = attach_and_predict(model, cache, new, cfg.graph, new_ndvi=np.full(2, 0.4),
+                                     new_elevation=np.full(2, 1000.0))
+    ei, w = attach.relation("spatial")
+    feats = model.label_features(cache.label, ei, w, torch.tensor(d["lonlat"], dtype=torch.float32), new.lonlat)
+    return float((out.soc[0] - out.soc[1]).abs()), float((feats[0] - feats[1]).abs().max())
+
+
+def test_predictions_continuous_across_a_kset_change(small_model_cfg, synthetic_nodes):
+    """Two cells a hair apart (1e-5 degrees, about 1 m) on either side of a change of their spatial k-set get the
+    same inputs and prediction under continuous weights; under the paper's inverse-distance weights the label
+    features jump there (a Voronoi facet), so the check can fail."""
+    jump, feat_jump = _jumps(small_model_cfg, synthetic_nodes, "continuous")
+    jump_idw, feat_jump_idw = _jumps(small_model_cfg, synthetic_nodes, "idw")
+    assert jump < 1e-3 and feat_jump < 1e-3
+    assert feat_jump_idw > 1e-2 and jump < jump_idw / 10
