@@ -356,11 +356,23 @@ class TrainConfig(_Strict):
     """Maximum epochs. Full-graph mode: one optimiser step per epoch; mini-batch mode: one pass over the training
     nodes in batches of ``batch_size`` seed nodes."""
     early_stop_patience: PositiveInt = 30
-    """Epochs without a better validation MAPE (g/kg scale) before a member stops; the best epoch is kept."""
+    """Epochs (validation rounds, see ``val_every_steps``) without a better validation ``select_metric`` before a
+    member stops; the best round's weights are kept."""
+    select_metric: Literal["rmse", "nll", "mape"] = "rmse"
+    """Validation figure that picks the kept weights and drives early stopping: ``rmse`` (g/kg), ``nll`` (the
+    Gaussian NLL of the log target, standardised) or ``mape`` (%, the paper's; it rewards under-prediction, so
+    a map selected on it is biased low)."""
     lr_patience: PositiveInt = 10
     """ReduceLROnPlateau patience, epochs without a lower validation loss before the learning rate is halved."""
     batch_size: PositiveInt = 32
     """Mini-batch mode: seed nodes per step (each step runs on their L-hop in-neighbourhood, L = RGAT layers)."""
+    fanouts: list[PositiveInt] | None = None
+    """Mini-batch mode: in-edges sampled per node, relation and hop, seeds' hop first (one entry per RGAT layer),
+    as PyG's NeighborLoader does; ``null`` keeps every in-edge (the exact L-hop neighbourhood, which on a k-NN
+    graph grows to most of the graph within 3-4 hops)."""
+    val_every_steps: PositiveInt | None = None
+    """Mini-batch mode: optimiser steps per validation round; a round counts as one "epoch" of ``epochs``, the
+    patiences, the hybrid warm-up and the log. ``null``: one pass over the training nodes per round."""
     aux_weight: Annotated[float, Field(ge=0)] = 5.3e-5
     """lambda_a of eq. (3): weight of the Huber loss of the local Moran's I head."""
     loss: Literal["huber", "mse", "hybrid", "nll", "beta-nll"] = "hybrid"

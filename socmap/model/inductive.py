@@ -24,7 +24,7 @@ from torch import Tensor
 
 from socmap.config import GraphConfig
 from socmap.graph.relations import HeteroGraph, attach_edges
-from socmap.model.sptgnn import NodeInputs, SpTGNN, SpTGNNOutput, label_features
+from socmap.model.sptgnn import NodeInputs, SpTGNN, SpTGNNOutput
 
 __all__ = ["LayerCache", "attach_and_predict", "cache_layers", "cached_forward"]
 

@@ -6,13 +6,16 @@ target or (label trick) an input; validation targets are read only to score each
 - **full graph** (default up to ``train.full_graph_max_nodes`` nodes): one optimiser step per epoch, a forward pass
   over the whole graph with the loss on a random ``train.loss_fraction`` of the training nodes, drawn afresh;
 - **mini-batch**: the training nodes are shuffled into batches of ``train.batch_size`` seed nodes; each step runs
-  on the seeds' L-hop in-neighbourhood (L = RGAT layers), which gives the seeds exactly their full-graph outputs.
+  on the seeds' L-hop in-neighbourhood (L = RGAT layers): every in-edge (``train.fanouts: null``, exactly the
+  seeds' full-graph outputs) or ``fanouts[h]`` in-edges sampled per node and relation at hop h
+  (:func:`sample_subgraph`, as PyG's NeighborLoader). Validation runs every ``train.val_every_steps`` steps.
 
 With ``model.label_input`` the nodes whose loss a step computes have their labels hidden (NaN) in that step's
-inputs; at evaluation and prediction every training label is visible and no other label ever is.
+inputs; at evaluation and prediction every training label is visible and no other label ever is. In mini-batch
+mode the label features are computed on the whole graph (a sampled subgraph lacks its outer nodes' in-edges).
 
-AdamW, gradient-norm clipping, ReduceLROnPlateau on the validation loss, early stopping on the validation MAPE
-(g/kg) and the best epoch's weights kept.
+AdamW, gradient-norm clipping, ReduceLROnPlateau on the validation loss, early stopping on the validation
+``train.select_metric`` (RMSE in g/kg by default) and the best round's weights kept.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -35,7 +38,7 @@ from socmap.train.inputs import TargetScaler, TrainingData
 from socmap.train.losses import main_loss, total_loss
 
 __all__ = ["GraphContext", "MemberResult", "build_model", "khop_subgraph", "regression_metrics", "resolve_device",
-           "train_member"]
+           "sample_subgraph", "train_member"]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -80,12 +83,14 @@ class GraphContext:
     device: torch.device
     rowptr: Tensor = field(init=False)
     src_sorted: Tensor = field(init=False)
+    edge_order: Tensor = field(init=False)
+    """Edge ids sorted by target: ``edge_order[rowptr[i]:rowptr[i + 1]]`` are node i's in-edges."""
 
     def __post_init__(self) -> None:
         dst = self.graph.edge_index[1]
         order = torch.argsort(dst, stable=True)
         self.src_sorted = self.graph.edge_index[0][order]
-        self._edge_order = order
+        self.edge_order = order
         counts = torch.bincount(dst, minlength=self.graph.num_nodes)
         self.rowptr = torch.zeros(self.graph.num_nodes + 1, dtype=torch.long, device=dst.device)
         self.rowptr[1:] = torch.cumsum(counts, 0)
@@ -141,6 +146,52 @@ def khop_subgraph(ctx: GraphContext, seeds: Tensor, hops: int) -> tuple[Tensor, 
     keep = mark[g.edge_index[0]] & mark[g.edge_index[1]]
     sub = HeteroGraph(relabel[g.edge_index[:, keep]], g.edge_type[keep], g.edge_weight[keep], len(nodes),
                       g.relations)
+    return nodes, sub, relabel[seeds]
+
+
+def sample_subgraph(ctx: GraphContext, seeds: Tensor, fanouts: list[int],
+                    generator: torch.Generator | None = None) -> tuple[Tensor, HeteroGraph, Tensor]:
+    """Sampled L-hop in-neighbourhood of ``seeds`` (L = ``len(fanouts)``): ``(nodes, subgraph, seed positions)``.
+
+    Hop h keeps, for every node first reached at hop h (the seeds at hop 0), at most ``fanouts[h]`` of its in-edges
+    per relation, drawn uniformly without replacement; the next hop expands the sources not yet reached. Only the
+    kept edges enter the subgraph (not the induced one), so a step's cost is bounded by the fan-outs, not by the
+    graph's expansion. With every fan-out at least the largest in-degree of a relation, all in-edges of the
+    nodes within L - 1 hops are kept and the seeds get exactly their full-graph outputs (the outermost nodes need
+    only their own inputs; label features come from the whole graph, see :meth:`SpTGNN.forward`).
+    """
+    g = ctx.graph
+    n, r_count, dev = g.num_nodes, g.num_relations, seeds.device
+    mark = torch.zeros(n, dtype=torch.bool, device=dev)
+    mark[seeds] = True
+    frontier, kept = seeds, []
+    for fan in fanouts:
+        if frontier.numel() == 0:
+            break
+        starts, counts = ctx.rowptr[frontier], ctx.rowptr[frontier + 1] - ctx.rowptr[frontier]
+        total = int(counts.sum())
+        if total == 0:
+            break
+        offs = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
+        eid = ctx.edge_order[offs + torch.arange(total, device=dev)]
+        group = g.edge_index[1, eid] * r_count + g.edge_type[eid]
+        key = torch.rand(total, generator=generator).to(dev)
+        order = torch.argsort(key)
+        order = order[torch.argsort(group[order], stable=True)]  # by group, random within a group
+        gs = group[order]
+        first = torch.ones(total, dtype=torch.bool, device=dev)
+        first[1:] = gs[1:] != gs[:-1]
+        start = torch.cummax(torch.where(first, torch.arange(total, device=dev), 0), 0).values
+        eid = eid[order[(torch.arange(total, device=dev) - start) < fan]]
+        kept.append(eid)
+        src = g.edge_index[0, eid]
+        frontier = torch.unique(src[~mark[src]])
+        mark[frontier] = True
+    nodes = torch.nonzero(mark).squeeze(1)
+    relabel = torch.full((n,), -1, dtype=torch.long, device=dev)
+    relabel[nodes] = torch.arange(len(nodes), device=dev)
+    eid = torch.cat(kept) if kept else torch.zeros(0, dtype=torch.long, device=dev)
+    sub = HeteroGraph(relabel[g.edge_index[:, eid]], g.edge_type[eid], g.edge_weight[eid], len(nodes), g.relations)
     return nodes, sub, relabel[seeds]
 
 
@@ -200,9 +251,49 @@ def _val_scores(model: SpTGNN, ctx: GraphContext, epoch: int, cfg: PipelineConfi
     z_val = torch.as_tensor(ctx.scaler.transform(np.log1p(ctx.val_soc_gkg)), dtype=soc.dtype, device=soc.device)
     val_loss = main_loss(cfg.train.loss, soc[v], logvar[v], z_val, None, epoch=epoch, cfg=cfg.train,
                          huber_delta=cfg.model.huber_delta / ctx.scaler.sd)
+    nll = 0.5 * (logvar[v] + (z_val - soc[v]) ** 2 / logvar[v].exp()).mean()
     pred = np.expm1(ctx.scaler.inverse(soc[v].cpu().numpy()))
     m = regression_metrics(pred, ctx.val_soc_gkg)
-    return {"val_loss": float(val_loss), **{f"val_{k}": x for k, x in m.items()}}
+    return {"val_loss": float(val_loss), "val_nll": float(nll), **{f"val_{k}": x for k, x in m.items()}}
+
+
+def _seed_batches(ctx: GraphContext, batch_size: int, gen: torch.Generator) -> Iterator[Tensor]:
+    """Endless mini-batches of training seed nodes: each pass over the training nodes in a fresh order."""
+    n = len(ctx.train_idx)
+    while True:
+        order = ctx.train_idx[torch.randperm(n, generator=gen).to(ctx.device)]
+        yield from torch.split(order, batch_size)
+
+
+def _step_losses(model: SpTGNN, ctx: GraphContext, cfg: PipelineConfig, mode: str, loss_nodes: Tensor, epoch: int,
+                 delta: float, gen: torch.Generator) -> dict[str, Tensor]:
+    """Forward pass and the eq. (3) losses of one optimiser step on ``loss_nodes`` (whose labels are hidden)."""
+    label_feats = None
+    if mode == "full":
+        nodes, graph, local = None, ctx.graph, loss_nodes
+        inputs, y, moran = ctx.inputs, ctx.y_train, ctx.moran
+    else:
+        fan = cfg.train.fanouts
+        if fan is None:
+            nodes, graph, local = khop_subgraph(ctx, loss_nodes, len(model.layers))
+        else:
+            nodes, graph, local = sample_subgraph(ctx, loss_nodes, fan, gen)
+        inputs = ctx.inputs.index(nodes)
+        y, moran = ctx.y_train[nodes], ctx.moran[nodes]
+        if ctx.label_input:  # on the whole graph: the subgraph lacks its outermost nodes' spatial in-edges
+            hidden = ctx.y_train.clone()
+            hidden[loss_nodes] = float("nan")
+            label_feats = model.graph_label_features(replace(ctx.inputs, label=hidden), ctx.graph)
+            assert label_feats is not None
+            label_feats = label_feats[nodes]
+    mask = torch.zeros(graph.num_nodes, dtype=torch.bool, device=ctx.device)
+    mask[local] = True
+    if ctx.label_input and label_feats is None:
+        label = y.clone()
+        label[local] = float("nan")  # the loss nodes' own labels never reach any input
+        inputs = replace(inputs, label=label)
+    out = model(inputs, graph, label_feats=label_feats)
+    return total_loss(out, y, moran, mask, epoch=epoch, cfg=cfg.train, huber_delta=delta)
 
 
 def pick_mode(cfg: PipelineConfig, num_nodes: int) -> str:
@@ -223,75 +314,65 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
     (e.g. ``optuna.TrialPruned``) stops the training and propagates.
     """
     tc = cfg.train
-    if ctx.label_input and tc.loss_fraction >= 1.0 and pick_mode(cfg, ctx.graph.num_nodes) == "full":
+    mode = pick_mode(cfg, ctx.graph.num_nodes)
+    if ctx.label_input and tc.loss_fraction >= 1.0 and mode == "full":
         raise ModelError("model.label_input needs train.loss_fraction < 1: the loss nodes' labels are hidden, "
                          "the other training labels are the visible inputs")
     model = build_model(cfg, tabular_dim, image_dim, seed, train_years).to(ctx.device)
+    hops = len(model.layers)
+    if mode == "minibatch" and tc.fanouts is not None and len(tc.fanouts) != hops:
+        raise ModelError(f"train.fanouts has {len(tc.fanouts)} entries; the model has {hops} RGAT layers: give "
+                         "one fan-out per layer")
     gen = torch.Generator(device="cpu").manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=tc.lr_patience)
-    mode = pick_mode(cfg, ctx.graph.num_nodes)
-    hops = len(model.layers)
     n_train = len(ctx.train_idx)
     n_loss = max(1, math.ceil(tc.loss_fraction * n_train))
     delta = cfg.model.huber_delta / ctx.scaler.sd  # huber_delta is in log(1+SOC) units
     history: list[dict[str, float]] = []
     best_state: dict[str, Tensor] | None = None
-    best_mape, best_epoch, best_val, stale = math.inf, -1, {}, 0
+    best_score, best_epoch, best_val, stale = math.inf, -1, {}, 0
+    select = f"val_{tc.select_metric}"
     n_epochs = epochs or tc.epochs
+    batches = _seed_batches(ctx, tc.batch_size, gen)
+    steps_per_round = 1 if mode == "full" else (tc.val_every_steps or math.ceil(n_train / tc.batch_size))
     t0 = time.perf_counter()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_epochs, desc=desc, unit="epoch", leave=False)
+        bar = tqdm(total=n_epochs, desc=desc, unit="round" if mode == "minibatch" else "epoch", leave=False)
     try:
         for epoch in range(n_epochs):
             te = time.perf_counter()
             model.train()
             parts: dict[str, float] = {"loss": 0.0, "main": 0.0, "autocorr": 0.0, "moe": 0.0}
-            if mode == "full":
-                batches = [ctx.train_idx[torch.randperm(n_train, generator=gen)[:n_loss].to(ctx.device)]]
-            else:
-                order = ctx.train_idx[torch.randperm(n_train, generator=gen).to(ctx.device)]
-                batches = list(torch.split(order, tc.batch_size))
-            for loss_nodes in batches:
+            for _ in range(steps_per_round):
                 if mode == "full":
-                    nodes, graph, local = None, ctx.graph, loss_nodes
-                    inputs = ctx.inputs
-                    y, moran = ctx.y_train, ctx.moran
+                    loss_nodes = ctx.train_idx[torch.randperm(n_train, generator=gen)[:n_loss].to(ctx.device)]
                 else:
-                    nodes, graph, local = khop_subgraph(ctx, loss_nodes, hops)
-                    inputs = ctx.inputs.index(nodes)
-                    y, moran = ctx.y_train[nodes], ctx.moran[nodes]
-                mask = torch.zeros(graph.num_nodes, dtype=torch.bool, device=ctx.device)
-                mask[local] = True
-                if ctx.label_input:
-                    label = y.clone()
-                    label[local] = float("nan")  # the loss nodes' own labels never reach any input
-                    inputs = replace(inputs, label=label)
-                out = model(inputs, graph)
-                losses = total_loss(out, y, moran, mask, epoch=epoch, cfg=tc, huber_delta=delta)
+                    loss_nodes = next(batches)
+                losses = _step_losses(model, ctx, cfg, mode, loss_nodes, epoch, delta, gen)
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 opt.step()
                 for k in parts:
-                    parts[k] += float(losses[k].detach()) / len(batches)
+                    parts[k] += float(losses[k].detach()) / steps_per_round
             val = _val_scores(model, ctx, epoch, cfg)
             sched.step(val["val_loss"])
             row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], **{f"train_{k}": v for k, v in parts.items()},
-                   **val, "seconds": time.perf_counter() - te}
+                   **val, "seconds": time.perf_counter() - te, "elapsed": time.perf_counter() - t0}
             history.append(row)
-            if val["val_mape"] < best_mape:
-                best_mape, best_epoch, best_val, stale = val["val_mape"], epoch, val, 0
+            if val[select] < best_score:
+                best_score, best_epoch, best_val, stale = val[select], epoch, val, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{parts['loss']:.3f}", val_mape=f"{val['val_mape']:.1f}",
-                                val_rmse=f"{val['val_rmse']:.2f}", best=best_epoch)
+                bar.set_postfix(loss=f"{parts['loss']:.3f}", val_rmse=f"{val['val_rmse']:.2f}",
+                                val_mape=f"{val['val_mape']:.1f}", best=best_epoch)
             if on_epoch is not None:
                 on_epoch(epoch, row)
             if stale >= tc.early_stop_patience:

@@ -105,7 +105,7 @@ def test_build_graph_three_relations(mode, weighting):
         return
     # continuous: kernel minus its value at the (k+1)-th neighbour (haversine BallTree, independent of the code)
     tree = BallTree(np.radians(lonlat[:, ::-1]), metric="haversine")
-    dist, idx = tree.query(np.radians(lonlat[:, ::-1]), k=12)
+    dist, _ = tree.query(np.radians(lonlat[:, ::-1]), k=12)
     d_next = dist[np.arange(len(lonlat)), g.node_k + 1] * EARTH_RADIUS_KM  # column 0 is the node itself
     raw = 1.0 / d - 1.0 / d_next[dst]
     expect = raw / np.bincount(dst, weights=raw)[dst]

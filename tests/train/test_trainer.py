@@ -17,7 +17,7 @@ from socmap.graph import build_graph, spatial_local_morans_i
 from socmap.model import SpTGNN
 from socmap.train import train
 from socmap.train.inputs import TargetScaler, load_training_data
-from socmap.train.trainer import GraphContext, khop_subgraph
+from socmap.train.trainer import GraphContext, _step_losses, khop_subgraph, sample_subgraph
 
 from .conftest import tiny_pipeline
 
@@ -27,12 +27,12 @@ def _record_training_inputs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, t
     calls: list[dict[str, torch.Tensor]] = []
     forward = SpTGNN.forward
 
-    def spy(self, inputs, graph, return_hidden=False):  # type: ignore[no-untyped-def]
+    def spy(self, inputs, graph, return_hidden=False, label_feats=None):  # type: ignore[no-untyped-def]
         if self.training:
             calls.append({"tabular": inputs.tabular.clone(), "lonlat": inputs.lonlat.clone(),
                           "year": inputs.year.clone(),
                           "label": None if inputs.label is None else inputs.label.clone()})
-        return forward(self, inputs, graph, return_hidden)
+        return forward(self, inputs, graph, return_hidden, label_feats)
 
     total = trainer_mod.total_loss
 
@@ -113,11 +113,91 @@ def test_khop_subgraph_gives_seeds_their_full_graph_outputs(syn_data: Path) -> N
     torch.testing.assert_close(part, full, rtol=1e-5, atol=1e-5)
 
 
+def _context(syn_data: Path, label_input: bool) -> tuple[GraphContext, object, SpTGNN]:
+    cfg = tiny_pipeline()
+    cfg.model.label_input = label_input
+    data, _, _ = load_training_data(syn_data, cfg)
+    scaler = TargetScaler.fit(data.y_log[data.mask("train")])
+    graph = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation)
+    moran = spatial_local_morans_i(graph, scaler.transform(data.y_log), data.mask("train"))
+    ctx = GraphContext.build(data, graph, moran, scaler, label_input, torch.device("cpu"))
+    torch.manual_seed(0)
+    return ctx, cfg, SpTGNN(cfg.model, tabular_dim=len(data.feature_columns)).eval()
+
+
+@pytest.mark.parametrize("label_input", [False, True])
+def test_sampler_with_full_fanout_gives_seeds_their_full_graph_outputs(syn_data: Path, label_input: bool) -> None:
+    ctx, _, model = _context(syn_data, label_input)
+    seeds = ctx.train_idx[:9]
+    max_deg = int(torch.bincount(ctx.graph.edge_index[1] * 3 + ctx.graph.edge_type).max())
+    gen = torch.Generator().manual_seed(0)
+    nodes, sub, local = sample_subgraph(ctx, seeds, [max_deg] * len(model.layers), gen)
+    assert len(nodes) < len(ctx.inputs)
+    label = ctx.visible_labels()
+    inputs = ctx.inputs if label is None else ctx.inputs.__class__(**{**ctx.inputs.__dict__, "label": label})
+    with torch.no_grad():
+        full = model(inputs, ctx.graph)
+        feats = model.graph_label_features(inputs, ctx.graph)
+        part = model(ctx.inputs.index(nodes), sub, label_feats=None if feats is None else feats[nodes])
+    torch.testing.assert_close(part.soc[local], full.soc[seeds], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(part.logvar[local], full.logvar[seeds], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fan", [1, 2, 3])
+def test_sampler_bounds_in_edges_per_relation(syn_data: Path, fan: int) -> None:
+    ctx, _, model = _context(syn_data, False)
+    seeds = ctx.train_idx[:20]
+    nodes, sub, local = sample_subgraph(ctx, seeds, [fan] * len(model.layers), torch.Generator().manual_seed(1))
+    per = torch.bincount(sub.edge_index[1] * 3 + sub.edge_type)
+    assert int(per.max()) == fan  # at most fan per node and relation, and the bound is reached
+    # every kept edge is an edge of the graph, and each seed keeps min(fan, degree) in-edges per relation
+    g = ctx.graph
+    full = set(zip(g.edge_index[0].tolist(), g.edge_index[1].tolist(), g.edge_type.tolist(), strict=True))
+    kept = set(zip(nodes[sub.edge_index[0]].tolist(), nodes[sub.edge_index[1]].tolist(), sub.edge_type.tolist(),
+                   strict=True))
+    assert kept <= full
+    deg = torch.bincount(g.edge_index[1] * 3 + g.edge_type, minlength=3 * g.num_nodes).view(-1, 3)
+    got = torch.bincount(sub.edge_index[1] * 3 + sub.edge_type, minlength=3 * sub.num_nodes).view(-1, 3)
+    assert torch.equal(got[local], deg[seeds].clamp_max(fan))
+
+
+def test_sampled_step_never_shows_a_loss_node_its_own_label(syn_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The label features of a sampled mini-batch step are the same whatever the loss nodes' own labels are."""
+    ctx, cfg, model = _context(syn_data, True)
+    cfg.train.mode, cfg.train.fanouts = "minibatch", [3] * len(model.layers)
+    seen: list[torch.Tensor] = []
+    forward = SpTGNN.forward
+
+    def spy(self, inputs, graph, return_hidden=False, label_feats=None):  # type: ignore[no-untyped-def]
+        seen.append(label_feats.clone())
+        return forward(self, inputs, graph, return_hidden, label_feats)
+
+    monkeypatch.setattr(SpTGNN, "forward", spy)
+    seeds = ctx.train_idx[:16]
+    for shift in (0.0, 50.0):
+        y = ctx.y_train.clone()
+        y[seeds] += shift
+        ctx2 = GraphContext(**{**{k: getattr(ctx, k) for k in ("inputs", "graph", "moran", "train_idx", "val_idx",
+                                                                "val_soc_gkg", "scaler", "label_input", "device")},
+                               "y_train": y})
+        _step_losses(model, ctx2, cfg, "minibatch", seeds, 0, 1.0, torch.Generator().manual_seed(3))
+    assert torch.isfinite(seen[0]).all()
+    torch.testing.assert_close(seen[0], seen[1], rtol=0, atol=0)
+
+
 def test_minibatch_mode_trains(syn_data: Path, tmp_path: Path) -> None:
     cfg = tiny_pipeline(epochs=2, mode="minibatch", batch_size=64)
     cfg.model.label_input = True
     res = train(syn_data, cfg, tmp_path / "m", members=1, progress=False)
     assert res.mode == "minibatch" and np.isfinite(res.val["rmse"])
+    # sampled neighbourhoods, validation every 3 steps: one log row per round
+    cfg.train.fanouts, cfg.train.val_every_steps, cfg.train.epochs = [4, 2], 3, 4
+    res = train(syn_data, cfg, tmp_path / "m2", members=1, progress=False)
+    log = pd.read_csv(tmp_path / "m2" / "members" / "00" / "log.csv")
+    assert len(log) == 4 and np.isfinite(res.val["rmse"])
+    cfg.train.fanouts = [4]
+    with pytest.raises(ModelError, match="fanouts"):
+        train(syn_data, cfg, tmp_path / "m3", members=1, progress=False)
 
 
 def test_demo_like_training_beats_the_training_mean(syn_data: Path, tmp_path: Path) -> None:
