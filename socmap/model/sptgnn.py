@@ -192,6 +192,7 @@ class SpTGNN(nn.Module):
         self.layers = nn.ModuleList(RGATBlock(a, b, r, cfg.rgat) for a, b in itertools.pairwise(widths))
         if cfg.graph.weighting == "continuous":
             for layer in self.layers:
+                assert isinstance(layer, RGATBlock)
                 layer.conv.prior_min = 1.0
         self.post_mlp = MLP(widths[-1], cfg.post_mlp.hidden, cfg.post_mlp.out, cfg.post_mlp.dropout)
         self.post_act = nn.GELU()
