@@ -94,11 +94,13 @@ def ensemble_size_table(raw: EnsemblePrediction, temperature: float, y_log: np.n
 
 def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperature: float, *,
                       baselines: dict[str, BaselineResult] | None = None, eval_split: str = "test",
-                      n_boot: int = 1000, seed: int = 0) -> tuple[dict[str, Any], FigureData]:
+                      n_boot: int = 1000, seed: int = 0, extra_var: np.ndarray | None = None
+                      ) -> tuple[dict[str, Any], FigureData]:
     """Every number of the report for one model on one split, and the arrays its figures need.
 
     ``raw``: uncalibrated predictions for every row of ``samples`` (in order); ``temperature``: the fitted T
-    (variances x T^2 after calibration); ``baselines``: predictions for the ``eval_split`` rows. All bootstrap
+    (variances x T^2 after calibration); ``extra_var``: the bundle's distance-aware epistemic term per row, added
+    after calibration; ``baselines``: predictions for the ``eval_split`` rows. All bootstrap
     intervals share one ``seed``, so they are paired across methods and across pre/post calibration.
     """
     split = samples["split"].to_numpy()
@@ -109,7 +111,7 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
         raise ValueError(f"predictions have {len(raw.mean)} rows, samples {len(samples)}")
     y_gkg_all = samples["soc_gkg"].to_numpy(dtype=np.float64)
     y_log_all = np.log1p(y_gkg_all)
-    cal = raw.calibrate(temperature)
+    cal = raw.calibrate(temperature).add_epistemic(extra_var)
     y_gkg, y_log = y_gkg_all[mask], y_log_all[mask]
     pred = {"SpTGNN": np.expm1(np.asarray(raw.mean, float)[mask])}
     for res in (baselines or {}).values():

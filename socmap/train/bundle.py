@@ -36,6 +36,7 @@ from socmap.config import PipelineConfig
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph, attach_edges
 from socmap.model import LayerCache, NodeInputs, SpTGNN, cached_forward
+from socmap.train.distance_var import DistanceVariance, nearest_site_km
 from socmap.train.ensemble import EnsemblePrediction
 from socmap.train.inputs import SPLIT_CODES, TargetScaler
 
@@ -133,11 +134,27 @@ class Bundle:
     def sample_id(self) -> list[str]:
         return list(self.info.get("sample_id", []))
 
+    @property
+    def distance_var(self) -> DistanceVariance | None:
+        """The distance-aware epistemic term (:mod:`socmap.train.distance_var`); None for bundles without one."""
+        d = self.info.get("distance_var")
+        return None if d is None else DistanceVariance.from_dict(d)
+
+    def extra_var(self, lonlat: np.ndarray) -> np.ndarray | None:
+        """(N,) distance-aware epistemic variance, log(1+SOC)^2, at ``lonlat`` (degrees); None without a term."""
+        dv = self.distance_var
+        if dv is None:
+            return None
+        train = self.node_split == split_code("train") if self.node_split is not None else slice(None)
+        return dv(nearest_site_km(lonlat, self.train_lonlat[train]))
+
     def predict_nodes(self, calibrated: bool = True) -> EnsemblePrediction:
-        """Transductive prediction of every training-graph node (rows in samples.parquet order)."""
+        """Transductive prediction of every training-graph node (rows in samples.parquet order); calibrated:
+        T applied and the distance-aware epistemic term added."""
         assert self.node_member_mean is not None and self.node_member_var is not None
-        return EnsemblePrediction.from_members(self.node_member_mean, self.node_member_var,
+        pred = EnsemblePrediction.from_members(self.node_member_mean, self.node_member_var,
                                                self.temperature if calibrated else 1.0)
+        return pred.add_epistemic(self.extra_var(self.train_lonlat)) if calibrated else pred
 
     @torch.no_grad()
     def predict_new(self, lonlat: np.ndarray, year: np.ndarray, tabular: np.ndarray | None,
@@ -192,7 +209,8 @@ class Bundle:
                 out = cached_forward(model, cache, inputs, attach)
                 mm[m, sl] = self.scaler.inverse(out.soc.double().cpu().numpy())
                 mv[m, sl] = np.exp(out.logvar.double().cpu().numpy()) * self.scaler.sd**2
-        return EnsemblePrediction.from_members(mm, mv, self.temperature if calibrated else 1.0)
+        pred = EnsemblePrediction.from_members(mm, mv, self.temperature if calibrated else 1.0)
+        return pred.add_epistemic(self.extra_var(lonlat)) if calibrated else pred
 
 
 def _read_json(path: Path, root: Path) -> dict:

@@ -108,6 +108,13 @@ class EnsemblePrediction:
             raise ValueError("subset needs at least one member")
         return EnsemblePrediction.from_members(self.member_mean[idx], self.member_var[idx], self.temperature)
 
+    def add_epistemic(self, extra_var: np.ndarray | None) -> EnsemblePrediction:
+        """A copy with ``extra_var`` (N,) log(1+SOC)^2 added to the epistemic variance: the distance-aware term
+        of :mod:`socmap.train.distance_var`, added after calibration (T does not scale it). None: unchanged."""
+        if extra_var is None:
+            return self
+        return dataclasses.replace(self, epistemic_var=self.epistemic_var + np.asarray(extra_var, np.float64))
+
     def calibrate(self, temperature: float) -> EnsemblePrediction:
         """A copy with the variances multiplied by ``temperature**2`` (on top of any T already applied)."""
         t = float(temperature)

@@ -15,6 +15,7 @@ from socmap.errors import ModelError
 from socmap.graph import HeteroGraph, build_graph, spatial_local_morans_i
 from socmap.model import cache_layers
 from socmap.train.bundle import write_bundle
+from socmap.train.distance_var import DistanceVariance, nearest_site_km
 from socmap.train.ensemble import EnsemblePrediction, fit_temperature, gaussian_nll
 from socmap.train.inputs import TargetScaler, TrainingData, load_training_data
 from socmap.train.trainer import GraphContext, evaluate_nodes, regression_metrics, resolve_device, train_member
@@ -141,7 +142,10 @@ def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None
     raw = EnsemblePrediction.from_members(member_mean[:, val], member_var[:, val])
     y_val = data.y_log[val]
     temperature = fit_temperature(raw.mean, raw.total_var, y_val)
-    cal = raw.calibrate(temperature)
+    train_lonlat = data.lonlat[train_mask]
+    dist_var = DistanceVariance.fit(train_lonlat, data.y_log[train_mask],
+                                    nearest_site_km(data.lonlat[val], train_lonlat), seed=seed0)
+    cal = raw.calibrate(temperature).add_epistemic(dist_var(nearest_site_km(data.lonlat[val], train_lonlat)))
     metrics = regression_metrics(cal.soc_gkg(), data.soc_gkg[val])
     lo, hi = cal.quantile_gkg(0.025), cal.quantile_gkg(0.975)
     metrics["nll"] = gaussian_nll(cal.mean, cal.total_var, y_val)
@@ -163,6 +167,7 @@ def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     info = {
         "created": created, "members": n_members, "seeds": [r.seed for r in results], "temperature": temperature,
+        "distance_var": dist_var.to_dict(),
         "feature_columns": data.feature_columns, "tabular_dim": tab_dim, "image_dim": img_dim,
         "relations": list(graph.relations), "num_nodes": len(data), "mode": results[0].mode,
         "label_input": cfg.model.label_input, "train_year_range": [float(train_years.min()),
@@ -186,6 +191,7 @@ def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None
         "members": n_members, "seeds": info["seeds"], "epochs": [len(r.history) for r in results],
         "best_epochs": [r.best_epoch for r in results], "member_val": [r.best_val for r in results],
         "member_seconds": [r.seconds for r in results], "loss": tc.loss, "temperature": temperature,
+        "distance_var": dist_var.to_dict(),
         "validation": metrics, "baseline_val_rmse": baseline, "software": _versions(),
         "train_config": tc.model_dump(mode="json"),
     }
