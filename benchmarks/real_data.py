@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> dict:
         "xgb_mape": pt["XGBoost"]["mape"]["value"],
         "rfsi_rmse": pt["RFSI-like XGBoost"]["rmse"]["value"],
         "rfsi_r2": pt["RFSI-like XGBoost"]["r2"]["value"],
+        "xgb_smeared_rmse": pt.get("XGBoost (smeared)", {}).get("rmse", {}).get("value"),
+        "rfsi_smeared_rmse": pt.get("RFSI-like XGBoost (smeared)", {}).get("rmse", {}).get("value"),
         "ece_pre": pre["ece"]["value"],
         "ece_post": post["ece"]["value"],
         "cov95_post": post["picp_vp"]["value"],
@@ -114,7 +116,12 @@ def main(argv: list[str] | None = None) -> dict:
     if "block" in rep:
         b = rep["block"]["point"]
         line.update({f"block_{k}_rmse": b[n]["rmse"]["value"]
-                     for k, n in (("sptgnn", "SpTGNN"), ("xgb", "XGBoost"), ("rfsi", "RFSI-like XGBoost"))})
+                     for k, n in (("sptgnn", "SpTGNN"), ("xgb", "XGBoost"), ("rfsi", "RFSI-like XGBoost"),
+                                  ("xgb_smeared", "XGBoost (smeared)"), ("rfsi_smeared", "RFSI-like XGBoost (smeared)"))
+                     if n in b})
+        if "uncertainty_post" in rep["block"]:
+            bu = rep["block"]["uncertainty_post"]
+            line.update({"block_cov95_post": bu["picp_vp"]["value"], "block_ece_post": bu["ece"]["value"]})
     print(json.dumps(line))
     return line
 

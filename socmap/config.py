@@ -371,8 +371,9 @@ class TrainConfig(_Strict):
     as PyG's NeighborLoader does; ``null`` keeps every in-edge (the exact L-hop neighbourhood, which on a k-NN
     graph grows to most of the graph within 3-4 hops)."""
     val_every_steps: PositiveInt | None = None
-    """Mini-batch mode: optimiser steps per validation round; a round counts as one "epoch" of ``epochs``, the
-    patiences, the hybrid warm-up and the log. ``null``: one pass over the training nodes per round."""
+    """Optimiser steps per validation round; a round counts as one "epoch" of ``epochs``, the patiences, the
+    hybrid warm-up and the log. ``null``: one step (full graph) or one pass over the training nodes
+    (mini-batch) per round."""
     aux_weight: Annotated[float, Field(ge=0)] = 5.3e-5
     """lambda_a of eq. (3): weight of the Huber loss of the local Moran's I head."""
     loss: Literal["huber", "mse", "hybrid", "nll", "beta-nll"] = "hybrid"

@@ -115,7 +115,10 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
     y_gkg, y_log = y_gkg_all[mask], y_log_all[mask]
     pred = {"SpTGNN": np.expm1(np.asarray(raw.mean, float)[mask])}
     for res in (baselines or {}).values():
-        pred[{"xgboost": "XGBoost", "rfsi": "RFSI-like XGBoost"}.get(res.name, res.name)] = res.pred_gkg
+        label = {"xgboost": "XGBoost", "rfsi": "RFSI-like XGBoost"}.get(res.name, res.name)
+        pred[label] = res.pred_gkg
+        if res.smeared_gkg is not None:
+            pred[f"{label} (smeared)"] = res.smeared_gkg
 
     report: dict[str, Any] = {"eval_split": eval_split, "n_eval": int(mask.sum()), "scales": SCALES,
                               "counts": {str(k): int(v) for k, v in pd.Series(split).value_counts().items()}}

@@ -30,7 +30,7 @@ import pandas as pd
 from socmap.config import PipelineConfig
 from socmap.errors import DataError, ModelError
 from socmap.evaluate.baselines import run_baselines
-from socmap.evaluate.metrics import point_metrics
+from socmap.evaluate.metrics import point_metrics, uncertainty_metrics
 from socmap.evaluate.report import score_predictions, write_report
 from socmap.io import SAMPLES
 
@@ -153,13 +153,18 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
     y = blk["soc_gkg"].to_numpy(float)[test]
     base = run_baselines(blk, feature_columns, eval_mask=test, seed=seed)
     rows = {"SpTGNN": point_metrics(y, np.expm1(np.asarray(pred.mean))[test], n_boot=n_boot, seed=seed)}
-    rows.update({{"xgboost": "XGBoost", "rfsi": "RFSI-like XGBoost"}[k]: point_metrics(y, r.pred_gkg,
-                                                                                      n_boot=n_boot, seed=seed)
-                 for k, r in base.items()})
+    for k, r in base.items():
+        label = {"xgboost": "XGBoost", "rfsi": "RFSI-like XGBoost"}[k]
+        rows[label] = point_metrics(y, r.pred_gkg, n_boot=n_boot, seed=seed)
+        if r.smeared_gkg is not None:
+            rows[f"{label} (smeared)"] = point_metrics(y, r.smeared_gkg, n_boot=n_boot, seed=seed)
+    unc = uncertainty_metrics(np.log1p(y), np.asarray(pred.mean)[test], np.asarray(pred.aleatoric_var)[test],
+                              np.asarray(pred.epistemic_var)[test], n_boot=n_boot, seed=seed)
     counts = {str(k): int(v) for k, v in blk["split"].value_counts().items()}
     note = (f"Whole {sp.block_km:g} km blocks held out (split sizes {counts}); SpTGNN retrained on this split with "
-            f"{members} member(s), transductive over the block-split graph (test labels masked).")
-    return {"note": note, "point": rows, "counts": counts}
+            f"{members} member(s), transductive over the block-split graph (test labels masked); its uncertainty "
+            "calibrated on the block split's validation blocks.")
+    return {"note": note, "point": rows, "uncertainty_post": unc, "counts": counts}
 
 
 def evaluate(data_dir: Path, cfg: PipelineConfig, model: Path, out: Path, *, protocol: str = "random",

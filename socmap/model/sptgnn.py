@@ -190,6 +190,8 @@ class SpTGNN(nn.Module):
         r = len(cfg.graph.relations)
         self.relations = tuple(cfg.graph.relations)
         self.layers = nn.ModuleList(RGATBlock(a, b, r, cfg.rgat) for a, b in itertools.pairwise(widths))
+        self._edge_km: tuple[tuple[Tensor, Tensor, Tensor], Tensor] | None = None
+        """Edge lengths of the last label-feature call, by tensor identity (training reuses one graph)."""
         if cfg.graph.weighting == "continuous":
             for layer in self.layers:
                 assert isinstance(layer, RGATBlock)
@@ -273,7 +275,13 @@ class SpTGNN(nn.Module):
         ``continuous``), for spatial edges from ``src_lonlat`` nodes to ``dst_lonlat`` nodes (degrees)."""
         dist = None
         if self.cfg.graph.weighting == "continuous":
-            dist = edge_length_km(src_lonlat.to(edge_index.device), dst_lonlat, edge_index)
+            key = (edge_index, src_lonlat, dst_lonlat)
+            hit = self._edge_km
+            if hit is not None and all(a is b for a, b in zip(hit[0], key, strict=True)):
+                dist = hit[1]  # the same graph and coordinates as last call (every training step)
+            else:
+                dist = edge_length_km(src_lonlat.to(edge_index.device), dst_lonlat, edge_index)
+                self._edge_km = (key, dist)
         return label_features(label_src, edge_index, edge_weight, len(dst_lonlat), dist)
 
     def readout(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:

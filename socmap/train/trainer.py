@@ -335,7 +335,7 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
     select = f"val_{tc.select_metric}"
     n_epochs = epochs or tc.epochs
     batches = _seed_batches(ctx, tc.batch_size, gen)
-    steps_per_round = 1 if mode == "full" else (tc.val_every_steps or math.ceil(n_train / tc.batch_size))
+    steps_per_round = tc.val_every_steps or (1 if mode == "full" else math.ceil(n_train / tc.batch_size))
     t0 = time.perf_counter()
     bar = None
     if progress:
