@@ -174,7 +174,8 @@ def acquire(root: Path) -> Holder:
     lock = root / MAP_LOCK
     mine = me()
     for _ in range(5):
-        if _create(lock, mine):
+        # look before creating: a run that finds a live holder leaves the folder untouched (not even a temporary)
+        if not lock.exists() and _create(lock, mine):
             return mine
         h = holder_of(lock)
         if h is None:

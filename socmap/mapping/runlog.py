@@ -8,20 +8,24 @@ with exit 1 (:class:`BugInTileError`). Either way the full traceback goes to the
 ``VERSION/logs/predict-<UTC start>.log`` (:data:`socmap.io.MAP_LOG_DIR`), and the one line names that file.
 Tiles finished before the stop are kept.
 
-On a Dask cluster the exception comes back from the worker with its remote traceback (``distributed`` ships it
-with tblib), so the log shows the frames inside the tile either way.
+On a Dask cluster the tile task hands back :func:`portable` of its exception: ``distributed`` pickles an exception
+with its whole ``__context__`` chain, and where one link does not unpickle (rasterio's GDAL errors do not) it sends
+a bare ``Exception(repr)`` instead, which would hide a source failure's type. The portable copy has no chain, keeps
+the kind (output-disk ``OSError``, :class:`SourceError`, the same type for anything else) and carries the worker's
+full traceback as text (``remote_traceback``) for the log.
 """
 
 from __future__ import annotations
 
+import pickle
 import traceback
 from pathlib import Path
 
 from socmap.config import redact
-from socmap.errors import SocmapError, short_error
-from socmap.io import MAP_LOG_DIR, is_source_failure
+from socmap.errors import SocmapError, SourceError, short_error
+from socmap.io import DISK_ERRNOS, MAP_LOG_DIR, is_source_failure
 
-__all__ = ["BugInTileError", "RunLog", "stop_error"]
+__all__ = ["BugInTileError", "RunLog", "portable", "stop_error"]
 
 
 class BugInTileError(SocmapError):
@@ -54,7 +58,7 @@ def stop_error(tile_id: str, exc: BaseException, log: RunLog) -> SocmapError | N
     Otherwise write its traceback to ``log`` and return the error that ends the run (raise it ``from exc``)."""
     if is_source_failure(exc):
         return None
-    tb = "".join(traceback.format_exception(exc))
+    tb = getattr(exc, "remote_traceback", None) or "".join(traceback.format_exception(exc))
     log.write(f"tile {tile_id}: the run stopped on {type(exc).__name__} (not a source failure)\n{tb}")
     keep = "tiles finished before it are kept"
     if isinstance(exc, SocmapError):
@@ -62,3 +66,22 @@ def stop_error(tile_id: str, exc: BaseException, log: RunLog) -> SocmapError | N
         return SocmapError(f"{msg} (tile {tile_id}; the run stopped, {keep}; traceback in {log.path})")
     return BugInTileError(f"a bug stopped the run at tile {tile_id}: {short_error(exc)}; the full traceback is in "
                           f"{log.path}; {keep}; a re-run fails the same way until it is fixed: report it with the log")
+
+
+def portable(exc: BaseException) -> BaseException:
+    """A copy of ``exc`` that crosses a process boundary intact (no exception chain), of the same kind for
+    :func:`stop_error` and the disk check, with the full traceback as text in ``remote_traceback``. Raise it
+    outside the ``except`` block, so Python does not chain the original to it again."""
+    new: BaseException
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        new = OSError(exc.errno, exc.strerror, exc.filename)
+    elif is_source_failure(exc):
+        new = SourceError(str(exc) if isinstance(exc, SocmapError) else short_error(exc))
+    else:
+        try:
+            new = type(exc)(*exc.args)
+            pickle.loads(pickle.dumps(new))
+        except Exception:  # a type that cannot be rebuilt from its args: keep its name in the message
+            new = SocmapError(str(exc)) if isinstance(exc, SocmapError) else RuntimeError(short_error(exc))
+    new.remote_traceback = "".join(traceback.format_exception(exc))  # type: ignore[attr-defined]
+    return new
