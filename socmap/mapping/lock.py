@@ -12,10 +12,13 @@ started at another tick (pid reuse). A stale lock is taken over: renamed aside (
 the stale holder's, then deleted, and the lock is taken again. A lock held from another host cannot be checked
 from here, so it is reported; the message says to delete the file once no run is active there.
 
-Why not a library: ``filelock.FileLock`` (installed with torch) uses ``fcntl.flock``, which records no holder to
-name in the message and is not reliable across hosts on network file systems; ``filelock.SoftFileLock`` creates the
-file with ``O_EXCL`` like this module but never detects a stale lock, so a killed run would block every later run
-until someone deletes the file by hand.
+Why not a library: filelock (4.3.2 here, installed with torch, not a declared dependency of socmap) has
+``FileLock`` (``fcntl.flock``: no holder to name, and unreliable across hosts on network file systems) and
+``SoftFileLock`` (``O_EXCL``, no stale detection). Its ``MarkerSoftFileLock`` does record pid, host and an opaque
+process-start token and recovers stale markers of the same host, which is close; but its marker has a fixed format
+with no wall-clock start time, so the one line an operator reads could not say since when the other run holds the
+folder, and its recovery protocol is a private detail of one release. This module is about 150 lines, with the
+same rules (pid alive, boot id, process start tick) and a JSON record a person can read.
 """
 
 from __future__ import annotations
