@@ -15,10 +15,18 @@ cd "$(dirname "$0")/.."
 venv=.venv
 extras=""
 editable=1
+usage="usage: scripts/install.sh [--venv DIR] [--extras LIST] [--no-editable] (see --help)"
+need_value() {  # $1 the option, $2 what follows it (if anything): a missing value is a usage error, not a crash
+  if [ -z "${2-}" ] || [ "${2#-}" != "${2-}" ]; then
+    echo "install.sh: $1 needs a value" >&2
+    echo "$usage" >&2
+    exit 2
+  fi
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --venv) venv="$2"; shift 2 ;;
-    --extras) extras="$2"; shift 2 ;;
+    --venv) need_value "$1" "${2-}"; venv="$2"; shift 2 ;;
+    --extras) need_value "$1" "${2-}"; extras="$2"; shift 2 ;;
     --no-editable) editable=0; shift ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;

@@ -361,8 +361,9 @@ def predict(year: int | None, model: Path, out_dir: Path, scheduler: str | None,
     """Map calibrated SOC and its uncertainty over a region's grid (COG + VRT + zarr + STAC Item + PNG).
 
     Re-running the same command skips the tiles already done (checked by checksum). Exit codes: 0 all tiles done;
-    2 bad input (nothing written) or a full disk / permission error; 3 some tiles failed (the rest are kept; a
-    re-run retries only the failed ones).
+    1 a bug stopped the run (traceback in VERSION/logs/); 2 bad input (nothing written), another run holding the
+    version folder, or a full disk / permission error; 3 some tiles met a source failure (the rest are kept; a
+    re-run retries only the failed ones). OUT/REGION/YEAR/latest.json moves only once the whole grid is done.
     """
     from socmap.mapping import predict_map
 

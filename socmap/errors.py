@@ -7,7 +7,7 @@ the fix. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "EOError", "ModelError", "SocmapError", "short_error"]
+__all__ = ["ConfigError", "DataError", "EOError", "ModelError", "SocmapError", "SourceError", "short_error"]
 
 
 class SocmapError(Exception):
@@ -28,6 +28,16 @@ class EOError(SocmapError):
 
 class ModelError(SocmapError):
     """A model bundle, checkpoint or embedding file that cannot be used."""
+
+
+class SourceError(EOError, DataError):
+    """A data source that did not answer after its retries: an HTTP error, a time-out, a missing or unreadable
+    remote file, a GDAL read error (the closed list is :func:`socmap.io.source_errors`).
+
+    Unlike other bad input it may go away by itself, so ``socmap predict`` records the tile as failed (exit 3,
+    run again later) instead of stopping the run. It is an :class:`EOError` (STAC search, imagery) and a
+    :class:`DataError` (covariate rasters) so that callers catching either still catch it.
+    """
 
 
 def short_error(exc: BaseException | None) -> str:

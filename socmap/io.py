@@ -17,7 +17,8 @@ Folders::
     REPORT/  report.md, report.json, figures                                                    (evaluate)
     MAPS/    REGION/YEAR/latest.json (names the newest finished VERSION)                       (predict)
              REGION/YEAR/VERSION/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
-             predict_summary.json, provenance.json, tiles_done/TILE.json, tiles_failed/TILE.json
+             predict_summary.json, provenance.json, tiles_done/TILE.json, tiles_failed/TILE.json,
+             logs/predict-UTC.log, predict.lock (while a run writes the folder)
     TUNE/    study.journal, trials.csv, importance.png, slices.png, best_pipeline.yaml,         (tune)
              tune_report.md, tune_report.json, final/{best,hand-set}/ (model bundles)
     OUT.csv, OUT.gpkg, OUT.png, OUT.json  (``socmap aggregate --out OUT.csv``)                (aggregate)
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import time
@@ -59,6 +61,8 @@ __all__ = [
     "MAP_FAILED_DIR",
     "MAP_ITEM",
     "MAP_LATEST",
+    "MAP_LOCK",
+    "MAP_LOG_DIR",
     "MAP_PROVENANCE",
     "MAP_SUMMARY",
     "MAP_ZARR",
@@ -79,8 +83,10 @@ __all__ = [
     "TUNE_TRIALS",
     "VIT_FINETUNED",
     "atomic_path",
+    "is_source_failure",
     "replace_path",
     "retry",
+    "source_errors",
     "temp_sibling",
 ]
 
@@ -123,7 +129,12 @@ MAP_FAILED_DIR = "tiles_failed"
 MAP_PROVENANCE = "provenance.json"
 """predict: what made the maps (code version, bundle checksum, pipeline, STAC items, times, tiles)."""
 MAP_LATEST = "latest.json"
-"""predict: in ``OUT/REGION/YEAR/``, ``{"version": NAME}`` naming the newest finished map version folder."""
+"""predict: in ``OUT/REGION/YEAR/``, ``{"version": NAME}`` naming the newest version folder whose every grid tile is
+done."""
+MAP_LOCK = "predict.lock"
+"""predict: the version folder's lock while a run writes it (holder's host, pid, start time; socmap.mapping.lock)."""
+MAP_LOG_DIR = "logs"
+"""predict: ``logs/predict-<UTC start>.log``, one per run: start, failed tiles, the traceback of a bug, the end."""
 REPORT_JSON = "report.json"
 """evaluate: every number of the report (NaN written as null)."""
 FIG_PRED_VS_OBS = "pred_vs_obs.png"
@@ -165,6 +176,59 @@ DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCE
 """``OSError.errno`` values of an output folder that is full, over quota or a file size limit, read-only or not
 permitted: every later write fails the same way, so ``socmap predict`` stops at once (finished tiles are kept for
 the re-run) and the CLI ends with one line (exit 2) instead of a traceback."""
+
+
+
+
+@functools.cache
+def source_errors() -> tuple[type[BaseException], ...]:
+    """The closed list of source failures: what a retry of a remote read may cure and what ``socmap predict``
+    records as a failed tile (exit 3, run again later). Anything else raised inside a tile is a bug or bad input
+    and stops the run (exit 1 with a log, or 2).
+
+    * :class:`OSError`: HTTP and connection errors (``requests``, ``distributed`` comm), time-outs
+      (:class:`TimeoutError`), missing or unreadable files and rasterio's ``RasterioIOError`` (GDAL cannot open or
+      read a raster); :func:`is_source_failure` leaves out the output disk's own errors (:data:`DISK_ERRNOS`);
+    * :class:`socmap.errors.SourceError`: a source still failing after socmap's own retries;
+    * GDAL errors that escape rasterio unwrapped while reading: ``CPLE_OpenFailedError``, ``CPLE_FileIOError``,
+      ``CPLE_HttpResponseError``, ``CPLE_AWSError`` (object stores) and ``CPLE_AppDefinedError`` (GDAL's generic read
+      failure: "IReadBlock failed", "TIFFReadEncodedTile failed");
+    * ``urllib3.exceptions.HTTPError`` and ``pystac_client.exceptions.APIError`` (a STAC API answering an error);
+    * ``distributed.KilledWorker``: the worker running the tile died twice (out of memory, a lost node); not a bug
+      in the tile either, and a re-run on a healthier cluster may pass.
+
+    Imported lazily (rasterio, urllib3, pystac-client and distributed are optional here): a library that is not
+    installed cannot raise its errors.
+    """
+    from socmap.errors import SourceError
+
+    out: list[type[BaseException]] = [OSError, SourceError]
+    with contextlib.suppress(ImportError):
+        from rasterio import _err as gdal_err
+
+        out += [gdal_err.CPLE_OpenFailedError, gdal_err.CPLE_FileIOError, gdal_err.CPLE_HttpResponseError,
+                gdal_err.CPLE_AWSError, gdal_err.CPLE_AppDefinedError]
+    with contextlib.suppress(ImportError):
+        from urllib3.exceptions import HTTPError
+
+        out.append(HTTPError)
+    with contextlib.suppress(ImportError):
+        from pystac_client.exceptions import APIError
+
+        out.append(APIError)
+    with contextlib.suppress(ImportError):
+        from distributed import KilledWorker
+
+        out.append(KilledWorker)
+    return tuple(out)
+
+
+def is_source_failure(exc: BaseException) -> bool:
+    """True when ``exc`` is on the closed list of :func:`source_errors` and is not an output-disk error
+    (:data:`DISK_ERRNOS`, which stops a map run at once)."""
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        return False
+    return isinstance(exc, source_errors())
 
 
 # --------------------------------------------------------------------------------------- atomic writes

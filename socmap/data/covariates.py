@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from socmap.errors import DataError
+from socmap.errors import DataError, SourceError
 
 __all__ = ["LayerSample", "sample_raster"]
 
@@ -40,14 +40,21 @@ class LayerSample:
 
 
 def _open(path: str) -> Any:
+    """Open a raster. A local path that does not exist is bad input (:class:`DataError`); any other open failure
+    (a URL or object-store path that answers an error or times out, an unreadable file) is a
+    :class:`SourceError`, which a retry or a later run may cure."""
+    import os
+
     import rasterio
     from rasterio.errors import RasterioIOError
 
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:
-        raise DataError(f"{path}: cannot open the raster ({' '.join(str(exc).split())[:200]}); "
-                        "check the covariate path or URL in the pipeline") from None
+        local = "://" not in path and not path.startswith("/vsi")
+        kind = DataError if local and not os.path.exists(path) else SourceError
+        raise kind(f"{path}: cannot open the raster ({' '.join(str(exc).split())[:200]}); "
+                   "check the covariate path or URL in the pipeline") from None
 
 
 def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = "", band: int = 1,

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from socmap.errors import ConfigError, EOError, short_error
-from socmap.io import retry
+from socmap.errors import ConfigError, EOError, SourceError, short_error
+from socmap.io import retry, source_errors
 
 if TYPE_CHECKING:
     from socmap.config import PipelineConfig, StacConfig
@@ -235,9 +235,9 @@ class StacSource:
                 return list(self._client.search(**kw).items())
 
             try:
-                items = retry(once, attempts=self.retries + 1, base_s=0.5, cap_s=8.0)
-            except Exception as exc:
-                raise EOError(f"STAC search of {collection} over {bbox_lonlat} in {year} failed after "
+                items = retry(once, attempts=self.retries + 1, base_s=0.5, cap_s=8.0, retry_on=source_errors())
+            except source_errors() as exc:
+                raise SourceError(f"STAC search of {collection} over {bbox_lonlat} in {year} failed after "
                               f"{self.retries + 1} attempts: {short_error(exc)}") from None
             if year is not None:  # some servers treat the interval loosely
                 items = [it for it in items if (t := _item_time(it)) is not None and t.year == year]

@@ -13,6 +13,7 @@ from typing import Any
 from distributed import WorkerPlugin, get_worker
 
 from socmap.config import PipelineConfig
+from socmap.mapping.runlog import portable
 from socmap.mapping.tile_job import MapContext, TileResult, load_context, predict_tile
 from socmap.mapping.tiles import Tile
 
@@ -45,8 +46,13 @@ class ContextPlugin(WorkerPlugin):
 
 
 def worker_tile(tile: Tile, year: int, root: str, mode: str, tags: dict[str, str]) -> TileResult:
-    """A tile task on a Dask worker: predict the tile with the worker's context and write its COGs."""
+    """A tile task on a Dask worker: predict the tile with the worker's context and write its COGs. An exception
+    goes back as :func:`socmap.mapping.runlog.portable` of it (its kind and its traceback survive the trip)."""
     ctx = getattr(get_worker().plugins[PLUGIN_NAME], "ctx", None)
     if ctx is None:  # pragma: no cover - setup failed; distributed reports the setup error itself
         raise RuntimeError("the socmap context plugin did not load on this worker")
-    return predict_tile(ctx, tile, year, Path(root), mode=mode, tags=tags)
+    try:
+        return predict_tile(ctx, tile, year, Path(root), mode=mode, tags=tags)
+    except Exception as exc:
+        err = portable(exc)
+    raise err  # outside the except block: no chain back to the original

@@ -63,7 +63,7 @@ import torch
 from socmap.config import PipelineConfig
 from socmap.encoders.terramind import ImageEncoder
 from socmap.encoders.weights import load_map_encoder
-from socmap.errors import ConfigError, EOError
+from socmap.errors import ConfigError, SourceError
 
 __all__ = ["MODES", "TOKEN_PX", "TileComposite", "load_map_encoder", "tile_composites", "tile_image_covariates",
            "tile_image_embeddings", "tile_ndvi_elevation"]
@@ -210,7 +210,7 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
         max_block_px: largest composite edge, pixels (at least twice the patch).
 
     Raises:
-        EOError: a search or a read that still fails after ``stac.retries`` retries.
+        SourceError (an EOError): a search or a read that still fails after ``stac.retries`` retries.
     """
     import dask
     import odc.stac
@@ -220,7 +220,7 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
     from socmap.eo.composite import aligned_geobox, build_composite, search_scenes
     from socmap.eo.stac import stac_config
     from socmap.errors import short_error
-    from socmap.io import retry
+    from socmap.io import retry, source_errors
 
     cell_x = np.asarray(cell_x, np.float64).ravel()
     cell_y = np.asarray(cell_y, np.float64).ravel()
@@ -274,9 +274,10 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
                 return dask.compute(*lazy, scheduler=scheduler)
 
         try:
-            got = retry(compute, attempts=stac.retries + 1, on_retry=lambda i, exc: clear_gdal_http_cache())
-        except Exception as exc:
-            raise EOError(f"reading the {year} composite of box {tuple(round(v) for v in bounds)} (EPSG:{e}) "
+            got = retry(compute, attempts=stac.retries + 1, retry_on=source_errors(),
+                        on_retry=lambda i, exc: clear_gdal_http_cache())
+        except source_errors() as exc:
+            raise SourceError(f"reading the {year} composite of box {tuple(round(v) for v in bounds)} (EPSG:{e}) "
                           f"failed after {stac.retries + 1} attempts: {short_error(exc)}") from None
         tc.arrays = {"S2L2A": np.asarray(got[0], np.float32), "S1GRD": np.asarray(got[1], np.float32),
                      "DEM": np.asarray(got[2], np.float32)}

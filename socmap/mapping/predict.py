@@ -20,12 +20,19 @@ command always lands in (and resumes) the same folder, and another year or model
     predict_summary.json             run summary (tiles, cells, seconds, cells per second, statistics)
     tiles_done/<tile>.json           finished tiles with the sha256 of every file they wrote (resume)
     tiles_failed/<tile>.json         tiles that failed, with the reason (a re-run retries them)
+    logs/predict-<utc>.log           one log per run (start, failed tiles, the traceback of a bug, end)
+    predict.lock                     while a run writes the folder (:mod:`socmap.mapping.lock`)
 
-and ``OUT/REGION/YEAR/latest.json`` names the version of the last run that finished with no failed tile.
+and ``OUT/REGION/YEAR/latest.json`` names the version of the last run that left every tile of the grid done with
+no failed tile (a ``--tiles`` run over part of the grid does not move it).
+
+One run at a time writes a version folder (a second ends with exit 2, naming the holder). Inside a tile, only a
+source failure makes a failed tile; any other exception stops the run (:mod:`socmap.mapping.runlog`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -50,8 +57,10 @@ from socmap.io import (
     atomic_path,
 )
 from socmap.mapping.layout import check_path_name, map_root
+from socmap.mapping.lock import version_lock
 from socmap.mapping.provenance import provenance
-from socmap.mapping.records import bundle_sha256, done_ok, write_done, write_failed
+from socmap.mapping.records import bundle_sha256, done_ok, not_done, write_done, write_failed
+from socmap.mapping.runlog import RunLog, stop_error
 from socmap.mapping.tile_job import TileResult, load_context, predict_tile
 from socmap.mapping.tiles import Tile, grid_tiles, select_tiles
 from socmap.mapping.writers import (
@@ -93,6 +102,9 @@ class PredictResult:
     """Wall time of the tile loop alone (cluster start-up and per-worker bundle loads included), s."""
     failures: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    tiles_remaining: int = 0
+    """Tiles of the grid still not done after this run (a ``--tiles`` run over part of it); ``latest.json`` moves
+    only at 0."""
 
     @property
     def cells_per_s(self) -> float:
@@ -101,7 +113,9 @@ class PredictResult:
     def summary_line(self) -> str:
         return (f"{self.tiles_done} tiles done, {self.tiles_skipped} skipped (done before), {self.tiles_failed} "
                 f"failed; {self.cells} cells ({self.cells_mapped} mapped) in {self.seconds:.1f} s, "
-                f"{self.cells_per_s:.0f} cells/s -> {self.root}")
+                f"{self.cells_per_s:.0f} cells/s -> {self.root}"
+                + (f"; {self.tiles_remaining} tiles of the grid remain, so {MAP_LATEST} was not moved"
+                   if self.tiles_remaining else ""))
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -187,7 +201,18 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
             folder), before anything is written.
         TilesFailedError: after the run, if some tiles failed (the others are kept, the failed ones recorded in
             ``tiles_failed/``, and a re-run retries only those).
+        LockHeldError: another run is writing the same version folder (nothing is written).
+        BugInTileError: an exception inside a tile that is not a source failure (the traceback is in the log).
     """
+    with contextlib.ExitStack() as stack:
+        return _predict_map(stack, cfg, year, model, out, scheduler=scheduler, tiles=tiles, mode=mode,
+                            workers=workers, progress=progress, version=version)
+
+
+def _predict_map(stack: contextlib.ExitStack[Any], cfg: PipelineConfig, year: int | None, model: Path, out: Path,
+                 *, scheduler: str | None, tiles: list[str] | None, mode: str | None, workers: int | None,
+                 progress: bool, version: str | None) -> PredictResult:
+    """:func:`predict_map`'s body; ``stack`` holds the version folder's lock until it returns or raises."""
     from socmap.train import load_bundle
 
     t0 = time.perf_counter()
@@ -212,6 +237,9 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
         raise ConfigError(f"{root} holds maps of another bundle or other options (run key {other}, this run "
                           f"{key}); pick another --version, or leave --version out to get a folder of its own")
 
+    stack.enter_context(version_lock(root))  # a second run on this folder ends here, having written nothing
+    log = RunLog(root, started)
+    log.write(f"start: {cfg.name} {year} version {version} run key {key}, {len(chosen)} tiles chosen")
     root.mkdir(parents=True, exist_ok=True)
     done_dir = root / MAP_DONE_DIR
     store = root / MAP_ZARR
@@ -247,9 +275,13 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
         res.layers = {}
         results.append(res)
 
-    def fail(t: Tile, reason: str) -> None:
+    def fail(t: Tile, exc: BaseException) -> None:
+        if (stop := stop_error(t.id, exc, log)) is not None:  # not a source failure: a re-run cannot cure it
+            raise stop from exc
+        reason = str(exc) if isinstance(exc, SocmapError) else short_error(exc)
         failures[t.id] = redact(" ".join(reason.split()))
         write_failed(root, t.id, key, failures[t.id])
+        log.write(f"tile {t.id} failed: {failures[t.id]}")
 
     chosen_by_id = {t.id: t for t in chosen}
     from tqdm.auto import tqdm
@@ -279,13 +311,17 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
     res = PredictResult(root=root, tiles_done=len(results), tiles_skipped=len(skipped), tiles_failed=len(failures),
                         cells=sum(r.n_cells for r in results), cells_mapped=sum(r.n_mapped for r in results),
                         seconds=time.perf_counter() - t0, map_seconds=map_seconds, failures=failures,
-                        outputs=outputs)
+                        outputs=outputs,
+                        tiles_remaining=len(not_done(root, [t.id for t in grid_tiles(grid)], key)))
     _write_summary(root, res, results, cfg, year, model, mode, key)
+    log.write(f"end: {res.summary_line()}")
     if failures:
         first = next(iter(sorted(failures.items())))
         raise TilesFailedError(f"{len(failures)} of {len(chosen)} tiles failed (first: {first[0]}: {first[1]}); "
                                f"{res.tiles_done + res.tiles_skipped} done are kept, reasons in "
                                f"{root}/tiles_failed/; run the same command again to retry only the failed tiles")
+    if res.tiles_remaining:  # part of the grid only (--tiles): downstream users must not be pointed at it
+        return res
     with atomic_path(root.parent / MAP_LATEST) as tmp:
         tmp.write_text(json.dumps({"version": version, "run_key": key, "finished": prov["finished"]}) + "\n")
     return res
@@ -362,10 +398,11 @@ def _reraise_disk_error(exc: BaseException) -> None:
 
 def _tile_ended(t: Tile, res: TileResult | None, exc: BaseException | None, finish: Any, fail: Any,
                 bar: Any) -> None:
-    """Record one tile's outcome (local or cluster run): hand a result to ``finish`` or record the failure (a
-    :class:`SocmapError` by its message, anything else with its type too)."""
+    """Record one tile's outcome (local or cluster run): hand a result to ``finish`` or the exception to ``fail``
+    (which records a source failure and raises on anything else)."""
     if res is None:
-        fail(t, str(exc) if isinstance(exc, SocmapError) else short_error(exc))
+        assert exc is not None
+        fail(t, exc)
     else:
         finish(res)
         bar.set_postfix_str(f"{t.id}: {res.n_mapped} cells, {res.seconds:.1f} s")
@@ -504,6 +541,7 @@ def _write_summary(root: Path, res: PredictResult, results: list[TileResult], cf
             timings[k] = timings.get(k, 0.0) + v
     doc = {"region": cfg.name, "year": year, "model": str(model.resolve()), "mode": mode, "run_key": key,
            "tiles_done": res.tiles_done, "tiles_skipped": res.tiles_skipped, "tiles_failed": res.tiles_failed,
+           "tiles_remaining": res.tiles_remaining,
            "failures": res.failures, "cells": res.cells, "cells_mapped": res.cells_mapped,
            "cells_outside_aoa": sum(r.n_outside for r in results), "seconds": round(res.seconds, 3),
            "map_seconds": round(res.map_seconds, 3),

@@ -19,7 +19,7 @@ from socmap.config import redact
 from socmap.io import MAP_DONE_DIR, MAP_FAILED_DIR, atomic_path
 from socmap.mapping.layout import check_path_name
 
-__all__ = ["bundle_sha256", "clear_failed", "done_ok", "sha256_file", "write_done", "write_failed"]
+__all__ = ["bundle_sha256", "clear_failed", "done_ok", "not_done", "sha256_file", "write_done", "write_failed"]
 
 _CHUNK = 1 << 20
 
@@ -61,6 +61,22 @@ def done_ok(root: Path, tile_id: str, key: str) -> bool:
         return all(sha256_file(root / rel) == digest for rel, digest in rec["files"].items())
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def not_done(root: Path, tile_ids: Iterable[str], key: str) -> list[str]:
+    """The tiles of ``tile_ids`` with no finished record of run key ``key`` in ``root`` (what decides whether
+    ``latest.json`` may point at the folder). The records are read, not the files' checksums: the run calling this
+    has just checked (or written) the tiles it was given, and hashing every file of a continental map to move a
+    pointer would cost more than the run; a damaged tile is still found and redone by the next run over it."""
+    out = []
+    for t in tile_ids:
+        try:
+            ok = json.loads((root / MAP_DONE_DIR / f"{t}.json").read_text()).get("run_key") == key
+        except (OSError, ValueError, AttributeError):
+            ok = False
+        if not ok:
+            out.append(t)
+    return out
 
 
 def write_failed(root: Path, tile_id: str, key: str, reason: str) -> None:

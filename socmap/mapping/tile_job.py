@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from socmap.config import GridConfig, PipelineConfig
-from socmap.errors import DataError, ModelError, short_error
+from socmap.errors import ModelError, SourceError, short_error
 from socmap.mapping.aoa import AOAReference
 from socmap.mapping.cells import cell_covariates
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat
@@ -246,17 +246,18 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
 def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`cell_covariates` retried with back-off (covariate COGs over HTTP answer 503s and time out now and
     then); GDAL's HTTP cache is cleared between tries so a cached failure is not replayed. Still failing after
-    ``stac.retries`` (default 3) retries: a :class:`DataError` (the tile is recorded as failed)."""
+    ``stac.retries`` (default 3) retries: a :class:`SourceError` (the tile is recorded as failed). Only source
+    failures (:func:`socmap.io.source_errors`) are retried; anything else (a raster with no CRS) goes up as is."""
     import rasterio
 
     from socmap.eo.cluster import clear_gdal_http_cache
-    from socmap.io import retry
+    from socmap.io import retry, source_errors
 
     attempts = (cfg.stac.retries if cfg.stac is not None else 3) + 1
     # no sidecar probing (.aux.xml, .msk, ...): over HTTP each probe is a round trip, or a time-out
     try:
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            return retry(lambda: cell_covariates(cfg, lonlat), attempts=attempts, retry_on=(OSError, DataError),
+            return retry(lambda: cell_covariates(cfg, lonlat), attempts=attempts, retry_on=source_errors(),
                          base_s=0.5, on_retry=lambda i, exc: clear_gdal_http_cache())
-    except (OSError, DataError) as exc:
-        raise DataError(f"reading the covariates failed after {attempts} attempts: {short_error(exc)}") from None
+    except source_errors() as exc:
+        raise SourceError(f"reading the covariates failed after {attempts} attempts: {short_error(exc)}") from None

@@ -5,8 +5,8 @@ killed mid-run does not change the maps.
 
 Byte comparison: every file under the version folder (COGs, VRTs, every zarr chunk and metadata file, the
 quick-look PNGs) except those that hold wall-clock times: ``provenance.json``, ``predict_summary.json``, ``item.json``
-(it carries the provenance) and the tile records in ``tiles_done/`` (seconds per tile); of these, the records'
-file checksums are compared instead.
+(it carries the provenance), the tile records in ``tiles_done/`` (seconds per tile; their file checksums are compared
+instead) and the run logs in ``logs/``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import yaml
 
 import socmap
 from socmap.config import load_pipeline
-from socmap.io import MAP_DONE_DIR, MAP_FAILED_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SUMMARY
+from socmap.io import MAP_DONE_DIR, MAP_FAILED_DIR, MAP_ITEM, MAP_LATEST, MAP_LOG_DIR, MAP_PROVENANCE, MAP_SUMMARY
 from socmap.mapping import predict_map
 
 YEAR = 2020
@@ -52,7 +52,7 @@ def _pipeline(map_world: dict[str, Path], out: Path, *, tile: int, covariate_bas
 
 def _bytes(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name not in TIMED and p.parent.name != MAP_DONE_DIR}
+            if p.is_file() and p.name not in TIMED and p.parent.name not in (MAP_DONE_DIR, MAP_LOG_DIR)}
 
 
 def _records(root: Path) -> dict[str, dict[str, str]]:
