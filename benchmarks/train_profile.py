@@ -15,10 +15,11 @@ Usage::
     python benchmarks/train_profile.py --steps 2 --data /tmp/africa-data
     python benchmarks/train_profile.py --mode minibatch --batch-size 32 --steps 10
 
-Prints a table of wall seconds per module (largest first) and, last, one JSON line: step_seconds, modules {name:
-seconds}, backward_seconds, backward_modules, optimizer_seconds, val_seconds, nodes, edges (of the step's graph),
-mode, threads, and step_cpu_seconds / cpu_share (process CPU time of a step over threads x wall time: on a shared
-machine a share well below 1 says the wall times are inflated by other jobs).
+Prints a table of seconds per module (largest first; wall clock, or this process's CPU time with ``--clock cpu``)
+and, last, one JSON line: step_seconds, modules {name: seconds}, backward_seconds, backward_modules,
+optimizer_seconds, val_seconds, nodes, edges (of the step's graph), mode, threads, and step_wall_seconds,
+step_cpu_seconds, cpu_share (CPU time over threads x wall time: on a shared machine a share well below 1 says the
+wall times are inflated by other jobs).
 Goal (issue 18): know where a step's time goes before making steps cheaper; a full-graph step was 13.6 s.
 """
 
@@ -41,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 class Clock:
     """Per-name seconds of the current step: forward via module hooks or wrapped methods, backward windows."""
 
-    def __init__(self) -> None:
+    def __init__(self, now) -> None:
+        self.now = now
         self.on = False
         self.fwd: dict[str, float] = defaultdict(float)
         self.bwd_start: dict[str, float] = {}
@@ -50,11 +52,11 @@ class Clock:
 
     def forward_hooks(self, name: str, module) -> None:
         def pre(_m, _a) -> None:
-            self._t0[name] = time.perf_counter()
+            self._t0[name] = self.now()
 
         def post(_m, _a, _o) -> None:
             if self.on:
-                self.fwd[name] += time.perf_counter() - self._t0[name]
+                self.fwd[name] += self.now() - self._t0[name]
 
         module.register_forward_pre_hook(pre)
         module.register_forward_hook(post)
@@ -63,10 +65,10 @@ class Clock:
         fn = getattr(obj, attr)
 
         def timed(*a, **k):
-            t = time.perf_counter()
+            t = self.now()
             out = fn(*a, **k)
             if self.on:
-                self.fwd[name] += time.perf_counter() - t
+                self.fwd[name] += self.now() - t
             return out
 
         setattr(obj, attr, timed)
@@ -74,11 +76,11 @@ class Clock:
     def backward_hooks(self, name: str, module) -> None:
         def start(_m, _g) -> None:
             if self.on:
-                self.bwd_start.setdefault(name, time.perf_counter())
+                self.bwd_start.setdefault(name, self.now())
 
         def end(*_a) -> None:
             if self.on:
-                self.bwd_end[name] = max(self.bwd_end.get(name, 0.0), time.perf_counter())
+                self.bwd_end[name] = max(self.bwd_end.get(name, -math.inf), self.now())
 
         module.register_full_backward_pre_hook(start)
         module.register_full_backward_hook(end)
@@ -96,33 +98,27 @@ class Clock:
 
 def instrument(model, clock: Clock) -> list[str]:
     """Hook the model's stages; returns the top-level forward names whose sum is compared with the forward total."""
-    top = ["label_features", "fusion", "pre_mlp", "readout"]
+    fusion = model.fusion
+    mods = {"pos_encoder": getattr(model, "pos_encoder", None), "time_encoder": getattr(model, "time_encoder", None),
+            "pre_mlp": model.pre_mlp, "post_mlp": model.post_mlp,
+            **{f"rgat.{i}": m for i, m in enumerate(model.layers)},
+            **{f"moe.expert{i}": m for i, m in enumerate(getattr(fusion, "experts", []))}}
+    mods = {k: m for k, m in mods.items() if m is not None}
+    for name, m in mods.items():
+        clock.forward_hooks(name, m)
+        clock.backward_hooks(name, m)
+    for prefix, obj, names in (("moe.router", fusion, ("route_norm", "gate")),
+                               ("heads", model, ("head_soc", "head_moran", "head_logvar"))):
+        for name in names:
+            if getattr(obj, name, None) is not None:
+                clock.backward_hooks(f"{prefix}.{name}", getattr(obj, name))
+    clock.forward_hooks("fusion", fusion)
     clock.wrap_method(model, "graph_label_features", "label_features")
     clock.wrap_method(model, "readout", "readout")
-    for name in ("pos_encoder", "time_encoder"):
-        if getattr(model, name, None) is not None:
-            clock.forward_hooks(name, getattr(model, name))
-            clock.backward_hooks(name, getattr(model, name))
-            top.append(name)
-    fusion = model.fusion
-    clock.forward_hooks("fusion", fusion)
     if hasattr(fusion, "route"):
         clock.wrap_method(fusion, "route", "moe.router")
-        for sub in ("route_norm", "gate"):
-            clock.backward_hooks(f"moe.router.{sub}", getattr(fusion, sub))
-    for i, expert in enumerate(getattr(fusion, "experts", [])):
-        clock.forward_hooks(f"moe.expert{i}", expert)
-        clock.backward_hooks(f"moe.expert{i}", expert)
-    for i, layer in enumerate(model.layers):
-        clock.forward_hooks(f"rgat.{i}", layer)
-        clock.backward_hooks(f"rgat.{i}", layer)
-        top.append(f"rgat.{i}")
-    for name in ("pre_mlp", "post_mlp"):
-        clock.forward_hooks(name, getattr(model, name))
-        clock.backward_hooks(name, getattr(model, name))
-    for name in ("head_soc", "head_moran", "head_logvar"):
-        clock.backward_hooks(f"heads.{name}", getattr(model, name))
-    return top
+    return ["label_features", "fusion", "pre_mlp", "readout",
+            *[k for k in mods if k.endswith("_encoder") or k.startswith("rgat.")]]
 
 
 def summarise_forward(fwd: dict[str, float], top: list[str], forward_total: float) -> dict[str, float]:
@@ -160,6 +156,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--epoch", type=int, default=None,
                     help="epoch the loss sees (default: warm_start_epochs, so the hybrid loss has its NLL term)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="time modules by wall clock (default) or by this process's CPU time (all threads: "
+                         "less sensitive to other jobs on a shared machine, but not seconds of waiting)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import torch
@@ -202,7 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     print(f"graph + context {setup_s:.1f} s: {ctx.graph.num_nodes} nodes, {ctx.graph.edge_index.shape[1]} edges "
           f"({', '.join(ctx.graph.relations)}); {n_params:,} parameters; {torch.get_num_threads()} threads",
           flush=True)
-    clock = Clock()
+    now = time.perf_counter if args.clock == "wall" else time.process_time
+    clock = Clock(now)
     top = instrument(model, clock)
     gen = torch.Generator().manual_seed(tc.seed)
     n_train = len(ctx.train_idx)
@@ -232,23 +232,23 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         clock.reset()
         clock.on = step > 0
         model.train()
-        c0, t0 = time.process_time(), time.perf_counter()
+        w0, c0, t0 = time.perf_counter(), time.process_time(), now()
         inputs, graph, y, moran, mask = batch()
-        t1 = time.perf_counter()
+        t1 = now()
         out = model(inputs, graph)
-        t2 = time.perf_counter()
+        t2 = now()
         losses = total_loss(out, y, moran, mask, epoch=epoch, cfg=tc, huber_delta=delta)
-        t3 = time.perf_counter()
+        t3 = now()
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
-        t4 = time.perf_counter()
+        t4 = now()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        t5 = time.perf_counter()
+        t5 = now()
         opt.step()
-        t6, c6 = time.perf_counter(), time.process_time()
+        t6, w6, c6 = now(), time.perf_counter(), time.process_time()
         clock.on = False
         val = _val_scores(model, ctx, epoch, cfg)
-        t7 = time.perf_counter()
+        t7 = now()
         print(f"step {step}{' (warm-up)' if step == 0 else ''}: {t6 - t0:.2f} s + validation {t7 - t6:.2f} s, "
               f"loss {float(losses['loss'].detach()):.4f}, val RMSE {val['val_rmse']:.2f} g/kg", flush=True)
         if step == 0:
@@ -257,11 +257,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         row = summarise_forward(clock.fwd, top, t2 - t1)
         row.update({"sample": t1 - t0, "forward": t2 - t1, "loss": t3 - t2, "backward": t4 - t3,
                     "grad_clip": t5 - t4, "optimizer": t6 - t5, "val": t7 - t6, "step": t6 - t0,
-                    "cpu": c6 - c0})
+                    "wall": w6 - w0, "cpu": c6 - c0})
         row.update({f"bwd:{k}": v for k, v in group_backward(clock.backward_windows(), t4 - t3).items()})
         rows.append(row)
     mean = {k: sum(r.get(k, 0.0) for r in rows) / len(rows) for k in rows[0]}
-    totals = ("forward", "backward", "optimizer", "val", "step", "cpu")
+    totals = ("forward", "backward", "optimizer", "val", "step", "wall", "cpu")
     modules = {k: v for k, v in mean.items() if k not in totals and not k.startswith("bwd:")}
     if args.mode == "full":
         modules.pop("sample")
@@ -277,15 +277,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print(f"{left}    {right}")
     print(f"forward {mean['forward']:.3f} s, backward {mean['backward']:.3f} s, clip {mean['grad_clip']:.3f} s, "
           f"AdamW {mean['optimizer']:.3f} s: step {mean['step']:.3f} s; validation pass {mean['val']:.3f} s")
-    share = mean["cpu"] / (mean["step"] * torch.get_num_threads())
-    print(f"process CPU time {mean['cpu']:.2f} s per step = {100 * share:.0f} % of {torch.get_num_threads()} "
-          "thread(s) x wall time (well below 100 %: the cores were shared, wall times are inflated)")
+    share = mean["cpu"] / (mean["wall"] * torch.get_num_threads())
+    print(f"{args.clock} clock; a step took {mean['wall']:.2f} s wall and {mean['cpu']:.2f} s process CPU time: "
+          f"{100 * share:.0f} % of {torch.get_num_threads()} thread(s) x wall (well below 100 %: the cores were "
+          "shared and wall times are inflated)")
 
     def r(x: float) -> float:
         return round(x, 4)
 
     result = {
-        "step_seconds": r(mean["step"]), "step_cpu_seconds": r(mean["cpu"]), "cpu_share": round(share, 3),
+        "step_seconds": r(mean["step"]), "clock": args.clock, "step_wall_seconds": r(mean["wall"]),
+        "step_cpu_seconds": r(mean["cpu"]), "cpu_share": round(share, 3),
         "forward_seconds": r(mean["forward"]),
         "modules": {k: r(v) for k, v in fw}, "backward_seconds": r(mean["backward"]),
         "backward_modules": {k: r(v) for k, v in bw}, "optimizer_seconds": r(mean["optimizer"]),
