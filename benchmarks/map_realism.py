@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     print(f"map {root}: {soc.shape[0]} x {soc.shape[1]} grid, {len(rows)} mapped cells; "
           f"{len(samples)} {args.sites} sites, {len(np.unique(site[rows, cols]))} of them nearest to a mapped cell")
-    print(f"facets: mean |step| of soc_mean across nearest-site borders {facet.mean_diff_across:.3f} g/kg "
-          f"({facet.pairs_across} pairs), within {facet.mean_diff_within:.3f} g/kg ({facet.pairs_within} pairs): "
+    print(f"facets: mean |step| of soc_mean across nearest-site borders {facet.mean_diff_across:.4g} g/kg "
+          f"({facet.pairs_across} pairs), within {facet.mean_diff_within:.4g} g/kg ({facet.pairs_within} pairs): "
           f"facet_ratio {facet.facet_ratio:.3f} (goal <= {FACET_GOAL})")
     if ratio is None:
         print("no aoa layer in the map: sd_ratio_aoa not computed")
@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "median_rel_sd_inside": None if ratio is None else ratio.median_rel_sd_inside,
         "median_rel_sd_outside": None if ratio is None else ratio.median_rel_sd_outside,
         "sites": len(samples), "site_set": args.sites, "facet_goal": FACET_GOAL, "sd_ratio_goal": SD_RATIO_GOAL,
-        "maps": str(root), "seconds": round(time.perf_counter() - t0, 2),
+        "maps": str(root), "seconds": time.perf_counter() - t0,
     }
-    result = {k: finite_or_none(round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
+    result = {k: finite_or_none(float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in result.items()}
     print(json.dumps(result))
     return result
 
