@@ -1,8 +1,9 @@
 """Map realism figures (socmap.evaluate.realism) and benchmarks/map_realism.py on small seeded map folders written
 with the project's own map writers (zarr template + tile writes, as ``socmap predict`` does).
 
-The synthetic world: a 24 x 24 grid of 0.01 degree cells at the equator (4 tiles of 12), 8 training sites and 4
-validation sites, a no-data corner. A Voronoi mosaic of the training sites (each cell the value of its nearest
+The synthetic world: a 24 x 24 grid (4 tiles of 12) of 0.01 degree cells at the equator, or of 100 m cells in UTM
+37S (a projected map: the benchmark finds each cell's lon/lat), 8 training sites and 4 validation sites, a no-data
+corner. A Voronoi mosaic of the training sites (each cell the value of its nearest
 site, nearest found by brute-force haversine here) must score facet_ratio far above 1, a smooth field about 1.
 """
 
@@ -18,7 +19,9 @@ import pytest
 from socmap.evaluate.realism import facet_ratio, nearest_site, sd_ratio_aoa
 
 ROOT = Path(__file__).resolve().parents[2]
-N, RES, X0, Y1 = 24, 0.01, 10.0, 0.0
+N = 24
+GRIDS = {"EPSG:4326": (10.0, 0.0, 0.01), "EPSG:32737": (500_000.0, 9_668_000.0, 100.0)}
+"""CRS -> (xmin, ymax, cell size) in CRS units."""
 NODATA = -9999.0
 LAYERS = ("soc_mean", "aleatoric_var", "epistemic_var", "total_sd", "aoa")
 
@@ -30,22 +33,30 @@ def _haversine_nearest(cells: np.ndarray, sites: np.ndarray) -> np.ndarray:
     return np.argmin(2 * np.arcsin(np.sqrt(a)), axis=1)
 
 
-@pytest.fixture(scope="module")
-def world() -> dict[str, np.ndarray]:
-    """Cell centres, sites, nearest training site, a smooth field, a mosaic and a no-data corner."""
+def _make_world(crs: str) -> dict:
+    """Cell centres, sites (lon/lat), nearest training site, a smooth field, a mosaic and a no-data corner."""
+    from pyproj import Transformer
+
+    x0, y1, res = GRIDS[crs]
+    to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
     rng = np.random.default_rng(0)
-    x, y = X0 + (np.arange(N) + 0.5) * RES, Y1 - (np.arange(N) + 0.5) * RES
-    lon, lat = np.meshgrid(x, y)
-    train = np.c_[rng.uniform(X0, X0 + N * RES, 8), rng.uniform(Y1 - N * RES, Y1, 8)]
-    val = np.c_[rng.uniform(X0, X0 + N * RES, 4), rng.uniform(Y1 - N * RES, Y1, 4)]
+    gx, gy = np.meshgrid(x0 + (np.arange(N) + 0.5) * res, y1 - (np.arange(N) + 0.5) * res)
+    lon, lat = to_lonlat(gx, gy)
+    train = np.c_[to_lonlat(rng.uniform(x0, x0 + N * res, 8), rng.uniform(y1 - N * res, y1, 8))]
+    val = np.c_[to_lonlat(rng.uniform(x0, x0 + N * res, 4), rng.uniform(y1 - N * res, y1, 4))]
     site = _haversine_nearest(np.c_[lon.ravel(), lat.ravel()], train).reshape(N, N)
-    u, v = (lon - X0) / (N * RES), (Y1 - lat) / (N * RES)
+    u, v = (gx - x0) / (N * res), (y1 - gy) / (N * res)
     smooth = 20 + 6 * np.sin(5 * u + 1) + 5 * np.cos(4 * v + 0.5) + 3 * np.sin(3 * (u + v))  # g/kg
     mosaic = rng.uniform(5, 40, len(train))[site] + 0.05 * (smooth - 20)  # a nearly flat polygon per site
     sea = (u > 0.75) & (v > 0.8)
     far = (u > 0.6) & (v < 0.4)  # "outside the area of applicability"
     return {"lon": lon, "lat": lat, "train": train, "val": val, "site": site, "smooth": smooth, "mosaic": mosaic,
-            "sea": sea, "far": far, "rng_noise": rng.normal(0, 1, (N, N))}
+            "sea": sea, "far": far, "rng_noise": rng.normal(0, 1, (N, N)), "crs": crs}
+
+
+@pytest.fixture(scope="module")
+def world() -> dict:
+    return _make_world("EPSG:4326")
 
 
 def test_nearest_site_is_the_great_circle_nearest() -> None:
@@ -55,7 +66,7 @@ def test_nearest_site_is_the_great_circle_nearest() -> None:
     assert np.array_equal(nearest_site(cells, sites), _haversine_nearest(cells, sites))
 
 
-def test_facet_ratio_mosaic_far_above_one_smooth_about_one(world: dict[str, np.ndarray]) -> None:
+def test_facet_ratio_mosaic_far_above_one_smooth_about_one(world: dict) -> None:
     mosaic = facet_ratio(world["mosaic"], world["site"])
     smooth = facet_ratio(world["smooth"], world["site"])
     assert mosaic.facet_ratio > 20
@@ -67,7 +78,7 @@ def test_facet_ratio_mosaic_far_above_one_smooth_about_one(world: dict[str, np.n
     assert smooth.facet_ratio < mixed.facet_ratio < mosaic.facet_ratio
 
 
-def test_facet_ratio_skips_no_data_and_rejects_shape_mismatch(world: dict[str, np.ndarray]) -> None:
+def test_facet_ratio_skips_no_data_and_rejects_shape_mismatch(world: dict) -> None:
     soc = np.where(world["sea"], np.nan, world["smooth"])
     full = facet_ratio(world["smooth"], world["site"])
     part = facet_ratio(soc, world["site"])
@@ -77,7 +88,7 @@ def test_facet_ratio_skips_no_data_and_rejects_shape_mismatch(world: dict[str, n
         facet_ratio(soc, world["site"][:-1])
 
 
-def test_sd_ratio_aoa(world: dict[str, np.ndarray]) -> None:
+def test_sd_ratio_aoa(world: dict) -> None:
     soc, far = world["smooth"], world["far"]
     aoa = np.where(world["sea"], 255, far.astype(np.uint8))
     rel = 0.2 * (1 + 0.05 * world["rng_noise"])
@@ -91,7 +102,7 @@ def test_sd_ratio_aoa(world: dict[str, np.ndarray]) -> None:
     assert none_out.cells_outside == 0 and np.isnan(none_out.sd_ratio_aoa)
 
 
-def _write_map(out: Path, soc: np.ndarray, sd: np.ndarray, aoa: np.ndarray, sea: np.ndarray) -> Path:
+def _write_map(out: Path, crs: str, soc: np.ndarray, sd: np.ndarray, aoa: np.ndarray, sea: np.ndarray) -> Path:
     """A version folder OUT/synth/2020/v1 with soc.zarr written by the predict writers, tile by tile."""
     from socmap.config import GridConfig
     from socmap.io import MAP_ZARR
@@ -99,7 +110,8 @@ def _write_map(out: Path, soc: np.ndarray, sd: np.ndarray, aoa: np.ndarray, sea:
     from socmap.mapping.tiles import grid_tiles
     from socmap.mapping.writers import zarr_template, zarr_write_tile
 
-    grid = GridConfig(name="synth", crs="EPSG:4326", resolution=RES, bounds=(X0, Y1 - N * RES, X0 + N * RES, Y1),
+    x0, y1, res = GRIDS[crs]
+    grid = GridConfig(name="synth", crs=crs, resolution=res, bounds=(x0, y1 - N * res, x0 + N * res, y1),
                       tile_size=12)
     root = map_root(out, "synth", 2020, "v1")
     store = root / MAP_ZARR
@@ -122,14 +134,15 @@ def _benchmark():
     return mod
 
 
-def test_benchmark_reads_a_written_map(world: dict[str, np.ndarray], tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("crs", list(GRIDS))
+def test_benchmark_reads_a_written_map(crs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from socmap.io import SAMPLES
 
     data = tmp_path / "data"
     data.mkdir()
+    world = _make_world(crs)
     sites = np.r_[world["train"], world["val"]]
     pd.DataFrame({"lon": sites[:, 0], "lat": sites[:, 1], "split": ["train"] * 8 + ["val"] * 4}).to_parquet(
         data / SAMPLES)
@@ -139,7 +152,7 @@ def test_benchmark_reads_a_written_map(world: dict[str, np.ndarray], tmp_path: P
     for name in ("mosaic", "smooth"):
         soc = world[name]
         sd = np.where(far, 0.5, 0.2) * soc
-        root = _write_map(tmp_path / name, soc, sd, far.astype(np.uint8), sea)
+        root = _write_map(tmp_path / name, crs, soc, sd, far.astype(np.uint8), sea)
         res = bench.main(["--maps", str(root), "--data", str(data)])
         assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == res
         figures[name] = res
