@@ -1,0 +1,127 @@
+"""Does a map look like soil? Two figures no point RMSE catches (issue 18; ``benchmarks/map_realism.py``).
+
+- **Facets** (:func:`facet_ratio`): a model whose inputs jump where a cell's nearest survey site changes draws a
+  Voronoi mosaic of the sites. Compare the SOC step between 4-adjacent cells whose nearest training site differs
+  with the step between adjacent cells that share it: about 1 for a map that varies continuously (a Voronoi edge
+  is then no special place), far above 1 for a mosaic (flat inside each polygon, a jump at its edges).
+- **Uncertainty off the data** (:func:`sd_ratio_aoa`): the relative sd (total sd / SOC) should be larger outside
+  the area of applicability (far from the sites, covariates out of range) than inside it.
+
+Both work on map arrays (rows, cols) with NaN where there is no data, so they neither read nor know the map
+layout; :func:`nearest_site` gives the nearest training site of each cell (great-circle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from socmap.graph.relations import lonlat_to_unit
+
+__all__ = ["FacetScore", "SdRatio", "facet_ratio", "nearest_site", "sd_ratio_aoa"]
+
+
+def nearest_site(cell_lonlat: np.ndarray, site_lonlat: np.ndarray) -> np.ndarray:
+    """(N,) index into ``site_lonlat`` (M, 2) of each cell's nearest site by great-circle distance
+    (``cell_lonlat`` (N, 2) degrees; chord distance between 3-D unit vectors orders like the arc)."""
+    from scipy.spatial import cKDTree
+
+    if len(site_lonlat) == 0:
+        raise ValueError("no sites: the nearest site of a cell is undefined")
+    if len(cell_lonlat) == 0:
+        return np.zeros(0, np.int64)
+    _, idx = cKDTree(lonlat_to_unit(np.asarray(site_lonlat, np.float64))).query(
+        lonlat_to_unit(np.asarray(cell_lonlat, np.float64)))
+    return np.asarray(idx, np.int64)
+
+
+@dataclass(frozen=True)
+class FacetScore:
+    """:func:`facet_ratio`'s figures; differences in the map's unit (g/kg for ``soc_mean``)."""
+
+    facet_ratio: float
+    """``mean_diff_across / mean_diff_within``: ~1 continuous, >> 1 a Voronoi mosaic; inf if within is 0."""
+    mean_diff_across: float
+    """Mean |difference| between adjacent cells whose nearest site differs."""
+    mean_diff_within: float
+    """Mean |difference| between adjacent cells that share their nearest site."""
+    pairs_across: int
+    pairs_within: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def _adjacent_pairs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both members of every 4-adjacent pair of cells (left-right, then up-down), flattened."""
+    return (np.concatenate([a[:, :-1].ravel(), a[:-1, :].ravel()]),
+            np.concatenate([a[:, 1:].ravel(), a[1:, :].ravel()]))
+
+
+def facet_ratio(values: np.ndarray, site: np.ndarray) -> FacetScore:
+    r"""Step across nearest-site borders over the step within a site's cells, on 4-adjacent pairs of mapped cells.
+
+    .. math::
+        \mathrm{facet} = \frac{\operatorname{mean}_{(i,j) \in A,\ n_i \ne n_j} |v_i - v_j|}
+                              {\operatorname{mean}_{(i,j) \in A,\ n_i = n_j} |v_i - v_j|}
+
+    with :math:`A` the 4-adjacent pairs where both values are finite and :math:`n_i` a cell's nearest site.
+
+    Args:
+        values: (rows, cols) map layer (e.g. ``soc_mean``, g/kg), NaN = no data.
+        site: (rows, cols) int, nearest training site of each cell (any id; compared for equality only).
+    """
+    values, site = np.asarray(values, np.float64), np.asarray(site)
+    if values.shape != site.shape or values.ndim != 2:
+        raise ValueError(f"values and site must be the same 2-D shape, got {values.shape} and {site.shape}")
+    va, vb = _adjacent_pairs(values)
+    sa, sb = _adjacent_pairs(site)
+    ok = np.isfinite(va) & np.isfinite(vb)
+    diff = np.abs(va - vb)
+    across, within = ok & (sa != sb), ok & (sa == sb)
+    m_across = float(diff[across].mean()) if across.any() else float("nan")
+    m_within = float(diff[within].mean()) if within.any() else float("nan")
+    if not (np.isfinite(m_across) and np.isfinite(m_within)):
+        ratio = float("nan")
+    elif m_within == 0.0:
+        ratio = float("inf") if m_across > 0 else float("nan")
+    else:
+        ratio = m_across / m_within
+    return FacetScore(ratio, m_across, m_within, int(across.sum()), int(within.sum()))
+
+
+@dataclass(frozen=True)
+class SdRatio:
+    """:func:`sd_ratio_aoa`'s figures; relative sd is unitless (sd / mean)."""
+
+    sd_ratio_aoa: float
+    """``median_rel_sd_outside / median_rel_sd_inside``: > 1 when uncertainty grows off the data."""
+    median_rel_sd_inside: float
+    median_rel_sd_outside: float
+    cells_inside: int
+    cells_outside: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def sd_ratio_aoa(mean: np.ndarray, sd: np.ndarray, aoa: np.ndarray) -> SdRatio:
+    """Median relative sd (``sd / mean``) of the cells outside the area of applicability over that of the cells
+    inside it.
+
+    Args:
+        mean: map of the estimate (``soc_mean``, g/kg), NaN = no data; cells with mean <= 0 are left out.
+        sd: map of its sd (``total_sd``, same unit), NaN = no data.
+        aoa: the AOA flag: 1 = outside, 0 = inside; anything else (NaN, 255) = no data.
+    """
+    mean, sd, aoa = (np.asarray(a, np.float64) for a in (mean, sd, aoa))
+    if not (mean.shape == sd.shape == aoa.shape):
+        raise ValueError(f"mean, sd and aoa must have one shape, got {mean.shape}, {sd.shape}, {aoa.shape}")
+    ok = np.isfinite(mean) & np.isfinite(sd) & (mean > 0)
+    rel = np.where(ok, sd / np.where(ok, mean, 1.0), np.nan)
+    inside, outside = ok & (aoa == 0), ok & (aoa == 1)
+    med_in = float(np.median(rel[inside])) if inside.any() else float("nan")
+    med_out = float(np.median(rel[outside])) if outside.any() else float("nan")
+    ratio = med_out / med_in if med_in > 0 else float("nan")
+    return SdRatio(ratio, med_in, med_out, int(inside.sum()), int(outside.sum()))

@@ -1,0 +1,172 @@
+"""Map realism figures (socmap.evaluate.realism) and benchmarks/map_realism.py on small seeded map folders written
+with the project's own map writers (zarr template + tile writes, as ``socmap predict`` does).
+
+The synthetic world: a 24 x 24 grid (4 tiles of 12) of 0.01 degree cells at the equator, or of 100 m cells in UTM
+37S (a projected map: the benchmark finds each cell's lon/lat), 8 training sites and 4 validation sites, a no-data
+corner. A Voronoi mosaic of the training sites (each cell the value of its nearest
+site, nearest found by brute-force haversine here) must score facet_ratio far above 1, a smooth field about 1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from socmap.evaluate.realism import facet_ratio, nearest_site, sd_ratio_aoa
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 24
+GRIDS = {"EPSG:4326": (10.0, 0.0, 0.01), "EPSG:32737": (500_000.0, 9_668_000.0, 100.0)}
+"""CRS -> (xmin, ymax, cell size) in CRS units."""
+NODATA = -9999.0
+LAYERS = ("soc_mean", "aleatoric_var", "epistemic_var", "total_sd", "aoa")
+
+
+def _haversine_nearest(cells: np.ndarray, sites: np.ndarray) -> np.ndarray:
+    lon1, lat1 = np.radians(cells[:, None, 0]), np.radians(cells[:, None, 1])
+    lon2, lat2 = np.radians(sites[None, :, 0]), np.radians(sites[None, :, 1])
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return np.argmin(2 * np.arcsin(np.sqrt(a)), axis=1)
+
+
+def _make_world(crs: str) -> dict:
+    """Cell centres, sites (lon/lat), nearest training site, a smooth field, a mosaic and a no-data corner."""
+    from pyproj import Transformer
+
+    x0, y1, res = GRIDS[crs]
+    to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
+    rng = np.random.default_rng(0)
+    gx, gy = np.meshgrid(x0 + (np.arange(N) + 0.5) * res, y1 - (np.arange(N) + 0.5) * res)
+    lon, lat = to_lonlat(gx, gy)
+    train = np.c_[to_lonlat(rng.uniform(x0, x0 + N * res, 8), rng.uniform(y1 - N * res, y1, 8))]
+    val = np.c_[to_lonlat(rng.uniform(x0, x0 + N * res, 4), rng.uniform(y1 - N * res, y1, 4))]
+    site = _haversine_nearest(np.c_[lon.ravel(), lat.ravel()], train).reshape(N, N)
+    u, v = (gx - x0) / (N * res), (y1 - gy) / (N * res)
+    smooth = 20 + 6 * np.sin(5 * u + 1) + 5 * np.cos(4 * v + 0.5) + 3 * np.sin(3 * (u + v))  # g/kg
+    mosaic = rng.uniform(5, 40, len(train))[site] + 0.05 * (smooth - 20)  # a nearly flat polygon per site
+    sea = (u > 0.75) & (v > 0.8)
+    far = (u > 0.6) & (v < 0.4)  # "outside the area of applicability"
+    return {"lon": lon, "lat": lat, "train": train, "val": val, "site": site, "smooth": smooth, "mosaic": mosaic,
+            "sea": sea, "far": far, "rng_noise": rng.normal(0, 1, (N, N)), "crs": crs}
+
+
+@pytest.fixture(scope="module")
+def world() -> dict:
+    return _make_world("EPSG:4326")
+
+
+def test_nearest_site_is_the_great_circle_nearest() -> None:
+    rng = np.random.default_rng(1)
+    sites = np.c_[rng.uniform(-180, 180, 50), np.degrees(np.arcsin(rng.uniform(-1, 1, 50)))]
+    cells = np.c_[rng.uniform(-180, 180, 400), np.degrees(np.arcsin(rng.uniform(-1, 1, 400)))]
+    assert np.array_equal(nearest_site(cells, sites), _haversine_nearest(cells, sites))
+
+
+def test_facet_ratio_mosaic_far_above_one_smooth_about_one(world: dict) -> None:
+    mosaic = facet_ratio(world["mosaic"], world["site"])
+    smooth = facet_ratio(world["smooth"], world["site"])
+    assert mosaic.facet_ratio > 20
+    assert 0.75 < smooth.facet_ratio < 1.3
+    assert mosaic.pairs_across + mosaic.pairs_within == 2 * N * (N - 1)
+    assert mosaic.pairs_across > 30  # enough border pairs for the mean to mean something
+    # half mosaic, half smooth: facets in between
+    mixed = facet_ratio(0.5 * world["mosaic"] + 0.5 * world["smooth"], world["site"])
+    assert smooth.facet_ratio < mixed.facet_ratio < mosaic.facet_ratio
+
+
+def test_facet_ratio_skips_no_data_and_rejects_shape_mismatch(world: dict) -> None:
+    soc = np.where(world["sea"], np.nan, world["smooth"])
+    full = facet_ratio(world["smooth"], world["site"])
+    part = facet_ratio(soc, world["site"])
+    assert part.pairs_across + part.pairs_within < full.pairs_across + full.pairs_within
+    assert np.isfinite(part.facet_ratio)
+    with pytest.raises(ValueError, match="same 2-D shape"):
+        facet_ratio(soc, world["site"][:-1])
+
+
+def test_sd_ratio_aoa(world: dict) -> None:
+    soc, far = world["smooth"], world["far"]
+    aoa = np.where(world["sea"], 255, far.astype(np.uint8))
+    rel = 0.2 * (1 + 0.05 * world["rng_noise"])
+    grows = sd_ratio_aoa(soc, np.where(far, 2 * rel, rel) * soc, aoa)
+    assert grows.sd_ratio_aoa == pytest.approx(2.0, rel=0.05)
+    assert grows.cells_outside == int((far & ~world["sea"]).sum())
+    assert grows.cells_inside + grows.cells_outside == int((~world["sea"]).sum())
+    flat = sd_ratio_aoa(soc, rel * soc, aoa)
+    assert flat.sd_ratio_aoa == pytest.approx(1.0, rel=0.05)
+    none_out = sd_ratio_aoa(soc, rel * soc, np.zeros_like(aoa))
+    assert none_out.cells_outside == 0 and np.isnan(none_out.sd_ratio_aoa)
+
+
+def _write_map(out: Path, crs: str, soc: np.ndarray, sd: np.ndarray, aoa: np.ndarray, sea: np.ndarray) -> Path:
+    """A version folder OUT/synth/2020/v1 with soc.zarr written by the predict writers, tile by tile."""
+    from socmap.config import GridConfig
+    from socmap.io import MAP_ZARR
+    from socmap.mapping.layout import map_root
+    from socmap.mapping.tiles import grid_tiles
+    from socmap.mapping.writers import zarr_template, zarr_write_tile
+
+    x0, y1, res = GRIDS[crs]
+    grid = GridConfig(name="synth", crs=crs, resolution=res, bounds=(x0, y1 - N * res, x0 + N * res, y1),
+                      tile_size=12)
+    root = map_root(out, "synth", 2020, "v1")
+    store = root / MAP_ZARR
+    zarr_template(store, grid, list(LAYERS), NODATA, {"note": "synthetic"})
+    var = (sd**2) / 2
+    full = {"soc_mean": soc, "aleatoric_var": var, "epistemic_var": var, "total_sd": sd}
+    for t in grid_tiles(grid):
+        win = (slice(t.row0, t.row0 + t.nrows), slice(t.col0, t.col0 + t.ncols))
+        layers = {k: np.where(sea[win], NODATA, a[win]).astype(np.float32) for k, a in full.items()}
+        layers["aoa"] = np.where(sea[win], 255, aoa[win]).astype(np.uint8)
+        zarr_write_tile(store, t, layers)
+    return root
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("map_realism", ROOT / "benchmarks" / "map_realism.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("crs", list(GRIDS))
+def test_benchmark_reads_a_written_map(crs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from socmap.io import SAMPLES
+
+    data = tmp_path / "data"
+    data.mkdir()
+    world = _make_world(crs)
+    sites = np.r_[world["train"], world["val"]]
+    pd.DataFrame({"lon": sites[:, 0], "lat": sites[:, 1], "split": ["train"] * 8 + ["val"] * 4}).to_parquet(
+        data / SAMPLES)
+    far, sea = world["far"], world["sea"]
+    bench = _benchmark()
+    figures = {}
+    for name in ("mosaic", "smooth"):
+        soc = world[name]
+        sd = np.where(far, 0.5, 0.2) * soc
+        root = _write_map(tmp_path / name, crs, soc, sd, far.astype(np.uint8), sea)
+        res = bench.main(["--maps", str(root), "--data", str(data)])
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == res
+        figures[name] = res
+    mosaic, smooth = figures["mosaic"], figures["smooth"]
+    assert mosaic["facet_ratio"] > 20
+    assert 0.75 < smooth["facet_ratio"] < 1.3
+    direct = facet_ratio(np.where(sea, np.nan, world["smooth"]), world["site"])
+    assert smooth["facet_ratio"] == pytest.approx(direct.facet_ratio, abs=1e-3)  # float32 storage
+    assert smooth["pairs_across"] == direct.pairs_across
+    assert smooth["cells"] == int((~sea).sum()) and smooth["sites"] == 8
+    assert smooth["sd_ratio_aoa"] == pytest.approx(2.5, rel=1e-3)
+    assert smooth["cells_outside_aoa"] == int((far & ~sea).sum())
+
+
+def test_benchmark_error_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"^map_realism: error: no maps in"):
+        _benchmark().main(["--maps", str(tmp_path), "--data", str(tmp_path)])
