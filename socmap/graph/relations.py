@@ -230,21 +230,55 @@ def build_graph(
     cfg: GraphConfig,
     ndvi: np.ndarray | None = None,
     elevation: np.ndarray | None = None,
+    train_mask: np.ndarray | None = None,
 ) -> HeteroGraph:
-    """Build the heterogeneous graph over all samples (train, val and test: the topology is shared, paper 3.1).
+    """Build the heterogeneous graph over all samples (train, val and test share one node set, paper 3.1).
+
+    With ``train_mask`` (what ``socmap train`` passes) the training nodes are linked among themselves (adaptive k
+    from HDBSCAN over the training nodes only) and every other node is *attached* to them exactly as a map cell is
+    (:func:`attach_edges`: in-edges from its k nearest training nodes, the attachment k rule, no out-edges). So a
+    held-out node's transductive prediction is the map path's prediction of that location, and the training nodes'
+    embeddings do not depend on the held-out nodes. Without it every node is linked to every other (k-NN over all).
 
     Args:
         lonlat: (N, 2) longitude, latitude in degrees (WGS84).
         cfg: relations, k, tau, distances (``model.graph``).
         ndvi: (N,) NDVI (unitless, about -0.2..1); needed for the ``ndvi`` relation.
         elevation: (N,) metres; needed for the ``elevation`` relation.
+        train_mask: (N,) bool, the nodes that may send edges (the training split); None: all nodes.
+
+    Returns:
+        The graph; its ``node_k`` holds each node's spatial k (training nodes: HDBSCAN rule; held-out nodes: the
+        attachment rule of :func:`attach_spatial_k`).
     """
     lonlat = np.asarray(lonlat, dtype=np.float64)
     relations = tuple(cfg.relations)
     _check(lonlat, ndvi, elevation, relations)
-    k = _spatial_k(lonlat, cfg)
-    parts = _relation_parts(lonlat, lonlat, ndvi, ndvi, elevation, elevation, k, cfg, exclude_self=True)
-    return _assemble(parts, relations, len(lonlat), None, k)
+    n = len(lonlat)
+    if train_mask is None:
+        k = _spatial_k(lonlat, cfg)
+        parts = _relation_parts(lonlat, lonlat, ndvi, ndvi, elevation, elevation, k, cfg, exclude_self=True)
+        return _assemble(parts, relations, n, None, k)
+    train_mask = np.asarray(train_mask, bool)
+    if train_mask.shape != (n,) or not train_mask.any():
+        raise DataError(f"train_mask must be ({n},) bool with at least one training node, got shape "
+                        f"{train_mask.shape} with {int(train_mask.sum())} training nodes")
+    tr, ho = np.flatnonzero(train_mask), np.flatnonzero(~train_mask)
+
+    def sub(v: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+        return None if v is None else np.asarray(v, np.float64)[idx]
+
+    k_tr = _spatial_k(lonlat[tr], cfg)
+    inner = _relation_parts(lonlat[tr], lonlat[tr], sub(ndvi, tr), sub(ndvi, tr), sub(elevation, tr),
+                            sub(elevation, tr), k_tr, cfg, exclude_self=True)
+    held = attach_edges(lonlat[ho], lonlat[tr], cfg, sub(ndvi, ho), sub(ndvi, tr), sub(elevation, ho),
+                        sub(elevation, tr), train_k=k_tr)
+    parts = [(r, tr[s], tr[d], w) for r, s, d, w in inner]
+    ei, et, ew = held.edge_index.numpy(), held.edge_type.numpy(), held.edge_weight.numpy().astype(np.float64)
+    parts += [(r, tr[ei[0, et == r]], ho[ei[1, et == r]], ew[et == r]) for r in range(len(relations))]
+    k = np.empty(n, np.int64)
+    k[tr], k[ho] = k_tr, held.node_k
+    return _assemble(parts, relations, n, None, k)
 
 
 def _relation_parts(tgt_lonlat, src_lonlat, tgt_ndvi, src_ndvi, tgt_z, src_z, k, cfg: GraphConfig, *,

@@ -16,6 +16,7 @@ which is what a full forward pass over the graph with the new node added (same e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,13 +107,26 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
     return SpTGNNOutput(soc, moran, logvar, stats)
 
 
-def attach_and_predict(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, cfg: GraphConfig,
-                       new_ndvi: np.ndarray | None = None, new_elevation: np.ndarray | None = None
-                       ) -> tuple[SpTGNNOutput, HeteroGraph]:
-    """Attach new points to the cached graph by the graph config's k-NN rules (adaptive k included: the cache's
-    ``node_k``) and predict them. ``cfg`` must be the graph config the training graph was built with."""
-    attach = attach_edges(new_inputs.lonlat.detach().cpu().numpy().astype(np.float64), cache.lonlat, cfg,
-                          new_ndvi=new_ndvi, train_ndvi=cache.ndvi,
+def attach_and_predict(models: Sequence[SpTGNN], caches: Sequence[LayerCache], new_inputs: NodeInputs,
+                       cfg: GraphConfig, new_ndvi: np.ndarray | None = None, new_elevation: np.ndarray | None = None,
+                       *, new_lonlat: np.ndarray | None = None) -> tuple[list[SpTGNNOutput], HeteroGraph]:
+    """Attach new points to the cached training nodes and predict them with every member: THE inductive path
+    (``Bundle.predict_new``, hence ``socmap predict``, and the tests use it).
+
+    The attachment is built once for all members (they share the training graph) by
+    :func:`socmap.graph.relations.attach_edges` with the training graph's per-node k (``cache.node_k``), the same
+    function ``build_graph`` attaches validation and test nodes with. ``cfg`` must be the graph config the training
+    graph was built with; ``new_lonlat`` (float64 degrees) defaults to ``new_inputs.lonlat``.
+    """
+    if len(models) != len(caches) or not models:
+        raise ValueError(f"need one cache per model, got {len(models)} models and {len(caches)} caches")
+    cache = caches[0]
+    if cache.node_k is None:
+        raise ValueError("the layer cache has no node_k (the training graph's per-node k): build it with "
+                         "cache_layers from a graph made by build_graph")
+    if new_lonlat is None:
+        new_lonlat = new_inputs.lonlat.detach().cpu().numpy().astype(np.float64)
+    attach = attach_edges(new_lonlat, cache.lonlat, cfg, new_ndvi=new_ndvi, train_ndvi=cache.ndvi,
                           new_elevation=new_elevation, train_elevation=cache.elevation, train_k=cache.node_k)
     attach = attach.to(new_inputs.lonlat.device)
-    return cached_forward(model, cache, new_inputs, attach), attach
+    return [cached_forward(m, c, new_inputs, attach) for m, c in zip(models, caches, strict=True)], attach
