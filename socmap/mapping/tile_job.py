@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from socmap.train import Bundle
     from socmap.train.ensemble import EnsemblePrediction
 
-__all__ = ["MapContext", "TileResult", "load_context", "member_medians_gkg", "predict_tile", "tabular_features"]
+__all__ = ["CellInputs", "MapContext", "TileResult", "cell_inputs", "load_context", "member_medians_gkg",
+           "predict_cells", "predict_tile", "tabular_features"]
 
 
 @dataclass
@@ -128,6 +129,35 @@ def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
     return out[0], out[1]
 
 
+@dataclass
+class CellInputs:
+    """A set of cells' model inputs made from their raw covariates the way training made its nodes' inputs."""
+
+    features: np.ndarray | None
+    """(n, d) float32 preprocessed covariates in ``bundle.feature_columns`` order (None: the bundle has none);
+    the model's tabular input where the tabular stream is on, and the area-of-applicability check's input."""
+    ndvi: np.ndarray | None
+    elevation: np.ndarray | None
+
+
+def cell_inputs(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
+                from_image: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> CellInputs:
+    """Features and relation covariates of the cells ``idx`` of ``raw`` (:func:`cell_covariates`' table)."""
+    b = ctx.bundle
+    feats = tabular_features(b, raw.iloc[idx]) if b.feature_columns else None
+    ndvi, elev = _node_covariates(ctx, raw, idx, from_image)
+    return CellInputs(feats, ndvi, elev)
+
+
+def predict_cells(ctx: MapContext, lonlat: np.ndarray, year: int | np.ndarray, inputs: CellInputs,
+                  image: np.ndarray | None = None) -> EnsemblePrediction:
+    """The map's prediction of cells at ``lonlat`` (degrees): the bundle's inductive path
+    (:meth:`socmap.train.Bundle.predict_new`), the training nodes' labels visible, the cells' own none."""
+    tab = inputs.features if "tabular" in ctx.cfg.model.streams else None
+    years = np.broadcast_to(np.asarray(year, np.int64), (len(lonlat),))
+    return ctx.bundle.predict_new(lonlat, years, tab, image, inputs.ndvi, inputs.elevation)
+
+
 def member_medians_gkg(pred: EnsemblePrediction) -> np.ndarray:
     """(M, N) each member's calibrated median in g/kg: ``expm1(mean + T (member_mean - mean))`` (log(1+SOC)
     units inside), so the members' spread (ddof=1) is the calibrated epistemic variance of the ensemble."""
@@ -187,12 +217,10 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     vals: dict[str, np.ndarray] = {}
     n_outside = 0
     if len(idx):
-        tab_all = tabular_features(bundle, raw.iloc[idx]) if bundle.feature_columns else None
-        tab = tab_all if "tabular" in streams else None
-        ndvi, elev = _node_covariates(ctx, raw, idx, from_image)
+        feats = cell_inputs(ctx, raw, idx, from_image)
         ts = lap("features", ts)
-        pred = bundle.predict_new(lonlat[idx], np.full(len(idx), year, dtype=np.int64), tab,
-                                  None if image is None else image[idx], ndvi, elev)
+        pred = predict_cells(ctx, lonlat[idx], year, feats, None if image is None else image[idx])
+        tab_all = feats.features
         ts = lap("model", ts)
         per = {
             "soc_mean": lambda: pred.soc_gkg(),
