@@ -153,9 +153,19 @@ def predict_cells(ctx: MapContext, lonlat: np.ndarray, year: int | np.ndarray, i
                   image: np.ndarray | None = None) -> EnsemblePrediction:
     """The map's prediction of cells at ``lonlat`` (degrees): the bundle's inductive path
     (:meth:`socmap.train.Bundle.predict_new`), the training nodes' labels visible, the cells' own none."""
+    import torch
+
     tab = inputs.features if "tabular" in ctx.cfg.model.streams else None
     years = np.broadcast_to(np.asarray(year, np.int64), (len(lonlat),))
-    return ctx.bundle.predict_new(lonlat, years, tab, image, inputs.ndvi, inputs.elevation)
+    # One intra-op thread: a tile's products are small (thousands of rows, widths <= 512), so a second thread
+    # mostly waits on the first, and on a busy machine spinning threads slow the step by 10-40x (measured,
+    # benchmarks/map_scaling.py); tiles, not products, are what runs in parallel (Dask workers).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return ctx.bundle.predict_new(lonlat, years, tab, image, inputs.ndvi, inputs.elevation)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def member_medians_gkg(pred: EnsemblePrediction) -> np.ndarray:

@@ -27,7 +27,7 @@ from socmap.config import GraphConfig
 from socmap.graph.relations import HeteroGraph, attach_edges
 from socmap.model.sptgnn import NodeInputs, SpTGNN, SpTGNNOutput, label_features
 
-__all__ = ["LayerCache", "attach_and_predict", "cache_layers", "cached_forward"]
+__all__ = ["LayerCache", "attach_and_predict", "cache_layers", "cached_forward", "local_sources"]
 
 
 @dataclass
@@ -74,12 +74,22 @@ def cache_layers(model: SpTGNN, inputs: NodeInputs, graph: HeteroGraph, ndvi: np
                       node_k=graph.node_k)
 
 
+def local_sources(attach: HeteroGraph) -> tuple[Tensor, Tensor]:
+    """``(used, edge_index)``: the cached nodes that are some new point's neighbour, and the attachment edges with
+    sources relabelled ``0..len(used)-1`` (only those nodes' cached embeddings take part). Computed once per
+    attachment and shared by every member, so the layers' CSR layout is built once, not once per member."""
+    used, src_local = torch.unique(attach.edge_index[0], return_inverse=True)
+    return used, torch.stack([src_local, attach.edge_index[1]])
+
+
 @torch.no_grad()
-def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, attach: HeteroGraph) -> SpTGNNOutput:
+def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, attach: HeteroGraph,
+                   local: tuple[Tensor, Tensor] | None = None) -> SpTGNNOutput:
     """Outputs for new nodes from their attachment edges (sources = cached nodes, targets = new nodes).
 
     Costs one per-node encoding of the new nodes and, per layer, a relation transform of the neighbours' cached
-    embeddings and an attention over their k in-edges: O(layers x k) per new point.
+    embeddings and an attention over their k in-edges: O(layers x k) per new point. ``local``:
+    :func:`local_sources` of ``attach`` when several members share one attachment.
     """
     model.check_graph(attach)
     if len(model.layers) != len(cache.hidden):
@@ -94,10 +104,7 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
             ei_s, w_s = attach.relation("spatial")
             label_feats = label_features(cache.label.to(ei_s.device).float(), ei_s, w_s, len(new_inputs))
         h, stats = model.encode(new_inputs, label_feats)
-        src = attach.edge_index[0]
-        # Only the cached nodes that are someone's neighbour take part: relabel them 0..m-1.
-        used, src_local = torch.unique(src, return_inverse=True)
-        ei = torch.stack([src_local, attach.edge_index[1]])
+        used, ei = local_sources(attach) if local is None else local
         for layer, h_src_all in zip(model.layers, cache.hidden, strict=False):
             h_src = h_src_all.to(h.device)[used.to(h_src_all.device)]
             h = layer((h_src, h), ei, attach.edge_type, attach.edge_weight)
@@ -129,4 +136,5 @@ def attach_and_predict(models: Sequence[SpTGNN], caches: Sequence[LayerCache], n
     attach = attach_edges(new_lonlat, cache.lonlat, cfg, new_ndvi=new_ndvi, train_ndvi=cache.ndvi,
                           new_elevation=new_elevation, train_elevation=cache.elevation, train_k=cache.node_k)
     attach = attach.to(new_inputs.lonlat.device)
-    return [cached_forward(m, c, new_inputs, attach) for m, c in zip(models, caches, strict=True)], attach
+    local = local_sources(attach)
+    return [cached_forward(m, c, new_inputs, attach, local) for m, c in zip(models, caches, strict=True)], attach
