@@ -47,8 +47,10 @@ imagery): :func:`node_covariates` reads them from named columns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -70,6 +72,7 @@ __all__ = [
     "spatial_knn",
 ]
 
+_T = TypeVar("_T")
 EARTH_RADIUS_KM = 6371.0088
 RELATIONS: tuple[str, ...] = ("spatial", "ndvi", "elevation")
 
@@ -116,6 +119,35 @@ def lonlat_to_unit(lonlat: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
 
 
+_TREES: dict[tuple, object] = {}
+"""The last few reference point sets' k-d trees and core-distance thresholds, keyed by a digest of their bytes:
+a map attaches every tile to the same training nodes, which need not be indexed again for each tile."""
+
+
+def _memo(key: tuple, make: Callable[[], _T]) -> _T:
+    value = _TREES.get(key)
+    if value is None:
+        value = make()
+        while len(_TREES) >= 8:  # oldest first; another thread may have dropped it already
+            _TREES.pop(next(iter(_TREES), key), None)
+        _TREES[key] = value
+    return value  # type: ignore[return-value]
+
+
+def _digest(*arrays: np.ndarray) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.digest()
+
+
+def _unit_tree(lonlat: np.ndarray) -> cKDTree:
+    """k-d tree of ``lonlat`` (degrees) as 3-D unit vectors (memoised)."""
+    return _memo(("tree", _digest(lonlat)), lambda: cKDTree(lonlat_to_unit(lonlat)))
+
+
 def _chord_to_km(chord: np.ndarray) -> np.ndarray:
     return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
 
@@ -144,7 +176,7 @@ def spatial_knn(
     if kmax == 0 or len(query_lonlat) == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, e, np.zeros(0)
-    tree = cKDTree(lonlat_to_unit(ref_lonlat))
+    tree = _unit_tree(np.asarray(ref_lonlat, np.float64))
     chord, idx = tree.query(lonlat_to_unit(query_lonlat), k=kmax)
     chord, idx = chord.reshape(len(query_lonlat), kmax), idx.reshape(len(query_lonlat), kmax)
     q = np.repeat(np.arange(len(query_lonlat)), kmax).reshape(-1, kmax)
@@ -174,7 +206,7 @@ def _ndvi_knn(q_ndvi: np.ndarray, ref_ndvi: np.ndarray, k: int, exclude_self: bo
     if kk == 0 or len(ok_q) == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, e, np.zeros(0)
-    tree = cKDTree(ref_ndvi[ok_ref, None])
+    tree = _memo(("ndvi", _digest(ref_ndvi)), lambda: cKDTree(ref_ndvi[ok_ref, None]))
     d, j = tree.query(q_ndvi[ok_q, None], k=kk)
     d, j = d.reshape(len(ok_q), kk), j.reshape(len(ok_q), kk)
     src = ok_ref[j]
@@ -342,9 +374,13 @@ def attach_spatial_k(
         raise DataError(f"train_k must hold {n} values, each k_spatial ({cfg.k_spatial}) or adaptive_k "
                         f"({cfg.adaptive_k}): pass the training graph's node_k built with this graph config")
     noise = train_k == cfg.adaptive_k
-    tree = cKDTree(lonlat_to_unit(train_lonlat))
-    core_train, _ = _core_distance_km(train_lonlat, tree, m)  # counts the node itself, as HDBSCAN does
-    threshold = core_train[~noise].max(initial=-np.inf)
+    tree = _unit_tree(train_lonlat)
+
+    def largest_clustered_core() -> float:
+        core_train, _ = _core_distance_km(train_lonlat, tree, m)  # counts the node itself, as HDBSCAN does
+        return float(core_train[~noise].max(initial=-np.inf))
+
+    threshold = _memo(("core", _digest(train_lonlat, train_k), m), largest_clustered_core)
     core_new, nearest = _core_distance_km(new_lonlat, tree, m)
     out[noise[nearest] | (core_new > threshold)] = cfg.adaptive_k
     return out

@@ -387,6 +387,8 @@ def load_bundle(path: Path | str, cfg: PipelineConfig | None = None, device: str
         device=device)
     if load_members:
         _ = bundle.members  # fail now, with the path, on damaged weights
+        if feature_columns:  # a bundle loaded to predict new points: no map tile pays for the imputer's import
+            pre.ready_imputer()
     return bundle
 
 
