@@ -46,7 +46,7 @@ class LayerCache:
     """(|V|,) observed targets offered to new points by the label trick (NaN = hidden); None when off."""
     node_k: np.ndarray | None = None
     """(|V|,) the training graph's spatial k per node (``HeteroGraph.node_k``): new points are attached by the same
-    adaptive-k rule (:func:`socmap.graph.relations.attach_spatial_k`). None re-derives it by HDBSCAN per call."""
+    adaptive-k rule (:func:`socmap.graph.relations.attach_spatial_k`); :func:`attach_and_predict` requires it."""
 
     def state_dict(self) -> dict[str, object]:
         return {"hidden": [h.cpu() for h in self.hidden], "lonlat": self.lonlat, "ndvi": self.ndvi,

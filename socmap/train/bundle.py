@@ -11,7 +11,8 @@ Layout (format ``socmap-bundle/2``)::
       graph.safetensors              training graph: edges, node_k, lonlat, year, tabular, image, ndvi,
                                      elevation, labels (log(1+SOC), every split), split codes
       members/NN/weights.safetensors member NN's weights (best epoch)
-      members/NN/cache.safetensors   its per-layer embeddings of the training nodes (inductive path)
+      members/NN/cache.safetensors   its per-layer embeddings of every graph node (the inductive path uses the
+                                     training nodes': a map cell attaches to nothing else)
       members/NN/nodes.npz           its transductive outputs on every node: mean, logvar (log(1+SOC) units)
       members/NN/log.csv             per-epoch training log
       encoder.pt                     the image encoder weights `embed` used (image stream on, when a file)
