@@ -114,7 +114,7 @@ def map_coverage(maps: Path | str, model: Path | str | None, truth: Path | str, 
     from socmap.train import load_bundle
 
     layers = load_map(resolve_maps(maps))
-    corr = map_correlogram(load_bundle(model or layers.attrs["model"]), layers)
+    corr = map_correlogram(load_bundle(model or layers.attrs["model"], load_members=False), layers)
     grid_truth = layer_on_grid(truth, layers.transform, layers.shape, layers.crs)
     chk = coverage_check(layers, grid_truth, corr, seeds=seeds, n_zones=n_zones, level=level, area_km2=area_km2,
                          n_pairs=n_pairs, progress=progress)

@@ -22,11 +22,14 @@ projected CRS.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from socmap.errors import ModelError
+
+if TYPE_CHECKING:
+    from socmap.train import Bundle
 
 __all__ = ["Correlogram", "distance_matched_weights", "distances_km", "fit_correlogram", "heldout_residuals"]
 
@@ -89,7 +92,7 @@ def distances_km(a: np.ndarray, b: np.ndarray, geographic: bool) -> np.ndarray:
     return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
 
 
-def heldout_residuals(bundle: Any) -> tuple[np.ndarray, np.ndarray]:
+def heldout_residuals(bundle: Bundle) -> tuple[np.ndarray, np.ndarray]:
     """(lonlat (n, 2) degrees, standardised residuals (n,)) of the bundle's validation and test nodes."""
     from socmap.train.inputs import SPLIT_CODES
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from socmap.aggregate.zonal import cell_areas_km2, metres_per_unit, zone_cells
 from socmap.aggregate.zones import read_zones
 from socmap.errors import ConfigError, DataError
 from socmap.io import AGG_CHART_SUFFIX, AGG_GPKG_SUFFIX, AGG_META_SUFFIX, AGG_TABLE_SUFFIX, MAP_ZARR, atomic_path
+
+if TYPE_CHECKING:
+    from socmap.train import Bundle
 
 __all__ = ["AggregateResult", "MapLayers", "aggregate", "aggregate_zones", "load_map", "map_correlogram", "map_crs",
            "write_gpkg"]
@@ -130,7 +133,7 @@ def load_map(root: Path, bounds: tuple[float, float, float, float] | None = None
                          transform=t * Affine.translation(c0, r0), crs=ds.rio.crs, attrs=dict(ds.attrs))
 
 
-def map_correlogram(bundle: Any, layers: MapLayers, *, max_cells: int = 200_000, seed: int = 0) -> Correlogram:
+def map_correlogram(bundle: Bundle, layers: MapLayers, *, max_cells: int = 200_000, seed: int = 0) -> Correlogram:
     """Fit the correlogram on the bundle's held-out residuals, distances as the map measures them, the points
     weighted to match the map's cells in their distance to the nearest training site
     (:func:`~socmap.aggregate.correlogram.distance_matched_weights`; at most ``max_cells`` cells sampled)."""
@@ -331,7 +334,7 @@ def aggregate(maps: Path | str, zones: Path | str, field: str, out: Path | str, 
                                                          else None)
     if model_path is None:
         raise DataError(f"the map {root} does not record its model bundle; pass --model")
-    bundle = load_bundle(model_path)
+    bundle = load_bundle(model_path, load_members=False)  # the held-out nodes' stored outputs only
     corr = map_correlogram(bundle, layers)
     cfg = bundle.pipeline
     bd = cf = None

@@ -95,13 +95,18 @@ def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = ""
         nodata = ds.nodata
         n_direct = n_nearest = 0
         idx_in = np.flatnonzero(inside)
-        chunk = np.c_[row[idx_in] // chunk_px, col[idx_in] // chunk_px]
-        for cr, cc in np.unique(chunk, axis=0) if len(idx_in) else []:
-            sel = idx_in[(chunk[:, 0] == cr) & (chunk[:, 1] == cc)]
-            r0 = max(0, int(cr) * chunk_px - search_px)
-            c0 = max(0, int(cc) * chunk_px - search_px)
-            r1 = min(ds.height, (int(cr) + 1) * chunk_px + search_px)
-            c1 = min(ds.width, (int(cc) + 1) * chunk_px + search_px)
+        # points grouped by chunk; each group's window is its points' bounding box plus the search margin (a
+        # striped GTiff decompresses every row a window touches, so a map tile reads its own rows, not a chunk's)
+        n_cc = -(-ds.width // chunk_px)
+        key = (row[idx_in] // chunk_px) * n_cc + col[idx_in] // chunk_px
+        order = np.argsort(key, kind="stable")
+        cuts = np.flatnonzero(np.diff(key[order])) + 1
+        for grp in np.split(order, cuts) if len(idx_in) else []:
+            sel = idx_in[grp]
+            r0 = max(0, int(row[sel].min()) - search_px)
+            c0 = max(0, int(col[sel].min()) - search_px)
+            r1 = min(ds.height, int(row[sel].max()) + 1 + search_px)
+            c1 = min(ds.width, int(col[sel].max()) + 1 + search_px)
             arr = ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
             data = np.asarray(arr.astype(float).filled(np.nan))
             invalid = np.ma.getmaskarray(arr) | ~np.isfinite(data)

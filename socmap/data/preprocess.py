@@ -100,6 +100,11 @@ class Preprocessor:
             parts.append(oh)
         return np.hstack(parts) if parts else np.empty((len(df), 0))
 
+    def ready_imputer(self) -> None:
+        """Import and fit the KNN imputer now (about 1 s, once) rather than in the first :meth:`transform` that
+        meets a gap: a map worker calls it while loading, so no tile pays for it."""
+        self._knn()
+
     def _knn(self) -> Any:
         if self._imputer is None:
             from sklearn.impute import KNNImputer

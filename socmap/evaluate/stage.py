@@ -112,7 +112,7 @@ def _train_and_predict(data_dir: Path, cfg: PipelineConfig, out: Path, *, member
     from socmap.train import load_bundle, train
 
     train(data_dir, cfg, out, members=members, device=device, seed=seed, progress=False)
-    return load_bundle(out, cfg).predict_nodes(calibrated=True)
+    return load_bundle(out, cfg, load_members=False).predict_nodes(calibrated=True)
 
 
 def _run_ablations(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, tmp: Path, *, seed: int,
@@ -189,7 +189,7 @@ def evaluate(data_dir: Path, cfg: PipelineConfig, model: Path, out: Path, *, pro
     samples = _load_samples(data_dir)
     from socmap.train import load_bundle
 
-    bundle = load_bundle(Path(model), cfg)
+    bundle = load_bundle(Path(model), cfg, load_members=False)  # scores stored node outputs: no weights
     ids = bundle.sample_id
     if ids and list(samples["sample_id"]) != ids:
         raise ModelError(f"model bundle {model} was trained on other samples than {Path(data_dir) / SAMPLES} "
@@ -214,7 +214,7 @@ def evaluate(data_dir: Path, cfg: PipelineConfig, model: Path, out: Path, *, pro
                 report["ablations"] = _run_ablations(Path(data_dir), bundle.pipeline, samples, Path(td), seed=seed,
                                                      device=device, n_boot=n_boot)
             if protocol == "block":
-                members = block_members or len(bundle.members)
+                members = block_members or bundle.n_members
                 report["block"] = _run_block(Path(data_dir), bundle.pipeline, samples, list(bundle.feature_columns),
                                              Path(td), members=members, seed=seed, device=device, n_boot=n_boot)
             shutil.rmtree(td, ignore_errors=True)

@@ -47,8 +47,10 @@ imagery): :func:`node_covariates` reads them from named columns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -72,6 +74,7 @@ __all__ = [
     "spatial_knn_next",
 ]
 
+_T = TypeVar("_T")
 EARTH_RADIUS_KM = 6371.0088
 RELATIONS: tuple[str, ...] = ("spatial", "ndvi", "elevation")
 
@@ -128,6 +131,35 @@ def edge_length_km(src_lonlat: Tensor, dst_lonlat: Tensor, edge_index: Tensor) -
     return (2.0 * EARTH_RADIUS_KM * torch.asin(torch.sqrt(h.clamp(0.0, 1.0)))).to(src_lonlat.dtype)
 
 
+_TREES: dict[tuple, object] = {}
+"""The last few reference point sets' k-d trees and core-distance thresholds, keyed by a digest of their bytes:
+a map attaches every tile to the same training nodes, which need not be indexed again for each tile."""
+
+
+def _memo(key: tuple, make: Callable[[], _T]) -> _T:
+    value = _TREES.get(key)
+    if value is None:
+        value = make()
+        while len(_TREES) >= 8:  # oldest first; another thread may have dropped it already
+            _TREES.pop(next(iter(_TREES), key), None)
+        _TREES[key] = value
+    return value  # type: ignore[return-value]
+
+
+def _digest(*arrays: np.ndarray) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.digest()
+
+
+def _unit_tree(lonlat: np.ndarray) -> cKDTree:
+    """k-d tree of ``lonlat`` (degrees) as 3-D unit vectors (memoised)."""
+    return _memo(("tree", _digest(lonlat)), lambda: cKDTree(lonlat_to_unit(lonlat)))
+
+
 def _chord_to_km(chord: np.ndarray) -> np.ndarray:
     return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
 
@@ -182,7 +214,7 @@ def spatial_knn_next(
     if kmax == 0 or nq == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, e, np.zeros(0), np.full(nq, float(max_distance_km))
-    tree = cKDTree(lonlat_to_unit(ref_lonlat))
+    tree = _unit_tree(np.asarray(ref_lonlat, np.float64))
     chord, idx = tree.query(lonlat_to_unit(query_lonlat), k=kmax)
     chord, idx = chord.reshape(nq, kmax), idx.reshape(nq, kmax)
     q = np.repeat(np.arange(nq), kmax).reshape(-1, kmax)
@@ -220,9 +252,9 @@ def _ndvi_knn(q_ndvi: np.ndarray, ref_ndvi: np.ndarray, k: int, exclude_self: bo
     kk = min(k + (1 if exclude_self else 0), len(ok_ref))
     if kk == 0 or len(ok_q) == 0:
         e = np.zeros(0, dtype=np.int64)
-        return e, e, np.zeros(0)
+        return e, e, np.zeros(0), np.full(len(q_ndvi), np.inf)
     kk = min(kk + 1, len(ok_ref))  # one more: the (k+1)-th NDVI distance, where continuous weights reach 0
-    tree = cKDTree(ref_ndvi[ok_ref, None])
+    tree = _memo(("ndvi", _digest(ref_ndvi)), lambda: cKDTree(ref_ndvi[ok_ref, None]))
     d, j = tree.query(q_ndvi[ok_q, None], k=kk)
     d, j = d.reshape(len(ok_q), kk), j.reshape(len(ok_q), kk)
     src = ok_ref[j]
@@ -283,21 +315,55 @@ def build_graph(
     cfg: GraphConfig,
     ndvi: np.ndarray | None = None,
     elevation: np.ndarray | None = None,
+    train_mask: np.ndarray | None = None,
 ) -> HeteroGraph:
-    """Build the heterogeneous graph over all samples (train, val and test: the topology is shared, paper 3.1).
+    """Build the heterogeneous graph over all samples (train, val and test share one node set, paper 3.1).
+
+    With ``train_mask`` (what ``socmap train`` passes) the training nodes are linked among themselves (adaptive k
+    from HDBSCAN over the training nodes only) and every other node is *attached* to them exactly as a map cell is
+    (:func:`attach_edges`: in-edges from its k nearest training nodes, the attachment k rule, no out-edges). So a
+    held-out node's transductive prediction is the map path's prediction of that location, and the training nodes'
+    embeddings do not depend on the held-out nodes. Without it every node is linked to every other (k-NN over all).
 
     Args:
         lonlat: (N, 2) longitude, latitude in degrees (WGS84).
         cfg: relations, k, tau, distances (``model.graph``).
         ndvi: (N,) NDVI (unitless, about -0.2..1); needed for the ``ndvi`` relation.
         elevation: (N,) metres; needed for the ``elevation`` relation.
+        train_mask: (N,) bool, the nodes that may send edges (the training split); None: all nodes.
+
+    Returns:
+        The graph; its ``node_k`` holds each node's spatial k (training nodes: HDBSCAN rule; held-out nodes: the
+        attachment rule of :func:`attach_spatial_k`).
     """
     lonlat = np.asarray(lonlat, dtype=np.float64)
     relations = tuple(cfg.relations)
     _check(lonlat, ndvi, elevation, relations)
-    k = _spatial_k(lonlat, cfg)
-    parts = _relation_parts(lonlat, lonlat, ndvi, ndvi, elevation, elevation, k, cfg, exclude_self=True)
-    return _assemble(parts, relations, len(lonlat), None, k)
+    n = len(lonlat)
+    if train_mask is None:
+        k = _spatial_k(lonlat, cfg)
+        parts = _relation_parts(lonlat, lonlat, ndvi, ndvi, elevation, elevation, k, cfg, exclude_self=True)
+        return _assemble(parts, relations, n, None, k)
+    train_mask = np.asarray(train_mask, bool)
+    if train_mask.shape != (n,) or not train_mask.any():
+        raise DataError(f"train_mask must be ({n},) bool with at least one training node, got shape "
+                        f"{train_mask.shape} with {int(train_mask.sum())} training nodes")
+    tr, ho = np.flatnonzero(train_mask), np.flatnonzero(~train_mask)
+
+    def sub(v: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+        return None if v is None else np.asarray(v, np.float64)[idx]
+
+    k_tr = _spatial_k(lonlat[tr], cfg)
+    inner = _relation_parts(lonlat[tr], lonlat[tr], sub(ndvi, tr), sub(ndvi, tr), sub(elevation, tr),
+                            sub(elevation, tr), k_tr, cfg, exclude_self=True)
+    held = attach_edges(lonlat[ho], lonlat[tr], cfg, sub(ndvi, ho), sub(ndvi, tr), sub(elevation, ho),
+                        sub(elevation, tr), train_k=k_tr)
+    parts = [(r, tr[s], tr[d], w) for r, s, d, w in inner]
+    ei, et, ew = held.edge_index.numpy(), held.edge_type.numpy(), held.edge_weight.numpy().astype(np.float64)
+    parts += [(r, tr[ei[0, et == r]], ho[ei[1, et == r]], ew[et == r]) for r in range(len(relations))]
+    k = np.empty(n, np.int64)
+    k[tr], k[ho] = k_tr, held.node_k
+    return _assemble(parts, relations, n, None, k)
 
 
 def _relation_parts(tgt_lonlat, src_lonlat, tgt_ndvi, src_ndvi, tgt_z, src_z, k, cfg: GraphConfig, *,
@@ -373,9 +439,13 @@ def attach_spatial_k(
         raise DataError(f"train_k must hold {n} values, each k_spatial ({cfg.k_spatial}) or adaptive_k "
                         f"({cfg.adaptive_k}): pass the training graph's node_k built with this graph config")
     noise = train_k == cfg.adaptive_k
-    tree = cKDTree(lonlat_to_unit(train_lonlat))
-    core_train, _ = _core_distance_km(train_lonlat, tree, m)  # counts the node itself, as HDBSCAN does
-    threshold = core_train[~noise].max(initial=-np.inf)
+    tree = _unit_tree(train_lonlat)
+
+    def largest_clustered_core() -> float:
+        core_train, _ = _core_distance_km(train_lonlat, tree, m)  # counts the node itself, as HDBSCAN does
+        return float(core_train[~noise].max(initial=-np.inf))
+
+    threshold = _memo(("core", _digest(train_lonlat, train_k), m), largest_clustered_core)
     core_new, nearest = _core_distance_km(new_lonlat, tree, m)
     out[noise[nearest] | (core_new > threshold)] = cfg.adaptive_k
     return out

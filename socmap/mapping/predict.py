@@ -40,7 +40,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -72,6 +72,9 @@ from socmap.mapping.writers import (
     zarr_template,
     zarr_write_tile,
 )
+
+if TYPE_CHECKING:
+    from socmap.train import Bundle
 
 __all__ = ["PredictResult", "TilesFailedError", "check_year", "default_version", "predict_map"]
 
@@ -369,7 +372,7 @@ def _zarr_key(store: Path) -> str | None:
     return str(key) if key else None
 
 
-def _run_local(cfg: PipelineConfig, bundle: Any, todo: list[Tile], year: int, root: Path, mode: str,
+def _run_local(cfg: PipelineConfig, bundle: Bundle, todo: list[Tile], year: int, root: Path, mode: str,
                tags: dict[str, str], finish: Any, fail: Any, bar: Any, progress: bool) -> None:
     """Tiles one after another in this process (``--scheduler threads``), with a per-tile stage bar."""
     from tqdm.auto import tqdm

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socmap.config import PipelineConfig, redact_tree
+
+if TYPE_CHECKING:
+    from socmap.train import Bundle
 
 __all__ = ["git_commit", "provenance"]
 
@@ -36,7 +39,7 @@ def git_commit() -> str | None:
     return f"{sha}+dirty" if dirty else sha or None
 
 
-def provenance(cfg: PipelineConfig, *, year: int, mode: str, version: str, model: Path, bundle: Any,
+def provenance(cfg: PipelineConfig, *, year: int, mode: str, version: str, model: Path, bundle: Bundle,
                bundle_sha: str, key: str, started: str, finished: str, root: Path, chosen: list[str],
                done: list[str], skipped: list[str], failed: dict[str, str],
                stac_items: dict[str, list[str]]) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def provenance(cfg: PipelineConfig, *, year: int, mode: str, version: str, model
             items = {**{t: v for t, v in prev.items() if t in skipped}, **items}
         except (OSError, ValueError, AttributeError):
             pass
-    info = getattr(bundle, "info", None) or {}
+    info = bundle.info
     return {
         "socmap_version": socmap.__version__,
         "git_commit": git_commit(),

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,13 @@ from socmap.mapping.cells import cell_covariates
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat
 from socmap.mapping.writers import LAYERS, MEMBER_LAYER, layer_nodata, write_tile_cogs
 
-__all__ = ["MapContext", "TileResult", "load_context", "member_medians_gkg", "predict_tile", "tabular_features"]
+if TYPE_CHECKING:
+    from socmap.encoders.terramind import ImageEncoder
+    from socmap.train import Bundle
+    from socmap.train.ensemble import EnsemblePrediction
+
+__all__ = ["CellInputs", "MapContext", "TileResult", "cell_inputs", "load_context", "member_medians_gkg",
+           "predict_cells", "predict_tile", "tabular_features"]
 
 
 @dataclass
@@ -35,37 +41,20 @@ class MapContext:
 
     cfg: PipelineConfig
     grid: GridConfig
-    bundle: Any
+    bundle: Bundle
     aoa: AOAReference
-    encoder: Any = None
+    encoder: ImageEncoder | None = None
 
     @property
     def uses_image(self) -> bool:
         return "image" in self.cfg.model.streams
 
 
-def _tabular_range(bundle: Any) -> np.ndarray | None:
-    """(F, 2) training (min, max) per feature column: the bundle's ``tabular_range``, else its preprocessing's
-    donor matrix (the training samples' features)."""
-    rng = getattr(bundle, "tabular_range", None)
-    if rng is not None:
-        if isinstance(rng, dict):
-            rng = [rng[c] for c in bundle.feature_columns]
-        return np.asarray(rng, float).reshape(-1, 2)
-    ref = getattr(bundle.preprocessor, "reference", None)
-    if ref is None or not np.size(ref):
-        return None
-    names = list(bundle.preprocessor.feature_names)
-    cols = [names.index(_raw_name(c, names)) for c in bundle.feature_columns]
-    ref = np.asarray(ref, float)[:, cols]
-    return np.c_[np.nanmin(ref, axis=0), np.nanmax(ref, axis=0)]
-
-
-def load_context(cfg: PipelineConfig, bundle: Any, *, load_encoder: bool = True, device: str = "cpu"
+def load_context(cfg: PipelineConfig, bundle: Bundle, *, load_encoder: bool = True, device: str = "cpu"
                  ) -> MapContext:
     """The per-worker state for ``bundle`` (a loaded :class:`socmap.train.Bundle`); the image encoder goes to
     ``device``."""
-    aoa = AOAReference.from_training(np.asarray(bundle.train_lonlat, float), _tabular_range(bundle),
+    aoa = AOAReference.from_training(np.asarray(bundle.train_lonlat, float), bundle.tabular_range,
                                      quantile=cfg.output.aoa_distance_quantile, margin=cfg.output.aoa_range_margin)
     encoder = None
     if load_encoder and "image" in cfg.model.streams:
@@ -84,7 +73,7 @@ def _raw_name(col: str, names: list[str]) -> str:
                      f"(features {', '.join(names)}); the bundle is damaged or from another version")
 
 
-def tabular_features(bundle: Any, raw: pd.DataFrame) -> np.ndarray:
+def tabular_features(bundle: Bundle, raw: pd.DataFrame) -> np.ndarray:
     """The model's tabular input for raw covariates: the bundle's fitted preprocessing, columns in
     ``bundle.feature_columns`` order (``feat_<name>`` in samples.parquet is the preprocessor's ``<name>``)."""
     feats = bundle.preprocessor.transform(raw)
@@ -111,33 +100,75 @@ class TileResult:
 def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
                      from_image: Callable[[], tuple[np.ndarray, np.ndarray]] | None
                      ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per-cell NDVI and elevation for the graph relations, from the same source training used
-    (:func:`socmap.train.inputs.resolve_node_covariates`): the pipeline's ``ndvi`` / ``elevation`` covariate layers
-    first, else the imagery's ``ndvi_p50`` / ``elevation_m`` (``from_image`` gives them for every cell of the tile).
-    """
+    """Per-cell NDVI and elevation for the graph relations, from the source training read them from (the
+    bundle's ``covariate_sources``: ``samples:<layer>`` is the pipeline's covariate layer of that name,
+    ``image:<column>`` the imagery's ``ndvi_p50`` / ``elevation_m``); gaps are filled by ``Bundle.predict_new``
+    with the training split's median, as training filled its own."""
     b = ctx.bundle
-    train_vals = (getattr(b, "train_ndvi", None), getattr(b, "train_elevation", None))
-    need = (train_vals[0] is not None, train_vals[1] is not None)
+    rel = b.pipeline.model.graph.relations
     out: list[np.ndarray | None] = [None, None]
-    for i, col in enumerate(("ndvi", "elevation")):
-        if need[i] and col in raw.columns:
+    img: tuple[np.ndarray, np.ndarray] | None = None
+    for i, name in enumerate(("ndvi", "elevation")):
+        if name not in rel:
+            continue
+        where, _, col = b.covariate_sources.get(name, "").partition(":")
+        if where == "samples":
+            if col not in raw.columns:
+                raise ModelError(f"the bundle's {name!r} relation was built from covariate layer {col!r}, which "
+                                 "this pipeline's covariates do not include; add it or train again")
             out[i] = raw[col].to_numpy(np.float64)[idx]
-    if (need[0] and out[0] is None) or (need[1] and out[1] is None):
-        if from_image is None:
-            raise ModelError("the bundle's graph links nodes by NDVI / elevation, but the pipeline has neither an "
-                             "'ndvi'/'elevation' covariate layer nor imagery to take them from")
-        img = from_image()
-        for i in range(2):
-            if need[i] and out[i] is None:
-                out[i] = np.asarray(img[i], np.float64)[idx]
-    for i in range(2):  # a gap takes the training nodes' median, as training filled its own gaps
-        v = out[i]
-        if v is not None and train_vals[i] is not None and np.isnan(v).any():
-            out[i] = np.where(np.isnan(v), float(np.median(np.asarray(train_vals[i], float))), v)
+        elif where == "image":
+            if from_image is None:
+                raise ModelError(f"the bundle's {name!r} relation was built from the imagery's {col!r}, but this "
+                                 "pipeline has no image stream to take it from")
+            img = from_image() if img is None else img
+            out[i] = np.asarray(img[i], np.float64)[idx]
+        else:
+            raise ModelError(f"the bundle does not say where its {name!r} relation's values came from "
+                             f"({b.covariate_sources!r}); train it again")
     return out[0], out[1]
 
 
-def member_medians_gkg(pred: Any) -> np.ndarray:
+@dataclass
+class CellInputs:
+    """A set of cells' model inputs made from their raw covariates the way training made its nodes' inputs."""
+
+    features: np.ndarray | None
+    """(n, d) float32 preprocessed covariates in ``bundle.feature_columns`` order (None: the bundle has none);
+    the model's tabular input where the tabular stream is on, and the area-of-applicability check's input."""
+    ndvi: np.ndarray | None
+    elevation: np.ndarray | None
+
+
+def cell_inputs(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
+                from_image: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> CellInputs:
+    """Features and relation covariates of the cells ``idx`` of ``raw`` (:func:`cell_covariates`' table)."""
+    b = ctx.bundle
+    feats = tabular_features(b, raw.iloc[idx]) if b.feature_columns else None
+    ndvi, elev = _node_covariates(ctx, raw, idx, from_image)
+    return CellInputs(feats, ndvi, elev)
+
+
+def predict_cells(ctx: MapContext, lonlat: np.ndarray, year: int | np.ndarray, inputs: CellInputs,
+                  image: np.ndarray | None = None) -> EnsemblePrediction:
+    """The map's prediction of cells at ``lonlat`` (degrees): the bundle's inductive path
+    (:meth:`socmap.train.Bundle.predict_new`), the training nodes' labels visible, the cells' own none."""
+    import torch
+
+    tab = inputs.features if "tabular" in ctx.cfg.model.streams else None
+    years = np.broadcast_to(np.asarray(year, np.int64), (len(lonlat),))
+    # One intra-op thread: a tile's products are small (thousands of rows, widths <= 512), so a second thread
+    # mostly waits on the first, and on a busy machine spinning threads slow the step by 10-40x (measured,
+    # benchmarks/map_scaling.py); tiles, not products, are what runs in parallel (Dask workers).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return ctx.bundle.predict_new(lonlat, years, tab, image, inputs.ndvi, inputs.elevation)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def member_medians_gkg(pred: EnsemblePrediction) -> np.ndarray:
     """(M, N) each member's calibrated median in g/kg: ``expm1(mean + T (member_mean - mean))`` (log(1+SOC)
     units inside), so the members' spread (ddof=1) is the calibrated epistemic variance of the ensemble."""
     mm = np.asarray(pred.member_mean, np.float64)
@@ -180,6 +211,8 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
         comps = tile_composites(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution)
         items = sorted({i for c in comps for ids in c.items.values() for i in ids})
         ts = lap("composites", ts)
+        if ctx.encoder is None:
+            raise ModelError("this pipeline has an image stream but the map context holds no image encoder")
         emb, ok = tile_image_embeddings(cfg, year, grid.crs, x, y, ctx.encoder, mode=mode,
                                         cell_size_m=grid.resolution, composites=comps)
         mapped &= np.asarray(ok, bool)
@@ -194,12 +227,10 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     vals: dict[str, np.ndarray] = {}
     n_outside = 0
     if len(idx):
-        tab_all = tabular_features(bundle, raw.iloc[idx]) if bundle.feature_columns else None
-        tab = tab_all if "tabular" in streams else None
-        ndvi, elev = _node_covariates(ctx, raw, idx, from_image)
+        feats = cell_inputs(ctx, raw, idx, from_image)
         ts = lap("features", ts)
-        pred = bundle.predict_new(lonlat[idx], np.full(len(idx), year, dtype=np.int64), tab,
-                                  None if image is None else image[idx], ndvi, elev)
+        pred = predict_cells(ctx, lonlat[idx], year, feats, None if image is None else image[idx])
+        tab_all = feats.features
         ts = lap("model", ts)
         per = {
             "soc_mean": lambda: pred.soc_gkg(),
@@ -218,7 +249,7 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
             n_outside = int(ctx.aoa.flag(lonlat[idx], tab_all).sum())
     members = None
     if cfg.output.member_maps:
-        members = np.full((len(bundle.members), n), cfg.output.nodata, dtype=MEMBER_LAYER.dtype)
+        members = np.full((bundle.n_members, n), cfg.output.nodata, dtype=MEMBER_LAYER.dtype)
         if len(idx):
             mv = member_medians_gkg(pred)
             members[:, idx] = np.where(np.isfinite(mv), mv, cfg.output.nodata)

@@ -16,6 +16,7 @@ which is what a full forward pass over the graph with the new node added (same e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from socmap.config import GraphConfig
 from socmap.graph.relations import HeteroGraph, attach_edges
 from socmap.model.sptgnn import NodeInputs, SpTGNN, SpTGNNOutput
 
-__all__ = ["LayerCache", "attach_and_predict", "cache_layers", "cached_forward"]
+__all__ = ["LayerCache", "attach_and_predict", "cache_layers", "cached_forward", "local_sources"]
 
 
 @dataclass
@@ -45,7 +46,7 @@ class LayerCache:
     """(|V|,) observed targets offered to new points by the label trick (NaN = hidden); None when off."""
     node_k: np.ndarray | None = None
     """(|V|,) the training graph's spatial k per node (``HeteroGraph.node_k``): new points are attached by the same
-    adaptive-k rule (:func:`socmap.graph.relations.attach_spatial_k`). None re-derives it by HDBSCAN per call."""
+    adaptive-k rule (:func:`socmap.graph.relations.attach_spatial_k`); :func:`attach_and_predict` requires it."""
 
     def state_dict(self) -> dict[str, object]:
         return {"hidden": [h.cpu() for h in self.hidden], "lonlat": self.lonlat, "ndvi": self.ndvi,
@@ -73,12 +74,22 @@ def cache_layers(model: SpTGNN, inputs: NodeInputs, graph: HeteroGraph, ndvi: np
                       node_k=graph.node_k)
 
 
+def local_sources(attach: HeteroGraph) -> tuple[Tensor, Tensor]:
+    """``(used, edge_index)``: the cached nodes that are some new point's neighbour, and the attachment edges with
+    sources relabelled ``0..len(used)-1`` (only those nodes' cached embeddings take part). Computed once per
+    attachment and shared by every member, so the layers' CSR layout is built once, not once per member."""
+    used, src_local = torch.unique(attach.edge_index[0], return_inverse=True)
+    return used, torch.stack([src_local, attach.edge_index[1]])
+
+
 @torch.no_grad()
-def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, attach: HeteroGraph) -> SpTGNNOutput:
+def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, attach: HeteroGraph,
+                   local: tuple[Tensor, Tensor] | None = None) -> SpTGNNOutput:
     """Outputs for new nodes from their attachment edges (sources = cached nodes, targets = new nodes).
 
     Costs one per-node encoding of the new nodes and, per layer, a relation transform of the neighbours' cached
-    embeddings and an attention over their k in-edges: O(layers x k) per new point.
+    embeddings and an attention over their k in-edges: O(layers x k) per new point. ``local``:
+    :func:`local_sources` of ``attach`` when several members share one attachment.
     """
     model.check_graph(attach)
     if len(model.layers) != len(cache.hidden):
@@ -95,10 +106,7 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
             label_feats = model.label_features(cache.label.to(ei_s.device).float(), ei_s, w_s, src_lonlat,
                                                new_inputs.lonlat)
         h, stats = model.encode(new_inputs, label_feats)
-        src = attach.edge_index[0]
-        # Only the cached nodes that are someone's neighbour take part: relabel them 0..m-1.
-        used, src_local = torch.unique(src, return_inverse=True)
-        ei = torch.stack([src_local, attach.edge_index[1]])
+        used, ei = local_sources(attach) if local is None else local
         for layer, h_src_all in zip(model.layers, cache.hidden, strict=False):
             h_src = h_src_all.to(h.device)[used.to(h_src_all.device)]
             h = layer((h_src, h), ei, attach.edge_type, attach.edge_weight)
@@ -108,13 +116,27 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
     return SpTGNNOutput(soc, moran, logvar, stats)
 
 
-def attach_and_predict(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, cfg: GraphConfig,
-                       new_ndvi: np.ndarray | None = None, new_elevation: np.ndarray | None = None
-                       ) -> tuple[SpTGNNOutput, HeteroGraph]:
-    """Attach new points to the cached graph by the graph config's k-NN rules (adaptive k included: the cache's
-    ``node_k``) and predict them. ``cfg`` must be the graph config the training graph was built with."""
-    attach = attach_edges(new_inputs.lonlat.detach().cpu().numpy().astype(np.float64), cache.lonlat, cfg,
-                          new_ndvi=new_ndvi, train_ndvi=cache.ndvi,
+def attach_and_predict(models: Sequence[SpTGNN], caches: Sequence[LayerCache], new_inputs: NodeInputs,
+                       cfg: GraphConfig, new_ndvi: np.ndarray | None = None, new_elevation: np.ndarray | None = None,
+                       *, new_lonlat: np.ndarray | None = None) -> tuple[list[SpTGNNOutput], HeteroGraph]:
+    """Attach new points to the cached training nodes and predict them with every member: THE inductive path
+    (``Bundle.predict_new``, hence ``socmap predict``, and the tests use it).
+
+    The attachment is built once for all members (they share the training graph) by
+    :func:`socmap.graph.relations.attach_edges` with the training graph's per-node k (``cache.node_k``), the same
+    function ``build_graph`` attaches validation and test nodes with. ``cfg`` must be the graph config the training
+    graph was built with; ``new_lonlat`` (float64 degrees) defaults to ``new_inputs.lonlat``.
+    """
+    if len(models) != len(caches) or not models:
+        raise ValueError(f"need one cache per model, got {len(models)} models and {len(caches)} caches")
+    cache = caches[0]
+    if cache.node_k is None:
+        raise ValueError("the layer cache has no node_k (the training graph's per-node k): build it with "
+                         "cache_layers from a graph made by build_graph")
+    if new_lonlat is None:
+        new_lonlat = new_inputs.lonlat.detach().cpu().numpy().astype(np.float64)
+    attach = attach_edges(new_lonlat, cache.lonlat, cfg, new_ndvi=new_ndvi, train_ndvi=cache.ndvi,
                           new_elevation=new_elevation, train_elevation=cache.elevation, train_k=cache.node_k)
     attach = attach.to(new_inputs.lonlat.device)
-    return cached_forward(model, cache, new_inputs, attach), attach
+    local = local_sources(attach)
+    return [cached_forward(m, c, new_inputs, attach, local) for m, c in zip(models, caches, strict=True)], attach

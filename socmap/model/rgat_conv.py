@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -63,9 +64,46 @@ class _Plan:
     crow: Tensor  # (rows + 1,)
     col: Tensor  # (E K,)
     val_index: Tensor  # (E K,) position in alpha.reshape(-1) of each CSR value
-    crow_t: Tensor  # transposed matrix (cols + 1,)
-    col_t: Tensor  # (E K,)
-    perm_t: Tensor  # (E K,) CSR value position of each transposed value
+    dst: Tensor  # (E,) target of each edge
+    pos: Tensor  # (E, K) CSR position of (edge, channel)
+    heads: int
+    dim: int
+    idx_dtype: torch.dtype
+
+    @cached_property
+    def _transposed(self) -> tuple[Tensor, Tensor, Tensor]:
+        """A^T's layout, built on the first backward (inference never needs it): row (source, relation, head)
+        holds that block's edges in (source, relation)-sorted order, D entries (the head's channels) each; it
+        starts at K start[g] + h D count[g]."""
+        heads, dim, dev = self.heads, self.dim, self.pos.device
+        k_ch = heads * dim
+        n_e = self.k_index.numel()
+        order_t, count, start_t, rank_t = _segments(self.k_index, self.cols // heads)
+        g_sorted = self.k_index[order_t]
+        h_off = (torch.arange(heads, device=dev) * dim).view(1, heads, 1)
+        tpos = ((k_ch * start_t[g_sorted] + rank_t * dim).view(-1, 1, 1) + h_off * count[g_sorted].view(-1, 1, 1)
+                + torch.arange(dim, device=dev).view(1, 1, dim)).reshape(-1)  # (E H D), channel k = h D + d
+        perm_t = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
+        perm_t[tpos] = self.pos[order_t].reshape(-1)
+        col_t = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
+        ch = torch.arange(k_ch, device=dev)
+        col_t[tpos] = (self.dst[order_t].unsqueeze(1) * k_ch + ch.unsqueeze(0)).reshape(-1)
+        crow_t = torch.empty(self.cols + 1, dtype=torch.long, device=dev)
+        crow_t[:-1] = ((k_ch * start_t[:-1]).unsqueeze(1) + h_off.view(1, heads) * count.unsqueeze(1)).reshape(-1)
+        crow_t[-1] = n_e * k_ch
+        return crow_t.to(self.idx_dtype), col_t.to(self.idx_dtype), perm_t
+
+    @property
+    def crow_t(self) -> Tensor:  # transposed matrix (cols + 1,)
+        return self._transposed[0]
+
+    @property
+    def col_t(self) -> Tensor:  # (E K,)
+        return self._transposed[1]
+
+    @property
+    def perm_t(self) -> Tensor:  # (E K,) CSR value position of each transposed value
+        return self._transposed[2]
 
 
 def _segments(key: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -109,25 +147,10 @@ def _build_plan(edge_index: Tensor, edge_type: Tensor, n_src: int, n_dst: int, r
     crow[:-1] = ((k_ch * start[:-1]).unsqueeze(1) + ch.unsqueeze(0) * deg.unsqueeze(1)).reshape(-1)
     crow[-1] = n_e * k_ch
 
-    # A^T: row (source, relation, head) holds that block's edges in (source, relation)-sorted order, D entries
-    # (the head's channels) each; it starts at K start[g] + h D count[g].
-    order_t, count, start_t, rank_t = _segments(src_key, n_src * relations)
-    g_sorted = src_key[order_t]
-    h_off = (torch.arange(heads, device=dev) * dim).view(1, heads, 1)
-    tpos = ((k_ch * start_t[g_sorted] + rank_t * dim).view(-1, 1, 1) + h_off * count[g_sorted].view(-1, 1, 1)
-            + torch.arange(dim, device=dev).view(1, 1, dim)).reshape(-1)  # (E H D), channel k = h D + d
-    perm_t = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
-    perm_t[tpos] = pos[order_t].reshape(-1)
-    col_t = torch.empty(n_e * k_ch, dtype=torch.long, device=dev)
-    col_t[tpos] = (dst[order_t].unsqueeze(1) * k_ch + ch.unsqueeze(0)).reshape(-1)
-    crow_t = torch.empty(cols + 1, dtype=torch.long, device=dev)
-    crow_t[:-1] = ((k_ch * start_t[:-1]).unsqueeze(1) + h_off.view(1, heads) * count.unsqueeze(1)).reshape(-1)
-    crow_t[-1] = n_e * k_ch
-
     group, num_groups = (dst * relations + et, n_dst * relations) if within else (dst, n_dst)
     return _Plan(rows=rows, cols=cols, q_index=dst * relations + et, k_index=src_key, group=group,
                  num_groups=num_groups, crow=crow.to(idx_dtype), col=col.to(idx_dtype), val_index=val_index,
-                 crow_t=crow_t.to(idx_dtype), col_t=col_t.to(idx_dtype), perm_t=perm_t)
+                 dst=dst, pos=pos, heads=heads, dim=dim, idx_dtype=idx_dtype)
 
 
 def _spmm(a: Tensor, dense: Tensor) -> Tensor:

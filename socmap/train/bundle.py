@@ -1,16 +1,18 @@
 """The model bundle: one folder that prediction and evaluation need nothing beside.
 
-Layout (format ``socmap-bundle/1``)::
+Layout (format ``socmap-bundle/2``)::
 
     BUNDLE/
-      bundle.json                    format, members, seeds, T, feature columns, widths, files
+      bundle.json                    format, members, seeds, T, feature columns, widths, node covariate
+                                     sources and fill values
       pipeline.yaml                  the resolved pipeline the ensemble was trained with
       target_scaler.json             log(1+SOC) mean and sd of the training split
       preprocess.json                covariate preprocessing fitted on train (+ preprocess_reference.parquet)
-      graph.safetensors              training graph: edges, lonlat, year, tabular, image, ndvi, elevation,
-                                     labels (log(1+SOC), every split), split codes
+      graph.safetensors              training graph: edges, node_k, lonlat, year, tabular, image, ndvi,
+                                     elevation, labels (log(1+SOC), every split), split codes
       members/NN/weights.safetensors member NN's weights (best epoch)
-      members/NN/cache.safetensors   its per-layer embeddings of the training nodes (inductive path)
+      members/NN/cache.safetensors   its per-layer embeddings of every graph node (the inductive path uses the
+                                     training nodes': a map cell attaches to nothing else)
       members/NN/nodes.npz           its transductive outputs on every node: mean, logvar (log(1+SOC) units)
       members/NN/log.csv             per-epoch training log
       encoder.pt                     the image encoder weights `embed` used (image stream on, when a file)
@@ -25,7 +27,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,15 +36,19 @@ import yaml
 
 from socmap.config import PipelineConfig
 from socmap.errors import ModelError
-from socmap.graph import HeteroGraph, attach_edges
-from socmap.model import LayerCache, NodeInputs, SpTGNN, cached_forward
+from socmap.graph import HeteroGraph
+from socmap.model import LayerCache, NodeInputs, SpTGNN, attach_and_predict
 from socmap.train.distance_var import DistanceVariance, nearest_site_km
 from socmap.train.ensemble import EnsemblePrediction
 from socmap.train.inputs import SPLIT_CODES, TargetScaler
 
+if TYPE_CHECKING:
+    from socmap.data import Preprocessor
+
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_JSON", "Bundle", "load_bundle", "resolved_pipeline_dict"]
 
-BUNDLE_FORMAT = "socmap-bundle/1"
+BUNDLE_FORMAT = "socmap-bundle/2"
+"""2: held-out nodes attached to the training nodes as map cells are; node k, covariate sources and fill values."""
 BUNDLE_JSON = "bundle.json"
 PIPELINE_YAML = "pipeline.yaml"
 SCALER_JSON = "target_scaler.json"
@@ -93,46 +99,81 @@ def _fail(path: Path, what: str) -> ModelError:
 
 @dataclass
 class Bundle:
-    """A trained, calibrated SpTGNN deep ensemble and its training graph (see the module docstring)."""
+    """A trained, calibrated SpTGNN deep ensemble and its training graph (see the module docstring).
+
+    The members' weights and layer caches are read on first use of :attr:`members` / :attr:`caches` (or of
+    :meth:`predict_new`): evaluation and aggregation, which need only the stored node outputs
+    (:meth:`predict_nodes`), never pay for them.
+    """
 
     path: Path
     pipeline: PipelineConfig
-    members: list[SpTGNN]
-    caches: list[LayerCache]
     temperature: float
-    preprocessor: Any
-    """:class:`socmap.data.Preprocessor` fitted on the training split."""
+    preprocessor: Preprocessor
+    """Covariate preprocessing fitted on the training split."""
     feature_columns: list[str]
     """Tabular input columns in model order (``preprocessor.transform(df)[feature_columns]``)."""
     scaler: TargetScaler
     graph: HeteroGraph
     train_lonlat: np.ndarray
+    """(N, 2) degrees, every graph node (all splits; :attr:`node_split` tells them apart)."""
     train_year: np.ndarray
     train_ndvi: np.ndarray | None
     train_elevation: np.ndarray | None
     tabular_range: np.ndarray
     """(d, 2) per-feature (min, max) over the training nodes (area of applicability)."""
     card: dict
+    node_k: np.ndarray
+    """(N,) spatial k per node as training built the graph (``HeteroGraph.node_k``): map cells are attached by
+    the same rule from the training nodes' values, with no clustering at prediction time."""
+    node_split: np.ndarray
+    """(N,) split codes, :data:`socmap.train.inputs.SPLIT_CODES`."""
+    node_member_mean: np.ndarray
+    """(M, N) each member's transductive log(1+SOC) mean of every node (what ``evaluate`` scores)."""
+    node_member_var: np.ndarray
+    covariate_sources: dict[str, str] = field(default_factory=dict)
+    """Relation -> where training read its per-node value (``samples:ndvi``, ``image:ndvi_p50``, ...)."""
+    fill_values: dict[str, float] = field(default_factory=dict)
+    """Relation -> the value a missing ``ndvi`` / ``elevation`` was filled with (training split's median)."""
     info: dict = field(default_factory=dict)
     """bundle.json."""
     node_inputs: NodeInputs | None = None
     """Every graph node's inputs (labels: standardised training targets, NaN elsewhere)."""
     node_label_log: np.ndarray | None = None
     """(N,) observed log(1+SOC) of every node (all splits; for evaluation only)."""
-    node_split: np.ndarray | None = None
-    """(N,) split codes, :data:`socmap.train.inputs.SPLIT_CODES`."""
-    node_member_mean: np.ndarray | None = None
-    node_member_var: np.ndarray | None = None
     encoder_checkpoint: Path | None = None
     """The image encoder weights to use for new points (``encoder.pt`` in the bundle) or None."""
+    device: str = "cpu"
+    _models: list[SpTGNN] | None = field(default=None, repr=False)
+    _caches: list[LayerCache] | None = field(default=None, repr=False)
 
     @property
     def image_dim(self) -> int:
         return int(self.info.get("image_dim", 0))
 
     @property
+    def n_members(self) -> int:
+        """Ensemble size (without loading the members)."""
+        return int(self.info["members"])
+
+    @property
     def sample_id(self) -> list[str]:
         return list(self.info.get("sample_id", []))
+
+    @property
+    def members(self) -> list[SpTGNN]:
+        """The members in eval mode (read on first use)."""
+        if self._models is None:
+            self._models, self._caches = _load_members(self)
+        return self._models
+
+    @property
+    def caches(self) -> list[LayerCache]:
+        """Per member, the layer embeddings of the TRAINING nodes (the only nodes a map cell attaches to) with
+        their coordinates, NDVI, elevation, visible labels and ``node_k`` (read on first use)."""
+        if self._caches is None:
+            self._models, self._caches = _load_members(self)
+        return self._caches
 
     @property
     def distance_var(self) -> DistanceVariance | None:
@@ -145,28 +186,36 @@ class Bundle:
         dv = self.distance_var
         if dv is None:
             return None
-        train = self.node_split == split_code("train") if self.node_split is not None else slice(None)
+        train = self.node_split == SPLIT_CODES["train"]
         return dv(nearest_site_km(lonlat, self.train_lonlat[train]))
 
     def predict_nodes(self, calibrated: bool = True) -> EnsemblePrediction:
         """Transductive prediction of every training-graph node (rows in samples.parquet order); calibrated:
         T applied and the distance-aware epistemic term added."""
-        assert self.node_member_mean is not None and self.node_member_var is not None
         pred = EnsemblePrediction.from_members(self.node_member_mean, self.node_member_var,
                                                self.temperature if calibrated else 1.0)
         return pred.add_epistemic(self.extra_var(self.train_lonlat)) if calibrated else pred
+
+    def fill_gaps(self, name: str, values: np.ndarray) -> np.ndarray:
+        """``values`` (float64) of relation covariate ``name`` with NaN replaced as training filled its own."""
+        v = np.asarray(values, np.float64)
+        if name in self.fill_values and np.isnan(v).any():
+            v = np.where(np.isnan(v), self.fill_values[name], v)
+        return v
 
     @torch.no_grad()
     def predict_new(self, lonlat: np.ndarray, year: np.ndarray, tabular: np.ndarray | None,
                     image: np.ndarray | None, ndvi: np.ndarray | None, elevation: np.ndarray | None, *,
                     batch_size: int = 65536, calibrated: bool = True) -> EnsemblePrediction:
-        """Predict new points attached to the training graph by k-NN in-edges (the inductive cached path).
+        """Predict new points attached to the training nodes by k-NN in-edges (the inductive cached path,
+        :func:`socmap.model.attach_and_predict`; the map and the parity test use this one path).
 
         Args:
             lonlat: (N, 2) degrees. year: (N,) calendar year.
             tabular: (N, d) preprocessed covariates in :attr:`feature_columns` order (tabular stream on).
             image: (N, D) ViT embeddings, NaN rows where a point has none (image stream on).
-            ndvi, elevation: (N,) for the ``ndvi`` / ``elevation`` relations (NaN: no edges of that relation).
+            ndvi, elevation: (N,) for the ``ndvi`` / ``elevation`` relations; NaN is filled with
+                :attr:`fill_values` (as training filled its nodes).
             batch_size: points per attachment + forward chunk.
         """
         lonlat = np.asarray(lonlat, np.float64).reshape(-1, 2)
@@ -180,37 +229,79 @@ class Bundle:
             tabular = np.asarray(tabular, np.float32)
             if tabular.shape != (n, len(self.feature_columns)):
                 raise ModelError(f"tabular must be ({n}, {len(self.feature_columns)}), got {tabular.shape}")
+        else:
+            tabular = None
         if "image" in streams:
             if image is None:
                 raise ModelError("this model uses image embeddings: pass image (N, D), NaN rows where none")
             image = np.asarray(image, np.float32)
+        else:
+            image = None
         rel = self.pipeline.model.graph.relations
         if "ndvi" in rel and ndvi is None:
             raise ModelError("this model's graph has the 'ndvi' relation: pass ndvi (N,)")
         if "elevation" in rel and elevation is None:
             raise ModelError("this model's graph has the 'elevation' relation: pass elevation (N,) in m")
-        mm = np.empty((len(self.members), n))
-        mv = np.empty((len(self.members), n))
+        nd = None if "ndvi" not in rel or ndvi is None else self.fill_gaps("ndvi", ndvi)
+        el = None if "elevation" not in rel or elevation is None else self.fill_gaps("elevation", elevation)
+        mm = np.empty((self.n_members, n))
+        mv = np.empty((self.n_members, n))
         device = next(self.members[0].parameters()).device
         for start in range(0, n, batch_size):
             sl = slice(start, min(n, start + batch_size))
-            nd = None if ndvi is None else np.asarray(ndvi, np.float64)[sl]
-            el = None if elevation is None else np.asarray(elevation, np.float64)[sl]
-            attach = attach_edges(lonlat[sl], self.train_lonlat, self.pipeline.model.graph, new_ndvi=nd,
-                                  train_ndvi=self.train_ndvi, new_elevation=el,
-                                  train_elevation=self.train_elevation).to(device)
             img = None if image is None else torch.as_tensor(image[sl], device=device)
             inputs = NodeInputs(
                 lonlat=torch.as_tensor(lonlat[sl], dtype=torch.float32, device=device),
                 year=torch.as_tensor(year[sl], dtype=torch.float32, device=device),
                 tabular=None if tabular is None else torch.as_tensor(tabular[sl], device=device),
                 image=img, image_ok=None if img is None else torch.isfinite(img).all(dim=1))
-            for m, (model, cache) in enumerate(zip(self.members, self.caches, strict=True)):
-                out = cached_forward(model, cache, inputs, attach)
+            outs, _ = attach_and_predict(self.members, self.caches, inputs, self.pipeline.model.graph,
+                                         new_ndvi=None if nd is None else nd[sl],
+                                         new_elevation=None if el is None else el[sl], new_lonlat=lonlat[sl])
+            for m, out in enumerate(outs):
                 mm[m, sl] = self.scaler.inverse(out.soc.double().cpu().numpy())
                 mv[m, sl] = np.exp(out.logvar.double().cpu().numpy()) * self.scaler.sd**2
         pred = EnsemblePrediction.from_members(mm, mv, self.temperature if calibrated else 1.0)
         return pred.add_epistemic(self.extra_var(lonlat)) if calibrated else pred
+
+
+def _load_members(b: Bundle) -> tuple[list[SpTGNN], list[LayerCache]]:
+    """Every member's weights (eval mode, on ``b.device``) and its layer cache of the training nodes."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from socmap.train.trainer import fit_year_range
+
+    dev = torch.device(b.device)
+    train = np.flatnonzero(b.node_split == SPLIT_CODES["train"])
+    tidx = torch.from_numpy(train)
+    label = None
+    if b.pipeline.model.label_input:
+        assert b.node_inputs is not None and b.node_inputs.label is not None
+        label = b.node_inputs.label[tidx]
+    lonlat = np.ascontiguousarray(b.train_lonlat[train])
+    ndvi = None if b.train_ndvi is None else b.train_ndvi[train]
+    elev = None if b.train_elevation is None else b.train_elevation[train]
+    node_k = b.node_k[train]
+    models: list[SpTGNN] = []
+    caches: list[LayerCache] = []
+    for m in range(b.n_members):
+        md = member_dir(b.path, m)
+        try:
+            model = SpTGNN(b.pipeline.model, tabular_dim=len(b.feature_columns) if "tabular" in
+                           b.pipeline.model.streams else 0, image_dim=b.image_dim)
+            fit_year_range(model, np.asarray(b.info["train_year_range"], np.float64))
+            model.load_state_dict(load_file(str(md / WEIGHTS_FILE)))
+            cstate = load_file(str(md / CACHE_FILE))
+            hidden = [cstate[f"hidden_{i}"][tidx].to(dev) for i in range(len(model.layers))]
+        except (OSError, ValueError, KeyError, RuntimeError, IndexError, SafetensorError) as exc:
+            msg = " ".join(str(exc).split())[:160]
+            raise _fail(b.path, f"member {m:02d} is damaged ({exc.__class__.__name__}: {msg}); train it again"
+                        ) from None
+        models.append(model.to(dev).eval())
+        caches.append(LayerCache(hidden=hidden, lonlat=lonlat, ndvi=ndvi, elevation=elev,
+                                 label=None if label is None else label.to(dev), node_k=node_k))
+    return models, caches
 
 
 def _read_json(path: Path, root: Path) -> dict:
@@ -236,18 +327,22 @@ def _compare(bundle_cfg: PipelineConfig, cfg: PipelineConfig, root: Path) -> Non
                           f"{cfg.model.graph.relations}")
 
 
-def load_bundle(path: Path | str, cfg: PipelineConfig | None = None, device: str = "cpu") -> Bundle:
+def load_bundle(path: Path | str, cfg: PipelineConfig | None = None, device: str = "cpu", *,
+                load_members: bool = True) -> Bundle:
     """Read a bundle written by :func:`socmap.train.train`; members in eval mode on ``device``.
 
-    Raises :class:`ModelError` (one line) for a missing, damaged or other-format bundle, or one whose covariates
-    (layer names, survey covariates, streams, relations) differ from ``cfg``'s.
+    ``load_members=False`` defers reading the members' weights and layer caches to their first use (callers that
+    only score the stored node outputs, :meth:`Bundle.predict_nodes`, never read them).
+
+    Raises :class:`ModelError` (one line) for a missing, damaged or other-format bundle, one written before the
+    bundle recorded node k, covariate sources and fill values (train it again), or one whose covariates (layer
+    names, survey covariates, streams, relations) differ from ``cfg``'s.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from socmap.data import Preprocessor
     from socmap.errors import DataError
-    from socmap.train.trainer import fit_year_range
 
     root = Path(path)
     if not root.is_dir():
@@ -272,52 +367,48 @@ def load_bundle(path: Path | str, cfg: PipelineConfig | None = None, device: str
     feature_columns = list(info["feature_columns"])
     if "tabular" in pipeline.model.streams and list(pre.feature_names) != feature_columns:
         raise _fail(root, f"preprocess.json features {pre.feature_names} differ from the model's {feature_columns}")
-    dev = torch.device(device)
+    missing = [k for k, present in (("graph node_k", "node_k" in gt), ("node_covariates", "node_covariates" in info),
+                                    ("node_covariate_fill", "node_covariate_fill" in info)) if not present]
+    if missing:
+        raise _fail(root, f"lacks {', '.join(missing)} (written before train recorded them); train it again")
     relations = tuple(info["relations"])
+    node_k = gt["node_k"].long().numpy()
     graph = HeteroGraph(gt["edge_index"].long(), gt["edge_type"].long(), gt["edge_weight"].float(),
-                        int(info["num_nodes"]), relations)
-    lonlat = gt["lonlat"].double().numpy()
-    year = gt["year"].double().numpy()
-    ndvi = gt["ndvi"].double().numpy() if "ndvi" in gt else None
-    elev = gt["elevation"].double().numpy() if "elevation" in gt else None
+                        int(info["num_nodes"]), relations, node_k=node_k)
     label_z = gt["label_z"].float()
-    label_input = pipeline.model.label_input
     tab = gt.get("tabular")
-    img = gt.get("image")
-    inputs = NodeInputs(lonlat=gt["lonlat"].float(), year=gt["year"].float(), tabular=tab, image=img,
+    inputs = NodeInputs(lonlat=gt["lonlat"].float(), year=gt["year"].float(), tabular=tab, image=gt.get("image"),
                         image_ok=gt["image_ok"].bool() if "image_ok" in gt else None,
-                        label=label_z if label_input else None)
-    members: list[SpTGNN] = []
-    caches: list[LayerCache] = []
+                        label=label_z if pipeline.model.label_input else None)
     mmean, mvar = [], []
     for m in range(int(info["members"])):
-        md = member_dir(root, m)
         try:
-            model = SpTGNN(pipeline.model, tabular_dim=len(feature_columns) if tab is not None else 0,
-                           image_dim=int(info.get("image_dim", 0)))
-            fit_year_range(model, np.asarray(info["train_year_range"], np.float64))
-            model.load_state_dict(load_file(str(md / WEIGHTS_FILE)))
-            cstate = load_file(str(md / CACHE_FILE))
-            hidden = [cstate[f"hidden_{i}"].to(dev) for i in range(len(model.layers))]
-            nodes = np.load(md / NODES_FILE)
+            nodes = np.load(member_dir(root, m) / NODES_FILE)
             mmean.append(nodes["mean"])
             mvar.append(np.exp(nodes["logvar"]))
-        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        except (OSError, ValueError, KeyError) as exc:
             msg = " ".join(str(exc).split())[:160]
             raise _fail(root, f"member {m:02d} is damaged ({exc.__class__.__name__}: {msg}); train it again"
                         ) from None
-        members.append(model.to(dev).eval())
-        caches.append(LayerCache(hidden=hidden, lonlat=lonlat, ndvi=ndvi, elevation=elev,
-                                 label=label_z if label_input else None))
     tabular_range = np.asarray(info.get("tabular_range", np.zeros((0, 2))), np.float64).reshape(-1, 2)
     enc = root / ENCODER_FILE
-    return Bundle(path=root, pipeline=pipeline, members=members, caches=caches,
-                  temperature=float(info["temperature"]), preprocessor=pre, feature_columns=feature_columns,
-                  scaler=scaler, graph=graph, train_lonlat=lonlat, train_year=year, train_ndvi=ndvi,
-                  train_elevation=elev, tabular_range=tabular_range, card=card, info=info, node_inputs=inputs,
-                  node_label_log=gt["label_log"].double().numpy(), node_split=gt["split"].numpy().astype(np.int8),
-                  node_member_mean=np.stack(mmean), node_member_var=np.stack(mvar),
-                  encoder_checkpoint=enc if enc.is_file() else None)
+    bundle = Bundle(
+        path=root, pipeline=pipeline, temperature=float(info["temperature"]), preprocessor=pre,
+        feature_columns=feature_columns, scaler=scaler, graph=graph, train_lonlat=gt["lonlat"].double().numpy(),
+        train_year=gt["year"].double().numpy(),
+        train_ndvi=gt["ndvi"].double().numpy() if "ndvi" in gt else None,
+        train_elevation=gt["elevation"].double().numpy() if "elevation" in gt else None,
+        tabular_range=tabular_range, card=card, node_k=node_k, node_split=gt["split"].numpy().astype(np.int8),
+        node_member_mean=np.stack(mmean), node_member_var=np.stack(mvar),
+        covariate_sources=dict(info["node_covariates"]),
+        fill_values={k: float(v) for k, v in info["node_covariate_fill"].items()}, info=info, node_inputs=inputs,
+        node_label_log=gt["label_log"].double().numpy(), encoder_checkpoint=enc if enc.is_file() else None,
+        device=device)
+    if load_members:
+        _ = bundle.members  # fail now, with the path, on damaged weights
+        if feature_columns:  # a bundle loaded to predict new points: no map tile pays for the imputer's import
+            pre.ready_imputer()
+    return bundle
 
 
 # --------------------------------------------------------------------------------------------- writing

@@ -7,7 +7,7 @@ a loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,8 @@ class TrainingData:
     elevation: np.ndarray | None
     """(N,) elevation, m, for the ``elevation`` relation (NaN filled with the training median), or None."""
     embeddings_attrs: dict | None = None
+    fill_values: dict[str, float] = field(default_factory=dict)
+    """What a missing ``ndvi`` / ``elevation`` node value was filled with (the training split's median)."""
 
     def __len__(self) -> int:
         return len(self.sample_id)
@@ -93,15 +95,17 @@ class TrainingData:
         return self.split == SPLIT_CODES[split]
 
 
-def _fill(values: np.ndarray, train: np.ndarray, what: str) -> np.ndarray:
+def _fill(values: np.ndarray, train: np.ndarray, what: str) -> tuple[np.ndarray, float]:
+    """``values`` with NaN replaced by the training split's median (all finite values' where no training value
+    is finite), and that fill value: the bundle keeps it so prediction fills a map cell's gap the same way."""
     v = np.asarray(values, np.float64).copy()
     bad = ~np.isfinite(v)
     if bad.all():
         raise DataError(f"every sample's {what} is missing; drop {what!r} from model.graph.relations")
-    if bad.any():
-        good_train = train & ~bad
-        v[bad] = float(np.median(v[good_train] if good_train.any() else v[~bad]))
-    return v
+    good_train = train & ~bad
+    fill = float(np.median(v[good_train] if good_train.any() else v[~bad]))
+    v[bad] = fill
+    return v, fill
 
 
 def resolve_node_covariates(samples: pd.DataFrame, data_dir: Path | None, relations: list[str]
@@ -199,13 +203,15 @@ def load_training_data(data_dir: Path, cfg: PipelineConfig) -> tuple[TrainingDat
     if not (np.isfinite(soc[train]).all() and (soc[train] > -1).all()):
         raise DataError(f"{sp}: training soc_gkg holds NaN or values <= -1 g/kg")
     ndvi, elev, sources = resolve_node_covariates(samples, data_dir, list(cfg.model.graph.relations))
+    fill_values: dict[str, float] = {}
     if ndvi is not None:
-        ndvi = _fill(ndvi, train, "ndvi")
+        ndvi, fill_values["ndvi"] = _fill(ndvi, train, "ndvi")
     if elev is not None:
-        elev = _fill(elev, train, "elevation")
+        elev, fill_values["elevation"] = _fill(elev, train, "elevation")
     data = TrainingData(
         sample_id=samples["sample_id"].astype(str).to_numpy(), lonlat=lonlat,
         year=samples["year"].to_numpy(np.float64), soc_gkg=soc, split=split, feature_columns=feature_columns,
         tabular=tabular, image=image, image_ok=image_ok, ndvi=ndvi, elevation=elev, embeddings_attrs=attrs,
+        fill_values=fill_values,
     )
     return data, pre, sources

@@ -86,10 +86,14 @@ def _card_md(card: dict) -> str:
 
 def training_context(data: TrainingData, cfg: PipelineConfig, dev: torch.device) -> tuple[HeteroGraph, GraphContext]:
     """The sample graph and the tensors every member trains on: target scaler fitted on the training split,
-    local Moran's I of the training targets (``socmap tune`` builds it once per worker and data set)."""
+    local Moran's I of the training targets (``socmap tune`` builds it once per worker and data set).
+
+    Validation and test nodes are attached to the training nodes as a map cell is (``build_graph``'s
+    ``train_mask``), so the predictions ``evaluate`` scores are the ones ``predict`` makes at those sites."""
     train_mask = data.mask("train")
     scaler = TargetScaler.fit(data.y_log[train_mask])
-    graph = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation)
+    graph = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation,
+                        train_mask=train_mask)
     moran = spatial_local_morans_i(graph, scaler.transform(data.y_log), train_mask)
     return graph, GraphContext.build(data, graph, moran, scaler, cfg.model.label_input, dev)
 
@@ -173,6 +177,7 @@ def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None
         "label_input": cfg.model.label_input, "train_year_range": [float(train_years.min()),
                                                                     float(train_years.max())],
         "tabular_range": tab_range.tolist(), "node_covariates": cov_sources,
+        "node_covariate_fill": data.fill_values,
         "encoder_checkpoint": None if enc_src is None else str(enc_src),
         "encoder": None if data.embeddings_attrs is None else {
             k: data.embeddings_attrs.get(k) for k in ("backbone", "modalities", "merge", "dim", "patch_size",
@@ -214,6 +219,8 @@ def _graph_tensors(data, graph, scaler: TargetScaler) -> dict[str, torch.Tensor]
         "label_z": torch.from_numpy(np.where(train, scaler.transform(data.y_log), np.nan).astype(np.float32)),
         "split": torch.from_numpy(data.split.astype(np.int8)),
     }
+    if graph.node_k is not None:
+        t["node_k"] = torch.from_numpy(np.asarray(graph.node_k, np.int64))
     if data.tabular is not None:
         t["tabular"] = torch.from_numpy(data.tabular)
     if data.image is not None:

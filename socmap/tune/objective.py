@@ -193,7 +193,7 @@ def final_run(data_dir: str, pipeline: dict[str, Any], out: str, *, members: int
     cfg = PipelineConfig.model_validate(pipeline)
     t0 = time.perf_counter()
     res = train(Path(data_dir), cfg, Path(out), members=members, epochs=epochs, seed=seed, progress=False)
-    pred = load_bundle(Path(out), cfg).predict_nodes(calibrated=True)
+    pred = load_bundle(Path(out), cfg, load_members=False).predict_nodes(calibrated=True)
     samples = pd.read_parquet(Path(data_dir) / SAMPLES, columns=["soc_gkg", "split"])
     obs, split = samples["soc_gkg"].to_numpy(float), samples["split"].astype(str).to_numpy()
     soc, lo, hi = pred.soc_gkg(), pred.quantile_gkg(0.025), pred.quantile_gkg(0.975)

@@ -187,3 +187,37 @@ def test_node_covariates_from_columns():
     assert ndvi.tolist() == [0.1, 0.2] and elev.tolist() == [10.0, 20.0]
     with pytest.raises(DataError, match="elevation"):
         node_covariates(df)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "adaptive"])
+def test_train_mask_attaches_held_out_nodes_as_map_cells(mode):
+    """With ``train_mask`` the training nodes form the graph of the training nodes alone and every held-out node
+    receives exactly the in-edges (sources, weights, k) that :func:`attach_edges` gives a new point there."""
+    lonlat = _clustered()
+    rng = np.random.default_rng(1)
+    n = len(lonlat)
+    ndvi, elev = rng.uniform(0, 0.8, n), rng.uniform(0, 2000, n)
+    cfg = ADAPTIVE.model_copy(update={"spatial_k_mode": mode, "relations": ["spatial", "ndvi", "elevation"]})
+    train = rng.random(n) < 0.75
+    tr, ho = np.flatnonzero(train), np.flatnonzero(~train)
+    g = build_graph(lonlat, cfg, ndvi, elev, train_mask=train)
+    src, dst = g.edge_index.numpy()
+    assert train[src].all()  # no edge leaves a held-out node
+    inner = build_graph(lonlat[tr], cfg, ndvi[tr], elev[tr])
+    new = attach_edges(lonlat[ho], lonlat[tr], cfg, ndvi[ho], ndvi[tr], elev[ho], elev[tr], train_k=inner.node_k)
+
+    def edges(s, d, t, w):
+        return sorted(zip(s.tolist(), d.tolist(), t.tolist(), np.round(w, 6).tolist(), strict=True))
+
+    on_train = train[dst]
+    et, w = g.edge_type.numpy(), g.edge_weight.numpy()
+    assert edges(src[on_train], dst[on_train], et[on_train], w[on_train]) == edges(
+        tr[inner.edge_index[0].numpy()], tr[inner.edge_index[1].numpy()], inner.edge_type.numpy(),
+        inner.edge_weight.numpy())
+    assert edges(src[~on_train], dst[~on_train], et[~on_train], w[~on_train]) == edges(
+        tr[new.edge_index[0].numpy()], ho[new.edge_index[1].numpy()], new.edge_type.numpy(), new.edge_weight.numpy())
+    assert np.array_equal(g.node_k[tr], inner.node_k) and np.array_equal(g.node_k[ho], new.node_k)
+    if mode == "adaptive":
+        assert set(g.node_k.tolist()) == {5, 10}  # the adaptive rule really varies k here
+    with pytest.raises(DataError, match="train_mask"):
+        build_graph(lonlat, cfg, ndvi, elev, train_mask=np.zeros(n, bool))

@@ -33,8 +33,8 @@ def test_cached_path_equals_full_forward(small_model_cfg, synthetic_nodes, mech,
     inp_tr, inp_new = to_inputs(d, tr), to_inputs(d, new)
     cache = cache_layers(model, inp_tr, g, ndvi=d["ndvi"][tr], elevation=d["elevation"][tr])
     assert cache.node_k is not None and np.array_equal(cache.node_k, g.node_k)
-    out_cached, attach = attach_and_predict(model, cache, inp_new, cfg.graph, new_ndvi=d["ndvi"][new],
-                                            new_elevation=d["elevation"][new])
+    (out_cached,), attach = attach_and_predict([model], [cache], inp_new, cfg.graph, new_ndvi=d["ndvi"][new],
+                                               new_elevation=d["elevation"][new])
     assert attach.edge_index[1].unique().numel() == q  # every new point got in-edges
     # spatial in-edges per new point = the k the training rule gives it; adaptive k really varies here
     ei_s, _ = attach.relation("spatial")
@@ -134,8 +134,8 @@ def test_cached_path_with_label_trick(small_model_cfg, synthetic_nodes):
     inp_tr.label = torch.tensor(d["y"][tr])
     inp_tr.label[::3] = float("nan")
     cache = cache_layers(model, inp_tr, g, ndvi=d["ndvi"][tr], elevation=d["elevation"][tr])
-    out_cached, attach = attach_and_predict(model, cache, inp_new, cfg.graph, new_ndvi=d["ndvi"][new],
-                                            new_elevation=d["elevation"][new])
+    (out_cached,), attach = attach_and_predict([model], [cache], inp_new, cfg.graph, new_ndvi=d["ndvi"][new],
+                                               new_elevation=d["elevation"][new])
     ei = torch.cat([g.edge_index, torch.stack([attach.edge_index[0], attach.edge_index[1] + 170])], dim=1)
     full = HeteroGraph(ei, torch.cat([g.edge_type, attach.edge_type]), torch.cat([g.edge_weight, attach.edge_weight]),
                        200, g.relations)
@@ -183,8 +183,8 @@ def _jumps(cfg, d, weighting: str) -> tuple[float, float]:
     pts = _across_kset_change(d["lonlat"], cfg.graph.k_spatial, a, b, hair=1e-5)
     new = NodeInputs(torch.tensor(pts, dtype=torch.float32), torch.full((2,), 2020),
                      torch.zeros(2, 5), torch.zeros(2, 24))
-    out, attach = attach_and_predict(model, cache, new, cfg.graph, new_ndvi=np.full(2, 0.4),
-                                     new_elevation=np.full(2, 1000.0))
+    (out,), attach = attach_and_predict([model], [cache], new, cfg.graph, new_ndvi=np.full(2, 0.4),
+                                        new_elevation=np.full(2, 1000.0))
     ei, w = attach.relation("spatial")
     feats = model.label_features(cache.label, ei, w, torch.tensor(d["lonlat"], dtype=torch.float32), new.lonlat)
     return float((out.soc[0] - out.soc[1]).abs()), float((feats[0] - feats[1]).abs().max())
@@ -198,3 +198,38 @@ def test_predictions_continuous_across_a_kset_change(small_model_cfg, synthetic_
     jump_idw, feat_jump_idw = _jumps(small_model_cfg, synthetic_nodes, "idw")
     assert jump < 1e-3 and feat_jump < 1e-3
     assert feat_jump_idw > 1e-2 and jump < jump_idw / 10
+
+
+@pytest.mark.parametrize("k_mode", ["fixed", "adaptive"])
+def test_held_out_nodes_of_a_train_mask_graph_equal_the_inductive_path(small_model_cfg, synthetic_nodes, k_mode):
+    """The transductive outputs of validation/test nodes (graph built with ``train_mask``, label trick on) equal
+    :func:`attach_and_predict` of the same points from the training nodes' cache: evaluation scores the map."""
+    cfg = small_model_cfg.model_copy(deep=True)
+    cfg.label_input = True
+    cfg.graph.spatial_k_mode = k_mode
+    d = synthetic_nodes
+    train = np.random.default_rng(3).random(200) < 0.8
+    tr, ho = np.flatnonzero(train), np.flatnonzero(~train)
+    torch.manual_seed(0)
+    model = SpTGNN(cfg, tabular_dim=5, image_dim=24).eval()
+    g = build_graph(d["lonlat"], cfg.graph, ndvi=d["ndvi"], elevation=d["elevation"], train_mask=train)
+    both = to_inputs(d)
+    both.label = torch.tensor(np.where(train, d["y"], np.nan), dtype=torch.float32)
+    with torch.no_grad():
+        out_full = model(both, g)
+    sub = HeteroGraph(*_train_subgraph(g, tr), len(tr), g.relations, node_k=g.node_k[tr])
+    inp_tr = to_inputs(d, tr)
+    inp_tr.label = both.label[tr]
+    cache = cache_layers(model, inp_tr, sub, ndvi=d["ndvi"][tr], elevation=d["elevation"][tr])
+    (out,), attach = attach_and_predict([model], [cache], to_inputs(d, ho), cfg.graph, new_ndvi=d["ndvi"][ho],
+                                        new_elevation=d["elevation"][ho], new_lonlat=d["lonlat"][ho])
+    assert np.array_equal(attach.node_k, g.node_k[ho])
+    for name in ("soc", "logvar"):
+        assert torch.allclose(getattr(out, name), getattr(out_full, name)[ho], atol=1e-5)
+
+
+def _train_subgraph(g: HeteroGraph, tr: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    relabel = torch.full((g.num_nodes,), -1, dtype=torch.long)
+    relabel[torch.from_numpy(tr)] = torch.arange(len(tr))
+    keep = (relabel[g.edge_index[1]] >= 0)
+    return relabel[g.edge_index[:, keep]], g.edge_type[keep], g.edge_weight[keep]

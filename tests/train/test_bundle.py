@@ -43,7 +43,10 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     p = b.predict_nodes()
     assert p.member_mean.shape == (2, n) and np.isfinite(p.total_var).all() and (p.epistemic_var > 0).all()
     raw = b.predict_nodes(calibrated=False)
-    np.testing.assert_allclose(p.total_var, raw.total_var * b.temperature**2)
+    extra = b.extra_var(b.train_lonlat)  # the distance-aware term, added after calibration
+    assert extra is not None and (extra >= 0).all()
+    assert (extra[(pd.read_parquet(syn_data / "samples.parquet").split == "train").to_numpy()] == 0).all()
+    np.testing.assert_allclose(p.total_var, raw.total_var * b.temperature**2 + extra)
 
 
 def test_stored_node_outputs_equal_a_forward_of_the_reloaded_members(syn_bundle: Path) -> None:
@@ -150,3 +153,22 @@ def test_cli_train_writes_a_bundle(syn_data: Path, tmp_path: Path) -> None:
                                    str(tmp_path / "m"), "--members", "1", "--device", "cpu", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "val RMSE" in res.output and load_bundle(tmp_path / "m").card["members"] == 1
+
+
+def test_members_load_only_when_needed(syn_bundle: Path, tmp_path: Path) -> None:
+    """Scoring the stored node outputs never reads the members' weights or layer caches (evaluate, aggregate);
+    the first use of ``members`` does, and gives the same predictions as an eager load."""
+    copy = tmp_path / "b"
+    shutil.copytree(syn_bundle, copy)
+    for f in copy.glob("members/*/weights.safetensors"):
+        f.write_bytes(b"not a tensor file")  # would fail an eager load
+    lazy = load_bundle(copy, load_members=False)
+    eager = load_bundle(syn_bundle)
+    np.testing.assert_array_equal(lazy.predict_nodes().soc_gkg(), eager.predict_nodes().soc_gkg())
+    assert lazy.n_members == 2
+    with pytest.raises(ModelError, match="member 00 is damaged"):
+        _ = lazy.members
+    # the inductive caches hold the training nodes only (a map cell attaches to nothing else)
+    train = eager.node_split == 0
+    assert all(c.hidden[0].shape[0] == int(train.sum()) for c in eager.caches)
+    assert np.array_equal(eager.caches[0].node_k, eager.node_k[train])
