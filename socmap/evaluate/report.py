@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["FigureData", "ensemble_size_table", "score_predictions", "write_report"]
 
 SCALES = ("Point metrics (MAE, RMSE, MAPE, R2) are on SOC in g/kg; the SpTGNN point prediction is expm1 of its "
-          "predictive mean on log(1 + SOC), i.e. the median of the implied log-normal. Distributional metrics (ECE, "
+          "predictive mean on log(1 + SOC), i.e. the median of the implied log-normal (the map's soc_median; "
+          "soc_mean is the expectation). Distributional metrics (ECE, "
           "NLL, CRPS, Cov@95, MPIW@95, epistemic fraction, z diagnostics) are on log(1 + SOC g/kg), where the "
           "model's Gaussian lives; coverage is the same on both scales, MPIW is also given in g/kg.")
 

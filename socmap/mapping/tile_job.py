@@ -25,7 +25,7 @@ from socmap.mapping.cells import cell_covariates
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat
 from socmap.mapping.writers import LAYERS, MEMBER_LAYER, layer_nodata, write_tile_cogs
 
-__all__ = ["MapContext", "TileResult", "load_context", "member_medians_gkg", "predict_tile", "tabular_features"]
+__all__ = ["MapContext", "TileResult", "load_context", "predict_tile", "tabular_features"]
 
 
 @dataclass
@@ -137,14 +137,6 @@ def _node_covariates(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
     return out[0], out[1]
 
 
-def member_medians_gkg(pred: Any) -> np.ndarray:
-    """(M, N) each member's calibrated median in g/kg: ``expm1(mean + T (member_mean - mean))`` (log(1+SOC)
-    units inside), so the members' spread (ddof=1) is the calibrated epistemic variance of the ensemble."""
-    mm = np.asarray(pred.member_mean, np.float64)
-    mean = np.asarray(pred.mean, np.float64)
-    return np.asarray(np.expm1(mean[None, :] + float(pred.temperature) * (mm - mean[None, :])))
-
-
 def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, mode: str = "fast",
                  variables: list[str] | None = None, tags: dict[str, str] | None = None,
                  progress: Callable[[str], None] | None = None) -> TileResult:
@@ -202,7 +194,8 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
                                   None if image is None else image[idx], ndvi, elev)
         ts = lap("model", ts)
         per = {
-            "soc_mean": lambda: pred.soc_gkg(),
+            "soc_mean": lambda: pred.mean_gkg(),
+            "soc_median": lambda: pred.soc_gkg(),
             "aleatoric_var": lambda: pred.var_gkg("aleatoric"),
             "epistemic_var": lambda: pred.var_gkg("epistemic"),
             "total_sd": lambda: np.sqrt(pred.var_gkg("total")),
@@ -220,7 +213,7 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     if cfg.output.member_maps:
         members = np.full((len(bundle.members), n), cfg.output.nodata, dtype=MEMBER_LAYER.dtype)
         if len(idx):
-            mv = member_medians_gkg(pred)
+            mv = pred.member_means_gkg()
             members[:, idx] = np.where(np.isfinite(mv), mv, cfg.output.nodata)
     layers: dict[str, np.ndarray] = {}
     for name in variables:
