@@ -88,8 +88,9 @@ class WorldSpec:
     s1_doys: tuple[int, ...] = (60, 160, 300)
     n_sites: int = 600
     """Survey sites with a valid 0-30 cm sample (planted faulty rows come on top)."""
-    margin_m: float = 1250.0
-    """Sites stay this far inside the region's edge, m."""
+    margin_m: float = 50.0
+    """Sites stay this far inside the region's edge, m (the rasters reach ``scene_margin_m`` beyond it, so a
+    224-px patch fits around a site anywhere in the region, and the survey covers the whole region)."""
     scene_margin_m: float = 1500.0
     """The rasters (scenes, DEM, covariates) reach this far beyond the region on every side, m: at least half a
     224-px patch at 10 m (1120 m), so every cell of the region gets a whole patch. 1500 m keeps the 20, 60 and
