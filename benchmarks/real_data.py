@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sptgnn_r2": pt["SpTGNN"]["r2"]["value"],
         "sptgnn_mape": pt["SpTGNN"]["mape"]["value"],
         "sptgnn_mae": pt["SpTGNN"]["mae"]["value"],
+        "sptgnn_median_rmse": pt.get("SpTGNN (median)", {}).get("rmse", {}).get("value"),
         "xgb_rmse": pt["XGBoost"]["rmse"]["value"],
         "xgb_r2": pt["XGBoost"]["r2"]["value"],
         "xgb_mape": pt["XGBoost"]["mape"]["value"],

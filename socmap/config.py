@@ -520,12 +520,14 @@ class OutputConfig(_Strict):
     """``cog``: one Cloud-Optimized GeoTIFF per tile and layer plus a VRT mosaic per layer; ``zarr``: one zarr v3
     store holding every layer."""
     variables: list[
-        Literal["soc_mean", "aleatoric_var", "epistemic_var", "total_sd", "q05", "q95", "aoa"]
+        Literal["soc_mean", "soc_median", "aleatoric_var", "epistemic_var", "total_sd", "q05", "q95", "aoa"]
     ] = Field(
-        default_factory=lambda: ["soc_mean", "aleatoric_var", "epistemic_var", "total_sd", "q05", "q95", "aoa"]
+        default_factory=lambda: ["soc_mean", "soc_median", "aleatoric_var", "epistemic_var", "total_sd", "q05",
+                                  "q95", "aoa"]
     )
-    """Layers written: SOC median (g/kg), aleatoric and epistemic variance ((g/kg)^2), total sd (g/kg), 5 % and
-    95 % bounds (g/kg), area-of-applicability flag (1 = outside)."""
+    """Layers written: SOC expectation (g/kg; what zone means and stocks need) and median (g/kg), aleatoric and
+    epistemic variance ((g/kg)^2), total sd (g/kg), 5 % and 95 % bounds (g/kg), area-of-applicability flag
+    (1 = outside)."""
     nodata: float = -9999.0
     """No-data value of the float layers (cells outside the covariate rasters' data, e.g. sea); the uint8 ``aoa``
     layer uses 255."""

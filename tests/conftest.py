@@ -14,8 +14,9 @@ from tests import has_cuda, has_rustac
 from tests.data import copy_stored_data
 
 SMALL_WORLD = WorldSpec(seed=7, size_m=3000.0, s2_doys=(18, 130, 285), s1_doys=(100,), n_sites=150,
-                        margin_m=400.0, covariate_res_m=250.0)
-"""A 3 x 3 km world (300 x 300 px at 10 m), three S2 dates and one S1 date a year, 150 sites."""
+                        margin_m=400.0, scene_margin_m=0.0, covariate_res_m=250.0)
+"""A 3 x 3 km world (300 x 300 px at 10 m), three S2 dates and one S1 date a year, 150 sites; rasters stop at the
+region's edge (``tests/demo/test_world.py`` checks the margin on a tiny world)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -101,7 +101,8 @@ def map_crs(root: Path) -> Any:
 
 
 def load_map(root: Path, bounds: tuple[float, float, float, float] | None = None) -> MapLayers:
-    """The layers of the map version folder ``root`` (its ``soc.zarr``); with ``bounds`` (xmin, ymin, xmax, ymax in
+    """The layers of the map version folder ``root`` (its ``soc.zarr``; ``soc`` is ``soc_mean``, the expectation:
+    a zone mean or stock adds up expectations, never medians); with ``bounds`` (xmin, ymin, xmax, ymax in
     the map's CRS, e.g. the zones' extent) only the window of cells that covers them, so a continental map is not
     read whole for a few provinces."""
     with _open_store(root) as ds:

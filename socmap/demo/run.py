@@ -98,7 +98,8 @@ def _evaluate(ctx: DemoContext) -> str:
 
 
 def _predict(ctx: DemoContext) -> str:
-    """Map the demo region for the pipeline's year into DIR/maps and score the mean map against the true SOC."""
+    """Map the demo region for the pipeline's year into DIR/maps; score the expectation (``soc_mean``) and the
+    median (``soc_median``) against the true SOC over the whole region, with the share of it the map covers."""
     from socmap.mapping import predict_map
     from socmap.mapping.score import score_map
 
@@ -106,13 +107,17 @@ def _predict(ctx: DemoContext) -> str:
     res = predict_map(ctx.cfg, year, ctx.model, ctx.maps, progress=True)
     click.echo(res.summary_line())
     truth = ctx.world / "truth" / f"soc_true_{year}.tif"
-    mean_map = res.root / "soc_mean.vrt"
-    score = score_map(mean_map, truth) if truth.is_file() and mean_map.is_file() else None
-    if score is not None:
-        (res.root / "score_vs_truth.json").write_text(json.dumps({"truth": str(truth), **score}, indent=1) + "\n")
-        return (f"{res.cells_mapped} cells mapped ({res.cells_per_s:.0f} cells/s) -> {res.root}; mean map vs the "
-                f"true SOC {year}: R2 {score['r2']:.3f}, RMSE {score['rmse']:.2f} g/kg (n = {score['n']})")
-    return f"{res.cells_mapped} cells mapped ({res.cells_per_s:.0f} cells/s) -> {res.root}"
+    layers = {name: res.root / f"{name}.vrt" for name in ("soc_mean", "soc_median")}
+    if not truth.is_file() or not all(p.is_file() for p in layers.values()):
+        return f"{res.cells_mapped} cells mapped ({res.cells_per_s:.0f} cells/s) -> {res.root}"
+    scores = {name: score_map(path, truth) for name, path in layers.items()}
+    (res.root / "score_vs_truth.json").write_text(json.dumps({"truth": str(truth), **scores["soc_mean"],
+                                                              "layers": scores}, indent=1) + "\n")
+    m, md = scores["soc_mean"], scores["soc_median"]
+    return (f"{res.cells_mapped} cells mapped ({res.cells_per_s:.0f} cells/s) -> {res.root}; the map covers "
+            f"{m['coverage']:.1%} of the region; vs the true SOC {year}: soc_mean (expectation) R2 {m['r2']:.3f}, "
+            f"RMSE {m['rmse']:.2f} g/kg, bias {m['bias']:+.2f} g/kg; soc_median R2 {md['r2']:.3f}, RMSE "
+            f"{md['rmse']:.2f} g/kg, bias {md['bias']:+.2f} g/kg (n = {m['n']})")
 
 
 def _aggregate(ctx: DemoContext) -> str:

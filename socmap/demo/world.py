@@ -11,7 +11,7 @@
     covariates/mat_degC.tif          mean annual temperature (degC), 250 m
     covariates/map_mm.tif            mean annual precipitation (mm/yr), 250 m
     covariates/landcover.tif         ESA WorldCover-style class codes (uint8, nodata 0), 10 m
-    truth/soc_true_<year>.tif        the true 0-30 cm SOC (g/kg), 10 m, to score maps wall to wall
+    truth/soc_true_<year>.tif        the true 0-30 cm SOC (g/kg), 10 m, over the region, to score maps wall to wall
     survey/soil_survey.csv           one row per horizon, shaped like a real survey (see ``write_survey``)
 
 Sentinel-2 follows the real L2A conventions the extractor must handle: DN = 10000 x reflectance, plus 1000
@@ -19,6 +19,11 @@ Sentinel-2 follows the real L2A conventions the extractor must handle: DN = 1000
 the old baseline 03.01 without the offset), nodata 0, clouds (SCL 8/9) and their shadows (SCL 3), scene cloud
 cover in ``eo:cloud_cover`` (some scenes above 25 %). Asset keys are Planetary Computer's (B01..B12, B8A, SCL;
 vv, vh; data).
+
+The scenes, the DEM and the covariate rasters cover the region plus ``scene_margin_m`` on every side (a real
+archive has imagery beyond any region's edge), so a 224-px patch fits around every cell of the region and the
+demo map is wall to wall; the landscape is generated over that whole extent, the survey sites and the truth raster
+lie in the region.
 
 Everything is a function of :class:`WorldSpec`; the same spec gives the same bytes.
 """
@@ -44,7 +49,7 @@ from socmap.io import atomic_path
 
 __all__ = ["WORLD_S2_BANDS", "WorldSpec", "default_world_dir", "ensure_world", "generate_world"]
 
-WORLD_FORMAT = 3
+WORLD_FORMAT = 4
 """Bump when the generator changes what it writes, so cached worlds are regenerated."""
 
 # band -> (common name, vegetation reflectance, soil reflectance); resolutions and wavelengths from socmap.eo.bands
@@ -83,8 +88,13 @@ class WorldSpec:
     s1_doys: tuple[int, ...] = (60, 160, 300)
     n_sites: int = 600
     """Survey sites with a valid 0-30 cm sample (planted faulty rows come on top)."""
-    margin_m: float = 1250.0
-    """Sites stay this far inside the edge, so that a 224 x 10 m patch around each fits."""
+    margin_m: float = 50.0
+    """Sites stay this far inside the region's edge, m (the rasters reach ``scene_margin_m`` beyond it, so a
+    224-px patch fits around a site anywhere in the region, and the survey covers the whole region)."""
+    scene_margin_m: float = 1500.0
+    """The rasters (scenes, DEM, covariates) reach this far beyond the region on every side, m: at least half a
+    224-px patch at 10 m (1120 m), so every cell of the region gets a whole patch. 1500 m keeps the 20, 60 and
+    250 m grids aligned with the region's edge."""
     origin: tuple[float, float] = (250_000.0, 9_600_000.0)
     """Upper-left corner (x, y) in the CRS, m."""
     epsg: int = 32737
@@ -96,8 +106,26 @@ class WorldSpec:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
+        """The region (xmin, ymin, xmax, ymax), m."""
         x0, y0 = self.origin
         return (x0, y0 - self.size_m, x0 + self.size_m, y0)
+
+    @property
+    def n_margin(self) -> int:
+        """Pixels of the base grid between the rasters' edge and the region's."""
+        return round(self.scene_margin_m / self.resolution_m)
+
+    @property
+    def n_raster(self) -> int:
+        """Edge of the rasters' base grid (region plus margin on both sides), pixels."""
+        return self.n + 2 * self.n_margin
+
+    @property
+    def raster_bounds(self) -> tuple[float, float, float, float]:
+        """What the rasters cover: the region plus ``scene_margin_m`` on every side, m."""
+        xmin, ymin, xmax, ymax = self.bounds
+        m = self.n_margin * self.resolution_m
+        return (xmin - m, ymin - m, xmax + m, ymax + m)
 
     def token(self) -> str:
         """Digest of the spec and generator version; a cached world is reused only if it matches."""
@@ -190,11 +218,12 @@ def _s1_scene(rng: np.random.Generator, land: Landscape, year: int, doy: int) ->
 
 
 def _dem_geographic(land: Landscape, spec: WorldSpec) -> tuple[np.ndarray, Affine]:
-    """Elevation resampled (bilinear) onto a 1 arc-second EPSG:4326 grid covering the region, like GLO-30."""
+    """Elevation resampled (bilinear) onto a 1 arc-second EPSG:4326 grid covering the rasters' extent, like
+    GLO-30."""
     from pyproj import Transformer
     from scipy.ndimage import map_coordinates
 
-    xmin, ymin, xmax, ymax = spec.bounds
+    xmin, ymin, xmax, ymax = spec.raster_bounds
     to_geo = Transformer.from_crs(spec.epsg, 4326, always_xy=True)
     lons, lats = to_geo.transform([xmin, xmin, xmax, xmax], [ymin, ymax, ymin, ymax])
     step = 1.0 / 3600.0
@@ -210,7 +239,7 @@ def _dem_geographic(land: Landscape, spec: WorldSpec) -> tuple[np.ndarray, Affin
     col = (x - xmin) / spec.resolution_m - 0.5
     row = (ymax - y) / spec.resolution_m - 0.5
     dem = map_coordinates(land.elevation, [row, col], order=1, mode="nearest").astype(np.float32)
-    outside = (col < -0.5) | (col > spec.n - 0.5) | (row < -0.5) | (row > spec.n - 0.5)
+    outside = (col < -0.5) | (col > spec.n_raster - 0.5) | (row < -0.5) | (row > spec.n_raster - 0.5)
     dem[outside] = -32767.0
     return dem, from_origin(lon0, lat0, step, step)
 
@@ -310,14 +339,15 @@ def write_survey(path: Path, rng: np.random.Generator, land: Landscape, spec: Wo
     if len(keep) < spec.n_sites:
         raise ValueError(f"cannot place {spec.n_sites} sites {MIN_SITE_SPACING_M} m apart; enlarge size_m")
     xy = cand[keep]
-    col = np.clip(((xy[:, 0] - xmin) / res).astype(int), 0, n - 1)
-    row = np.clip(((ymax - xy[:, 1]) / res).astype(int), 0, n - 1)
+    col = np.clip(((xy[:, 0] - xmin) / res).astype(int), 0, n - 1) + spec.n_margin  # on the rasters' grid
+    row = np.clip(((ymax - xy[:, 1]) / res).astype(int), 0, n - 1) + spec.n_margin
     years = rng.choice(np.array(spec.years), spec.n_sites)
     soc_by_year = {int(y): land.soc(int(y)) for y in spec.years}
     truth = np.array([soc_by_year[int(y)][r, c] for y, r, c in zip(years, row, col, strict=True)], dtype=np.float64)
     lon, lat = Transformer.from_crs(spec.epsg, 4326, always_xy=True).transform(xy[:, 0], xy[:, 1])
-    clay_field = np.clip(22.0 + 9.0 * gaussian_field(rng, (n, n), 60.0) + 4.0 * (land.slope > 0.1), 3, 70)
-    ph_field = np.clip(6.4 - 0.6 * (land.map - 800.0) / 200.0 + 0.3 * gaussian_field(rng, (n, n), 80.0), 4.2, 8.8)
+    shape = land.slope.shape
+    clay_field = np.clip(22.0 + 9.0 * gaussian_field(rng, shape, 60.0) + 4.0 * (land.slope > 0.1), 3, 70)
+    ph_field = np.clip(6.4 - 0.6 * (land.map - 800.0) / 200.0 + 0.3 * gaussian_field(rng, shape, 80.0), 4.2, 8.8)
 
     rows = []
     for i in range(spec.n_sites):
@@ -376,7 +406,8 @@ class _Gen:
 
     @property
     def n(self) -> int:
-        return self.spec.n
+        """Edge of the rasters' base grid, pixels (region plus margins)."""
+        return self.spec.n_raster
 
     @property
     def res(self) -> float:
@@ -388,7 +419,8 @@ class _Gen:
 
     @property
     def t10(self) -> Affine:
-        return from_origin(self.spec.bounds[0], self.spec.bounds[3], self.res, self.res)
+        """The rasters' 10 m grid (over the region plus margins)."""
+        return from_origin(self.spec.raster_bounds[0], self.spec.raster_bounds[3], self.res, self.res)
 
 
 def _write_s2(w: _Gen, s2c: Any, bar: Any) -> None:
@@ -398,7 +430,7 @@ def _write_s2(w: _Gen, s2c: Any, bar: Any) -> None:
 
     spec, rng, land, n, res, crs, stac_dir, bbox, geom = (w.spec, w.rng, w.land, w.n, w.res, w.crs, w.stac_dir,
                                                           w.bbox, w.geom)
-    xmin, ymax = spec.bounds[0], spec.bounds[3]
+    xmin, ymax = spec.raster_bounds[0], spec.raster_bounds[3]
     for year in spec.years:
         for k, doy0 in enumerate(spec.s2_doys):
             doy = int(doy0 + rng.integers(-4, 5))
@@ -486,7 +518,7 @@ def _write_dem(w: _Gen, demc: Any, bar: Any) -> None:
 def _write_covariates(w: _Gen, root: Path, covc: Any, bar: Any) -> None:
     """Climate and land-cover covariate COGs (and their item), and the true SOC of every year."""
     spec, land, res, crs, t10, bbox, geom = w.spec, w.land, w.res, w.crs, w.t10, w.bbox, w.geom
-    xmin, ymax = spec.bounds[0], spec.bounds[3]
+    xmin, ymax = spec.raster_bounds[0], spec.raster_bounds[3]
     f = round(spec.covariate_res_m / res)
     tcov = from_origin(xmin, ymax, spec.covariate_res_m, spec.covariate_res_m)
     cov_dir = root / "covariates"
@@ -505,9 +537,11 @@ def _write_covariates(w: _Gen, root: Path, covc: Any, bar: Any) -> None:
                                               spec.epsg, land.landcover.shape, t10, dtype="uint8", nodata=0))
     covc.add_item(item)
     bar.update()
-    for year in spec.years:
-        _write_cog(root / "truth" / f"soc_true_{year}.tif", land.soc(year), t10, crs, -9999.0,
-                   description=f"true 0-30 cm SOC {year} (g/kg)")
+    k, n = spec.n_margin, spec.n
+    t_region = from_origin(spec.bounds[0], spec.bounds[3], res, res)
+    for year in spec.years:  # the region only: maps are scored over the region
+        _write_cog(root / "truth" / f"soc_true_{year}.tif", np.ascontiguousarray(land.soc(year)[k:k + n, k:k + n]),
+                   t_region, crs, -9999.0, description=f"true 0-30 cm SOC {year} (g/kg)")
 
 
 def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
@@ -516,8 +550,8 @@ def generate_world(root: Path, spec: WorldSpec, progress: bool = True) -> Path:
     from tqdm import tqdm
 
     rng = np.random.default_rng(spec.seed)
-    land = make_landscape(rng, spec.n, spec.resolution_m, spec.years)
-    bbox, geom = _bbox_geom(spec.bounds, spec.epsg)
+    land = make_landscape(rng, spec.n_raster, spec.resolution_m, spec.years)
+    bbox, geom = _bbox_geom(spec.raster_bounds, spec.epsg)
     w = _Gen(spec=spec, rng=rng, land=land, stac_dir=root / "stac", bbox=bbox, geom=geom)
 
     catalog = pystac.Catalog(id="socmap-demo-world", description=(
@@ -569,7 +603,8 @@ def _write_manifest(root: Path, spec: WorldSpec) -> None:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "world.json")
     manifest = {
         "token": spec.token(), "format": WORLD_FORMAT, "spec": asdict(spec), "crs": f"EPSG:{spec.epsg}",
-        "bounds": list(spec.bounds), "landcover_classes": {str(k): v[0] for k, v in LANDCOVER.items()},
+        "bounds": list(spec.bounds), "raster_bounds": list(spec.raster_bounds),
+        "landcover_classes": {str(k): v[0] for k, v in LANDCOVER.items()},
         "files": {str(p.relative_to(root)): _sha256(p) for p in files},
     }
     (root / "world.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

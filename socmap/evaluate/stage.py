@@ -152,7 +152,8 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
     test = (blk["split"] == "test").to_numpy()
     y = blk["soc_gkg"].to_numpy(float)[test]
     base = run_baselines(blk, feature_columns, eval_mask=test, seed=seed)
-    rows = {"SpTGNN": point_metrics(y, np.expm1(np.asarray(pred.mean))[test], n_boot=n_boot, seed=seed)}
+    rows = {"SpTGNN": point_metrics(y, pred.mean_gkg()[test], n_boot=n_boot, seed=seed),
+            "SpTGNN (median)": point_metrics(y, np.expm1(np.asarray(pred.mean))[test], n_boot=n_boot, seed=seed)}
     for k, r in base.items():
         label = {"xgboost": "XGBoost", "rfsi": "RFSI-like XGBoost"}[k]
         rows[label] = point_metrics(y, r.pred_gkg, n_boot=n_boot, seed=seed)

@@ -69,6 +69,7 @@ from socmap.mapping.writers import (
     stac_item,
     write_vrt,
     zarr_chunk_files,
+    zarr_consolidate,
     zarr_template,
     zarr_write_tile,
 )
@@ -482,7 +483,7 @@ def _finish_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, year: int
                 continue
             outputs[f"{name}_vrt"] = str(vrt)
             spec = LAYERS[name]
-            assets[name] = {"href": f"./{vrt.name}", "media_type": "application/xml", "roles": ["data"],
+            assets[name] = {"href": f"./{vrt.name}", "media_type": None, "roles": ["data"],
                             "title": f"{name} mosaic (VRT over the tile COGs)",
                             "description": f"{spec.title}; unit {spec.unit}; scale 1, offset 0"}
             for p in sorted((root / "cog" / name).glob("*.tif")):
@@ -492,6 +493,7 @@ def _finish_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, year: int
                     "roles": ["data"], "title": f"{name} tile {p.stem.removeprefix(name + '_')}",
                     "description": f"{spec.title}; unit {spec.unit}"}
     if "zarr" in cfg.output.formats:
+        zarr_consolidate(root / MAP_ZARR)
         outputs["zarr"] = str(root / MAP_ZARR)
         assets["zarr"] = {"href": f"./{MAP_ZARR}", "media_type": "application/vnd.zarr; version=3",
                           "roles": ["data"], "title": "every layer, whole grid (zarr v3, CF grid_mapping)",
@@ -523,7 +525,8 @@ def _finish_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, year: int
                             "title": "provenance", "description": "code version, bundle checksum, pipeline, STAC "
                             "items, start and end, tiles"}
     assets["summary"] = {"href": f"./{MAP_SUMMARY}", "media_type": "application/json", "roles": ["metadata"],
-                         "title": "run summary", "description": "tiles, cells, seconds, cells per second"}
+                         "title": "run summary", "description": "tiles, cells, seconds, cells per second",
+                         "rewritten": True}
     item = stac_item(root / MAP_ITEM, item_id=f"socmap-{cfg.name}-{year}-{prov['version']}",
                      bbox_lonlat=tuple(bbox), year=year,
                      properties={"title": f"Topsoil SOC (0-30 cm) {cfg.name} {year}",

@@ -15,7 +15,9 @@ __all__ = ["score_map"]
 
 
 def score_map(map_path: Path | str, truth_path: Path | str) -> dict[str, float]:
-    """R2, RMSE, bias (map - truth) and the number of cells compared, for a single-band map and reference."""
+    """R2, RMSE, bias (map - truth) and the number of cells compared, for a single-band map and reference; and
+    ``coverage``, the share of the reference's cells on the map grid (the region, where the reference covers it)
+    that the map holds a value for."""
     import rasterio
     from rasterio.warp import Resampling, reproject
 
@@ -27,10 +29,13 @@ def score_map(map_path: Path | str, truth_path: Path | str) -> dict[str, float]:
             reproject(src, truth, src_transform=t.transform, src_crs=t.crs, dst_transform=m.transform,
                       dst_crs=m.crs, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.average)
     ok = np.isfinite(pred) & np.isfinite(truth)
+    n_ref = int(np.isfinite(truth).sum())
+    coverage = float(ok.sum() / n_ref) if n_ref else float("nan")
     if ok.sum() < 2:
-        return {"r2": float("nan"), "rmse": float("nan"), "bias": float("nan"), "n": int(ok.sum())}
+        return {"r2": float("nan"), "rmse": float("nan"), "bias": float("nan"), "n": int(ok.sum()),
+                "coverage": coverage}
     p, y = pred[ok], truth[ok]
     sse = float(((p - y) ** 2).sum())
     sst = float(((y - y.mean()) ** 2).sum())
     return {"r2": 1.0 - sse / sst if sst > 0 else float("nan"), "rmse": float(np.sqrt(sse / ok.sum())),
-            "bias": float((p - y).mean()), "n": int(ok.sum())}
+            "bias": float((p - y).mean()), "n": int(ok.sum()), "coverage": coverage}

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from socmap.train import Bundle
     from socmap.train.ensemble import EnsemblePrediction
 
-__all__ = ["CellInputs", "MapContext", "TileResult", "cell_inputs", "load_context", "member_medians_gkg",
-           "predict_cells", "predict_tile", "tabular_features"]
+__all__ = ["CellInputs", "MapContext", "TileResult", "cell_inputs", "load_context", "predict_cells", "predict_tile",
+           "tabular_features"]
 
 
 @dataclass
@@ -168,14 +168,6 @@ def predict_cells(ctx: MapContext, lonlat: np.ndarray, year: int | np.ndarray, i
         torch.set_num_threads(threads)
 
 
-def member_medians_gkg(pred: EnsemblePrediction) -> np.ndarray:
-    """(M, N) each member's calibrated median in g/kg: ``expm1(mean + T (member_mean - mean))`` (log(1+SOC)
-    units inside), so the members' spread (ddof=1) is the calibrated epistemic variance of the ensemble."""
-    mm = np.asarray(pred.member_mean, np.float64)
-    mean = np.asarray(pred.mean, np.float64)
-    return np.asarray(np.expm1(mean[None, :] + float(pred.temperature) * (mm - mean[None, :])))
-
-
 def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, mode: str = "fast",
                  variables: list[str] | None = None, tags: dict[str, str] | None = None,
                  progress: Callable[[str], None] | None = None) -> TileResult:
@@ -233,7 +225,8 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
         tab_all = feats.features
         ts = lap("model", ts)
         per = {
-            "soc_mean": lambda: pred.soc_gkg(),
+            "soc_mean": lambda: pred.mean_gkg(),
+            "soc_median": lambda: pred.soc_gkg(),
             "aleatoric_var": lambda: pred.var_gkg("aleatoric"),
             "epistemic_var": lambda: pred.var_gkg("epistemic"),
             "total_sd": lambda: np.sqrt(pred.var_gkg("total")),
@@ -251,7 +244,7 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     if cfg.output.member_maps:
         members = np.full((bundle.n_members, n), cfg.output.nodata, dtype=MEMBER_LAYER.dtype)
         if len(idx):
-            mv = member_medians_gkg(pred)
+            mv = pred.member_means_gkg()
             members[:, idx] = np.where(np.isfinite(mv), mv, cfg.output.nodata)
     layers: dict[str, np.ndarray] = {}
     for name in variables:

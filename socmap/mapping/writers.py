@@ -21,8 +21,8 @@ from socmap.config import GridConfig
 from socmap.io import MAP_COG_DIR, atomic_path
 from socmap.mapping.tiles import Tile, grid_tiles, grid_transform
 
-__all__ = ["LAYERS", "MEMBER_LAYER", "LayerSpec", "cog_path", "quicklook_png", "stac_item", "write_tile_cogs",
-           "write_vrt", "zarr_chunk_files", "zarr_template", "zarr_write_tile"]
+__all__ = ["LAYERS", "MEMBER_LAYER", "LayerSpec", "cog_path", "core_validator", "quicklook_png", "stac_item",
+           "write_tile_cogs", "write_vrt", "zarr_chunk_files", "zarr_consolidate", "zarr_template", "zarr_write_tile"]
 
 AOA_NODATA = 255
 
@@ -40,8 +40,10 @@ class LayerSpec:
 
 
 LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
-    LayerSpec("soc_mean", "Topsoil (0-30 cm) SOC, calibrated ensemble estimate (median of the log-normal)", "g/kg",
-              short="topsoil SOC (0-30 cm), ensemble estimate"),
+    LayerSpec("soc_mean", "Topsoil (0-30 cm) SOC, expectation of the calibrated ensemble predictive (use for "
+                          "zone means and carbon stocks)", "g/kg", short="topsoil SOC (0-30 cm), expected value"),
+    LayerSpec("soc_median", "Topsoil (0-30 cm) SOC, median of the calibrated predictive (expm1 of the log-scale "
+                            "mean; below soc_mean)", "g/kg", short="topsoil SOC (0-30 cm), median"),
     LayerSpec("aleatoric_var", "Aleatoric variance of SOC (data noise), delta method", "(g/kg)^2",
               short="aleatoric variance of SOC"),
     LayerSpec("epistemic_var", "Epistemic variance of SOC (ensemble disagreement), delta method", "(g/kg)^2",
@@ -53,10 +55,14 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
     LayerSpec("aoa", "Area of applicability flag: 1 = outside (far from training data or covariates out of "
                      "range), 0 = inside", "1", "uint8", short="outside the area of applicability"),
 )}
-"""Every layer ``socmap predict`` can write (``output.variables`` picks a subset)."""
+"""Every layer ``socmap predict`` can write (``output.variables`` picks a subset). ``soc_mean`` is the expectation
+of the calibrated predictive (:meth:`socmap.train.EnsemblePrediction.mean_gkg`: the members' mean of their
+log-normal means), ``soc_median`` its median (expm1 of the log-scale mean); the variances are delta-method and the
+bounds log-normal quantiles of the total variance, about the median."""
 
-MEMBER_LAYER = LayerSpec("soc_member", "Topsoil (0-30 cm) SOC under each ensemble member, calibrated median "
-                                       "(members spread about the ensemble by the temperature T)", "g/kg",
+MEMBER_LAYER = LayerSpec("soc_member", "Topsoil (0-30 cm) SOC under each ensemble member, calibrated expectation "
+                                       "(members spread about the ensemble by the temperature T; their mean is "
+                                       "soc_mean)", "g/kg",
                          short="SOC per ensemble member")
 """The optional (member, y, x) layer of the zarr store (``output.member_maps``): each member's map, coherent in
 space, so the spread of a zone mean over members carries the spatial correlation of the epistemic error
@@ -234,6 +240,34 @@ def zarr_write_tile(store: Path, tile: Tile, layers: dict[str, np.ndarray]) -> N
                               "x": slice(tile.col0, tile.col0 + tile.ncols)}, mode="r+", consolidated=False)
 
 
+def zarr_consolidate(store: Path) -> None:
+    """Consolidate the store's metadata into its root ``zarr.json`` (:func:`zarr.consolidate_metadata`), so
+    ``xarray.open_zarr`` opens it with one read and no "no consolidated metadata" warning.
+
+    zarr rewrites the root document in place; to keep that atomic, it consolidates a copy of the metadata
+    documents alone (every ``zarr.json``, no chunks) and the new root document is renamed into place. Tile writes
+    never change array metadata, so a resumed run's region writes leave the consolidated copy true, and the run
+    consolidates again at its end.
+    """
+    import shutil
+    import tempfile
+    import warnings
+
+    import zarr
+
+    with tempfile.TemporaryDirectory(dir=store.parent, prefix=f".{store.name}.meta-") as td:
+        copy = Path(td) / store.name
+        for doc in store.rglob("zarr.json"):
+            dst = copy / doc.relative_to(store)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(doc, dst)
+        with warnings.catch_warnings():  # "not part of the zarr v3 specification": xarray reads it all the same
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            zarr.consolidate_metadata(str(copy), zarr_format=3)
+        with atomic_path(store / "zarr.json") as tmp:
+            shutil.copyfile(copy / "zarr.json", tmp)
+
+
 def zarr_chunk_files(store: Path, grid: GridConfig, tile: Tile) -> list[Path]:
     """The chunk files of ``tile`` in every (y, x) or (..., y, x) array of the store (zarr v3 default keys
     ``<array>/c/<row>/<col>``, or ``<array>/c/<k>/<row>/<col>`` with a leading dimension such as ensemble members)
@@ -259,7 +293,8 @@ def quicklook_png(path: Path, values: np.ndarray, extent: tuple[float, float, fl
     vmin, vmax = (np.nanpercentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
     h, w = values.shape
     fig, ax = plt.subplots(figsize=(7.5, 7.5 * max(0.4, min(2.5, h / max(w, 1)))), dpi=110)
-    im = ax.imshow(np.ma.masked_invalid(values), extent=extent, cmap="YlOrBr" if layer == "soc_mean" else "viridis",
+    cmap = "YlOrBr" if layer.startswith("soc_") else "viridis"
+    im = ax.imshow(np.ma.masked_invalid(values), extent=extent, cmap=cmap,
                    vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1, interpolation="nearest")
     cb = fig.colorbar(im, ax=ax, shrink=0.8)
     cb.set_label(f"{layer} ({spec.unit})")
@@ -274,11 +309,87 @@ def quicklook_png(path: Path, values: np.ndarray, extent: tuple[float, float, fl
 
 
 # ------------------------------------------------------------------------------------------------- STAC
+def _raster_meta(path: Path) -> dict[str, Any] | None:
+    """What the projection and raster extensions say of a raster file (COG or VRT), read from its header; None
+    when GDAL cannot open it as a raster."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as ds:
+            t, crs = ds.transform, ds.crs
+            epsg = crs.to_epsg() if crs is not None else None
+            return {"code": f"EPSG:{epsg}" if epsg else None, "wkt2": None if epsg or crs is None else crs.to_wkt(),
+                    "shape": [ds.height, ds.width], "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+                    "bbox": list(ds.bounds), "dtype": ds.dtypes[0], "nodata": ds.nodata, "unit": ds.units[0] or None,
+                    "scale": ds.scales[0], "offset": ds.offsets[0], "res": abs(t.a)}
+    except (RasterioError, OSError):
+        return None
+
+
+def _asset_extensions(asset: Any, path: Path, checksums: dict[str, str]) -> None:
+    """Declare on ``asset`` (already added to its Item) the projection, raster and file extensions, from the file at
+    ``path``: proj:code (or proj:wkt2), proj:shape, proj:transform and proj:bbox in the map's CRS; raster:bands
+    with nodata, data type, unit, scale and offset; file:size (bytes) and file:checksum (sha2-256 multihash).
+    ``checksums`` (relative path -> sha256 hex, from the tile records) spares reading each tile COG again."""
+    from pystac.extensions.file import FileExtension
+    from pystac.extensions.projection import ProjectionExtension
+    from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+
+    from socmap.mapping.records import sha256_file
+
+    if not path.is_file():
+        return
+    rel = asset.href.removeprefix("./")
+    digest = checksums.get(rel) or sha256_file(path)
+    FileExtension.ext(asset, add_if_missing=True).apply(size=path.stat().st_size, checksum=f"1220{digest}")
+    meta = _raster_meta(path) if asset.media_type is None or "tiff" in asset.media_type else None
+    if meta is None:
+        return
+    ProjectionExtension.ext(asset, add_if_missing=True).apply(
+        code=meta["code"], wkt2=meta["wkt2"], shape=meta["shape"], transform=meta["transform"], bbox=meta["bbox"])
+    band = RasterBand.create(nodata=meta["nodata"], data_type=DataType(meta["dtype"]), unit=meta["unit"],
+                             scale=meta["scale"], offset=meta["offset"], spatial_resolution=meta["res"])
+    RasterExtension.ext(asset, add_if_missing=True).apply([band])
+
+
+def _tile_checksums(root: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file the finished tiles recorded (``tiles_done/*.json``)."""
+    from socmap.io import MAP_DONE_DIR
+
+    out: dict[str, str] = {}
+    for rec in sorted((root / MAP_DONE_DIR).glob("*.json")):
+        try:
+            files = json.loads(rec.read_text()).get("files", {})
+        except (OSError, ValueError):
+            continue
+        if isinstance(files, dict):
+            out.update({str(k): str(v) for k, v in files.items()})
+    return out
+
+
+def core_validator() -> Any:
+    """pystac's JSON-schema validator on the STAC core schemas pystac bundles, skipping the extensions' schemas
+    (they live on stac-extensions.github.io; offline machines cannot fetch them)."""
+    from pystac.validation.stac_validator import JsonSchemaSTACValidator
+
+    class CoreOnly(JsonSchemaSTACValidator):
+        def validate_extension(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return CoreOnly()
+
+
 def stac_item(path: Path, *, item_id: str, bbox_lonlat: tuple[float, float, float, float], year: int,
               properties: dict[str, Any], assets: dict[str, dict[str, Any]]) -> Path:
-    """Write a STAC Item (core fields only, so it validates offline against the bundled core schema).
+    """Write the map's STAC Item, each asset with the projection, raster and file extensions where they apply
+    (:func:`_asset_extensions`), so odc-stac and stackstac place and read the layers with no other metadata.
 
-    ``assets``: key -> {"href" (relative to the item), "media_type", "roles", "title", "description"}.
+    ``assets``: key -> {"href" (relative to the item), "media_type", "roles", "title", "description", and
+    "rewritten": True for a file written after the Item (no size or checksum declared)}. A raster
+    asset's key is its band name (``odc.stac.load([item], bands=["soc_mean"])``). The VRT mosaics carry no media
+    type (none is registered for GDAL VRT); their ``data`` role marks them as rasters for odc-stac. The Item is
+    validated against the STAC core schema bundled with pystac (the extensions' schemas live online).
     """
     from datetime import UTC, datetime
 
@@ -289,10 +400,14 @@ def stac_item(path: Path, *, item_id: str, bbox_lonlat: tuple[float, float, floa
     item = pystac.Item(id=item_id, geometry=geom, bbox=[w, s, e, n], datetime=None,
                        start_datetime=datetime(year, 1, 1, tzinfo=UTC),
                        end_datetime=datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC), properties=dict(properties))
+    sums = _tile_checksums(path.parent)
     for key, a in assets.items():
-        item.add_asset(key, pystac.Asset(href=a["href"], media_type=a.get("media_type"), roles=a.get("roles"),
-                                         title=a.get("title"), description=a.get("description")))
-    item.validate()
+        asset = pystac.Asset(href=a["href"], media_type=a.get("media_type"), roles=a.get("roles"),
+                             title=a.get("title"), description=a.get("description"))
+        item.add_asset(key, asset)
+        if not a.get("rewritten"):
+            _asset_extensions(asset, path.parent / a["href"], sums)
+    item.validate(validator=core_validator())
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=1) + "\n")
     return path

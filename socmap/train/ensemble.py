@@ -68,6 +68,9 @@ class EnsemblePrediction:
     member_mean: np.ndarray
     member_var: np.ndarray
     temperature: float = 1.0
+    extra_var: np.ndarray | None = None
+    """(N,) variance added to ``epistemic_var`` after calibration (:meth:`add_epistemic`, the distance-aware
+    term), log(1+SOC)^2; None: none. It widens every member's predictive alike."""
 
     @classmethod
     def from_members(cls, member_mean: np.ndarray, member_var: np.ndarray, temperature: float = 1.0
@@ -87,8 +90,49 @@ class EnsemblePrediction:
         return self.aleatoric_var + self.epistemic_var
 
     def soc_gkg(self) -> np.ndarray:
-        """Point prediction in g/kg: expm1(mean), the median of the log-normal predictive."""
+        """Point prediction in g/kg: expm1(mean), the median of the log-normal predictive (the map's
+        ``soc_median``; the point metrics of ``train`` and ``evaluate`` score this one)."""
         return np.expm1(self.mean)
+
+    def member_centres(self) -> np.ndarray:
+        r"""(M, N) each member's calibrated centre in log(1+SOC): :math:`c_m = \mu + T(\mu_m - \mu)`.
+
+        Temperature scaling multiplies the epistemic variance (the members' spread about the ensemble mean
+        :math:`\mu`) by :math:`T^2`, so the calibrated members sit T times as far from :math:`\mu` as the raw
+        ones; their spread (ddof=1) is :attr:`epistemic_var`.
+        """
+        mm = np.asarray(self.member_mean, np.float64)
+        return self.mean[None, :] + self.temperature * (mm - self.mean[None, :])
+
+    def member_means_gkg(self) -> np.ndarray:
+        r"""(M, N) each member's calibrated expectation in g/kg, :math:`\exp(c_m + s_m^2 / 2) - 1`.
+
+        Member m's calibrated predictive of :math:`\log(1 + \mathrm{SOC})` is :math:`N(c_m, s_m^2)`, with
+        :math:`c_m` from :meth:`member_centres` and :math:`s_m^2 = T^2 \sigma_m^2` its own (aleatoric) variance
+        scaled like :attr:`aleatoric_var` (log(1+SOC) units squared); SOC + 1 is then log-normal with mean
+        :math:`\exp(c_m + s_m^2 / 2)` g/kg.
+        """
+        s2 = self.temperature ** 2 * np.asarray(self.member_var, np.float64)
+        if self.extra_var is not None:  # the distance-aware term widens each member alike
+            s2 = s2 + self.extra_var[None, :]
+        return np.asarray(np.expm1(self.member_centres() + 0.5 * s2))
+
+    def mean_gkg(self) -> np.ndarray:
+        r"""The expectation of the calibrated predictive in g/kg (the map's ``soc_mean``; what a zone mean or a
+        carbon stock must add up).
+
+        The calibrated ensemble is the equal-weight mixture of the members' log-normals (:meth:`member_means_gkg`),
+        so its mean is the members' mean of their means,
+
+        .. math:: E[\mathrm{SOC}] = \frac{1}{M} \sum_m \left[\exp\left(c_m + \tfrac{1}{2} T^2 \sigma_m^2
+                  \right) - 1\right] \quad \text{g/kg}.
+
+        It lies above the median :meth:`soc_gkg` = :math:`\exp(\mu) - 1` by Jensen's inequality: by about
+        :math:`(1 + \mathrm{median}) (\exp(v / 2) - 1)` with :math:`v` the mixture's log-scale variance, which is
+        the aleatoric part plus the members' spread about :math:`\mu` taken with ddof=0 (so
+        :math:`(M-1)/M` of :attr:`epistemic_var`). One member (M = 1): :math:`\exp(\mu + s^2/2) - 1`.
+        """
+        return np.asarray(self.member_means_gkg().mean(axis=0))
 
     def quantile_gkg(self, q: float | np.ndarray) -> np.ndarray:
         """Quantile ``q`` of the predictive in g/kg: expm1(mean + Phi^-1(q) sqrt(total_var))."""
@@ -113,7 +157,9 @@ class EnsemblePrediction:
         of :mod:`socmap.train.distance_var`, added after calibration (T does not scale it). None: unchanged."""
         if extra_var is None:
             return self
-        return dataclasses.replace(self, epistemic_var=self.epistemic_var + np.asarray(extra_var, np.float64))
+        extra = np.asarray(extra_var, np.float64)
+        total = extra if self.extra_var is None else self.extra_var + extra
+        return dataclasses.replace(self, epistemic_var=self.epistemic_var + extra, extra_var=total)
 
     def calibrate(self, temperature: float) -> EnsemblePrediction:
         """A copy with the variances multiplied by ``temperature**2`` (on top of any T already applied)."""

@@ -150,7 +150,7 @@ def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None
     dist_var = DistanceVariance.fit(train_lonlat, data.y_log[train_mask],
                                     nearest_site_km(data.lonlat[val], train_lonlat), seed=seed0)
     cal = raw.calibrate(temperature).add_epistemic(dist_var(nearest_site_km(data.lonlat[val], train_lonlat)))
-    metrics = regression_metrics(cal.soc_gkg(), data.soc_gkg[val])
+    metrics = regression_metrics(cal.mean_gkg(), data.soc_gkg[val])  # the expectation, as evaluate scores it
     lo, hi = cal.quantile_gkg(0.025), cal.quantile_gkg(0.975)
     metrics["nll"] = gaussian_nll(cal.mean, cal.total_var, y_val)
     metrics["picp95"] = float(np.mean((data.soc_gkg[val] >= lo) & (data.soc_gkg[val] <= hi)))

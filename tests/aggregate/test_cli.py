@@ -51,15 +51,19 @@ def test_member_maps_carry_the_epistemic_variance(maps: Path) -> None:
     with xr.open_zarr(maps / "soc.zarr", consolidated=False) as ds:
         mem = np.asarray(ds["soc_member"].values, np.float64)
         soc = np.asarray(ds["soc_mean"].values, np.float64)
+        med = np.asarray(ds["soc_median"].values, np.float64)
         epi = np.asarray(ds["epistemic_var"].values, np.float64)
     assert mem.shape == (2, 64, 64)
     ok = np.isfinite(soc)
     assert ok.sum() > 1000 and np.isfinite(mem[:, ok]).all() and np.isnan(mem[:, ~ok]).all()
-    # members' spread on the log scale, back-transformed by the delta method, is the map's epistemic variance
-    var = np.var(np.log1p(mem[:, ok]), axis=0, ddof=1) * (1 + soc[ok]) ** 2
-    np.testing.assert_allclose(var, epi[ok], rtol=2e-3, atol=1e-6)
-    # and their log-mean is the map's median
-    np.testing.assert_allclose(np.expm1(np.log1p(mem[:, ok]).mean(axis=0)), soc[ok], rtol=1e-4)
+    # each member's map is its calibrated expectation, and their mean is the map's expectation (soc_mean)
+    np.testing.assert_allclose(mem[:, ok].mean(axis=0), soc[ok], rtol=1e-5)
+    # their spread on the log scale, back-transformed by the delta method about the median, follows the map's
+    # epistemic variance: equal but for the members' own variances (log1p of a member's map is c_m + T^2 s_m^2 / 2,
+    # and s_m^2 differs between members: about 11 % here)
+    var = np.var(np.log1p(mem[:, ok]), axis=0, ddof=1) * (1 + med[ok]) ** 2
+    rel = np.abs(var - epi[ok]) / epi[ok]
+    assert np.median(rel) < 0.25 and np.corrcoef(var, epi[ok])[0, 1] > 0.9
 
 
 def test_cli_aggregate_writes_every_output(maps: Path, zones_file: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import rasterio
 from socmap.demo.world import WORLD_S2_BANDS, WorldSpec, ensure_world, world_matches
 
 TINY = WorldSpec(seed=3, size_m=1200.0, s2_doys=(18, 200), s1_doys=(150,), years=(2022, 2023), n_sites=40,
-                 margin_m=100.0)
+                 margin_m=100.0, scene_margin_m=0.0)
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -171,3 +171,36 @@ def test_truth_carries_each_relation(small_world: Path) -> None:
     near = np.corrcoef(log[:, :-5].ravel(), log[:, 5:].ravel())[0, 1]  # 50 m apart
     far = np.corrcoef(log[:, :-150].ravel(), log[:, 150:].ravel())[0, 1]  # 1.5 km apart
     assert near > 0.8 and far < near - 0.3
+
+
+def test_rasters_reach_beyond_the_region(tmp_path: Path) -> None:
+    """With ``scene_margin_m`` the scenes, DEM and covariates cover the region plus the margin on every side, the
+    truth covers the region exactly, and each site's true SOC is the truth raster's value at its pixel."""
+    from pyproj import Transformer
+
+    spec = WorldSpec(**{**TINY.__dict__, "scene_margin_m": 500.0})
+    assert WorldSpec().scene_margin_m >= 112 * WorldSpec().resolution_m  # half a 224-px patch at 10 m
+    root = ensure_world(tmp_path / "m", spec, progress=False)
+    xmin, ymin, xmax, ymax = spec.bounds
+    want = (xmin - 500, ymin - 500, xmax + 500, ymax + 500)
+    assert spec.raster_bounds == want
+    cat = pystac.Catalog.from_file(str(root / "stac" / "catalog.json"))
+    for item in cat.get_items(recursive=True):
+        for key, asset in item.assets.items():
+            with rasterio.open(asset.get_absolute_href()) as src:
+                b = src.bounds
+                if src.crs.to_epsg() == 4326:  # the DEM: its lon/lat box holds the margin's corners
+                    lon, lat = Transformer.from_crs(spec.epsg, 4326, always_xy=True).transform(
+                        [want[0], want[2]], [want[1], want[3]])
+                    assert b.left <= min(lon) and b.right >= max(lon) and b.bottom <= min(lat) and b.top >= max(lat)
+                else:
+                    assert (b.left, b.top) == pytest.approx((want[0], want[3])), (item.id, key)
+                    assert b.right >= want[2] - src.res[0] and b.bottom <= want[1] + src.res[1], (item.id, key)
+    with rasterio.open(root / "truth" / "soc_true_2022.tif") as src:
+        assert tuple(src.bounds) == pytest.approx(spec.bounds) and src.shape == (spec.n, spec.n)
+        truth = src.read(1)
+        sites = pd.read_csv(root / "truth" / "sites.csv")
+        one = sites[sites.year == 2022]
+        rows, cols = rasterio.transform.rowcol(src.transform, one.x.to_numpy(), one.y.to_numpy())
+    np.testing.assert_allclose(truth[rows, cols], one.soc_true_gkg.to_numpy(), rtol=1e-3)
+    assert ((sites.x > xmin) & (sites.x < xmax) & (sites.y > ymin) & (sites.y < ymax)).all()

@@ -109,6 +109,8 @@ def test_every_output_reads_back(runs: dict, map_world: dict[str, Path]) -> None
     from pyproj import CRS
     from rio_cogeo.cogeo import cog_validate
 
+    from socmap.mapping.writers import core_validator
+
     root = runs["r4"].root
     z = _zarr(root)
     for name, spec in LAYERS.items():
@@ -130,7 +132,7 @@ def test_every_output_reads_back(runs: dict, map_world: dict[str, Path]) -> None
         assert ds["soc_mean"].attrs["units"] == "g/kg" and ds["soc_mean"].attrs["grid_mapping"] == "spatial_ref"
         assert ds["soc_mean"].encoding["chunks"] == (TILE, TILE)
     item = pystac.Item.from_file(str(root / MAP_ITEM))
-    item.validate()
+    item.validate(validator=core_validator())
     for key, asset in item.assets.items():
         assert (root / asset.href).exists(), key
     assert {"soc_mean", "zarr", "soc_mean_quicklook", "total_sd_quicklook", "summary"} <= set(item.assets)
@@ -255,3 +257,94 @@ def test_provenance_beside_the_maps_and_in_the_item(runs: dict, map_bundle: Path
     item = pystac.Item.from_file(str(root / MAP_ITEM))
     assert item.properties["socmap:provenance"]["bundle"]["sha256"] == prov["bundle"]["sha256"]
     assert "provenance" in item.assets
+
+
+def test_mean_is_above_median_and_bounds_hold(runs: dict) -> None:
+    """``soc_mean`` (expectation of the calibrated log-normal mixture) lies above ``soc_median`` (expm1 of the
+    log-scale mean) on every mapped cell; the 5 %/95 % bounds bracket the median."""
+    z = _zarr(runs["r4"].root)
+    ok = np.isfinite(z["soc_median"])
+    assert ok.sum() > 1000 and np.array_equal(ok, np.isfinite(z["soc_mean"]))
+    assert (z["soc_mean"][ok] > z["soc_median"][ok]).all()
+    assert (z["q05"][ok] < z["soc_median"][ok]).all() and (z["soc_median"][ok] < z["q95"][ok]).all()
+    # the gap is the log-normal's: about (1 + median) (exp(v / 2) - 1), v the log-scale variance
+    v = (z["total_sd"][ok] / (1 + z["soc_median"][ok])) ** 2
+    gap = (z["soc_mean"][ok] - z["soc_median"][ok]) / ((1 + z["soc_median"][ok]) * np.expm1(v / 2))
+    assert 0.5 < np.median(gap) < 1.05
+
+
+def test_item_declares_projection_raster_and_file(runs: dict) -> None:
+    import hashlib
+
+    import pystac
+
+    root = runs["r4"].root
+    item = pystac.Item.from_file(str(root / MAP_ITEM))
+    for uri in ("projection/v2.0.0", "raster/v1.1.0", "file/v2.1.0"):
+        assert any(uri in e for e in item.stac_extensions), uri
+    for name, spec in LAYERS.items():
+        f = item.assets[name].extra_fields
+        assert f["proj:code"] == "EPSG:4326" and f["proj:shape"] == [GRID_N, GRID_N]
+        assert f["proj:transform"] == pytest.approx([GRID_RES, 0, 36.0, 0, -GRID_RES, -3.0])
+        band = f["raster:bands"][0]
+        assert band["data_type"] == spec.dtype and band["unit"] == spec.unit
+        assert band["nodata"] == (255 if spec.dtype == "uint8" else -9999.0)
+        assert (band["scale"], band["offset"]) == (1.0, 0.0)
+        tile = item.assets[f"{name}_r001_c000"].extra_fields
+        assert tile["proj:shape"] == [TILE, TILE]
+        assert tile["proj:transform"] == pytest.approx([GRID_RES, 0, 36.0, 0, -GRID_RES, -3.0 - TILE * GRID_RES])
+    for key in ("soc_mean", "soc_mean_r000_c001", "provenance"):
+        data = (root / item.assets[key].href).read_bytes()
+        f = item.assets[key].extra_fields
+        assert f["file:size"] == len(data) and f["file:checksum"] == "1220" + hashlib.sha256(data).hexdigest()
+
+
+def test_item_loads_in_odc_stac_and_stackstac(runs: dict) -> None:
+    """The STAC Item as a GIS user loads it (odc-stac and stackstac, nothing but the Item) gives the zarr
+    store's and the VRT's values, cell for cell, on the same grid."""
+    import odc.stac
+    import pystac
+    import rasterio
+    import stackstac
+
+    root = runs["r4"].root
+    z = _zarr(root)
+    item = pystac.Item.from_file(str(root / MAP_ITEM))
+    bands = ["soc_mean", "soc_median", "total_sd"]
+    ds = odc.stac.load([item], bands=bands)
+    x = 36.0 + (np.arange(GRID_N) + 0.5) * GRID_RES
+    y = -3.0 - (np.arange(GRID_N) + 0.5) * GRID_RES
+    np.testing.assert_allclose(ds.longitude.values, x)
+    np.testing.assert_allclose(ds.latitude.values, y)
+    for name in bands:
+        v = ds[name].isel(time=0).values.astype(float)
+        v[v == ds[name].attrs["nodata"]] = np.nan
+        np.testing.assert_array_equal(v, z[name], err_msg=name)
+        with rasterio.open(root / f"{name}.vrt") as src:
+            np.testing.assert_array_equal(v, src.read(1, masked=True).astype(float).filled(np.nan), err_msg=name)
+    # stackstac opens an href as it is, and snapping the bounds to the resolution adds a column and a row where
+    # the grid's edge (36.0 degrees / 0.005) is not exact in floating point
+    item.make_asset_hrefs_absolute()
+    st = stackstac.stack([item], assets=bands, epsg=4326, fill_value=np.float32(np.nan), dtype="float32",
+                         rescale=False, xy_coords="center", snap_bounds=False).compute()
+    np.testing.assert_allclose(st.x.values, x)
+    np.testing.assert_allclose(st.y.values, y)
+    for name in bands:
+        v = st.sel(band=name).isel(time=0).values.astype(float)
+        np.testing.assert_array_equal(v, z[name], err_msg=name)
+
+
+def test_zarr_store_opens_quietly_with_consolidated_metadata(runs: dict) -> None:
+    """``xr.open_zarr`` with no options finds the consolidated metadata (no warning); a resumed run keeps it."""
+    import warnings
+
+    import xarray as xr
+
+    root = runs["r4"].root
+    doc = json.loads((root / MAP_ZARR / "zarr.json").read_text())
+    assert set(doc["consolidated_metadata"]["metadata"]) >= set(LAYERS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with xr.open_zarr(root / MAP_ZARR) as ds:
+            np.testing.assert_array_equal(ds["soc_mean"].values, _zarr(root)["soc_mean"])
+            assert doc["attributes"]["socmap_run_key"] == ds.attrs["socmap_run_key"]

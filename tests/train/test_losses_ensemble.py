@@ -125,3 +125,27 @@ def test_ensemble_prediction_views() -> None:
     np.testing.assert_allclose(sub.epistemic_var, 4 * mm[[0, 2]].var(0, ddof=1))
     with pytest.raises(ValueError):
         cal.var_gkg("bogus")
+
+
+def test_mean_is_the_calibrated_mixture_expectation() -> None:
+    """``mean_gkg`` is the expectation of the calibrated mixture of member log-normals (checked by sampling it),
+    ``soc_gkg`` its median-of-the-log-mean; the members' expectations average to the ensemble's."""
+    rng = np.random.default_rng(5)
+    mm, mv = rng.normal(2.5, 0.3, size=(3, 4)), rng.uniform(0.05, 0.4, size=(3, 4))
+    t = 1.7
+    cal = EnsemblePrediction.from_members(mm, mv, t)
+    centres = mm.mean(0) + t * (mm - mm.mean(0))
+    np.testing.assert_allclose(cal.member_centres(), centres)
+    np.testing.assert_allclose(cal.member_centres().var(0, ddof=1), cal.epistemic_var)
+    np.testing.assert_allclose(cal.member_means_gkg().mean(0), cal.mean_gkg())
+    # Monte Carlo: pick a member, draw log(1+SOC) ~ N(c_m, T^2 sigma_m^2), average SOC
+    n = 400_000
+    pick = rng.integers(0, 3, n)
+    for j in range(mm.shape[1]):
+        z = centres[pick, j] + t * np.sqrt(mv[pick, j]) * rng.standard_normal(n)
+        assert cal.mean_gkg()[j] == pytest.approx(np.expm1(z).mean(), rel=0.01)
+    assert (cal.mean_gkg() > cal.soc_gkg()).all()
+    # one member: the closed form exp(mu + s^2 / 2) - 1 with s^2 = T^2 sigma^2
+    one = EnsemblePrediction.from_members(mm[:1], mv[:1], t)
+    np.testing.assert_allclose(one.mean_gkg(), np.expm1(mm[0] + 0.5 * t * t * mv[0]))
+    np.testing.assert_allclose(one.mean_gkg(), np.expm1(one.mean + 0.5 * one.total_var))
