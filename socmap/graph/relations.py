@@ -171,17 +171,8 @@ def spatial_knn(
     max_distance_km: float,
     exclude_self: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """k nearest reference points of every query point on the sphere (see :func:`spatial_knn_next`).
-
-    Args:
-        query_lonlat: (Q, 2) degrees. ref_lonlat: (M, 2) degrees.
-        k: neighbours per query point (an int, or (Q,) ints for adaptive k).
-        max_distance_km: neighbours farther than this are dropped.
-        exclude_self: the query set is the reference set; a point is not its own neighbour.
-
-    Returns:
-        ``(src, dst, dist_km)``: reference index, query index and great-circle distance of every pair.
-    """
+    """k nearest reference points of every query point on the sphere: ``(src, dst, dist_km)``, the reference
+    index, query index and great-circle distance of every pair (arguments as :func:`spatial_knn_next`)."""
     src, dst, dist, _ = spatial_knn_next(query_lonlat, ref_lonlat, k, max_distance_km, exclude_self)
     return src, dst, dist
 
