@@ -38,8 +38,12 @@ def test_score_predictions_numbers(tmp_path: Path) -> None:
     rep, fig = score_predictions(samples, raw, 1.3, baselines=base, n_boot=200, seed=0)
     y = samples.soc_gkg.to_numpy()[test]
     assert rep["n_eval"] == test.sum()
-    assert rep["point"]["SpTGNN"]["rmse"]["value"] == pytest.approx(float(rmse(y, np.expm1(raw.mean[test]))))
-    assert set(rep["point"]) == {"SpTGNN", "XGBoost", "RFSI-like XGBoost"}
+    # the SpTGNN is scored by its calibrated expectation; its median and the smeared baselines are rows too
+    mean = raw.calibrate(1.3).mean_gkg()[test]
+    assert rep["point"]["SpTGNN"]["rmse"]["value"] == pytest.approx(float(rmse(y, mean)))
+    assert rep["point"]["SpTGNN (median)"]["rmse"]["value"] == pytest.approx(float(rmse(y, np.expm1(raw.mean[test]))))
+    assert set(rep["point"]) == {"SpTGNN", "SpTGNN (median)", "XGBoost", "RFSI-like XGBoost", "XGBoost (smeared)",
+                                 "RFSI-like XGBoost (smeared)"}
     pre, post = rep["uncertainty"]["pre"], rep["uncertainty"]["post"]
     # calibration scales sigma by T: Gaussian interval widths grow by exactly T, the mean does not move
     assert post["mpiw_gaussian"] == pytest.approx(1.3 * pre["mpiw_gaussian"])

@@ -26,11 +26,14 @@ def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineCon
     test = (s.split == "test").to_numpy()
     b = load_bundle(model, cfg)
     pred = b.predict_nodes()
-    want = float(rmse(s.soc_gkg.to_numpy()[test], pred.soc_gkg()[test]))
+    want = float(rmse(s.soc_gkg.to_numpy()[test], pred.mean_gkg()[test]))  # the expectation, distance term in
     assert rep["point"]["SpTGNN"]["rmse"]["value"] == pytest.approx(want)
+    median = float(rmse(s.soc_gkg.to_numpy()[test], pred.soc_gkg()[test]))
+    assert rep["point"]["SpTGNN (median)"]["rmse"]["value"] == pytest.approx(median)
     assert rep["uncertainty"]["temperature"] == pytest.approx(b.temperature)
     assert rep["members"] == 2 and len(rep["ensemble_size"]) == 2
-    assert set(rep["point"]) == {"SpTGNN", "XGBoost", "RFSI-like XGBoost"}
+    assert set(rep["point"]) == {"SpTGNN", "SpTGNN (median)", "XGBoost", "RFSI-like XGBoost", "XGBoost (smeared)",
+                                 "RFSI-like XGBoost (smeared)"}
     assert rep["n_eval"] == test.sum()
     assert "ablations" in rep["not_run"]
     assert rep["baselines"]["xgboost"]["params"]["inputs"] == [*(f"feat_{c}" for c in COVARIATES), "lon", "lat", "year"]
@@ -60,7 +63,9 @@ def test_evaluate_ablations_and_block(eval_case: tuple[Path, Path, PipelineConfi
                                               "no Moran loss"}
     assert "no imagery" in rep["ablations"]["skipped"]
     blk = rep["block"]
-    assert set(blk["point"]) == {"SpTGNN", "XGBoost", "RFSI-like XGBoost"}
+    assert set(blk["point"]) == {"SpTGNN", "SpTGNN (median)", "XGBoost", "RFSI-like XGBoost", "XGBoost (smeared)",
+                                 "RFSI-like XGBoost (smeared)"}
+    assert 0 <= blk["uncertainty_post"]["picp_vp"]["value"] <= 1
     assert blk["counts"]["test"] > 0 and np.isfinite(blk["point"]["SpTGNN"]["rmse"]["value"])
     md = (tmp_path / "report" / "report.md").read_text()
     assert "Spatial block split" in md and "cf. Table 11" in md
