@@ -358,10 +358,12 @@ class TrainConfig(_Strict):
     early_stop_patience: PositiveInt = 30
     """Epochs (validation rounds, see ``val_every_steps``) without a better validation ``select_metric`` before a
     member stops; the best round's weights are kept."""
-    select_metric: Literal["rmse", "nll", "mape"] = "rmse"
-    """Validation figure that picks the kept weights and drives early stopping: ``rmse`` (g/kg), ``nll`` (the
-    Gaussian NLL of the log target, standardised) or ``mape`` (%, the paper's; it rewards under-prediction, so
-    a map selected on it is biased low)."""
+    select_metric: Literal["rmse", "nll", "mape"] = "nll"
+    """Validation figure that picks the kept weights and drives early stopping: ``nll`` (the Gaussian NLL of the
+    standardised log target: a proper score of the whole predictive, robust on a small validation split), ``rmse``
+    (g/kg; a few large sites dominate it on a small split) or ``mape`` (%, the paper's; it rewards
+    under-prediction, so a map selected on it is biased low). Demo world map R2 against the truth: nll 0.888, rmse
+    0.844 (30 validation sites); africa-coarse selects on rmse (1,040 validation sites)."""
     lr_patience: PositiveInt = 10
     """ReduceLROnPlateau patience, epochs without a lower validation loss before the learning rate is halved."""
     batch_size: PositiveInt = 32
