@@ -22,21 +22,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-from socmap.graph.relations import EARTH_RADIUS_KM, lonlat_to_unit
+from socmap.graph.relations import spatial_knn
 
 __all__ = ["DistanceVariance", "nearest_site_km"]
 
 
 def nearest_site_km(query_lonlat: np.ndarray, site_lonlat: np.ndarray) -> np.ndarray:
-    """(Q,) great-circle distance, km, from each query point to its nearest site (degrees in, exact on the
-    sphere: k-d tree on unit vectors, the chord is monotone in the arc)."""
+    """(Q,) great-circle distance, km, from each query point to its nearest site (degrees in): the graph's k-NN
+    (:func:`socmap.graph.relations.spatial_knn`, whose k-d tree of the sites is kept between map tiles)."""
     q = np.asarray(query_lonlat, np.float64).reshape(-1, 2)
     if len(q) == 0:
         return np.zeros(0)
-    chord, _ = cKDTree(lonlat_to_unit(np.asarray(site_lonlat, np.float64))).query(lonlat_to_unit(q), k=1)
-    return np.asarray(2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0)))
+    _, dst, dist = spatial_knn(q, np.asarray(site_lonlat, np.float64), 1, np.inf, exclude_self=False)
+    out = np.full(len(q), np.inf)
+    out[dst] = dist
+    return out
 
 
 @dataclass(frozen=True)

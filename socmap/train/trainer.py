@@ -116,6 +116,15 @@ class GraphContext:
         return self.y_train if self.label_input else None
 
 
+def _in_edge_positions(ctx: GraphContext, nodes: Tensor) -> Tensor:
+    """Positions, in the target-sorted edge order (``ctx.edge_order`` / ``ctx.src_sorted``), of every in-edge of
+    ``nodes``."""
+    starts = ctx.rowptr[nodes]
+    counts = ctx.rowptr[nodes + 1] - starts
+    offs = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
+    return offs + torch.arange(offs.numel(), device=nodes.device)
+
+
 def khop_subgraph(ctx: GraphContext, seeds: Tensor, hops: int) -> tuple[Tensor, HeteroGraph, Tensor]:
     """The ``hops``-hop in-neighbourhood of ``seeds``: ``(nodes, subgraph, seed positions in nodes)``.
 
@@ -129,13 +138,10 @@ def khop_subgraph(ctx: GraphContext, seeds: Tensor, hops: int) -> tuple[Tensor, 
     for _ in range(hops):
         if frontier.numel() == 0:
             break
-        starts, ends = ctx.rowptr[frontier], ctx.rowptr[frontier + 1]
-        counts = ends - starts
-        total = int(counts.sum())
-        if total == 0:
+        pos = _in_edge_positions(ctx, frontier)
+        if pos.numel() == 0:
             break
-        offs = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
-        nb = ctx.src_sorted[offs + torch.arange(total, device=seeds.device)]
+        nb = ctx.src_sorted[pos]
         nb = torch.unique(nb[~mark[nb]])
         mark[nb] = True
         frontier = nb
@@ -168,12 +174,11 @@ def sample_subgraph(ctx: GraphContext, seeds: Tensor, fanouts: list[int],
     for fan in fanouts:
         if frontier.numel() == 0:
             break
-        starts, counts = ctx.rowptr[frontier], ctx.rowptr[frontier + 1] - ctx.rowptr[frontier]
-        total = int(counts.sum())
+        pos = _in_edge_positions(ctx, frontier)
+        total = pos.numel()
         if total == 0:
             break
-        offs = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
-        eid = ctx.edge_order[offs + torch.arange(total, device=dev)]
+        eid = ctx.edge_order[pos]
         group = g.edge_index[1, eid] * r_count + g.edge_type[eid]
         key = torch.rand(total, generator=generator).to(dev)
         order = torch.argsort(key)
