@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from socmap.evaluate.realism import facet_ratio, nearest_site, sd_ratio_aoa
+from socmap.evaluate.realism import facet_ratio, facet_ratio_by_distance, nearest_site, sd_ratio_aoa
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 24
@@ -76,6 +76,39 @@ def test_facet_ratio_mosaic_far_above_one_smooth_about_one(world: dict) -> None:
     # half mosaic, half smooth: facets in between
     mixed = facet_ratio(0.5 * world["mosaic"] + 0.5 * world["smooth"], world["site"])
     assert smooth.facet_ratio < mixed.facet_ratio < mosaic.facet_ratio
+
+
+def test_nearest_site_km_is_the_haversine_distance() -> None:
+    rng = np.random.default_rng(2)
+    sites, cells = rng.uniform(-5, 5, (30, 2)), rng.uniform(-5, 5, (200, 2))
+    idx, km = nearest_site(cells, sites, return_km=True)
+    dlon, dlat = np.radians(sites[idx] - cells).T
+    lat1, lat2 = np.radians(cells[:, 1]), np.radians(sites[idx, 1])
+    a = np.sin(dlat / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin(dlon / 2) ** 2
+    assert np.allclose(km, 2 * 6371.0088 * np.arcsin(np.sqrt(a)), rtol=1e-9)
+
+
+def test_facet_ratio_by_distance_compares_at_equal_distance_from_the_data(world: dict) -> None:
+    """Clustered sites and a kernel smoother that relaxes to a mean away from them: smooth everywhere, but it
+    varies most where the sites (and so the nearest-site borders) are dense, which the plain ratio counts as
+    facets; binned by distance to the nearest site it is nearer 1. A mosaic stays far above 1 in either."""
+    rng = np.random.default_rng(3)
+    sites = np.r_[np.c_[10.03 + rng.normal(0, 0.01, 12), -0.03 + rng.normal(0, 0.01, 12)],
+                  np.c_[[10.2, 10.05, 10.21], [-0.2, -0.21, -0.05]]]
+    cells = np.c_[world["lon"].ravel(), world["lat"].ravel()]
+    idx, km = nearest_site(cells, sites, return_km=True)
+    site, dist = idx.reshape(N, N), km.reshape(N, N)
+    vals = rng.uniform(5, 40, len(sites))
+    kern = np.exp(-0.5 * (np.linalg.norm((cells[:, None] - sites[None]) * 111.2, axis=2) / 3.0) ** 2)
+    smoother = (((kern * vals).sum(1) + 1.0) / (kern.sum(1) + 0.05)).reshape(N, N)
+    plain, binned = facet_ratio(smoother, site).facet_ratio, facet_ratio_by_distance(smoother, site, dist)
+    assert binned < plain - 0.1
+    assert 0.75 < facet_ratio_by_distance(world["smooth"], site, dist) < 1.3
+    mosaic = vals[site] + 0.05 * (world["smooth"] - 20)
+    assert facet_ratio_by_distance(mosaic, site, dist) > 20
+    assert facet_ratio_by_distance(vals[site], site, dist) == np.inf  # flat polygons
+    with pytest.raises(ValueError, match="one 2-D shape"):
+        facet_ratio_by_distance(smoother, site, dist[:-1])
 
 
 def test_facet_ratio_skips_no_data_and_rejects_shape_mismatch(world: dict) -> None:
