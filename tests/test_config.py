@@ -75,6 +75,12 @@ BAD_CASES = [
                  id="fractions"),
     pytest.param({**GOOD, "data": {"sources": [{"path": "a.csv"}]}}, "data.sources.0.mapping: required",
                  id="missing-nested"),
+    pytest.param({**GOOD, "data": {"top_cm": 30, "bottom_cm": 30}}, "data: bottom_cm (30.0) must be deeper",
+                 id="depth-interval"),
+    pytest.param({**GOOD, "data": {"soc_min_gkg": 5, "soc_max_gkg": 4}}, "data: soc_max_gkg (4.0) must exceed",
+                 id="soc-range"),
+    pytest.param({**GOOD, "data": {"year_range": [2020, 1990]}}, "data: year_range must be [first, last]",
+                 id="year-range"),
     pytest.param({**GOOD, "grid": "atlantis"}, "grid: no grid named 'atlantis'", id="unknown-grid"),
     pytest.param("name: [unclosed", "not valid YAML", id="bad-yaml"),
     pytest.param("- a\n- b\n", "expected a mapping", id="not-a-mapping"),
@@ -138,3 +144,17 @@ def test_click_usage_errors_are_one_line_exit_2(args: list[str], message: str) -
 def test_every_stage_has_help(cmd: str) -> None:
     result = CliRunner().invoke(cli, [cmd, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_package_reexports_each_modules_public_names() -> None:
+    """``from socmap.config import X`` works for every public name of schema, loading and secrets, and for no
+    name twice: the package is the one import path."""
+    import socmap.config as pkg
+    from socmap.config import loading, schema, secrets
+
+    names = [*schema.__all__, *loading.__all__, *secrets.__all__]
+    assert len(names) == len(set(names))
+    assert sorted(pkg.__all__) == sorted(names)
+    for mod in (schema, loading, secrets):
+        for name in mod.__all__:
+            assert getattr(pkg, name) is getattr(mod, name)

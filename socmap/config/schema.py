@@ -118,6 +118,19 @@ class DataConfig(_Strict):
     """Radius, raster cells, searched for the nearest valid cell where a point falls on no-data."""
     covariate_min_coverage: Fraction = 0.5
     """A raster giving a value for fewer than this fraction of the points is an error (it does not cover them)."""
+    year_range: tuple[int, int] = (1900, 2100)
+    """Sampling years (calendar years) outside [first, last] are treated as missing (then the mapping's
+    ``default_year`` applies, else the row is dropped as ``incomplete_metadata``)."""
+
+    @model_validator(mode="after")
+    def _ranges(self) -> DataConfig:
+        if not self.bottom_cm > self.top_cm:
+            raise ValueError(f"bottom_cm ({self.bottom_cm}) must be deeper than top_cm ({self.top_cm})")
+        if not self.soc_max_gkg > self.soc_min_gkg:
+            raise ValueError(f"soc_max_gkg ({self.soc_max_gkg}) must exceed soc_min_gkg ({self.soc_min_gkg})")
+        if not self.year_range[1] >= self.year_range[0]:
+            raise ValueError(f"year_range must be [first, last] with last >= first, got {list(self.year_range)}")
+        return self
 
 
 # ----------------------------------------------------------------------------------- earth observation
