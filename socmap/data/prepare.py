@@ -33,7 +33,7 @@ from socmap.data.readers import read_table
 from socmap.data.samples import SAMPLE_COLUMNS
 from socmap.data.split import block_split, stratified_split
 from socmap.errors import ConfigError, DataError
-from socmap.io import PREPARE_REPORT, SAMPLES, atomic_path
+from socmap.io import PREPARE_REPORT, SAMPLES, atomic_path, json_safe
 
 __all__ = ["REPORT_FILE", "SAMPLES_FILE", "SAMPLE_COLUMNS", "PrepareResult", "prepare"]
 
@@ -121,17 +121,7 @@ def _write_outputs(out_dir: Path, samples: pd.DataFrame, report: dict[str, Any],
         samples.to_parquet(tmp, index=False)
     pre.save(out_dir)
     with atomic_path(out_dir / REPORT_FILE) as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o))
+        tmp.write_text(json.dumps(json_safe(report), indent=2))
 
 
 @dataclass
