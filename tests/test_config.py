@@ -146,15 +146,18 @@ def test_every_stage_has_help(cmd: str) -> None:
     assert result.exit_code == 0 and "Usage:" in result.output
 
 
-def test_package_reexports_each_modules_public_names() -> None:
-    """``from socmap.config import X`` works for every public name of schema, loading and secrets, and for no
-    name twice: the package is the one import path."""
+def test_package_exports_every_public_class_and_function_of_its_modules() -> None:
+    """``from socmap.config import X`` works for every public class and function that schema, loading and
+    secrets define, and ``socmap.config.__all__`` is the one list of them."""
+    import inspect
+
     import socmap.config as pkg
     from socmap.config import loading, schema, secrets
 
-    names = [*schema.__all__, *loading.__all__, *secrets.__all__]
-    assert len(names) == len(set(names))
-    assert sorted(pkg.__all__) == sorted(names)
-    for mod in (schema, loading, secrets):
-        for name in mod.__all__:
-            assert getattr(pkg, name) is getattr(mod, name)
+    defined = {name for mod in (schema, loading, secrets) for name, obj in vars(mod).items()
+               if not name.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj))
+               and obj.__module__ == mod.__name__}
+    assert defined - set(pkg.__all__) == set()
+    assert len(pkg.__all__) == len(set(pkg.__all__))
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is getattr(next(m for m in (schema, loading, secrets) if hasattr(m, name)), name)

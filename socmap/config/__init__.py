@@ -7,7 +7,7 @@ model's hyper-parameters (the paper's Table 6) and what the map outputs look lik
 Three modules, one job each: :mod:`~socmap.config.schema` (the pydantic classes: what is valid),
 :mod:`~socmap.config.loading` (YAML, ``${ENV}`` expansion, shipped regions and grids, dotted keys) and
 :mod:`~socmap.config.secrets` (credentials come from the environment only, and are redacted from outputs).
-Import from ``socmap.config``: the names below are its public API.
+Import from ``socmap.config``: its ``__all__`` is the public API (the modules keep no second list).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -23,18 +23,6 @@ from pydantic import ValidationError
 from socmap.config.schema import GridConfig, PipelineConfig
 from socmap.config.secrets import check_no_credentials
 from socmap.errors import ConfigError
-
-__all__ = [
-    "find_grid",
-    "find_pipeline",
-    "get_dotted",
-    "list_regions",
-    "load_grid",
-    "load_pipeline",
-    "resolve_path",
-    "set_dotted",
-    "socmap_home",
-]
 
 
 def socmap_home() -> Path:
@@ -161,18 +149,26 @@ def find_grid(name: str, base: Path | None = None) -> Path:
     return path
 
 
+_Config = TypeVar("_Config", PipelineConfig, GridConfig)
+
+
+def _validate(cls: type[_Config], path: Path) -> _Config:
+    """``cls`` read from the YAML at ``path`` (absolute), which it remembers as its ``source_file``."""
+    try:
+        cfg = cls.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from None
+    cfg.source_file = path
+    return cfg
+
+
 def load_pipeline(path_or_region: str | Path) -> PipelineConfig:
     """Read and validate a pipeline from a YAML path, or a shipped region name (``demo``, ``africa``...)."""
     p = Path(path_or_region).expanduser()
     if p.suffix not in (".yaml", ".yml") and not p.is_file():  # a folder named like the region is no pipeline
         p = find_pipeline(str(path_or_region))
     p = p.resolve()
-    data = _read_yaml(p)
-    try:
-        cfg = PipelineConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(p, exc)) from None
-    cfg.source_file = p
+    cfg = _validate(PipelineConfig, p)
     try:
         cfg.load_grid()
     except ConfigError as exc:
@@ -182,11 +178,4 @@ def load_pipeline(path_or_region: str | Path) -> PipelineConfig:
 
 def load_grid(name: str | Path, base: Path | None = None) -> GridConfig:
     """Read and validate a grid by name or path."""
-    p = find_grid(str(name), base).resolve()
-    data = _read_yaml(p)
-    try:
-        cfg = GridConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(p, exc)) from None
-    cfg.source_file = p
-    return cfg
+    return _validate(GridConfig, find_grid(str(name), base).resolve())

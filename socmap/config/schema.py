@@ -14,32 +14,6 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = [
-    "CovariateLayer",
-    "DataConfig",
-    "EncoderConfig",
-    "GraphConfig",
-    "GridConfig",
-    "ImageryConfig",
-    "MLPConfig",
-    "MoEConfig",
-    "ModelConfig",
-    "OutputConfig",
-    "PipelineConfig",
-    "PositionalConfig",
-    "PrunerConfig",
-    "RGATConfig",
-    "Relation",
-    "SourceConfig",
-    "SplitConfig",
-    "StacConfig",
-    "Stream",
-    "TemporalConfig",
-    "TrainConfig",
-    "TuneConfig",
-    "TuneParam",
-]
-
 
 class _Strict(BaseModel):
     """Base for every config block: unknown keys are errors, values are checked on assignment too."""

@@ -14,8 +14,6 @@ from typing import Any
 
 from socmap.errors import ConfigError
 
-__all__ = ["SECRET_ENV", "STAC_API_KEY_ENV", "check_no_credentials", "env_secrets", "redact", "redact_tree"]
-
 STAC_API_KEY_ENV = "SOCMAP_STAC_API_KEY"
 """Environment variable holding a STAC API key, sent as the header named by ``SOCMAP_STAC_API_KEY_HEADER``
 (default ``X-API-Key``) on every STAC API request."""
