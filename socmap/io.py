@@ -1,4 +1,4 @@
-"""The stage contract: every stage's file names, one atomic-write helper and one retry helper.
+"""The stage contract: every stage's file names, one atomic-write helper, one retry helper and one JSON cleaner.
 
 Each stage reads what an earlier stage wrote and writes something new; the names below are the only place a
 stage file's name is spelled. A stage writes into a temporary sibling (``.<name>.tmp-<random>`` in the same
@@ -30,13 +30,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import math
 import os
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import numpy as np
 
 __all__ = [
     "AGG_CHART_SUFFIX",
@@ -84,6 +87,7 @@ __all__ = [
     "VIT_FINETUNED",
     "atomic_path",
     "is_source_failure",
+    "json_safe",
     "replace_path",
     "retry",
     "source_errors",
@@ -314,3 +318,24 @@ def retry(fn: Callable[[], T], *, attempts: int, retry_on: tuple[type[BaseExcept
                 on_retry(i, exc)
             sleep(min(base_s * 2 ** (i - 1), cap_s))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ------------------------------------------------------------------------------------------------- JSON
+def json_safe(x: Any) -> Any:
+    """A copy of a JSON-like tree that ``json.dumps`` writes as strict JSON: NaN and inf become ``null``, numpy
+    scalars become Python numbers, tuples become lists, paths become strings, dict keys become strings.
+
+    Every stage report (``report.json``, ``tune_report.json``, ``prepare_report.json``) goes through it, so a
+    metric that is undefined on a split (R2 of a constant) is written as ``null``, not as the invalid ``NaN``.
+    """
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

@@ -75,6 +75,12 @@ BAD_CASES = [
                  id="fractions"),
     pytest.param({**GOOD, "data": {"sources": [{"path": "a.csv"}]}}, "data.sources.0.mapping: required",
                  id="missing-nested"),
+    pytest.param({**GOOD, "data": {"top_cm": 30, "bottom_cm": 30}}, "data: bottom_cm (30.0) must be deeper",
+                 id="depth-interval"),
+    pytest.param({**GOOD, "data": {"soc_min_gkg": 5, "soc_max_gkg": 4}}, "data: soc_max_gkg (4.0) must exceed",
+                 id="soc-range"),
+    pytest.param({**GOOD, "data": {"year_range": [2020, 1990]}}, "data: year_range must be [first, last]",
+                 id="year-range"),
     pytest.param({**GOOD, "grid": "atlantis"}, "grid: no grid named 'atlantis'", id="unknown-grid"),
     pytest.param("name: [unclosed", "not valid YAML", id="bad-yaml"),
     pytest.param("- a\n- b\n", "expected a mapping", id="not-a-mapping"),
@@ -138,3 +144,20 @@ def test_click_usage_errors_are_one_line_exit_2(args: list[str], message: str) -
 def test_every_stage_has_help(cmd: str) -> None:
     result = CliRunner().invoke(cli, [cmd, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_package_exports_every_public_class_and_function_of_its_modules() -> None:
+    """``from socmap.config import X`` works for every public class and function that schema, loading and
+    secrets define, and ``socmap.config.__all__`` is the one list of them."""
+    import inspect
+
+    import socmap.config as pkg
+    from socmap.config import loading, schema, secrets
+
+    defined = {name for mod in (schema, loading, secrets) for name, obj in vars(mod).items()
+               if not name.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj))
+               and obj.__module__ == mod.__name__}
+    assert defined - set(pkg.__all__) == set()
+    assert len(pkg.__all__) == len(set(pkg.__all__))
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is getattr(next(m for m in (schema, loading, secrets) if hasattr(m, name)), name)

@@ -21,7 +21,7 @@ ROOT = Path(socmap.__file__).resolve().parent
 
 LAYERS: list[set[str]] = [
     {"config", "errors", "__init__"},
-    {"io", "nn"},
+    {"io", "metrics", "nn"},
     {"data", "eo"},
     {"encoders"},
     {"graph"},

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from socmap.metrics import interval_coverage
+
 __all__ = ["CoverageCheck", "coverage_check", "covered_share", "map_coverage", "random_zones"]
 
 
@@ -51,7 +53,7 @@ def random_zones(bounds: tuple[float, float, float, float], n: int, crs: Any, *,
 def covered_share(table: pd.DataFrame, truth: Any, *, naive: bool = False) -> float:
     """Share of the rows of ``table`` whose interval (the naive one with ``naive``) holds ``truth`` (g/kg)."""
     lo, hi = ("naive_lo_gkg", "naive_hi_gkg") if naive else ("soc_lo_gkg", "soc_hi_gkg")
-    return float(np.mean((table[lo] <= truth) & (truth <= table[hi])))
+    return float(interval_coverage(truth, table[lo].to_numpy(float), table[hi].to_numpy(float)))
 
 
 @dataclass

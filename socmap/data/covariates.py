@@ -58,9 +58,13 @@ def _open(path: str) -> Any:
 
 
 def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = "", band: int = 1,
-                  scale: float = 1.0, offset: float = 0.0, search_px: int = 3, chunk_px: int = 1024,
-                  min_coverage: float = 0.5) -> tuple[np.ndarray, LayerSample]:
+                  scale: float = 1.0, offset: float = 0.0, search_px: int, min_coverage: float,
+                  chunk_px: int = 1024) -> tuple[np.ndarray, LayerSample]:
     """Values of ``band`` of the raster at (lon, lat) WGS 84 points, times ``scale`` plus ``offset``.
+
+    ``search_px`` (raster cells) and ``min_coverage`` (fraction of the points) come from the pipeline's
+    ``data.covariate_search_px`` and ``data.covariate_min_coverage``: where a point falls on no-data the nearest
+    valid cell within ``search_px`` is taken (0: none).
 
     Returns the values (float64, NaN where none) and a :class:`LayerSample` with counts.
 

@@ -17,9 +17,12 @@ rows (per input table)
   9. ``implausible_soc``          SOC (g/kg) outside [soc_min_gkg, soc_max_gkg]: dropped
  10. ``replicate_averaged``       replicate samples of one profile at one depth: averaged into one horizon
 profiles
- 11. ``insufficient_depth_coverage``  horizons cover less than ``min_coverage`` of 0-30 cm: dropped
+ 11. ``insufficient_depth_coverage``  horizons cover less than ``min_depth_coverage`` of 0-30 cm: dropped
  12. ``same_site_same_source`` / ``same_site_cross_source``  profiles within ``site_tolerance_m`` of each
                                   other: averaged into one site
+
+Every limit (SOC range, depth interval, coverage, site tolerance, year range) is a field of the pipeline's
+``data`` block, :class:`~socmap.config.DataConfig`, which the functions below take as ``settings``.
 
 Depth weighting: a horizon's weight is its overlap (cm) with [top_cm, bottom_cm]; the site value is
 sum(w * SOC) / sum(w). Survey covariates (pH, texture) are weighted the same way over the horizons that
@@ -35,10 +38,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from socmap.config import DataConfig
 from socmap.data.mapping import SurveyMapping
 from socmap.errors import DataError
 
-__all__ = ["RULES", "HarmoniseSettings", "Ledger", "depth_weight", "harmonise_rows", "merge_sites"]
+__all__ = ["RULES", "Ledger", "depth_weight", "harmonise_rows", "merge_sites"]
 
 #: Every rule, its level and what it does to the rows it catches (the report's vocabulary).
 RULES: dict[str, tuple[str, str, str]] = {
@@ -57,30 +61,12 @@ RULES: dict[str, tuple[str, str, str]] = {
     "implausible_soc": ("rows", "dropped", "SOC outside the plausible range [soc_min_gkg, soc_max_gkg] g/kg"),
     "replicate_averaged": ("rows", "merged", "replicate samples of one profile at one depth, averaged"),
     "insufficient_depth_coverage": ("profiles", "dropped",
-                                    "horizons cover less than min_coverage of the 0-30 cm interval"),
+                                    "horizons cover less than min_depth_coverage of the 0-30 cm interval"),
     "same_site_same_source": ("profiles", "merged",
                               "profiles of one source within site_tolerance_m of each other, averaged"),
     "same_site_cross_source": ("profiles", "merged",
                                "profiles of two or more sources within site_tolerance_m, averaged"),
 }
-
-
-@dataclass
-class HarmoniseSettings:
-    """Limits of harmonisation (from the pipeline's ``data`` block or its defaults)."""
-
-    soc_min_gkg: float = 0.5
-    """Lowest plausible SOC, g/kg."""
-    soc_max_gkg: float = 600.0
-    """Highest plausible SOC, g/kg."""
-    top_cm: float = 0.0
-    bottom_cm: float = 30.0
-    min_coverage: float = 0.5
-    """Fraction of [top_cm, bottom_cm] a profile's horizons must cover (0.5 = 15 of 30 cm)."""
-    site_tolerance_m: float = 5.0
-    """Profiles closer than this (m) are one site."""
-    year_range: tuple[int, int] = (1900, 2100)
-    """Years outside this range are treated as missing."""
 
 
 @dataclass
@@ -114,7 +100,7 @@ def _numeric(s: pd.Series) -> pd.Series:
 
 
 def _years(df: pd.DataFrame, m: SurveyMapping, sources: pd.Series,
-           settings: HarmoniseSettings) -> tuple[pd.Series, pd.Series, pd.Series]:
+           settings: DataConfig) -> tuple[pd.Series, pd.Series, pd.Series]:
     """(year, is_placeholder, filled_default) per row; year NaN where none could be found."""
     year = pd.Series(np.nan, index=df.index)
     placeholder = pd.Series(False, index=df.index)
@@ -208,7 +194,7 @@ def _average_replicates(out: pd.DataFrame, covariates: list[str], ledger: Ledger
     return h
 
 
-def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: HarmoniseSettings, ledger: Ledger, *,
+def harmonise_rows(df: pd.DataFrame, m: SurveyMapping, settings: DataConfig, ledger: Ledger, *,
                    input_index: int = 0, path: str = "") -> pd.DataFrame:
     """One row per topsoil horizon of one table, in standard units; the rest counted in ``ledger``.
 
@@ -277,12 +263,12 @@ def _weighted(values: pd.Series, w: pd.Series, key: pd.Series) -> pd.Series:
     return (num / den.replace(0, np.nan)).astype(float)
 
 
-def depth_weight(h: pd.DataFrame, settings: HarmoniseSettings, ledger: Ledger,
+def depth_weight(h: pd.DataFrame, settings: DataConfig, ledger: Ledger,
                  covariates: list[str]) -> pd.DataFrame:
     """One row per profile: depth-weighted SOC (g/kg) and covariates over [top_cm, bottom_cm].
 
     A horizon weighs its overlap (cm) with the interval. ``depth_coverage`` is the fraction of the interval
-    covered by the union of the profile's horizons; profiles below ``settings.min_coverage`` are dropped.
+    covered by the union of the profile's horizons; profiles below ``settings.min_depth_coverage`` are dropped.
     """
     t0, t1 = settings.top_cm, settings.bottom_cm
     h = h.sort_values(["key", "top_cm", "bottom_cm"]).reset_index(drop=True)
@@ -302,12 +288,12 @@ def depth_weight(h: pd.DataFrame, settings: HarmoniseSettings, ledger: Ledger,
     for c in covariates:
         p[c] = _weighted(h[c], w, key)
     p["depth_coverage"] = (covered / (t1 - t0)).reindex(p.index)
-    low = p["depth_coverage"] < settings.min_coverage - 1e-9
+    low = p["depth_coverage"] < settings.min_depth_coverage - 1e-9
     ledger.add("insufficient_depth_coverage", p.loc[low, "source"])
     return p[~low].reset_index()
 
 
-def merge_sites(p: pd.DataFrame, settings: HarmoniseSettings, ledger: Ledger,
+def merge_sites(p: pd.DataFrame, settings: DataConfig, ledger: Ledger,
                 covariates: list[str]) -> pd.DataFrame:
     """One row per site: profiles within ``site_tolerance_m`` (chained) are averaged.
 

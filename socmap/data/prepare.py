@@ -26,14 +26,14 @@ import pandas as pd
 
 from socmap.config import CovariateLayer, DataConfig, PipelineConfig
 from socmap.data.covariates import sample_raster
-from socmap.data.harmonise import HarmoniseSettings, Ledger, depth_weight, harmonise_rows, merge_sites
+from socmap.data.harmonise import Ledger, depth_weight, harmonise_rows, merge_sites
 from socmap.data.mapping import SurveyMapping, load_mapping
 from socmap.data.preprocess import Preprocessor
 from socmap.data.readers import read_table
 from socmap.data.samples import SAMPLE_COLUMNS
 from socmap.data.split import block_split, stratified_split
 from socmap.errors import ConfigError, DataError
-from socmap.io import PREPARE_REPORT, SAMPLES, atomic_path
+from socmap.io import PREPARE_REPORT, SAMPLES, atomic_path, json_safe
 
 __all__ = ["REPORT_FILE", "SAMPLES_FILE", "SAMPLE_COLUMNS", "PrepareResult", "prepare"]
 
@@ -121,31 +121,7 @@ def _write_outputs(out_dir: Path, samples: pd.DataFrame, report: dict[str, Any],
         samples.to_parquet(tmp, index=False)
     pre.save(out_dir)
     with atomic_path(out_dir / REPORT_FILE) as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o))
-
-
-def _settings(data: DataConfig) -> HarmoniseSettings:
-    settings = HarmoniseSettings(soc_min_gkg=data.soc_min_gkg, soc_max_gkg=data.soc_max_gkg,
-                                 top_cm=data.top_cm, bottom_cm=data.bottom_cm,
-                                 min_coverage=data.min_depth_coverage,
-                                 site_tolerance_m=data.site_tolerance_m)
-    if not settings.bottom_cm > settings.top_cm:
-        raise ConfigError(f"data.bottom_cm ({settings.bottom_cm}) must be deeper than data.top_cm "
-                          f"({settings.top_cm})")
-    if not settings.soc_max_gkg > settings.soc_min_gkg:
-        raise ConfigError(f"data.soc_max_gkg ({settings.soc_max_gkg}) must exceed soc_min_gkg "
-                          f"({settings.soc_min_gkg})")
-    return settings
+        tmp.write_text(json.dumps(json_safe(report), indent=2))
 
 
 @dataclass
@@ -164,7 +140,7 @@ class _Harmonised:
         return int(sum(x["rows"] for x in self.inputs_info))
 
 
-def _harmonise_sources(sources: list[tuple[str, SurveyMapping]], settings: HarmoniseSettings, ledger: Ledger,
+def _harmonise_sources(sources: list[tuple[str, SurveyMapping]], settings: DataConfig, ledger: Ledger,
                        bar_off: bool | None) -> _Harmonised:
     """Read and harmonise every table (all reading happens before anything is written)."""
     from tqdm.auto import tqdm
@@ -233,17 +209,15 @@ def _sample_rasters(sites: pd.DataFrame, data: DataConfig, pipeline: PipelineCon
 def _assign_split(sites: pd.DataFrame, data: DataConfig, method: str) -> None:
     cfg = data.split
     if method == "random":
-        sites["split"] = stratified_split(sites["soc_gkg"], fractions=cfg.fractions, strata=cfg.strata,
-                                          seed=cfg.seed)
+        sites["split"] = stratified_split(sites["soc_gkg"], cfg)
     elif method == "block":
-        sites["split"] = block_split(sites["lon"].to_numpy(), sites["lat"].to_numpy(), block_km=cfg.block_km,
-                                     fractions=cfg.fractions, seed=cfg.seed)
+        sites["split"] = block_split(sites["lon"].to_numpy(), sites["lat"].to_numpy(), cfg)
     else:
         raise ConfigError(f"unknown split method {method!r}; use random or block")
 
 
-def _report(hm: _Harmonised, samples: pd.DataFrame, settings: HarmoniseSettings, ledger: Ledger,
-            data: DataConfig, method: str, covariates: dict[str, Any], t_start: float) -> dict[str, Any]:
+def _report(hm: _Harmonised, samples: pd.DataFrame, ledger: Ledger, data: DataConfig, method: str,
+            covariates: dict[str, Any], t_start: float) -> dict[str, Any]:
     """prepare_report.json: inputs, per-rule counts, settings, split sizes, covariates and provenance."""
     cfg = data.split
     counts = samples["split"].value_counts().reindex(["train", "val", "test"], fill_value=0)
@@ -264,12 +238,12 @@ def _report(hm: _Harmonised, samples: pd.DataFrame, settings: HarmoniseSettings,
         "merged_profiles": rules["same_site_same_source"]["count"] + rules["same_site_cross_source"]["count"],
         "accounting": {"rows": "rows_in - dropped_rows - merged_rows = topsoil_horizons",
                        "profiles": "profiles - dropped_profiles - merged_profiles = sites_out"},
-        "soc_range_gkg": [settings.soc_min_gkg, settings.soc_max_gkg],
+        "soc_range_gkg": [data.soc_min_gkg, data.soc_max_gkg],
         "soc_gkg": {"min": float(samples.soc_gkg.min()), "median": float(samples.soc_gkg.median()),
                     "mean": float(samples.soc_gkg.mean()), "max": float(samples.soc_gkg.max())},
-        "depth_cm": [settings.top_cm, settings.bottom_cm],
-        "min_depth_coverage": settings.min_coverage,
-        "site_tolerance_m": settings.site_tolerance_m,
+        "depth_cm": [data.top_cm, data.bottom_cm],
+        "min_depth_coverage": data.min_depth_coverage,
+        "site_tolerance_m": data.site_tolerance_m,
         "year": {"min": int(samples.year.min()), "max": int(samples.year.max()),
                  "sites_placeholder": int(samples.year_is_placeholder.sum()),
                  "rows_filled_default": int(ledger.notes.get("year_filled_default_rows", 0))},
@@ -310,10 +284,9 @@ def prepare(inputs: Sequence[str | Path] | None = None,
     if data is None:
         data = pipeline.data if pipeline is not None else DataConfig()
     sources = _resolve_sources(inputs, mappings, pipeline, data)
-    settings = _settings(data)
     ledger = Ledger()
     bar_off = None if progress else True  # None: tqdm shows bars on a terminal only
-    hm = _harmonise_sources(sources, settings, ledger, bar_off)
+    hm = _harmonise_sources(sources, data, ledger, bar_off)
     sites = hm.sites
     layer_info, raster_prov = _sample_rasters(sites, data, pipeline, bar_off)
     method = split or data.split.method
@@ -343,6 +316,6 @@ def prepare(inputs: Sequence[str | Path] | None = None,
                   "raster_sampling": layer_info, "search_px": data.covariate_search_px,
                   "missing_before_imputation": missing_before, "impute_k": data.impute_k,
                   "fitted_on": "train", "survey_only": hm.survey_cov}
-    report = _report(hm, samples, settings, ledger, data, method, covariates, t_start)
+    report = _report(hm, samples, ledger, data, method, covariates, t_start)
     _write_outputs(Path(out_dir), samples, report, pre)
     return PrepareResult(out_dir=Path(out_dir), samples=samples, report=report, preprocessor=pre)

@@ -42,7 +42,8 @@ class Preprocessor:
     """Categorical covariate column -> class codes seen in training (one-hot columns ``<name>_<code>``)."""
     mean: list[float]
     scale: list[float]
-    k: int = 5
+    k: int
+    """Neighbours of the KNN imputer (the pipeline's ``data.impute_k``)."""
     reference: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
     """The imputer's donors: the training samples' feature matrix (standardised + one-hot, NaN kept)."""
     provenance: list[dict[str, Any]] = field(default_factory=list)
@@ -51,7 +52,7 @@ class Preprocessor:
 
     # ----------------------------------------------------------------------------------------- fit
     @classmethod
-    def fit(cls, train: pd.DataFrame, numeric: list[str], categorical: list[str], *, k: int = 5,
+    def fit(cls, train: pd.DataFrame, numeric: list[str], categorical: list[str], *, k: int,
             provenance: list[dict[str, Any]] | None = None) -> Preprocessor:
         """Fit on the training rows only (``train`` must hold every listed column)."""
         from sklearn.preprocessing import StandardScaler

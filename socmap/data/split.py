@@ -1,7 +1,8 @@
 """Train / validation / test splits (paper 4.5 and 5.1).
 
-``stratified_split``: 90/5/5 stratified on ten quantile bins of log(1 + SOC), with a fixed seed, as in the
-paper; nearby samples can fall in different parts, so held-out skill is transductive (an upper bound).
+Both take the pipeline's ``data.split`` block (:class:`~socmap.config.SplitConfig`: fractions, strata, block
+size, seed). ``stratified_split``: 90/5/5 stratified on ten quantile bins of log(1 + SOC), with a fixed seed, as
+in the paper; nearby samples can fall in different parts, so held-out skill is transductive (an upper bound).
 ``block_split``: square blocks of ``block_km`` (in an equal-area projection) are held out whole, so the
 held-out skill measures prediction away from training sites (inductive).
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from socmap.config import SplitConfig
 
 __all__ = ["SPLITS", "block_split", "stratified_split"]
 
@@ -23,10 +26,8 @@ def _counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, in
     return n - n_val - n_test, n_val, n_test
 
 
-def stratified_split(soc_gkg: pd.Series | np.ndarray, *,
-                     fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), strata: int = 10,
-                     seed: int = 0) -> np.ndarray:
-    """``train``/``val``/``test`` per sample, stratified on ``strata`` quantile bins of log(1 + SOC g/kg).
+def stratified_split(soc_gkg: pd.Series | np.ndarray, split: SplitConfig) -> np.ndarray:
+    """``train``/``val``/``test`` per sample, stratified on ``split.strata`` quantile bins of log(1 + SOC g/kg).
 
     Bins are equal-count quantiles of the ranks (ties broken by position, so every bin has n/strata samples
     even where SOC values repeat). Within a bin, samples are shuffled with ``seed`` and the first
@@ -38,7 +39,8 @@ def stratified_split(soc_gkg: pd.Series | np.ndarray, *,
     out = np.full(n, "train", dtype=object)
     if n == 0:
         return out
-    k = max(1, min(strata, n))
+    fractions, seed = split.fractions, split.seed
+    k = max(1, min(split.strata, n))
     ranks = pd.Series(v).rank(method="first").to_numpy() - 1
     bins = np.floor(ranks * k / n).astype(int)
     rng = np.random.default_rng(seed)
@@ -63,20 +65,21 @@ def block_ids(lon: np.ndarray, lat: np.ndarray, block_km: float) -> np.ndarray:
     return bx * 1_000_003 + by
 
 
-def block_split(lon: np.ndarray, lat: np.ndarray, *, block_km: float = 50.0,
-                fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), seed: int = 0) -> np.ndarray:
-    """``train``/``val``/``test`` per sample, holding out whole ``block_km`` blocks.
+def block_split(lon: np.ndarray, lat: np.ndarray, split: SplitConfig) -> np.ndarray:
+    """``train``/``val``/``test`` per sample, holding out whole ``split.block_km`` blocks.
 
-    Blocks are shuffled with ``seed``; blocks go to val until it holds at least its share of the samples,
-    then to test likewise, the rest to train. Shares are met to within one block's sample count.
+    Blocks are shuffled with ``split.seed``; blocks go to val until it holds at least its share
+    (``split.fractions``) of the samples, then to test likewise, the rest to train. Shares are met to within one
+    block's sample count.
     """
-    ids = block_ids(lon, lat, block_km)
+    fractions = split.fractions
+    ids = block_ids(lon, lat, split.block_km)
     n = len(ids)
     out = np.full(n, "train", dtype=object)
     if n == 0:
         return out
     uniq, inv, cnt = np.unique(ids, return_inverse=True, return_counts=True)
-    order = np.random.default_rng(seed).permutation(len(uniq))
+    order = np.random.default_rng(split.seed).permutation(len(uniq))
     _, n_val, n_test = _counts(n, fractions)
     part = np.full(len(uniq), "train", dtype=object)
     filled = {"val": 0, "test": 0}

@@ -48,21 +48,22 @@ class FinetuneResult:
 
 @dataclass(frozen=True)
 class FinetuneOptions:
-    """The schedule of :func:`train_vit_regression` (defaults: :class:`~socmap.config.EncoderConfig`'s)."""
+    """The schedule of :func:`train_vit_regression`; :meth:`from_config` fills it from the pipeline's
+    :class:`~socmap.config.EncoderConfig`, where the defaults live."""
 
     epochs: int
     """Epochs in all, warm-up included."""
-    warmup_epochs: int = 0
+    warmup_epochs: int
     """First epochs with the backbone frozen (only CLS-merge and the head learn)."""
-    lr: float = 1e-4
+    lr: float
     """AdamW learning rate of CLS-merge and the head."""
-    backbone_lr_scale: float = 0.1
+    backbone_lr_scale: float
     """Backbone learning rate = ``lr * backbone_lr_scale`` once unfrozen."""
-    batch_size: int = 16
+    batch_size: int
     """Samples per step."""
-    loss: str = "mse"
+    loss: str
     """``mse`` or ``huber`` on the standardised log SOC."""
-    seed: int = 0
+    seed: int
     """Seed of the shuffling and of torch."""
 
     @classmethod

@@ -238,8 +238,11 @@ def build_composite(scenes: SceneSet, geobox: Any, year: int, *, chunk_px: int =
 
 
 def annual_composite(source: StacSource, stac_cfg: StacConfig, bounds: Bounds, epsg: int, year: int, *,
-                     resolution_m: float = 10.0, chunk_px: int = 512) -> AnnualComposite:
+                     resolution_m: float, chunk_px: int) -> AnnualComposite:
     """Search and build the lazy annual composite of ``bounds`` (x0, y0, x1, y1 in ``EPSG:epsg``, m).
+
+    ``resolution_m`` (pixel size, m) and ``chunk_px`` (Dask chunk edge, pixels) are the pipeline's
+    ``imagery.resolution_m`` and ``imagery.chunk_px``.
 
     The mapping job calls this per map tile and computes ``.ds`` tile by tile; extraction calls it per group of
     nearby samples and cuts patches with :func:`socmap.eo.patches.cut_patches`.

@@ -93,7 +93,7 @@ class StacSource:
     """
 
     def __init__(self, *, api: str | None, catalog: str | None, collections: Sequence[str],
-                 signing: str = "none", timeout_s: float = 60.0, retries: int = 3) -> None:
+                 signing: str, timeout_s: float, retries: int) -> None:
         self.api = api
         self.catalog = catalog
         self.signing = signing

@@ -1,8 +1,9 @@
 """socmap.evaluate: accuracy, uncertainty and diagnostics of a model bundle against baselines (paper section 5).
 
 ``evaluate`` (``socmap evaluate``) scores a bundle on its data's held-out split against XGBoost and an RFSI-like
-spatial XGBoost and writes a report folder (report.md, report.json, figures). The metric functions
-(:mod:`socmap.evaluate.metrics`), the z diagnostics and the baselines are usable on their own.
+spatial XGBoost and writes a report folder (report.md, report.json, figures). The metric tables with
+bootstrap intervals (:mod:`socmap.evaluate.metrics`, over the shared :mod:`socmap.metrics`), the z diagnostics and
+the baselines are usable on their own.
 """
 
 from socmap.evaluate.baselines import BaselineResult, run_baselines, spatial_lag_features

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from socmap.metrics import rmse
+
 __all__ = ["ensemble_size_figure", "pred_vs_obs_figure", "reliability_figure", "residual_map_figure"]
 
 DPI = 110
@@ -45,8 +47,7 @@ def pred_vs_obs_figure(path: Path, observed_gkg: np.ndarray, predictions_gkg: di
         for axis in (ax.xaxis, ax.yaxis):  # plain numbers at the decades only; minor labels collide
             axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             axis.set_minor_formatter(ticker.NullFormatter())
-        rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
-        ax.set_title(f"{name} (RMSE {rmse:.2f} g/kg)")
+        ax.set_title(f"{name} (RMSE {float(rmse(y, pred)):.2f} g/kg)")
         ax.set_xlabel("observed SOC, g/kg")
         ax.set_ylabel("predicted SOC, g/kg")
         fig.colorbar(hb, ax=ax, label="points per cell")

@@ -23,17 +23,7 @@ import pandas as pd
 from socmap.evaluate import figures
 from socmap.evaluate.baselines import BaselineResult
 from socmap.evaluate.diagnostics import z_diagnostics
-from socmap.evaluate.metrics import (
-    ECE_LEVELS,
-    coverage_width,
-    ece,
-    epistemic_fraction,
-    gaussian_nll,
-    mape,
-    point_metrics,
-    rmse,
-    uncertainty_metrics,
-)
+from socmap.evaluate.metrics import point_metrics, uncertainty_metrics
 from socmap.io import (
     FIG_ENSEMBLE_SIZE,
     FIG_PRED_VS_OBS,
@@ -42,7 +32,9 @@ from socmap.io import (
     REPORT_JSON,
     REPORT_MD,
     atomic_path,
+    json_safe,
 )
+from socmap.metrics import ECE_LEVELS, coverage_width, ece, epistemic_fraction, gaussian_nll, mape, rmse
 
 if TYPE_CHECKING:
     from socmap.train.ensemble import EnsemblePrediction
@@ -155,19 +147,6 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
 
 
 # -------------------------------------------------------------------------------------------- rendering
-def _clean(x: Any) -> Any:
-    """JSON-safe: NaN / inf -> null, numpy scalars -> Python."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def _f(x: Any, nd: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
@@ -295,7 +274,7 @@ def write_report(report: dict[str, Any], out: Path, fig: FigureData) -> Path:
         figures.residual_map_figure(tmp / names["residual_map"], fig.lon, fig.lat,
                                     fig.observed_gkg - fig.predictions_gkg["SpTGNN"],
                                     title="SpTGNN residuals (observed - predicted), g/kg")
-        (tmp / REPORT_JSON).write_text(json.dumps(_clean(report), indent=1) + "\n")
+        (tmp / REPORT_JSON).write_text(json.dumps(json_safe(report), indent=1) + "\n")
         (tmp / REPORT_MD).write_text(_markdown(report, names) + "\n")
     return out
 

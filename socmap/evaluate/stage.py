@@ -145,8 +145,7 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
 
     sp = cfg.data.split
     blk = samples.copy()
-    blk["split"] = block_split(blk["lon"].to_numpy(), blk["lat"].to_numpy(), block_km=sp.block_km,
-                               fractions=sp.fractions, seed=sp.seed)
+    blk["split"] = block_split(blk["lon"].to_numpy(), blk["lat"].to_numpy(), sp)
     data = _shadow_data(data_dir, blk, tmp)
     pred = _train_and_predict(data, cfg, tmp / "block-model", members=members, seed=seed, device=device)
     test = (blk["split"] == "test").to_numpy()

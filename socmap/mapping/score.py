@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from socmap.metrics import bias, r2, rmse
+
 __all__ = ["score_map"]
 
 
@@ -35,7 +37,5 @@ def score_map(map_path: Path | str, truth_path: Path | str) -> dict[str, float]:
         return {"r2": float("nan"), "rmse": float("nan"), "bias": float("nan"), "n": int(ok.sum()),
                 "coverage": coverage}
     p, y = pred[ok], truth[ok]
-    sse = float(((p - y) ** 2).sum())
-    sst = float(((y - y.mean()) ** 2).sum())
-    return {"r2": 1.0 - sse / sst if sst > 0 else float("nan"), "rmse": float(np.sqrt(sse / ok.sum())),
-            "bias": float((p - y).mean()), "n": int(ok.sum()), "coverage": coverage}
+    return {"r2": float(r2(y, p)), "rmse": float(rmse(y, p)), "bias": float(bias(y, p)), "n": int(ok.sum()),
+            "coverage": coverage}

@@ -4,7 +4,7 @@
 """
 
 from socmap.train.bundle import BUNDLE_FORMAT, Bundle, load_bundle
-from socmap.train.ensemble import EnsemblePrediction, aggregate, fit_temperature, gaussian_nll
+from socmap.train.ensemble import EnsemblePrediction, aggregate, fit_temperature
 from socmap.train.inputs import TargetScaler
 from socmap.train.losses import beta_nll_loss, gaussian_nll_loss, main_loss, mse_loss, total_loss
 from socmap.train.run import TrainResult, train
@@ -18,7 +18,6 @@ __all__ = [
     "aggregate",
     "beta_nll_loss",
     "fit_temperature",
-    "gaussian_nll",
     "gaussian_nll_loss",
     "load_bundle",
     "main_loss",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["EnsemblePrediction", "aggregate", "fit_temperature", "gaussian_nll"]
+__all__ = ["EnsemblePrediction", "aggregate", "fit_temperature"]
 
 
 def aggregate(member_mean: np.ndarray, member_var: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -30,13 +30,6 @@ def aggregate(member_mean: np.ndarray, member_var: np.ndarray) -> tuple[np.ndarr
     alea = mv.mean(axis=0)
     epi = mm.var(axis=0, ddof=1) if mm.shape[0] >= 2 else np.zeros_like(mean)
     return mean, alea, epi
-
-
-def gaussian_nll(mean: np.ndarray, var: np.ndarray, y: np.ndarray) -> float:
-    """Mean Gaussian negative log-likelihood (with the 0.5 log 2 pi constant), natural log."""
-    var = np.maximum(np.asarray(var, np.float64), 1e-12)
-    r2 = (np.asarray(y, np.float64) - np.asarray(mean, np.float64)) ** 2
-    return float(np.mean(0.5 * (np.log(2 * np.pi * var) + r2 / var)))
 
 
 def fit_temperature(mean: np.ndarray, var: np.ndarray, y: np.ndarray) -> float:

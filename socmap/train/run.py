@@ -13,12 +13,13 @@ import torch
 from socmap.config import PipelineConfig
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph, build_graph, spatial_local_morans_i
+from socmap.metrics import gaussian_nll, interval_coverage, regression_metrics, rmse
 from socmap.model import cache_layers
 from socmap.train.bundle import write_bundle
 from socmap.train.distance_var import DistanceVariance, nearest_site_km
-from socmap.train.ensemble import EnsemblePrediction, fit_temperature, gaussian_nll
+from socmap.train.ensemble import EnsemblePrediction, fit_temperature
 from socmap.train.inputs import TargetScaler, TrainingData, load_training_data
-from socmap.train.trainer import GraphContext, evaluate_nodes, regression_metrics, resolve_device, train_member
+from socmap.train.trainer import GraphContext, evaluate_nodes, resolve_device, train_member
 
 __all__ = ["TrainResult", "train", "training_context"]
 
@@ -150,11 +151,10 @@ def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None
     dist_var = DistanceVariance.fit(train_lonlat, data.y_log[train_mask],
                                     nearest_site_km(data.lonlat[val], train_lonlat), seed=seed0)
     cal = raw.calibrate(temperature).add_epistemic(dist_var(nearest_site_km(data.lonlat[val], train_lonlat)))
-    metrics = regression_metrics(cal.mean_gkg(), data.soc_gkg[val])  # the expectation, as evaluate scores it
-    lo, hi = cal.quantile_gkg(0.025), cal.quantile_gkg(0.975)
-    metrics["nll"] = gaussian_nll(cal.mean, cal.total_var, y_val)
-    metrics["picp95"] = float(np.mean((data.soc_gkg[val] >= lo) & (data.soc_gkg[val] <= hi)))
-    baseline = float(np.sqrt(np.mean((data.soc_gkg[val] - data.soc_gkg[train_mask].mean()) ** 2)))
+    metrics = regression_metrics(data.soc_gkg[val], cal.mean_gkg())  # the expectation, as evaluate scores it
+    metrics["nll"] = float(gaussian_nll(y_val, cal.mean, cal.total_var))
+    metrics["picp95"] = float(interval_coverage(data.soc_gkg[val], cal.quantile_gkg(0.025), cal.quantile_gkg(0.975)))
+    baseline = float(rmse(data.soc_gkg[val], np.full_like(data.soc_gkg[val], data.soc_gkg[train_mask].mean())))
     seconds = time.perf_counter() - t0
 
     split_counts = {k: int(data.mask(k).sum()) for k in ("train", "val", "test")}

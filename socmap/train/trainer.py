@@ -33,11 +33,12 @@ from torch import Tensor
 from socmap.config import PipelineConfig
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph
+from socmap.metrics import gaussian_nll, regression_metrics
 from socmap.model import NodeInputs, SpTGNN
 from socmap.train.inputs import TargetScaler, TrainingData
 from socmap.train.losses import main_loss, total_loss
 
-__all__ = ["GraphContext", "MemberResult", "build_model", "khop_subgraph", "regression_metrics", "resolve_device",
+__all__ = ["GraphContext", "MemberResult", "build_model", "khop_subgraph", "resolve_device",
            "sample_subgraph", "train_member"]
 
 
@@ -48,19 +49,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ModelError("--device cuda was asked for but no CUDA device is available; use --device auto or cpu")
     return torch.device(device)
-
-
-def regression_metrics(pred_gkg: np.ndarray, obs_gkg: np.ndarray) -> dict[str, float]:
-    """MAPE (%), RMSE and MAE (g/kg), R2 on the original SOC scale."""
-    p, o = np.asarray(pred_gkg, np.float64), np.asarray(obs_gkg, np.float64)
-    err = p - o
-    ss_tot = float(((o - o.mean()) ** 2).sum())
-    return {
-        "mape": float(np.mean(np.abs(err) / np.maximum(np.abs(o), 1e-9)) * 100.0),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mae": float(np.mean(np.abs(err))),
-        "r2": float(1.0 - (err**2).sum() / ss_tot) if ss_tot > 0 else float("nan"),
-    }
 
 
 @dataclass
@@ -256,9 +244,9 @@ def _val_scores(model: SpTGNN, ctx: GraphContext, epoch: int, cfg: PipelineConfi
     z_val = torch.as_tensor(ctx.scaler.transform(np.log1p(ctx.val_soc_gkg)), dtype=soc.dtype, device=soc.device)
     val_loss = main_loss(cfg.train.loss, soc[v], logvar[v], z_val, None, epoch=epoch, cfg=cfg.train,
                          huber_delta=cfg.model.huber_delta / ctx.scaler.sd)
-    nll = 0.5 * (logvar[v] + (z_val - soc[v]) ** 2 / logvar[v].exp()).mean()
-    pred = np.expm1(ctx.scaler.inverse(soc[v].cpu().numpy()))
-    m = regression_metrics(pred, ctx.val_soc_gkg)
+    soc_v = soc[v].double().cpu().numpy()
+    nll = gaussian_nll(z_val.double().cpu().numpy(), soc_v, np.exp(logvar[v].double().cpu().numpy()))
+    m = regression_metrics(ctx.val_soc_gkg, np.expm1(ctx.scaler.inverse(soc_v)))
     return {"val_loss": float(val_loss), "val_nll": float(nll), **{f"val_{k}": x for k, x in m.items()}}
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from socmap.config import PipelineConfig
 from socmap.errors import short_error
+from socmap.metrics import interval_coverage, regression_metrics
 from socmap.train.inputs import TrainingData
 from socmap.train.trainer import GraphContext
 
@@ -188,7 +189,6 @@ def final_run(data_dir: str, pipeline: dict[str, Any], out: str, *, members: int
 
     from socmap.io import SAMPLES
     from socmap.train import load_bundle, train
-    from socmap.train.trainer import regression_metrics
 
     cfg = PipelineConfig.model_validate(pipeline)
     t0 = time.perf_counter()
@@ -201,6 +201,6 @@ def final_run(data_dir: str, pipeline: dict[str, Any], out: str, *, members: int
                              "seconds": time.perf_counter() - t0, "temperature": res.temperature, "bundle": out}
     for name in ("val", "test"):
         m = split == name
-        out_d[name] = {**regression_metrics(soc[m], obs[m]),
-                       "picp95": float(np.mean((obs[m] >= lo[m]) & (obs[m] <= hi[m]))), "n": int(m.sum())}
+        out_d[name] = {**regression_metrics(obs[m], soc[m]),
+                       "picp95": float(interval_coverage(obs[m], lo[m], hi[m])), "n": int(m.sum())}
     return out_d

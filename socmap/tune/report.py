@@ -13,7 +13,15 @@ import pandas as pd
 import yaml
 
 from socmap.config import PipelineConfig, TuneParam
-from socmap.io import TUNE_IMPORTANCE, TUNE_REPORT_JSON, TUNE_REPORT_MD, TUNE_SLICES, TUNE_TRIALS, atomic_path
+from socmap.io import (
+    TUNE_IMPORTANCE,
+    TUNE_REPORT_JSON,
+    TUNE_REPORT_MD,
+    TUNE_SLICES,
+    TUNE_TRIALS,
+    atomic_path,
+    json_safe,
+)
 from socmap.tune.space import encode
 
 __all__ = ["importances", "plot_importance", "plot_slices", "trials_frame", "write_best_pipeline", "write_report",
@@ -156,10 +164,8 @@ def _row(label: str, m: dict[str, Any]) -> str:
 
 def write_report(report: dict[str, Any], out: Path) -> Path:
     """tune_report.json (every number) and tune_report.md (the tables)."""
-    from socmap.evaluate.report import _clean
-
     with atomic_path(out / TUNE_REPORT_JSON) as tmp:
-        tmp.write_text(json.dumps(_clean(report), indent=2))
+        tmp.write_text(json.dumps(json_safe(report), indent=2))
     b = report["best"]
     lines = [f"# Hyper-parameter search: {report['pipeline']}", "",
              f"- Data: {report['data']}", f"- Trials: {report['counts']} (state counts {report['states']}), "

@@ -67,10 +67,12 @@ def test_backbone_frozen_during_warmup_and_trained_after(data_dir, pipeline_file
     def changed(mod, ref):
         return any(not torch.equal(v, ref[k]) for k, v in mod.state_dict().items())
 
-    opts = FinetuneOptions(epochs=1, warmup_epochs=1, lr=1e-3, backbone_lr_scale=0.1, batch_size=2, loss="mse")
+    opts = FinetuneOptions(epochs=1, warmup_epochs=1, lr=1e-3, backbone_lr_scale=0.1, batch_size=2, loss="mse",
+                           seed=0)
     train_vit_regression(enc, head, store, rows, y, np.array([], int), np.array([]), opts, torch.device("cpu"))
     assert not changed(enc.backbone, bb0) and changed(enc.cls_merge, cm0)
-    opts = FinetuneOptions(epochs=1, warmup_epochs=0, lr=1e-3, backbone_lr_scale=0.1, batch_size=2, loss="huber")
+    opts = FinetuneOptions(epochs=1, warmup_epochs=0, lr=1e-3, backbone_lr_scale=0.1, batch_size=2, loss="huber",
+                           seed=0)
     train_vit_regression(enc, head, store, rows, y, np.array([], int), np.array([]), opts, torch.device("cpu"))
     assert changed(enc.backbone, bb0)
     assert not any(p.requires_grad for p in enc.backbone.parameters())  # frozen at the end

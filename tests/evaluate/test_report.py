@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from socmap.evaluate.baselines import run_baselines
-from socmap.evaluate.metrics import rmse
 from socmap.evaluate.report import ensemble_size_table, score_predictions, write_report
+from socmap.metrics import rmse
 
 EnsemblePrediction = pytest.importorskip("socmap.train.ensemble").EnsemblePrediction
 

@@ -12,7 +12,7 @@ import pytest
 from socmap.config import PipelineConfig
 from socmap.errors import ModelError
 from socmap.evaluate import evaluate
-from socmap.evaluate.metrics import rmse
+from socmap.metrics import rmse
 from tests.train.conftest import COVARIATES
 
 

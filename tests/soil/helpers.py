@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from socmap.data.harmonise import HarmoniseSettings, Ledger, depth_weight, harmonise_rows, merge_sites
+from socmap.config import DataConfig
+from socmap.data.harmonise import Ledger, depth_weight, harmonise_rows, merge_sites
 from socmap.data.mapping import SurveyMapping
 
 #: Mapping of the hand-made tables: one row per horizon.
@@ -24,13 +25,13 @@ def row(pid: str = "p1", x: float = 10.0, y: float = 5.0, soc: float = 10.0, top
     return dict(pid=pid, x=x, y=y, soc=soc, top=top, bot=bot, yr=yr, **kw)
 
 
-def harmonise(rows: list[dict[str, Any]], settings: HarmoniseSettings | None = None,
+def harmonise(rows: list[dict[str, Any]], settings: DataConfig | None = None,
               **mapping: Any) -> tuple[pd.DataFrame, Ledger]:
     """Sites (one row each) and the ledger for ``rows`` under BASE_MAPPING updated with ``mapping``."""
     m = SurveyMapping.model_validate({**BASE_MAPPING, **mapping})
     df = pd.DataFrame(rows)
     df.attrs["crs"] = m.crs
-    s = settings or HarmoniseSettings()
+    s = settings or DataConfig()
     led = Ledger()
     h = harmonise_rows(df, m, s, led, path="t.csv")
     cov = list(m.covariates)

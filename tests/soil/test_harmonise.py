@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pyproj import Transformer
 
-from socmap.data.harmonise import HarmoniseSettings
+from socmap.config import DataConfig
 from tests.soil.helpers import harmonise, row
 
 
@@ -51,7 +51,7 @@ def test_depth_coverage_threshold_drops_profile() -> None:
     sites, led = harmonise(rows)
     assert list(sites.sample_id) == ["s1:p2"]
     assert led.total("insufficient_depth_coverage") == 1
-    sites, led = harmonise(rows, settings=HarmoniseSettings(min_coverage=0.3))
+    sites, led = harmonise(rows, settings=DataConfig(min_depth_coverage=0.3))
     assert len(sites) == 2
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from socmap.config import SplitConfig
 from socmap.data.covariates import sample_raster
 from socmap.data.preprocess import Preprocessor
 from socmap.data.split import block_ids, block_split, stratified_split
@@ -18,9 +19,9 @@ from tests.soil.helpers import write_raster
 
 def test_stratified_split_proportions_per_bin_and_determinism() -> None:
     soc = np.random.default_rng(1).lognormal(2.5, 0.8, 2000)
-    a = stratified_split(soc, seed=0)
-    assert (a == stratified_split(soc, seed=0)).all()
-    assert (a != stratified_split(soc, seed=1)).any()
+    a = stratified_split(soc, SplitConfig(seed=0))
+    assert (a == stratified_split(soc, SplitConfig(seed=0))).all()
+    assert (a != stratified_split(soc, SplitConfig(seed=1))).any()
     counts = pd.Series(a).value_counts()
     assert counts["val"] == counts["test"] == 100 and counts["train"] == 1800
     bins = pd.qcut(np.log1p(soc), 10, labels=False)
@@ -31,13 +32,13 @@ def test_stratified_split_proportions_per_bin_and_determinism() -> None:
 def test_block_split_holds_whole_blocks_out() -> None:
     rng = np.random.default_rng(2)
     lon, lat = rng.uniform(30, 36, 3000), rng.uniform(-5, 1, 3000)
-    a = block_split(lon, lat, block_km=50, seed=0)
+    a = block_split(lon, lat, SplitConfig(block_km=50, seed=0))
     ids = block_ids(lon, lat, 50)
     per_block = pd.DataFrame({"b": ids, "s": a}).groupby("b")["s"].nunique()
     assert (per_block == 1).all()  # no block is split between parts
     frac = pd.Series(a).value_counts(normalize=True)
     assert 0.03 < frac["val"] < 0.08 and 0.03 < frac["test"] < 0.08
-    assert (a == block_split(lon, lat, block_km=50, seed=0)).all()
+    assert (a == block_split(lon, lat, SplitConfig(block_km=50, seed=0))).all()
 
 
 def test_nearest_valid_cell_at_nodata(tmp_path: Path) -> None:
@@ -65,7 +66,8 @@ def test_sampling_projected_raster_scale_offset_and_chunks(tmp_path: Path) -> No
     e = 500_000 + 100 * np.array([0.5, 17.5, 39.5])
     n = 9_300_000 - 100 * np.array([0.5, 3.5, 39.5])
     lon, lat = Transformer.from_crs(32737, 4326, always_xy=True).transform(e, n)
-    vals, _ = sample_raster(str(tif), lon, lat, scale=0.004, offset=-0.08, chunk_px=16)
+    vals, _ = sample_raster(str(tif), lon, lat, scale=0.004, offset=-0.08, chunk_px=16, search_px=3,
+                            min_coverage=0.5)
     expected = data[[0, 3, 39], [0, 17, 39]] * 0.004 - 0.08
     np.testing.assert_allclose(vals, expected)
 
@@ -73,7 +75,7 @@ def test_sampling_projected_raster_scale_offset_and_chunks(tmp_path: Path) -> No
 def test_raster_not_covering_points_is_an_error(tmp_path: Path) -> None:
     tif = write_raster(tmp_path / "far.tif", np.ones((5, 5), "float32"), west=100, north=60)
     with pytest.raises(DataError, match=r"far\.tif: the raster does not cover the points"):
-        sample_raster(str(tif), np.array([1.0, 2.0]), np.array([1.0, 2.0]))
+        sample_raster(str(tif), np.array([1.0, 2.0]), np.array([1.0, 2.0]), search_px=3, min_coverage=0.5)
 
 
 def test_preprocessor_fits_on_train_only_and_roundtrips(tmp_path: Path) -> None:
@@ -142,7 +144,8 @@ def test_sampling_a_cog_over_http_range_requests(tmp_path: Path) -> None:
     try:
         port = int(proc.stdout.readline())  # type: ignore[union-attr]
         url = f"http://127.0.0.1:{port}/cov.tif"
-        vals, info = sample_raster(url, np.array([5.5, 0.5]), np.array([9.5, 0.5]))
+        vals, info = sample_raster(url, np.array([5.5, 0.5]), np.array([9.5, 0.5]), search_px=3,
+                                     min_coverage=0.5)
     finally:
         proc.terminate()
         proc.wait(10)

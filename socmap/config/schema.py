@@ -1,58 +1,18 @@
-"""Typed pipeline and grid configuration.
+"""The typed pipeline and grid schema: one pydantic class per block of ``pipelines/<region>.yaml`` and
+``grids/<name>.yaml``.
 
-A *pipeline* (``pipelines/<region>.yaml``) says where the soil data, covariates and imagery come from, the
-model's hyper-parameters (the paper's Table 6) and what the map outputs look like. A *grid*
-(``grids/<name>.yaml``) says where the map cells are: CRS, cell size, bounds and tile size.
-
-Both are validated on load: an unknown key, a value of the wrong type or a missing required value raises
-:class:`ConfigError`, whose message names the file and the dotted key, so a user can fix the YAML without
-reading a traceback.
-
-Relative paths in a pipeline are resolved against the pipeline file's folder; ``${SOCMAP_HOME}`` and other
-environment variables are expanded first (``SOCMAP_HOME`` defaults to ``~/.cache/socmap``).
+Every block forbids unknown keys and checks values on assignment too, so a typo or a value of the wrong type is
+an error naming the dotted key (:func:`socmap.config.load_pipeline` adds the file). Units are in each field's
+docstring. Reading the YAML files lives in :mod:`socmap.config.loading`; this module only says what is valid.
 """
 
 from __future__ import annotations
 
 import copy
-import os
-import re
-from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from socmap.errors import ConfigError
-
-__all__ = [
-    "SECRET_ENV",
-    "STAC_API_KEY_ENV",
-    "GridConfig",
-    "PipelineConfig",
-    "PrunerConfig",
-    "TuneConfig",
-    "TuneParam",
-    "check_no_credentials",
-    "env_secrets",
-    "find_grid",
-    "find_pipeline",
-    "get_dotted",
-    "list_regions",
-    "load_grid",
-    "load_pipeline",
-    "redact",
-    "redact_tree",
-    "set_dotted",
-    "socmap_home",
-]
-
-
-def socmap_home() -> Path:
-    """Folder for socmap's caches and the generated demo world (``$SOCMAP_HOME``, default ~/.cache/socmap)."""
-    return Path(os.environ.get("SOCMAP_HOME", Path.home() / ".cache" / "socmap")).expanduser()
 
 
 class _Strict(BaseModel):
@@ -132,6 +92,19 @@ class DataConfig(_Strict):
     """Radius, raster cells, searched for the nearest valid cell where a point falls on no-data."""
     covariate_min_coverage: Fraction = 0.5
     """A raster giving a value for fewer than this fraction of the points is an error (it does not cover them)."""
+    year_range: tuple[int, int] = (1900, 2100)
+    """Sampling years (calendar years) outside [first, last] are treated as missing (then the mapping's
+    ``default_year`` applies, else the row is dropped as ``incomplete_metadata``)."""
+
+    @model_validator(mode="after")
+    def _ranges(self) -> DataConfig:
+        if not self.bottom_cm > self.top_cm:
+            raise ValueError(f"bottom_cm ({self.bottom_cm}) must be deeper than top_cm ({self.top_cm})")
+        if not self.soc_max_gkg > self.soc_min_gkg:
+            raise ValueError(f"soc_max_gkg ({self.soc_max_gkg}) must exceed soc_min_gkg ({self.soc_min_gkg})")
+        if not self.year_range[1] >= self.year_range[0]:
+            raise ValueError(f"year_range must be [first, last] with last >= first, got {list(self.year_range)}")
+        return self
 
 
 # ----------------------------------------------------------------------------------- earth observation
@@ -597,6 +570,7 @@ class PipelineConfig(_Strict):
         """Every ``tune.space`` key is a pipeline key outside ``tune`` and every value it may take is valid there."""
         if self.tune is None:
             return self
+        from socmap.config.loading import set_dotted
         base = self.model_dump(mode="json", exclude={"tune"})
         for key, param in self.tune.space.items():
             parts = key.split(".")
@@ -622,10 +596,14 @@ class PipelineConfig(_Strict):
 
     def resolve(self, path: str | None) -> str | None:
         """A path from this pipeline, made absolute against the YAML's folder (URLs pass through)."""
-        return _resolve(path, self.source_file)
+        from socmap.config.loading import resolve_path
+
+        return resolve_path(path, self.source_file)
 
     def load_grid(self) -> GridConfig:
         """The grid this pipeline maps onto."""
+        from socmap.config.loading import load_grid
+
         return load_grid(self.grid, base=self.source_file.parent if self.source_file else None)
 
 
@@ -664,226 +642,3 @@ class GridConfig(_Strict):
         xmin, ymin, xmax, ymax = self.bounds
         return (round((ymax - ymin) / self.resolution), round((xmax - xmin) / self.resolution))
 
-
-def get_dotted(d: dict[str, Any], key: str) -> Any:
-    """``d[a][b][c]`` for ``key = "a.b.c"``."""
-    node: Any = d
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def set_dotted(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """Set ``d[a][b][c] = value`` for ``key = "a.b.c"`` (in place; returns ``d``)."""
-    *head, last = key.split(".")
-    node = d
-    for part in head:
-        node = node[part]
-    node[last] = value
-    return d
-
-
-# ------------------------------------------------------------------------------------------- loading
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _expand(value: Any) -> Any:
-    """Expand ``${VAR}`` in every string of a parsed YAML (SOCMAP_HOME gets its default)."""
-    if isinstance(value, str):
-
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name == "SOCMAP_HOME":
-                return str(socmap_home())
-            return os.environ.get(name, m.group(0))
-
-        return _ENV.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v) for v in value]
-    return value
-
-
-def _resolve(path: str | None, source_file: Path | None) -> str | None:
-    if path is None or "://" in path or source_file is None:
-        return path
-    p = Path(path).expanduser()
-    return str(p if p.is_absolute() else (source_file.parent / p).resolve())
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
-    check_no_credentials(path, data)
-    return _expand(data)
-
-
-# ---------------------------------------------------------------------------------------------- credentials
-STAC_API_KEY_ENV = "SOCMAP_STAC_API_KEY"
-"""Environment variable holding a STAC API key, sent as the header named by ``SOCMAP_STAC_API_KEY_HEADER``
-(default ``X-API-Key``) on every STAC API request."""
-SECRET_ENV = (STAC_API_KEY_ENV, "PC_SDK_SUBSCRIPTION_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-              "AWS_SESSION_TOKEN", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_ACCESS_KEY",
-              "AZURE_STORAGE_CONNECTION_STRING", "GS_ACCESS_KEY_ID", "GS_SECRET_ACCESS_KEY", "GDAL_HTTP_AUTH",
-              "GDAL_HTTP_BEARER", "GDAL_HTTP_USERPWD", "GDAL_HTTP_HEADERS")
-"""Environment variables whose values are credentials: the only place socmap takes credentials from, and values
-that are redacted wherever socmap writes a message, a log line, provenance or a STAC Item."""
-_CRED_KEY = re.compile(r"(?i)(api[_-]?key|token|passw(or)?d|secret|credential|access[_-]?key|private[_-]?key|"
-                       r"sas[_-]|bearer|authorization|signature)")
-_CRED_VALUE = re.compile(r"(?i)(://[^/\s:@]+:[^/\s@]+@|[?&;](sig|signature|token|access_token|api[_-]?key|"
-                         r"x-amz-signature|x-amz-credential|x-goog-signature|x-goog-credential|awsaccesskeyid|"
-                         r"subscription-key|password)=)")
-
-
-_SECRET_QUERY = re.compile(
-    r"(?i)([?&;](?:sig|signature|se|sv|sp|st|skoid|sktid|skt|ske|sks|skv|sr|token|access_token|api[_-]?key|"
-    r"apikey|key|x-amz-[a-z-]+|x-goog-[a-z-]+|awsaccesskeyid|password|secret|subscription-key)=)[^&#\s'\"]*")
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@'\"]+:[^/\s@'\"]+@")
-_BEARER = re.compile(r"(?i)\b(bearer|token|api[_-]?key|authorization)(\s*[:=]\s*|\s+)([A-Za-z0-9._~+/=-]{8,})")
-
-
-def env_secrets() -> list[str]:
-    """The values of the credential variables in :data:`SECRET_ENV` that are set (to redact them)."""
-    return [v for k in SECRET_ENV if (v := os.environ.get(k, "").strip())]
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with credentials replaced by ``***``: URL query signatures and tokens (SAS ``sig=``, ``X-Amz-*``,
-    ``token=``...), ``user:password@`` in URLs, ``Bearer``/``api_key=`` values, and the literal values of
-    ``secrets`` and of every set :data:`SECRET_ENV` variable (e.g. ``SOCMAP_STAC_API_KEY``) wherever they appear."""
-    out = _SECRET_QUERY.sub(r"\1***", str(text))
-    out = _USERINFO.sub(r"\1***@", out)
-    out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}***", out)
-    for s in [*secrets, *env_secrets()]:
-        if len(s) >= 4:
-            out = out.replace(s, "***")
-    return out
-
-
-def redact_tree(obj: Any) -> Any:
-    """A copy of a JSON-like tree with credential-looking keys' values (the keys :func:`check_no_credentials`
-    rejects) replaced by ``***`` and credentials in strings redacted (:func:`redact`)."""
-    if isinstance(obj, dict):
-        return {k: ("***" if _CRED_KEY.search(str(k)) and v not in (None, "") else redact_tree(v))
-                for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [redact_tree(v) for v in obj]
-    if isinstance(obj, str):
-        return redact(obj)
-    return obj
-
-
-def check_no_credentials(path: Path | str, data: Any, where: str = "") -> None:
-    """Reject credentials in a YAML (raw, before ``${VAR}`` expansion): credential-looking keys (``api_key``,
-    ``token``, ``password``, ``secret``...), URLs carrying a user:password or a signature/token query, and
-    ``${VAR}`` of a credential variable (:data:`SECRET_ENV`). One-line :class:`ConfigError` naming the key, never
-    the value; credentials come from the environment only."""
-    hint = (f"credentials come from the environment only ({STAC_API_KEY_ENV}, AWS_*, AZURE_STORAGE_*, "
-            "GDAL_HTTP_*), never from a YAML file; remove it")
-    if isinstance(data, dict):
-        for k, v in data.items():
-            key = f"{where}.{k}" if where else str(k)
-            if _CRED_KEY.search(str(k)) and v not in (None, "", [], {}):
-                raise ConfigError(f"{path}: {key} looks like a credential; {hint}")
-            check_no_credentials(path, v, key)
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            check_no_credentials(path, v, f"{where}[{i}]")
-    elif isinstance(data, str):
-        if _CRED_VALUE.search(data) or any(f"${{{name}}}" in data or f"${name}" in data for name in SECRET_ENV):
-            raise ConfigError(f"{path}: {where or 'a value'} holds a credential (a signed URL, user:password or "
-                              f"a credential variable); {hint}")
-
-
-def _format_error(path: Path, exc: ValidationError) -> str:
-    """One line per problem: ``FILE: dotted.key: message``; the first is the headline."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            msg = "unknown key"
-        elif kind == "missing":
-            msg = "required value missing"
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            if "input" in err and kind not in ("missing",) and not isinstance(err["input"], dict | list):
-                msg += f" (got {err['input']!r})"
-        parts.append(f"{loc}: {msg}")
-    return f"{path}: " + "; ".join(parts)
-
-
-def _builtin_dir(kind: str) -> Path:
-    return Path(str(resources.files("socmap").joinpath("resources", kind)))
-
-
-def list_regions() -> list[str]:
-    """Names of the shipped pipelines (``pipelines/*.yaml``)."""
-    return sorted(p.stem for p in _builtin_dir("pipelines").glob("*.yaml"))
-
-
-def find_pipeline(region: str) -> Path:
-    """Path of the shipped pipeline for ``region``."""
-    path = _builtin_dir("pipelines") / f"{region}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"no pipeline for region {region!r}; shipped: {', '.join(list_regions())} "
-                          "(or pass --pipeline FILE)")
-    return path
-
-
-def find_grid(name: str, base: Path | None = None) -> Path:
-    """Path of grid ``name``: a YAML path (relative to ``base``) or a shipped grid name."""
-    cand = Path(name).expanduser()
-    if cand.suffix in (".yaml", ".yml"):
-        if not cand.is_absolute() and base is not None:
-            cand = base / cand
-        if cand.is_file():
-            return cand
-        raise ConfigError(f"grid file {cand} not found")
-    path = _builtin_dir("grids") / f"{name}.yaml"
-    if not path.is_file():
-        shipped = sorted(p.stem for p in _builtin_dir("grids").glob("*.yaml"))
-        raise ConfigError(f"no grid named {name!r}; shipped: {', '.join(shipped)}")
-    return path
-
-
-def load_pipeline(path_or_region: str | Path) -> PipelineConfig:
-    """Read and validate a pipeline from a YAML path, or a shipped region name (``demo``, ``africa``...)."""
-    p = Path(path_or_region).expanduser()
-    if p.suffix not in (".yaml", ".yml") and not p.is_file():  # a folder named like the region is no pipeline
-        p = find_pipeline(str(path_or_region))
-    p = p.resolve()
-    data = _read_yaml(p)
-    try:
-        cfg = PipelineConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(p, exc)) from None
-    cfg.source_file = p
-    try:
-        cfg.load_grid()
-    except ConfigError as exc:
-        raise ConfigError(f"{p}: grid: {exc}") from None
-    return cfg
-
-
-def load_grid(name: str | Path, base: Path | None = None) -> GridConfig:
-    """Read and validate a grid by name or path."""
-    p = find_grid(str(name), base).resolve()
-    data = _read_yaml(p)
-    try:
-        cfg = GridConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(p, exc)) from None
-    cfg.source_file = p
-    return cfg

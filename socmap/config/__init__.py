@@ -1,0 +1,99 @@
+"""Typed pipeline and grid configuration.
+
+A *pipeline* (``pipelines/<region>.yaml``) says where the soil data, covariates and imagery come from, the
+model's hyper-parameters (the paper's Table 6) and what the map outputs look like. A *grid*
+(``grids/<name>.yaml``) says where the map cells are: CRS, cell size, bounds and tile size.
+
+Three modules, one job each: :mod:`~socmap.config.schema` (the pydantic classes: what is valid),
+:mod:`~socmap.config.loading` (YAML, ``${ENV}`` expansion, shipped regions and grids, dotted keys) and
+:mod:`~socmap.config.secrets` (credentials come from the environment only, and are redacted from outputs).
+Import from ``socmap.config``: its ``__all__`` is the public API (the modules keep no second list).
+"""
+
+from __future__ import annotations
+
+from socmap.config.loading import (
+    find_grid,
+    find_pipeline,
+    get_dotted,
+    list_regions,
+    load_grid,
+    load_pipeline,
+    resolve_path,
+    set_dotted,
+    socmap_home,
+)
+from socmap.config.schema import (
+    CovariateLayer,
+    DataConfig,
+    EncoderConfig,
+    GraphConfig,
+    GridConfig,
+    ImageryConfig,
+    MLPConfig,
+    ModelConfig,
+    MoEConfig,
+    OutputConfig,
+    PipelineConfig,
+    PositionalConfig,
+    PrunerConfig,
+    Relation,
+    RGATConfig,
+    SourceConfig,
+    SplitConfig,
+    StacConfig,
+    Stream,
+    TemporalConfig,
+    TrainConfig,
+    TuneConfig,
+    TuneParam,
+)
+from socmap.config.secrets import (
+    SECRET_ENV,
+    STAC_API_KEY_ENV,
+    check_no_credentials,
+    env_secrets,
+    redact,
+    redact_tree,
+)
+
+__all__ = [
+    "SECRET_ENV",
+    "STAC_API_KEY_ENV",
+    "CovariateLayer",
+    "DataConfig",
+    "EncoderConfig",
+    "GraphConfig",
+    "GridConfig",
+    "ImageryConfig",
+    "MLPConfig",
+    "MoEConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "PipelineConfig",
+    "PositionalConfig",
+    "PrunerConfig",
+    "RGATConfig",
+    "Relation",
+    "SourceConfig",
+    "SplitConfig",
+    "StacConfig",
+    "Stream",
+    "TemporalConfig",
+    "TrainConfig",
+    "TuneConfig",
+    "TuneParam",
+    "check_no_credentials",
+    "env_secrets",
+    "find_grid",
+    "find_pipeline",
+    "get_dotted",
+    "list_regions",
+    "load_grid",
+    "load_pipeline",
+    "redact",
+    "redact_tree",
+    "resolve_path",
+    "set_dotted",
+    "socmap_home",
+]
