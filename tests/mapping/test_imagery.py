@@ -75,7 +75,7 @@ def test_embed_records_weights_and_they_round_trip(tmp_path: Path) -> None:
     assert e.attrs["pretrained"] is False
     store = open_patches(data, list(cfg.model.encoder.modalities))
     x = {m: torch.from_numpy(v) for m, v in store.read(np.array([0, 1, 2])).items()}
-    for enc in (load_map_encoder(cfg, data), load_map_encoder(data / ENCODER_WEIGHTS, cfg)):
+    for enc in (load_map_encoder(cfg, data), load_map_encoder(cfg, data / ENCODER_WEIGHTS)):
         assert not enc.training and not any(p.requires_grad for p in enc.parameters())
         with torch.no_grad():
             got = enc(x).numpy()
