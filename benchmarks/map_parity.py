@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     from socmap.config import load_pipeline
     from socmap.mapping.cells import cell_covariates
     from socmap.mapping.tile_job import cell_inputs, load_context, predict_cells
-    from socmap.train import load_bundle, train
+    from socmap.train import load_bundle
+    from socmap.train import stage as train
     from socmap.train.inputs import SPLIT_CODES
 
     t0 = time.perf_counter()
@@ -90,11 +91,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
             full = work / "prepared"
             if not (full / "samples.parquet").is_file():
-                prepare(out_dir=full, pipeline=cfg, progress=False)
+                prepare.run(cfg, None, full, progress=False)
         data, model = work / "data", work / "model"
         subsample(full, data, args.sites, args.seed)
         ts = time.perf_counter()
-        res = train(data, cfg, model, members=args.members, device="cpu", seed=args.seed, progress=False)
+        res = train.run(cfg, data, model, members=args.members, device="cpu", seed=args.seed, progress=False)
         print(f"train ({time.perf_counter() - ts:.0f} s): {res.summary()}", flush=True)
 
         bundle = load_bundle(model, cfg)

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from socmap.config import load_pipeline
-    from socmap.train import train
+    from socmap.train import stage as train
 
     cfg = load_pipeline(args.pipeline)
     if args.label_input != "pipeline":
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
             data = Path(tmp) / "data"
             t = time.perf_counter()
-            prepare(out_dir=data, pipeline=cfg, progress=False)
+            prepare.run(cfg, None, data, progress=False)
             print(f"prepared {data} in {time.perf_counter() - t:.1f} s")
         out = args.out or Path(tmp) / "model"
         t0 = time.perf_counter()
-        res = train(data, cfg, out, members=1, device="cpu", progress=False)
+        res = train.run(cfg, data, out, members=1, device="cpu", progress=False)
         seconds = time.perf_counter() - t0
         import pandas as pd
 

@@ -2,7 +2,8 @@
 
 Reads ``<data dir>/patches.zarr`` (``socmap extract``) and ``<data dir>/samples.parquet`` (``socmap prepare``), runs
 the frozen image encoder (:class:`socmap.encoders.terramind.ImageEncoder`: TerraMind + CLS-merge + max-pool) once per
-sample with a usable patch, and writes ``embeddings.zarr`` (into the data folder for ``socmap embed``), a zarr v3 group:
+sample with a usable patch, and writes ``embeddings.zarr`` (into the data folder for ``socmap embed``), a zarr v3
+group:
 
 ============  ================  ===========================================================================
 array         dtype, shape      meaning

@@ -1,7 +1,8 @@
 """Earth observation (paper section 4.2, Table 2): STAC search, annual composites, patches, image covariates.
 
-:func:`socmap.eo.extract.run` is the stage (``socmap extract``); ``annual_composite`` / ``build_composite`` (a lazy annual composite of
-a box on a regular grid) and ``cut_patches`` (patches around points) are the pieces the mapping job reuses.
+:func:`socmap.eo.extract.run` is the stage (``socmap extract``); ``annual_composite`` / ``build_composite`` (a lazy
+annual composite of a box on a regular grid) and ``cut_patches`` (patches around points) are the pieces the mapping job
+reuses.
 """
 
 from socmap.eo.bands import BANDS, S1_BANDS, S2_BANDS, UNITS

@@ -1,7 +1,7 @@
 """socmap.evaluate: accuracy, uncertainty and diagnostics of a model bundle against baselines (paper section 5).
 
-:func:`socmap.evaluate.stage.run` (``socmap evaluate``) scores a bundle on its data's held-out split against XGBoost and an RFSI-like
-spatial XGBoost and writes a report folder (report.md, report.json, figures). The metric functions
+:func:`socmap.evaluate.stage.run` (``socmap evaluate``) scores a bundle on its data's held-out split against XGBoost
+and an RFSI-like spatial XGBoost and writes a report folder (report.md, report.json, figures). The metric functions
 (:mod:`socmap.evaluate.metrics`), the z diagnostics and the baselines are usable on their own.
 """
 

@@ -1,6 +1,7 @@
 """socmap.train: losses, the transductive trainer, the deep ensemble, temperature scaling and the model bundle.
 
-:func:`socmap.train.stage.run` (``socmap train``) writes a bundle; ``load_bundle`` reads it back for ``evaluate`` and ``predict``.
+:func:`socmap.train.stage.run` (``socmap train``) writes a bundle; ``load_bundle`` reads it back for ``evaluate`` and
+``predict``.
 """
 
 from socmap.train.bundle import BUNDLE_FORMAT, Bundle, load_bundle

@@ -29,7 +29,7 @@ def parity_bundle(map_world: dict[str, Path], tmp_path_factory: pytest.TempPathF
     """The mapping world's pipeline with what the default pipelines use (adaptive k by HDBSCAN, all three
     relations, label trick), prepared and trained (2 members); returns (pipeline, bundle)."""
     from socmap.data import prepare
-    from socmap.train import train
+    from socmap.train import stage as train
 
     pipe = yaml.safe_load(map_world["pipeline"].read_text())
     pipe["model"]["graph"] = {"k_spatial": 5, "spatial_k_mode": "adaptive", "hdbscan_min_cluster_size": 5,
@@ -39,8 +39,8 @@ def parity_bundle(map_world: dict[str, Path], tmp_path_factory: pytest.TempPathF
     path.write_text(yaml.safe_dump(pipe, sort_keys=False))
     cfg = load_pipeline(path)
     base = tmp_path_factory.mktemp("paritymodel")
-    prepare(out_dir=base / "data", pipeline=cfg, progress=False)
-    train(base / "data", cfg, base / "model", members=2, device="cpu", seed=0, progress=False)
+    prepare.run(cfg, None, base / "data", progress=False)
+    train.run(cfg, base / "data", base / "model", members=2, device="cpu", seed=0, progress=False)
     return path, base / "model"
 
 

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from socmap.cli import cli
 from socmap.errors import ModelError
-from socmap.train import load_bundle, train
+from socmap.train import load_bundle
+from socmap.train import stage as train
 
 from .conftest import COVARIATES, tiny_pipeline
 
@@ -73,13 +74,13 @@ def test_predict_new_round_trip_is_identical(syn_bundle: Path, syn_data: Path) -
 def test_same_seed_same_weights(syn_data: Path, tmp_path: Path) -> None:
     cfg = tiny_pipeline(epochs=3)
     for name in ("a", "b"):
-        train(syn_data, cfg, tmp_path / name, members=1, seed=5, progress=False)
+        train.run(cfg, syn_data, tmp_path / name, members=1, seed=5, progress=False)
     a, b = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
     for (ka, va), (kb, vb) in zip(a.members[0].state_dict().items(), b.members[0].state_dict().items(),
                                   strict=True):
         assert ka == kb and torch.equal(va, vb), ka
     np.testing.assert_array_equal(a.node_member_mean, b.node_member_mean)
-    train(syn_data, cfg, tmp_path / "c", members=1, seed=6, progress=False)
+    train.run(cfg, syn_data, tmp_path / "c", members=1, seed=6, progress=False)
     assert not np.array_equal(load_bundle(tmp_path / "c").node_member_mean, a.node_member_mean)
 
 
