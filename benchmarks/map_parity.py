@@ -100,12 +100,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
         bundle = load_bundle(model, cfg)
         held = np.flatnonzero(bundle.node_split != SPLIT_CODES["train"])
-        lonlat, years = bundle.train_lonlat[held], bundle.train_year[held].astype(np.int64)
+        lonlat, years = bundle.node_lonlat[held], bundle.node_year[held].astype(np.int64)
         evaluated = bundle.predict_nodes()
         assert bundle.node_inputs is not None and bundle.node_inputs.tabular is not None
         stored_tab = bundle.node_inputs.tabular[held].numpy()
-        ndvi = None if bundle.train_ndvi is None else bundle.train_ndvi[held]
-        elev = None if bundle.train_elevation is None else bundle.train_elevation[held]
+        ndvi = None if bundle.node_ndvi is None else bundle.node_ndvi[held]
+        elev = None if bundle.node_elevation is None else bundle.node_elevation[held]
         direct = bundle.predict_new(lonlat, years, stored_tab, None, ndvi, elev)
         model_diff = float(np.abs(direct.member_mean - evaluated.member_mean[:, held]).max())
 

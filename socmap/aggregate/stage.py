@@ -145,7 +145,7 @@ def map_correlogram(bundle: Bundle, layers: MapLayers, *, max_cells: int = 200_0
     from socmap.train.inputs import SPLIT_CODES
 
     lonlat, r = heldout_residuals(bundle)
-    train = np.asarray(bundle.train_lonlat, np.float64)[np.asarray(bundle.node_split) == SPLIT_CODES["train"]]
+    train = np.asarray(bundle.node_lonlat, np.float64)[np.asarray(bundle.node_split) == SPLIT_CODES["train"]]
     rows, cols = np.nonzero(np.isfinite(layers.soc))
     if len(rows) > max_cells:
         pick = np.random.default_rng(seed).choice(len(rows), max_cells, replace=False)

@@ -54,7 +54,7 @@ def load_context(cfg: PipelineConfig, bundle: Bundle, *, load_encoder: bool = Tr
                  ) -> MapContext:
     """The per-worker state for ``bundle`` (a loaded :class:`socmap.train.Bundle`); the image encoder goes to
     ``device``."""
-    aoa = AOAReference.from_training(np.asarray(bundle.train_lonlat, float), bundle.tabular_range,
+    aoa = AOAReference.from_training(np.asarray(bundle.node_lonlat, float), bundle.tabular_range,
                                      quantile=cfg.output.aoa_distance_quantile, margin=cfg.output.aoa_range_margin)
     encoder = None
     if load_encoder and "image" in cfg.model.streams:

@@ -55,7 +55,7 @@ def test_held_out_sites_through_the_map_path_equal_the_evaluated_predictions(
     if which == "parity":  # the adaptive rule really varies k here, so node_k is exercised
         assert set(bundle.node_k.tolist()) == {5, 8}
         assert bundle.covariate_sources == {"ndvi": "samples:ndvi", "elevation": "samples:elevation"}
-    lonlat, years = bundle.train_lonlat[held], bundle.train_year[held].astype(np.int64)
+    lonlat, years = bundle.node_lonlat[held], bundle.node_year[held].astype(np.int64)
     raw, mapped = cell_covariates(cfg, lonlat)
     assert mapped.all()
     ctx = load_context(cfg, bundle)
@@ -72,7 +72,7 @@ def test_held_out_sites_through_the_map_path_equal_the_evaluated_predictions(
     filled = cell_inputs(ctx, gap, np.arange(1))
     assert filled.ndvi is not None and np.isnan(filled.ndvi).all()
     train = bundle.node_split == SPLIT_CODES["train"]
-    assert bundle.fill_values["ndvi"] == pytest.approx(float(np.median(bundle.train_ndvi[train])))
+    assert bundle.fill_values["ndvi"] == pytest.approx(float(np.median(bundle.node_ndvi[train])))
     assert np.array_equal(bundle.fill_gaps("ndvi", filled.ndvi), [bundle.fill_values["ndvi"]])
 
 

@@ -32,9 +32,9 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     b = load_bundle(syn_bundle, tiny_pipeline())
     n = len(pd.read_parquet(syn_data / "samples.parquet"))
     assert len(b.members) == 2 and len(b.caches) == 2 and all(not m.training for m in b.members)
-    assert b.feature_columns == list(COVARIATES) and b.train_lonlat.shape == (n, 2)
+    assert b.feature_columns == list(COVARIATES) and b.node_lonlat.shape == (n, 2)
     assert b.tabular_range.shape == (len(COVARIATES), 2)
-    assert np.isfinite(b.train_ndvi).all() and np.isfinite(b.train_elevation).all()
+    assert np.isfinite(b.node_ndvi).all() and np.isfinite(b.node_elevation).all()
     assert b.temperature > 0 and b.card["members"] == 2
     for f in ("MODEL_CARD.md", "model_card.json", "pipeline.yaml", "preprocess.json", "members/00/log.csv",
               "members/01/weights.safetensors", "members/01/cache.safetensors", "graph.safetensors"):
@@ -44,7 +44,7 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     p = b.predict_nodes()
     assert p.member_mean.shape == (2, n) and np.isfinite(p.total_var).all() and (p.epistemic_var > 0).all()
     raw = b.predict_nodes(calibrated=False)
-    extra = b.extra_var(b.train_lonlat)  # the distance-aware term, added after calibration
+    extra = b.extra_var(b.node_lonlat)  # the distance-aware term, added after calibration
     assert extra is not None and (extra >= 0).all()
     assert (extra[(pd.read_parquet(syn_data / "samples.parquet").split == "train").to_numpy()] == 0).all()
     np.testing.assert_allclose(p.total_var, raw.total_var * b.temperature**2 + extra)
