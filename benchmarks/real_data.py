@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from socmap.config import load_pipeline
     from socmap.data import prepare
-    from socmap.data.mapping import load_mapping
+    from socmap.data.columns import load_mapping
     from socmap.evaluate import stage as evaluate
     from socmap.train import stage as train
 

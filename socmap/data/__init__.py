@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
+from socmap.data.columns import SOC_UNITS, SurveyMapping, list_mappings, load_mapping
 from socmap.data.covariates import LayerSample, sample_raster
 from socmap.data.harmonise import RULES, HarmoniseSettings, Ledger, depth_weight, harmonise_rows, merge_sites
-from socmap.data.mapping import SOC_UNITS, SurveyMapping, list_mappings, load_mapping
 from socmap.data.prepare import REPORT_FILE, SAMPLE_COLUMNS, SAMPLES_FILE, PrepareResult
 from socmap.data.preprocess import PREPROCESS_FILE, REFERENCE_FILE, Preprocessor
 from socmap.data.readers import read_table

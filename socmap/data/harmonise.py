@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from socmap.data.mapping import SurveyMapping
+from socmap.data.columns import SurveyMapping
 from socmap.errors import DataError
 
 __all__ = ["RULES", "HarmoniseSettings", "Ledger", "depth_weight", "harmonise_rows", "merge_sites"]

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from socmap.config import CovariateLayer, DataConfig, PipelineConfig
+from socmap.data.columns import SurveyMapping, load_mapping
 from socmap.data.covariates import sample_raster
 from socmap.data.harmonise import HarmoniseSettings, Ledger, depth_weight, harmonise_rows, merge_sites
-from socmap.data.mapping import SurveyMapping, load_mapping
 from socmap.data.preprocess import Preprocessor
 from socmap.data.readers import read_table
 from socmap.data.samples import SAMPLE_COLUMNS

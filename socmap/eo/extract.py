@@ -41,7 +41,6 @@ import pandas as pd
 from socmap.config import PipelineConfig
 from socmap.data.samples import LOCATED, read_samples
 from socmap.eo.bands import BANDS, DEM_ASSET, S1_ASSETS, S2_BANDS
-from socmap.eo.cluster import clear_gdal_http_cache, dask_client, gdal_options
 from socmap.eo.composite import (
     AnnualComposite,
     SceneSet,
@@ -51,6 +50,7 @@ from socmap.eo.composite import (
     search_scenes,
 )
 from socmap.eo.covariates import COVARIATE_COLUMNS, phenology, spectral_percentiles, terrain_at
+from socmap.eo.dask_client import clear_gdal_http_cache, dask_client, gdal_options
 from socmap.eo.patches import SampleGroup, cut_patches, group_samples, patch_bounds, pixel_of
 from socmap.eo.stac import StacSource, stac_config
 from socmap.eo.store import MODALITIES, PatchStore

@@ -294,7 +294,7 @@ def _predict_map(stack: contextlib.ExitStack[Any], cfg: PipelineConfig, year: in
                file=sys.stderr)
     t_map = time.perf_counter()
     if todo:
-        from socmap.eo.cluster import dask_client
+        from socmap.eo.dask_client import dask_client
 
         # one torch thread per worker process, one worker per CPU (at most 8: each holds the bundle)
         n_workers = workers or max(1, min(8, os.cpu_count() or 1))
@@ -418,7 +418,7 @@ def _run_cluster(client: Any, cfg: PipelineConfig, model: Path, todo: list[Tile]
     """One task per tile on the cluster; results are written to zarr as they arrive."""
     from distributed import as_completed
 
-    from socmap.mapping.cluster import PLUGIN_NAME, ContextPlugin, worker_tile
+    from socmap.mapping.worker import PLUGIN_NAME, ContextPlugin, worker_tile
 
     nthreads = client.nthreads()
     threads = max(1, min(int(v) for v in nthreads.values())) if nthreads else 1

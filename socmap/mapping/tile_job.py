@@ -274,7 +274,7 @@ def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFr
     failures (:func:`socmap.io.source_errors`) are retried; anything else (a raster with no CRS) goes up as is."""
     import rasterio
 
-    from socmap.eo.cluster import clear_gdal_http_cache
+    from socmap.eo.dask_client import clear_gdal_http_cache
     from socmap.io import retry, source_errors
 
     attempts = (cfg.stac.retries if cfg.stac is not None else 3) + 1

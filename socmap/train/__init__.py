@@ -5,9 +5,9 @@
 """
 
 from socmap.train.bundle import BUNDLE_FORMAT, Bundle, load_bundle
-from socmap.train.ensemble import EnsemblePrediction, aggregate, fit_temperature, gaussian_nll
+from socmap.train.ensemble import EnsemblePrediction, combine_members, fit_temperature, gaussian_nll
 from socmap.train.inputs import TargetScaler
-from socmap.train.losses import beta_nll_loss, gaussian_nll_loss, main_loss, mse_loss, total_loss
+from socmap.train.losses import beta_nll_loss, gaussian_nll_loss, huber_loss, main_loss, mse_loss, total_loss
 from socmap.train.stage import TrainResult
 
 __all__ = [
@@ -16,11 +16,12 @@ __all__ = [
     "EnsemblePrediction",
     "TargetScaler",
     "TrainResult",
-    "aggregate",
     "beta_nll_loss",
+    "combine_members",
     "fit_temperature",
     "gaussian_nll",
     "gaussian_nll_loss",
+    "huber_loss",
     "load_bundle",
     "main_loss",
     "mse_loss",

@@ -105,7 +105,7 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None = 
         if hand_params:
             studies["wide"].enqueue_trial(hand_params, user_attrs={"hand_set": True})
 
-    from socmap.eo.cluster import dask_client
+    from socmap.eo.dask_client import dask_client
 
     with dask_client(scheduler, workers=workers, threads_per_worker=1) as client:
 

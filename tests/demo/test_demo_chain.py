@@ -105,7 +105,8 @@ def _forward_backward(cfg, samples: pd.DataFrame, tabular: np.ndarray, image: np
     import torch
 
     from socmap.graph import build_graph, spatial_local_morans_i
-    from socmap.model import NodeInputs, SpTGNN, sptgnn_loss
+    from socmap.model import NodeInputs, SpTGNN
+    from socmap.train.losses import total_loss
 
     torch.manual_seed(0)
     lonlat = samples[["lon", "lat"]].to_numpy()
@@ -123,8 +124,8 @@ def _forward_backward(cfg, samples: pd.DataFrame, tabular: np.ndarray, image: np
         shown = train & (np.random.default_rng(1).random(len(y)) < 0.5)
         inputs.label = torch.tensor(np.where(shown, y, np.nan), dtype=torch.float32)
     out = model(inputs, graph)
-    losses = sptgnn_loss(out, torch.tensor(y, dtype=torch.float32), torch.tensor(moran, dtype=torch.float32),
-                         torch.tensor(train), aux_weight=cfg.train.aux_weight)
+    losses = total_loss(out, torch.tensor(y, dtype=torch.float32), torch.tensor(moran, dtype=torch.float32),
+                        torch.tensor(train), epoch=0, cfg=cfg.train.model_copy(update={"loss": "huber"}))
     losses["loss"].backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
     return {"out": out, "losses": losses, "grads": grads, "graph": graph, "moran": moran, "train": train}
