@@ -165,7 +165,7 @@ sys.path.insert(0, {root!r})
 from tests.eo.conftest import pipeline
 cfg = pipeline(catalog={catalog!r}, patch=32)
 cfg.imagery.group_km = 0.4
-extract({samples!r}, {out!r}, cfg, scheduler="threads", progress=False)
+extract.run(cfg, {samples!r}, {out!r}, scheduler="threads", progress=False)
 """
 
 
