@@ -2,9 +2,10 @@
 
 prepare -> extract -> embed -> train -> evaluate -> predict -> aggregate; ``demo`` runs them all on the embedded
 world. Every stage module exposes ``run(cfg, <inputs>, out, *, options)`` (``socmap.data.prepare``,
-``socmap.eo.extract``, ``socmap.encoders.embed``, ``socmap.train.stage``, ``socmap.evaluate.stage``,
-``socmap.tune.stage``, ``socmap.mapping.predict``, ``socmap.aggregate.stage``, ``socmap.demo.stage``); a command
-here parses its options, loads the pipeline, calls ``run`` and prints the result's summary.
+``socmap.eo.extract``, ``socmap.encoders.finetune``, ``socmap.encoders.embed``, ``socmap.train.stage``,
+``socmap.evaluate.stage``, ``socmap.tune.stage``, ``socmap.mapping.predict``, ``socmap.aggregate.stage``,
+``socmap.demo.stage``); a command here parses its options, loads the pipeline, calls ``run`` and prints the
+result's summary.
 A :class:`~socmap.errors.SocmapError` (bad input the user can fix) ends the run with one line on stderr
 and exit code 2; anything else is a bug and keeps its traceback.
 """
@@ -225,10 +226,10 @@ def extract(data_dir: Path | None, samples: Path | None, out_dir: Path | None, s
 def finetune_vit(data_dir: Path, epochs: int | None, warmup_epochs: int | None, batch_size: int | None,
                  device: str, seed: int, region: str | None, pipeline_file: Path | None) -> None:
     """Fine-tune TerraMind + CLS-merge as a regression on log SOC (frozen warm-up), write vit_finetuned.pt."""
-    from socmap.encoders.finetune import finetune_vit as run
+    from socmap.encoders import finetune as stage
 
-    res = run(data_dir, _load(region, pipeline_file), epochs=epochs, warmup_epochs=warmup_epochs,
-              batch_size=batch_size, device=device, seed=seed)
+    res = stage.run(_load(region, pipeline_file), data_dir, data_dir, epochs=epochs, warmup_epochs=warmup_epochs,
+                    batch_size=batch_size, device=device, seed=seed)
     last = res.history[-1] if res.history else {}
     click.echo(f"fine-tuned encoder: {res.path} ({len(res.history)} epochs, last {last})")
 

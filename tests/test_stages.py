@@ -14,6 +14,7 @@ from socmap.cli import cli
 STAGES = {
     "prepare": "socmap.data.prepare",
     "extract": "socmap.eo.extract",
+    "finetune-vit": "socmap.encoders.finetune",
     "embed": "socmap.encoders.embed",
     "train": "socmap.train.stage",
     "evaluate": "socmap.evaluate.stage",
@@ -57,7 +58,8 @@ def test_old_module_paths_are_gone(old: str) -> None:
 
 
 @pytest.mark.parametrize(("package", "old"), [("socmap.data", "prepare"), ("socmap.eo", "extract"),
-                                              ("socmap.encoders", "embed"), ("socmap.train", "train"),
+                                              ("socmap.encoders", "embed"), ("socmap.encoders", "finetune_vit"),
+                                              ("socmap.train", "train"),
                                               ("socmap.evaluate", "evaluate"), ("socmap.tune", "tune"),
                                               ("socmap.mapping", "predict_map"), ("socmap.aggregate", "aggregate"),
                                               ("socmap.train", "aggregate")])

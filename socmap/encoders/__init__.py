@@ -2,7 +2,7 @@
 :func:`socmap.encoders.embed.run`)."""
 
 from socmap.encoders.embed import Embeddings, load_embeddings
-from socmap.encoders.finetune import FinetuneOptions, FinetuneResult, finetune_vit
+from socmap.encoders.finetune import FinetuneOptions, FinetuneResult
 from socmap.encoders.terramind import (
     MODALITY_BANDS,
     CLSMerge,
@@ -24,7 +24,6 @@ __all__ = [
     "ImageEncoder",
     "build_backbone",
     "build_image_encoder",
-    "finetune_vit",
     "load_embeddings",
     "load_map_encoder",
     "pretraining_stats",

@@ -212,7 +212,7 @@ def build_image_encoder(cfg: EncoderConfig, checkpoint: str | Path | None = None
                         seed: int | None = None) -> ImageEncoder:
     """The image encoder of a pipeline.
 
-    ``checkpoint`` is either a fine-tuned encoder written by :func:`socmap.encoders.finetune.finetune_vit`
+    ``checkpoint`` is either a fine-tuned encoder written by :func:`socmap.encoders.finetune.run`
     (a dict with ``format == "socmap-vit/1"``, which also fixes backbone, modalities, merge and CLS-merge sizes;
     :func:`socmap.encoders.embed.embed`'s ``encoder_weights.pt`` has the same format)
     or a raw TerraMind v1 state dict (loaded into the backbone; the CLS-merge keeps random weights).

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from socmap.cli import cli
 from socmap.config import load_pipeline
-from socmap.encoders import embed, finetune_vit, load_embeddings
+from socmap.encoders import embed, finetune, load_embeddings
 from socmap.encoders.terramind import build_image_encoder
 from socmap.eo.store import open_patches
 from socmap.errors import DataError, ModelError
@@ -33,11 +33,11 @@ def test_embed_writes_group(data_dir, pipeline_file, device):
 
 def test_finetune_warmup_freezes_backbone_then_embed_uses_it(data_dir, pipeline_file):
     cfg = load_pipeline(pipeline_file)
-    res = finetune_vit(data_dir, cfg, epochs=1, warmup_epochs=1, device="cpu")
+    res = finetune.run(cfg, data_dir, data_dir, epochs=1, warmup_epochs=1, device="cpu")
     state = torch.load(res.path, weights_only=True)
     assert [h["phase"] for h in res.history] == ["warmup"] and "val_loss" in res.history[0]
     assert state["format"] == "socmap-vit/1"
-    res2 = finetune_vit(data_dir, cfg, out=data_dir / "b.pt", epochs=2, warmup_epochs=1, device="cpu")
+    res2 = finetune.run(cfg, data_dir, data_dir / "b", epochs=2, warmup_epochs=1, device="cpu")
     assert [h["phase"] for h in res2.history] == ["warmup", "finetune"]
     enc = build_image_encoder(cfg.model.encoder, res2.path)  # a fine-tuned checkpoint loads back
     assert enc.dim == 192
