@@ -1,7 +1,7 @@
 """Benchmark: train ONE SpTGNN member on the real Africa set (no imagery, Table 6 Africa widths) on the CPU.
 
 Prepares the samples with the ``africa-coarse`` pipeline from ../shared/data into a temporary folder (``socmap
-prepare``, ~10 s), then runs :func:`socmap.train.train` with one member, full-graph training, and prints the
+prepare``, ~10 s), then runs :func:`socmap.train.stage.run` with one member, full-graph training, and prints the
 per-epoch figures, the bundle's validation metrics (g/kg) and, last, one JSON line with seconds, epochs,
 seconds_per_epoch, peak_rss_mb, val_rmse, val_r2, val_mape, label_input and the settings used.
 

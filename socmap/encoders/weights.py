@@ -1,7 +1,7 @@
 """The exact image-encoder weights behind a set of embeddings: saved by ``embed``, rebuilt by the map job.
 
 A map must embed its cells with the very encoder that embedded the training samples, or the GNN sees image vectors
-from another distribution. Three cases, as :func:`socmap.encoders.embed.embed` records them in
+from another distribution. Three cases, as :func:`socmap.encoders.embed.run` records them in
 ``embeddings.zarr``'s attributes:
 
 * a fine-tuned encoder (``vit_finetuned.pt``, format ``socmap-vit/1``): it holds every weight; ``checkpoint`` is

@@ -331,7 +331,7 @@ def _compare(bundle_cfg: PipelineConfig, cfg: PipelineConfig, root: Path) -> Non
 
 def load_bundle(path: Path | str, cfg: PipelineConfig | None = None, device: str = "cpu", *,
                 load_members: bool = True) -> Bundle:
-    """Read a bundle written by :func:`socmap.train.train`; members in eval mode on ``device``.
+    """Read a bundle written by :func:`socmap.train.stage.run`; members in eval mode on ``device``.
 
     ``load_members=False`` defers reading the members' weights and layer caches to their first use (callers that
     only score the stored node outputs, :meth:`Bundle.predict_nodes`, never read them).
