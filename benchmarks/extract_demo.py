@@ -32,10 +32,10 @@ def main() -> None:
         samples = Path(tmp) / SAMPLES
         df.to_parquet(samples, index=False)
         t0 = time.perf_counter()
-        res = extract(samples, Path(tmp) / "out", cfg, progress=False)
+        res = extract.run(cfg, samples, Path(tmp) / "out", progress=False)
         first = time.perf_counter() - t0
         t1 = time.perf_counter()
-        again = extract(samples, Path(tmp) / "out", cfg, progress=False)
+        again = extract.run(cfg, samples, Path(tmp) / "out", progress=False)
         second = time.perf_counter() - t1
         zbytes = sum(p.stat().st_size for p in (Path(tmp) / "out" / PATCHES).rglob("*") if p.is_file())
     read_bytes = sum(p.stat().st_size for p in (world / "stac").rglob("*.tif"))

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     from socmap.config import load_pipeline
     from socmap.mapping.cells import cell_covariates
     from socmap.mapping.tile_job import cell_inputs, load_context, predict_cells
-    from socmap.train import load_bundle, train
+    from socmap.train import load_bundle
+    from socmap.train import stage as train
     from socmap.train.inputs import SPLIT_CODES
 
     t0 = time.perf_counter()
@@ -90,21 +91,21 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
             full = work / "prepared"
             if not (full / "samples.parquet").is_file():
-                prepare(out_dir=full, pipeline=cfg, progress=False)
+                prepare.run(cfg, None, full, progress=False)
         data, model = work / "data", work / "model"
         subsample(full, data, args.sites, args.seed)
         ts = time.perf_counter()
-        res = train(data, cfg, model, members=args.members, device="cpu", seed=args.seed, progress=False)
+        res = train.run(cfg, data, model, members=args.members, device="cpu", seed=args.seed, progress=False)
         print(f"train ({time.perf_counter() - ts:.0f} s): {res.summary()}", flush=True)
 
         bundle = load_bundle(model, cfg)
         held = np.flatnonzero(bundle.node_split != SPLIT_CODES["train"])
-        lonlat, years = bundle.train_lonlat[held], bundle.train_year[held].astype(np.int64)
+        lonlat, years = bundle.node_lonlat[held], bundle.node_year[held].astype(np.int64)
         evaluated = bundle.predict_nodes()
         assert bundle.node_inputs is not None and bundle.node_inputs.tabular is not None
         stored_tab = bundle.node_inputs.tabular[held].numpy()
-        ndvi = None if bundle.train_ndvi is None else bundle.train_ndvi[held]
-        elev = None if bundle.train_elevation is None else bundle.train_elevation[held]
+        ndvi = None if bundle.node_ndvi is None else bundle.node_ndvi[held]
+        elev = None if bundle.node_elevation is None else bundle.node_elevation[held]
         direct = bundle.predict_new(lonlat, years, stored_tab, None, ndvi, elev)
         model_diff = float(np.abs(direct.member_mean - evaluated.member_mean[:, held]).max())
 

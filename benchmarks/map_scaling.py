@@ -1,6 +1,6 @@
 """How the mapping job's cost grows with area: map 1x and 4x the area and compare time and peak memory.
 
-Each map runs in a fresh subprocess (``socmap.mapping.predict_map`` with tiles in-process, ``--scheduler
+Each map runs in a fresh subprocess (``socmap.mapping.predict.run`` with tiles in-process, ``--scheduler
 threads``) so its peak resident memory (ru_maxrss) is its own. The 4x run maps a 2 x 2 block of tiles whose
 top-left tile is the 1x run's tile, so both cover comparable land. Figures: ``time_ratio_4x`` (tile-loop wall time,
 goal <= 4.4: cost linear in area), ``mem_ratio_4x`` (peak RSS, goal <= 1.2: tiles stream, nothing holds the whole
@@ -29,9 +29,9 @@ _CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 from socmap.config import load_pipeline
-from socmap.mapping import predict_map
+from socmap.mapping import predict
 cfg = load_pipeline(sys.argv[1])
-res = predict_map(cfg, int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), scheduler="threads",
+res = predict.run(cfg, Path(sys.argv[3]), Path(sys.argv[4]), year=int(sys.argv[2]), scheduler="threads",
                   tiles=sys.argv[5].split(","), progress=False)
 tiles = {p.stem: round(json.loads(p.read_text())["seconds"], 2) for p in (res.root / "tiles_done").glob("*.json")}
 print(json.dumps({"seconds": res.seconds, "map_seconds": res.map_seconds, "cells": res.cells, "tile_s": tiles,

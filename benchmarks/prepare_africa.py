@@ -38,7 +38,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "africa"
         t0 = time.perf_counter()
-        res = prepare([csv], ["afsp"], out, pipeline=pipeline, split=args.split, progress=False)
+        res = prepare.run(pipeline, [csv], out, mappings=["afsp"], split=args.split, progress=False)
         seconds = time.perf_counter() - t0
     s, r = res.samples, res.report
     lo, hi = r["soc_range_gkg"]

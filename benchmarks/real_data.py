@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     from socmap.config import load_pipeline
     from socmap.data import prepare
-    from socmap.data.mapping import load_mapping
-    from socmap.evaluate import evaluate
-    from socmap.train import train
+    from socmap.data.columns import load_mapping
+    from socmap.evaluate import stage as evaluate
+    from socmap.train import stage as train
 
     t0 = time.perf_counter()
     p = Path(args.pipeline)
@@ -67,17 +67,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     ts = time.perf_counter()
     if not (args.reuse and (data / "samples.parquet").exists()):
-        prep = prepare([args.input], [args.mapping], data, pipeline=cfg, progress=False)
+        prep = prepare.run(cfg, [args.input], data, mappings=[args.mapping], progress=False)
         print(f"prepare: {prep.report['sites_out']} sites, split {prep.report['split']['counts']} "
               f"({time.perf_counter() - ts:.0f} s)", flush=True)
     ts = time.perf_counter()
     if not (args.reuse and (model / "bundle.json").exists()):
-        tr = train(data, cfg, model, members=args.members, device=args.device, seed=args.seed, progress=True)
+        tr = train.run(cfg, data, model, members=args.members, device=args.device, seed=args.seed, progress=True)
         print(f"train: {tr.summary()} ({time.perf_counter() - ts:.0f} s)", flush=True)
     t_train = time.perf_counter() - ts
     ts = time.perf_counter()
-    res = evaluate(data, cfg, model, report, protocol=args.protocol, n_boot=args.bootstrap, seed=args.seed,
-                   device=args.device)
+    res = evaluate.run(cfg, data, model, report, protocol=args.protocol, n_boot=args.bootstrap, seed=args.seed,
+                       device=args.device)
     t_eval = time.perf_counter() - ts
     rep = res.report
     print(f"evaluate: {res.summary()} ({t_eval:.0f} s)\n")

@@ -1,7 +1,7 @@
 """Benchmark: train ONE SpTGNN member on the real Africa set (no imagery, Table 6 Africa widths) on the CPU.
 
 Prepares the samples with the ``africa-coarse`` pipeline from ../shared/data into a temporary folder (``socmap
-prepare``, ~10 s), then runs :func:`socmap.train.train` with one member, full-graph training, and prints the
+prepare``, ~10 s), then runs :func:`socmap.train.stage.run` with one member, full-graph training, and prints the
 per-epoch figures, the bundle's validation metrics (g/kg) and, last, one JSON line with seconds, epochs,
 seconds_per_epoch, peak_rss_mb, val_rmse, val_r2, val_mape, label_input and the settings used.
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from socmap.config import load_pipeline
-    from socmap.train import train
+    from socmap.train import stage as train
 
     cfg = load_pipeline(args.pipeline)
     if args.label_input != "pipeline":
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
             data = Path(tmp) / "data"
             t = time.perf_counter()
-            prepare(out_dir=data, pipeline=cfg, progress=False)
+            prepare.run(cfg, None, data, progress=False)
             print(f"prepared {data} in {time.perf_counter() - t:.1f} s")
         out = args.out or Path(tmp) / "model"
         t0 = time.perf_counter()
-        res = train(data, cfg, out, members=1, device="cpu", progress=False)
+        res = train.run(cfg, data, out, members=1, device="cpu", progress=False)
         seconds = time.perf_counter() - t0
         import pandas as pd
 

@@ -2,7 +2,7 @@
 
 Prepares the samples with the ``africa-coarse`` pipeline (Table 6 widths [512, 256, 128, 64], MoE 8 experts,
 fusion 512, label input on) into a temporary folder, builds the training context as ``socmap train`` does
-(:func:`socmap.train.run.training_context`, :func:`socmap.train.trainer.build_model`), then times training steps:
+(:func:`socmap.train.stage.training_context`, :func:`socmap.train.trainer.build_model`), then times training steps:
 forward of every module (forward pre/post hooks, ``time.perf_counter``; torch CPU ops are synchronous), the losses
 (``total_loss``), the backward pass (total, and per module: from the module's backward pre-hook to the last of its
 input-gradient hook and its parameters' gradient accumulation), gradient clipping, the AdamW step and the
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     from socmap.config import load_pipeline
     from socmap.train.inputs import load_training_data
     from socmap.train.losses import total_loss
-    from socmap.train.run import training_context
+    from socmap.train.stage import training_context
     from socmap.train.trainer import _val_scores, build_model, khop_subgraph
 
     if args.threads:
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
             data_dir = Path(tmp) / "data"
             t = time.perf_counter()
-            prepare(out_dir=data_dir, pipeline=cfg, progress=False)
+            prepare.run(cfg, None, data_dir, progress=False)
             print(f"prepared {data_dir} in {time.perf_counter() - t:.1f} s", flush=True)
         t = time.perf_counter()
         data, _pre, _src = load_training_data(data_dir, cfg)

@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     import pandas as pd
 
     from socmap.io import TUNE_REPORT_MD, TUNE_TRIALS
-    from socmap.tune import tune
+    from socmap.tune import stage as tune
 
     cfg = reduced_pipeline(args)
     t0 = time.perf_counter()
-    res = tune(cfg, args.data, args.out, trials=args.trials, workers=args.workers, progress=False)
+    res = tune.run(cfg, args.data, args.out, trials=args.trials, workers=args.workers, progress=False)
     seconds = time.perf_counter() - t0
     df = pd.read_csv(args.out / TUNE_TRIALS)
     cols = ["step", "number", "state", "val_mape", "val_r2", "val_rmse", "epochs_run", "seconds"]

@@ -1,6 +1,11 @@
-"""The ``socmap`` command line: one sub-command per stage, each a thin wrapper around one public function.
+"""The ``socmap`` command line: one sub-command per stage, each a thin wrapper around the stage's entry point.
 
-prepare -> extract -> embed -> train -> evaluate -> predict; ``demo`` runs them all on the embedded world.
+prepare -> extract -> embed -> train -> evaluate -> predict -> aggregate; ``demo`` runs them all on the embedded
+world. Every stage module exposes ``run(cfg, <inputs>, out, *, options)`` (``socmap.data.prepare``,
+``socmap.eo.extract``, ``socmap.encoders.finetune``, ``socmap.encoders.embed``, ``socmap.train.stage``,
+``socmap.evaluate.stage``, ``socmap.tune.stage``, ``socmap.mapping.predict``, ``socmap.aggregate.stage``,
+``socmap.demo.stage``); a command here parses its options, loads the pipeline, calls ``run`` and prints the
+result's summary.
 A :class:`~socmap.errors.SocmapError` (bad input the user can fix) ends the run with one line on stderr
 and exit code 2; anything else is a bug and keeps its traceback.
 """
@@ -121,9 +126,9 @@ def cli() -> None:
 @_one_line_errors
 def demo(out_dir: Path, seed: int, regenerate: bool) -> None:
     """Run the whole job on the embedded demo world (generated into $SOCMAP_HOME/demo-world)."""
-    from socmap.demo.run import run_demo
+    from socmap.demo import stage
 
-    run_demo(out_dir, seed=seed, regenerate=regenerate)
+    stage.run(None, out_dir, seed=seed, regenerate=regenerate)
 
 
 @cli.command("demo-world")
@@ -162,12 +167,11 @@ def prepare(inputs: tuple[Path, ...], mappings: tuple[str, ...], out_dir: Path, 
     Writes OUT/samples.parquet, OUT/prepare_report.json and the preprocessing fitted on the training split
     (OUT/preprocess.json); a failed run writes nothing. Without --input, the pipeline's data.sources are read.
     """
-    from socmap.data.prepare import prepare as run_prepare
-
-    pipeline = _load(region, pipeline_file) if (region is not None or pipeline_file is not None) else None
+    from socmap.data import prepare as stage
     from socmap.io import PREPARE_REPORT, SAMPLES
 
-    res = run_prepare(list(inputs) or None, list(mappings) or None, out_dir, pipeline=pipeline, split=split)
+    cfg = _load(region, pipeline_file) if (region is not None or pipeline_file is not None) else None
+    res = stage.run(cfg, list(inputs) or None, out_dir, mappings=list(mappings) or None, split=split)
     click.echo(res.summary())
     click.echo(f"wrote {res.out_dir / SAMPLES} and {res.out_dir / PREPARE_REPORT}")
 
@@ -194,7 +198,7 @@ def extract(data_dir: Path | None, samples: Path | None, out_dir: Path | None, s
     A sample older (or newer) than every year of imagery.years is imaged in the nearest of them; the imagery
     year is recorded beside the sampling year.
     """
-    from socmap.eo import extract as run_extract
+    from socmap.eo import extract as stage
 
     if data_dir is not None:
         if samples is not None or out_dir is not None:
@@ -203,7 +207,7 @@ def extract(data_dir: Path | None, samples: Path | None, out_dir: Path | None, s
     elif samples is None or out_dir is None:
         raise SocmapError("give --data DIR: the folder `socmap prepare --out DIR` wrote")
     cfg = _load(region, pipeline_file)
-    res = run_extract(samples, out_dir, cfg, scheduler=scheduler, workers=workers, progress=progress)
+    res = stage.run(cfg, samples, out_dir, scheduler=scheduler, workers=workers, progress=progress)
     click.echo(f"{res.patches}: {res.n_ok}/{res.n_samples} samples ok, {res.n_missing} missing "
                f"(see {res.failures.name}), {res.n_extracted} extracted this run in {res.seconds:.1f} s")
 
@@ -222,10 +226,10 @@ def extract(data_dir: Path | None, samples: Path | None, out_dir: Path | None, s
 def finetune_vit(data_dir: Path, epochs: int | None, warmup_epochs: int | None, batch_size: int | None,
                  device: str, seed: int, region: str | None, pipeline_file: Path | None) -> None:
     """Fine-tune TerraMind + CLS-merge as a regression on log SOC (frozen warm-up), write vit_finetuned.pt."""
-    from socmap.encoders.finetune import finetune_vit as run
+    from socmap.encoders import finetune as stage
 
-    res = run(data_dir, _load(region, pipeline_file), epochs=epochs, warmup_epochs=warmup_epochs,
-              batch_size=batch_size, device=device, seed=seed)
+    res = stage.run(_load(region, pipeline_file), data_dir, data_dir, epochs=epochs, warmup_epochs=warmup_epochs,
+                    batch_size=batch_size, device=device, seed=seed)
     last = res.history[-1] if res.history else {}
     click.echo(f"fine-tuned encoder: {res.path} ({len(res.history)} epochs, last {last})")
 
@@ -242,9 +246,10 @@ def finetune_vit(data_dir: Path, epochs: int | None, warmup_epochs: int | None, 
 def embed(data_dir: Path, checkpoint: Path | None, batch_size: int | None, device: str, region: str | None,
           pipeline_file: Path | None) -> None:
     """Encode every sample's patches once with the frozen TerraMind backbone and cache the embeddings."""
-    from socmap.encoders.embed import embed as run
+    from socmap.encoders import embed as stage
 
-    path = run(data_dir, _load(region, pipeline_file), checkpoint=checkpoint, batch_size=batch_size, device=device)
+    path = stage.run(_load(region, pipeline_file), data_dir, data_dir, checkpoint=checkpoint, batch_size=batch_size,
+                     device=device)
     click.echo(f"embeddings: {path}")
 
 
@@ -263,10 +268,10 @@ def embed(data_dir: Path, checkpoint: Path | None, batch_size: int | None, devic
 def train(data_dir: Path, out_dir: Path, members: int | None, device: str, seed: int | None, progress: bool,
           region: str | None, pipeline_file: Path | None) -> None:
     """Train the SpTGNN deep ensemble, calibrate it on the validation split and write the model bundle."""
-    from socmap.train import train as run
+    from socmap.train import stage
 
-    res = run(data_dir, _load(region, pipeline_file), out_dir, members=members, device=device, seed=seed,
-              progress=progress)
+    res = stage.run(_load(region, pipeline_file), data_dir, out_dir, members=members, device=device, seed=seed,
+                    progress=progress)
     click.echo(res.summary())
 
 
@@ -290,10 +295,10 @@ def train(data_dir: Path, out_dir: Path, members: int | None, device: str, seed:
 def evaluate(data_dir: Path, model_dir: Path, out_dir: Path, protocol: str, ablations: bool, n_boot: int, seed: int,
              device: str, region: str | None, pipeline_file: Path | None) -> None:
     """Score a model bundle on the held-out split against XGBoost and an RFSI-like baseline; write the report."""
-    from socmap.evaluate import evaluate as run
+    from socmap.evaluate import stage
 
-    res = run(data_dir, _load(region, pipeline_file), model_dir, out_dir, protocol=protocol, ablations=ablations,
-              n_boot=n_boot, seed=seed, device=device)
+    res = stage.run(_load(region, pipeline_file), data_dir, model_dir, out_dir, protocol=protocol,
+                    ablations=ablations, n_boot=n_boot, seed=seed, device=device)
     click.echo(res.summary())
 
 
@@ -327,10 +332,10 @@ def tune(data_dir: Path, out_dir: Path, trials: int | None, epochs: int | None, 
     test split is read only by the final retrain. Writes OUT/best_pipeline.yaml, ready for
     `socmap train --pipeline`.
     """
-    from socmap.tune import tune as run
+    from socmap.tune import stage
 
-    res = run(_load(region, pipeline_file), data_dir, out_dir, trials=trials, epochs=epochs, workers=workers,
-              scheduler=scheduler, seed=seed, final=final, progress=progress)
+    res = stage.run(_load(region, pipeline_file), data_dir, out_dir, trials=trials, epochs=epochs,
+                    workers=workers, scheduler=scheduler, seed=seed, final=final, progress=progress)
     click.echo(res.summary())
 
 
@@ -365,12 +370,12 @@ def predict(year: int | None, model: Path, out_dir: Path, scheduler: str | None,
     version folder, or a full disk / permission error; 3 some tiles met a source failure (the rest are kept; a
     re-run retries only the failed ones). OUT/REGION/YEAR/latest.json moves only once the whole grid is done.
     """
-    from socmap.mapping import predict_map
+    from socmap.mapping import predict as stage
 
     cfg = _load(region, pipeline_file)
     ids = [t.strip() for t in tiles.split(",") if t.strip()] if tiles else None
-    res = predict_map(cfg, year, model, out_dir, scheduler=scheduler, tiles=ids, mode=mode, workers=workers,
-                      progress=progress, version=version)
+    res = stage.run(cfg, model, out_dir, year=year, scheduler=scheduler, tiles=ids, mode=mode, workers=workers,
+                    progress=progress, version=version)
     click.echo(res.summary_line())
 
 
@@ -394,10 +399,10 @@ def predict(year: int | None, model: Path, out_dir: Path, scheduler: str | None,
 def aggregate(maps: Path, zones: Path, field: str, out: Path, level: float, model: Path | None, n_pairs: int,
               seed: int, progress: bool) -> None:
     """Per-zone SOC (and stock) with intervals that account for spatially correlated errors (CSV + GPKG + PNG)."""
-    from socmap.aggregate import aggregate as run_aggregate
+    from socmap.aggregate import stage
 
-    res = run_aggregate(maps, zones, field, out, level=level, model=model, n_pairs=n_pairs, seed=seed,
-                        progress=progress)
+    res = stage.run(None, maps, zones, out, field=field, level=level, model=model, n_pairs=n_pairs, seed=seed,
+                    progress=progress)
     click.echo(res.summary())
 
 

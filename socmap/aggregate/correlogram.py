@@ -104,7 +104,7 @@ def heldout_residuals(bundle: Bundle) -> tuple[np.ndarray, np.ndarray]:
     sd = np.sqrt(np.asarray(pred.total_var, np.float64))
     ok = held & np.isfinite(y) & np.isfinite(pred.mean) & (sd > 0)
     r = (y[ok] - np.asarray(pred.mean)[ok]) / sd[ok]
-    return np.asarray(bundle.train_lonlat, np.float64)[ok], r
+    return np.asarray(bundle.node_lonlat, np.float64)[ok], r
 
 
 def distance_matched_weights(d_points: np.ndarray, d_cells: np.ndarray, *, bins: int = 5,

@@ -28,10 +28,11 @@ from socmap.errors import ConfigError, DataError
 from socmap.io import AGG_CHART_SUFFIX, AGG_GPKG_SUFFIX, AGG_META_SUFFIX, AGG_TABLE_SUFFIX, MAP_ZARR, atomic_path
 
 if TYPE_CHECKING:
+    from socmap.config import PipelineConfig
     from socmap.train import Bundle
 
-__all__ = ["AggregateResult", "MapLayers", "aggregate", "aggregate_zones", "load_map", "map_correlogram", "map_crs",
-           "write_gpkg"]
+__all__ = ["AggregateResult", "MapLayers", "aggregate_zones", "load_map", "map_correlogram", "map_crs",
+           "run", "write_gpkg"]
 
 ASSUMPTIONS = (
     "errors Gaussian on the g/kg scale for the zone figure (delta method from log(1+SOC));",
@@ -144,7 +145,7 @@ def map_correlogram(bundle: Bundle, layers: MapLayers, *, max_cells: int = 200_0
     from socmap.train.inputs import SPLIT_CODES
 
     lonlat, r = heldout_residuals(bundle)
-    train = np.asarray(bundle.train_lonlat, np.float64)[np.asarray(bundle.node_split) == SPLIT_CODES["train"]]
+    train = np.asarray(bundle.node_lonlat, np.float64)[np.asarray(bundle.node_split) == SPLIT_CODES["train"]]
     rows, cols = np.nonzero(np.isfinite(layers.soc))
     if len(rows) > max_cells:
         pick = np.random.default_rng(seed).choice(len(rows), max_cells, replace=False)
@@ -312,14 +313,15 @@ def output_paths(out: Path | str) -> dict[str, Path]:
             "chart": stem.with_name(stem.name + AGG_CHART_SUFFIX), "meta": stem.with_name(stem.name + AGG_META_SUFFIX)}
 
 
-def aggregate(maps: Path | str, zones: Path | str, field: str, out: Path | str, *, level: float = 0.9,
-              model: Path | str | None = None, n_pairs: int = 200_000, seed: int = 0, progress: bool = True
-              ) -> AggregateResult:
+def run(cfg: PipelineConfig | None, maps: Path | str, zones: Path | str, out: Path | str, *, field: str,
+        level: float = 0.9, model: Path | str | None = None, n_pairs: int = 200_000, seed: int = 0,
+        progress: bool = True) -> AggregateResult:
     """Aggregate the map at ``maps`` (a version folder or a year folder, :func:`socmap.mapping.layout.resolve_maps`)
     over the polygons of ``zones`` named by ``field``; write the CSV, GeoPackage, chart and metadata at ``out``.
 
+    ``cfg``: the pipeline whose ``output.bulk_density`` and ``output.coarse_fragments`` give the stock; ``None``
+    (``socmap aggregate``): the bundle's own pipeline, the one the map was made with.
     ``model``: the bundle whose held-out points give the error correlogram (default: the one the map records).
-    Bulk density and coarse fragments come from the bundle's pipeline (``output.bulk_density``, ...).
     """
     from socmap.aggregate.chart import zone_chart
     from socmap.mapping.layout import resolve_maps
@@ -337,7 +339,8 @@ def aggregate(maps: Path | str, zones: Path | str, field: str, out: Path | str, 
         raise DataError(f"the map {root} does not record its model bundle; pass --model")
     bundle = load_bundle(model_path, load_members=False)  # the held-out nodes' stored outputs only
     corr = map_correlogram(bundle, layers)
-    cfg = bundle.pipeline
+    if cfg is None:
+        cfg = bundle.pipeline
     bd = cf = None
     if cfg.output.bulk_density:
         bd = layer_on_grid(cfg.resolve(cfg.output.bulk_density) or "", layers.transform, layers.shape, layers.crs,

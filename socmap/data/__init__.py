@@ -1,14 +1,14 @@
 """Soil data: survey mappings, harmonisation to topsoil SOC (g/kg), splits, raster covariates, preprocessing.
 
-``prepare`` is the public entry point (``socmap prepare``); the other names are its building blocks.
+:func:`socmap.data.prepare.run` is the stage (``socmap prepare``); the other names are its building blocks.
 """
 
 from __future__ import annotations
 
+from socmap.data.columns import SOC_UNITS, SurveyMapping, list_mappings, load_mapping
 from socmap.data.covariates import LayerSample, sample_raster
 from socmap.data.harmonise import RULES, Ledger, depth_weight, harmonise_rows, merge_sites
-from socmap.data.mapping import SOC_UNITS, SurveyMapping, list_mappings, load_mapping
-from socmap.data.prepare import REPORT_FILE, SAMPLE_COLUMNS, SAMPLES_FILE, PrepareResult, prepare
+from socmap.data.prepare import REPORT_FILE, SAMPLE_COLUMNS, SAMPLES_FILE, PrepareResult
 from socmap.data.preprocess import PREPROCESS_FILE, REFERENCE_FILE, Preprocessor
 from socmap.data.readers import read_table
 from socmap.data.samples import LOCATED, TARGET, read_samples
@@ -36,7 +36,6 @@ __all__ = [
     "list_mappings",
     "load_mapping",
     "merge_sites",
-    "prepare",
     "read_samples",
     "read_table",
     "sample_raster",

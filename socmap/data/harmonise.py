@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from socmap.config import DataConfig
-from socmap.data.mapping import SurveyMapping
+from socmap.data.columns import SurveyMapping
 from socmap.errors import DataError
 
 __all__ = ["RULES", "Ledger", "depth_weight", "harmonise_rows", "merge_sites"]

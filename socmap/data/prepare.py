@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from socmap.config import CovariateLayer, DataConfig, PipelineConfig
+from socmap.data.columns import SurveyMapping, load_mapping
 from socmap.data.covariates import sample_raster
 from socmap.data.harmonise import Ledger, depth_weight, harmonise_rows, merge_sites
-from socmap.data.mapping import SurveyMapping, load_mapping
 from socmap.data.preprocess import Preprocessor
 from socmap.data.readers import read_table
 from socmap.data.samples import SAMPLE_COLUMNS
@@ -35,7 +35,7 @@ from socmap.data.split import block_split, stratified_split
 from socmap.errors import ConfigError, DataError
 from socmap.io import PREPARE_REPORT, SAMPLES, atomic_path, json_safe
 
-__all__ = ["REPORT_FILE", "SAMPLES_FILE", "SAMPLE_COLUMNS", "PrepareResult", "prepare"]
+__all__ = ["REPORT_FILE", "SAMPLES_FILE", "SAMPLE_COLUMNS", "PrepareResult", "run"]
 
 SAMPLES_FILE = SAMPLES
 """Alias of :data:`socmap.io.SAMPLES`."""
@@ -45,7 +45,7 @@ REPORT_FILE = PREPARE_REPORT
 
 @dataclass
 class PrepareResult:
-    """What :func:`prepare` wrote."""
+    """What :func:`run` wrote."""
 
     out_dir: Path
     samples: pd.DataFrame
@@ -258,21 +258,20 @@ def _report(hm: _Harmonised, samples: pd.DataFrame, ledger: Ledger, data: DataCo
     }
 
 
-def prepare(inputs: Sequence[str | Path] | None = None,
-            mappings: Sequence[str | Path | SurveyMapping] | None = None,
-            out_dir: str | Path = "data", *, pipeline: PipelineConfig | None = None,
-            data: DataConfig | None = None, split: str | None = None, progress: bool = True) -> PrepareResult:
+def run(cfg: PipelineConfig | None, inputs: Sequence[str | Path] | None, out: str | Path, *,
+        mappings: Sequence[str | Path | SurveyMapping] | None = None, data: DataConfig | None = None,
+        split: str | None = None, progress: bool = True) -> PrepareResult:
     """Harmonise soil tables to one topsoil (0-30 cm) SOC value (g/kg) per site, split, add covariates.
 
     Args:
+        cfg: the region's pipeline: its ``data`` block gives limits, raster covariates and the split; relative
+            paths in it resolve against the pipeline file. ``None``: plain defaults, no raster covariates.
         inputs: soil tables (CSV, Parquet, GeoPackage; paths or URLs). ``None``: the pipeline's data.sources.
+        out: output folder (created, or its files replaced) holding samples.parquet, prepare_report.json,
+            preprocess.json and preprocess_reference.parquet.
         mappings: one mapping (name of a shipped one, YAML path, or :class:`SurveyMapping`) for every input,
             or one per input.
-        out_dir: output folder (created, or its files replaced) holding samples.parquet, prepare_report.json,
-            preprocess.json and preprocess_reference.parquet.
-        pipeline: the region's pipeline: its ``data`` block gives limits, raster covariates and the split;
-            relative paths in it resolve against the pipeline file.
-        data: settings to use instead of ``pipeline.data`` (default: the pipeline's, else plain defaults
+        data: settings to use instead of ``cfg.data`` (default: the pipeline's, else plain defaults
             with no raster covariates).
         split: ``random`` (stratified, paper 4.5) or ``block`` (spatial blocks), overriding the config.
         progress: show progress bars (on a terminal only).
@@ -282,13 +281,13 @@ def prepare(inputs: Sequence[str | Path] | None = None,
     """
     t_start = time.perf_counter()
     if data is None:
-        data = pipeline.data if pipeline is not None else DataConfig()
-    sources = _resolve_sources(inputs, mappings, pipeline, data)
+        data = cfg.data if cfg is not None else DataConfig()
+    sources = _resolve_sources(inputs, mappings, cfg, data)
     ledger = Ledger()
     bar_off = None if progress else True  # None: tqdm shows bars on a terminal only
     hm = _harmonise_sources(sources, data, ledger, bar_off)
     sites = hm.sites
-    layer_info, raster_prov = _sample_rasters(sites, data, pipeline, bar_off)
+    layer_info, raster_prov = _sample_rasters(sites, data, cfg, bar_off)
     method = split or data.split.method
     _assign_split(sites, data, method)
 
@@ -317,5 +316,5 @@ def prepare(inputs: Sequence[str | Path] | None = None,
                   "missing_before_imputation": missing_before, "impute_k": data.impute_k,
                   "fitted_on": "train", "survey_only": hm.survey_cov}
     report = _report(hm, samples, ledger, data, method, covariates, t_start)
-    _write_outputs(Path(out_dir), samples, report, pre)
-    return PrepareResult(out_dir=Path(out_dir), samples=samples, report=report, preprocessor=pre)
+    _write_outputs(Path(out), samples, report, pre)
+    return PrepareResult(out_dir=Path(out), samples=samples, report=report, preprocessor=pre)

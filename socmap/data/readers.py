@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from socmap.data.mapping import SurveyMapping
+from socmap.data.columns import SurveyMapping
 from socmap.errors import DataError
 
 __all__ = ["read_table"]

@@ -1,7 +1,8 @@
-"""socmap.encoders: TerraMind image encoder, fine-tuning and embedding cache."""
+"""socmap.encoders: TerraMind image encoder, fine-tuning and embedding cache (``socmap embed``:
+:func:`socmap.encoders.embed.run`)."""
 
-from socmap.encoders.embed import Embeddings, embed, load_embeddings
-from socmap.encoders.finetune import FinetuneOptions, FinetuneResult, finetune_vit
+from socmap.encoders.embed import Embeddings, load_embeddings
+from socmap.encoders.finetune import FinetuneOptions, FinetuneResult
 from socmap.encoders.terramind import (
     MODALITY_BANDS,
     CLSMerge,
@@ -23,8 +24,6 @@ __all__ = [
     "ImageEncoder",
     "build_backbone",
     "build_image_encoder",
-    "embed",
-    "finetune_vit",
     "load_embeddings",
     "load_map_encoder",
     "pretraining_stats",

@@ -2,7 +2,8 @@
 
 Reads ``<data dir>/patches.zarr`` (``socmap extract``) and ``<data dir>/samples.parquet`` (``socmap prepare``), runs
 the frozen image encoder (:class:`socmap.encoders.terramind.ImageEncoder`: TerraMind + CLS-merge + max-pool) once per
-sample with a usable patch, and writes ``<data dir>/embeddings.zarr``, a zarr v3 group:
+sample with a usable patch, and writes ``embeddings.zarr`` (into the data folder for ``socmap embed``), a zarr v3
+group:
 
 ============  ================  ===========================================================================
 array         dtype, shape      meaning
@@ -42,8 +43,7 @@ from socmap.eo.store import PatchStore, open_patches
 from socmap.errors import DataError, ModelError
 from socmap.io import EMBEDDINGS, ENCODER_WEIGHTS, SAMPLES, VIT_FINETUNED, atomic_path
 
-__all__ = ["EMBEDDINGS", "FINETUNED", "Embeddings", "embed", "encode_batches", "load_embeddings",
-           "resolve_device"]
+__all__ = ["EMBEDDINGS", "FINETUNED", "Embeddings", "encode_batches", "load_embeddings", "resolve_device", "run"]
 
 log = logging.getLogger(__name__)
 FINETUNED = VIT_FINETUNED
@@ -93,18 +93,15 @@ def _encoder_cfg(cfg: PipelineConfig | EncoderConfig) -> EncoderConfig:
     return cfg.model.encoder if isinstance(cfg, PipelineConfig) else cfg
 
 
-def embed(
-    data_dir: str | Path,
-    cfg: PipelineConfig | EncoderConfig,
-    checkpoint: str | Path | None = None,
-    batch_size: int | None = None,
-    device: str = "auto",
-) -> Path:
-    """Encode every usable patch once and write ``<data_dir>/embeddings.zarr``; returns its path.
+def run(cfg: PipelineConfig | EncoderConfig, data_dir: str | Path, out: str | Path, *,
+        checkpoint: str | Path | None = None, batch_size: int | None = None, device: str = "auto") -> Path:
+    """Encode every usable patch once and write ``<out>/embeddings.zarr``; returns its path.
 
     Args:
-        data_dir: folder holding patches.zarr and samples.parquet.
         cfg: the pipeline (or its ``model.encoder`` block).
+        data_dir: folder holding patches.zarr and samples.parquet.
+        out: folder for embeddings.zarr (and, without a checkpoint, the seeded random encoder weights it was
+            drawn with); ``socmap embed`` gives the data folder itself, where train reads it.
         checkpoint: encoder weights; default ``<data_dir>/vit_finetuned.pt`` if it exists (written by
             ``socmap finetune-vit``), else ``model.encoder.checkpoint`` (a raw TerraMind checkpoint), else random.
         batch_size: samples per forward pass (default ``model.encoder.batch_size``).
@@ -112,7 +109,7 @@ def embed(
     """
     import zarr
 
-    data_dir = Path(data_dir)
+    data_dir, out_dir = Path(data_dir), Path(out)
     enc_cfg = _encoder_cfg(cfg)
     store = open_patches(data_dir, list(enc_cfg.modalities))
     samples = read_samples(data_dir, required=TARGET)
@@ -128,15 +125,16 @@ def embed(
             checkpoint = cfg.resolve(enc_cfg.checkpoint) if isinstance(cfg, PipelineConfig) else enc_cfg.checkpoint
     encoder = build_image_encoder(enc_cfg, checkpoint, img_size=store.patch_size, seed=ENCODER_INIT_SEED)
     pretrained = checkpoint is not None
+    out_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:  # random weights: keep the exact draw, so maps and bundles can rebuild this encoder
-        checkpoint = save_encoder_weights(encoder, enc_cfg, data_dir / ENCODER_WEIGHTS, store.patch_size,
+        checkpoint = save_encoder_weights(encoder, enc_cfg, out_dir / ENCODER_WEIGHTS, store.patch_size,
                                           ENCODER_INIT_SEED).resolve()
     rows = np.flatnonzero(store.ok)
     dev = resolve_device(device)
     emb = np.full((len(store), encoder.dim), np.nan, np.float32)
     if len(rows):
         emb[rows] = encode_batches(encoder, store, rows, batch_size or enc_cfg.batch_size, dev)
-    final = data_dir / EMBEDDINGS
+    final = out_dir / EMBEDDINGS
     with atomic_path(final) as tmp:
         g = zarr.open_group(str(tmp), mode="w")
         g.create_array("embedding", data=emb, chunks=(min(len(emb), 4096) or 1, emb.shape[1]))

@@ -8,7 +8,7 @@ with learning rate ``finetune_lr * finetune_backbone_lr_scale``. Loss: ``finetun
 ``split == "train"`` with ``ok`` patches; ``split == "val"`` rows give a validation loss per epoch. At the end the
 backbone is frozen again and everything is saved to ``<data dir>/vit_finetuned.pt`` (temporary name, then rename):
 ``{"format": "socmap-vit/1", "config": {...encoder sizes...}, "img_size", "encoder": state_dict, "head":
-state_dict, "target": {"mean", "std"}, "history": [...]}``. :func:`socmap.encoders.embed.embed` picks it up.
+state_dict, "target": {"mean", "std"}, "history": [...]}``. :func:`socmap.encoders.embed.run` picks it up.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from socmap.errors import DataError
 from socmap.io import SAMPLES, VIT_FINETUNED, atomic_path
 from socmap.nn import MLP
 
-__all__ = ["FinetuneOptions", "FinetuneResult", "finetune_vit", "train_vit_regression"]
+__all__ = ["FinetuneOptions", "FinetuneResult", "run", "train_vit_regression"]
 
 log = logging.getLogger(__name__)
 
@@ -137,19 +137,20 @@ def train_vit_regression(encoder: ImageEncoder, head: nn.Module, store: PatchSto
     return history
 
 
-def finetune_vit(
-    data_dir: str | Path,
-    cfg: PipelineConfig | EncoderConfig,
-    out: str | Path | None = None,
-    epochs: int | None = None,
-    warmup_epochs: int | None = None,
-    batch_size: int | None = None,
-    device: str = "auto",
-    seed: int = 0,
-) -> FinetuneResult:
-    """Fine-tune on ``<data_dir>``'s patches and log SOC, write ``vit_finetuned.pt`` (or ``out``).
+def run(cfg: PipelineConfig | EncoderConfig, data_dir: str | Path, out: str | Path, *, epochs: int | None = None,
+        warmup_epochs: int | None = None, batch_size: int | None = None, device: str = "auto",
+        seed: int = 0) -> FinetuneResult:
+    """Fine-tune on ``data_dir``'s patches and log SOC; write ``<out>/vit_finetuned.pt``.
 
-    Epoch counts default to ``model.encoder.finetune_epochs`` / ``finetune_warmup_epochs``.
+    Args:
+        cfg: the pipeline (or its ``model.encoder`` block): encoder sizes, raw checkpoint, fine-tuning schedule.
+        data_dir: folder holding patches.zarr and samples.parquet.
+        out: folder for ``vit_finetuned.pt`` (created); ``socmap finetune-vit`` gives the data folder itself,
+            where ``socmap embed`` picks it up.
+        epochs, warmup_epochs, batch_size: default ``model.encoder.finetune_epochs`` /
+            ``finetune_warmup_epochs`` / ``batch_size``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        seed: seed of the head's initialisation and the batch order.
     """
     data_dir = Path(data_dir)
     enc_cfg = cfg.model.encoder if isinstance(cfg, PipelineConfig) else cfg
@@ -181,7 +182,8 @@ def finetune_vit(
     head = MLP(encoder.dim, [256], 1, dropout=0.1)
     history = train_vit_regression(encoder, head, store, train_rows, ystd[train_rows], val_rows, ystd[val_rows],
                                    opts, resolve_device(device))
-    path = Path(out) if out is not None else data_dir / VIT_FINETUNED
+    Path(out).mkdir(parents=True, exist_ok=True)
+    path = Path(out) / VIT_FINETUNED
     state = {
         "format": "socmap-vit/1",
         "config": {"backbone": enc_cfg.backbone, "modalities": list(enc_cfg.modalities), "merge": enc_cfg.merge,

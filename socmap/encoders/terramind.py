@@ -23,7 +23,7 @@ CLS token is prepended to the merged (B, T, D) token sequence, ``cls_layers`` pr
 (``cls_heads`` heads, feed-forward ``cls_ff``) mix it, and max-pooling over the output sequence (CLS included) gives
 one D-vector per sample, :math:`\\mathbf h^{vit}_i`. The fine-tune stage (:mod:`socmap.encoders.finetune`) trains
 this transformer (and, after a frozen warm-up, the backbone) with an MLP regression head on log SOC; afterwards both
-are frozen and :func:`socmap.encoders.embed.embed` caches :math:`\\mathbf h^{vit}_i` once per sample, so the ViT
+are frozen and :func:`socmap.encoders.embed.run` caches :math:`\\mathbf h^{vit}_i` once per sample, so the ViT
 never runs inside GNN training.
 """
 
@@ -212,9 +212,9 @@ def build_image_encoder(cfg: EncoderConfig, checkpoint: str | Path | None = None
                         seed: int | None = None) -> ImageEncoder:
     """The image encoder of a pipeline.
 
-    ``checkpoint`` is either a fine-tuned encoder written by :func:`socmap.encoders.finetune.finetune_vit`
+    ``checkpoint`` is either a fine-tuned encoder written by :func:`socmap.encoders.finetune.run`
     (a dict with ``format == "socmap-vit/1"``, which also fixes backbone, modalities, merge and CLS-merge sizes;
-    :func:`socmap.encoders.embed.embed`'s ``encoder_weights.pt`` has the same format)
+    :func:`socmap.encoders.embed.run`'s ``encoder_weights.pt`` has the same format)
     or a raw TerraMind v1 state dict (loaded into the backbone; the CLS-merge keeps random weights).
     ``None`` gives random weights everywhere.
 

@@ -1,7 +1,7 @@
 """The exact image-encoder weights behind a set of embeddings: saved by ``embed``, rebuilt by the map job.
 
 A map must embed its cells with the very encoder that embedded the training samples, or the GNN sees image vectors
-from another distribution. Three cases, as :func:`socmap.encoders.embed.embed` records them in
+from another distribution. Three cases, as :func:`socmap.encoders.embed.run` records them in
 ``embeddings.zarr``'s attributes:
 
 * a fine-tuned encoder (``vit_finetuned.pt``, format ``socmap-vit/1``): it holds every weight; ``checkpoint`` is
@@ -112,7 +112,7 @@ def resolve_encoder_source(source: Any) -> tuple[Path | None, int | None, dict[s
                      "`socmap embed` first")
 
 
-def load_map_encoder(cfg: PipelineConfig | EncoderConfig | Any, source: Any = None, *,
+def load_map_encoder(cfg: PipelineConfig | EncoderConfig, source: Any = None, *,
                      img_size: int | None = None) -> ImageEncoder:
     """The frozen image encoder (eval mode, no gradients, CPU) that embedded the training samples.
 
@@ -120,12 +120,10 @@ def load_map_encoder(cfg: PipelineConfig | EncoderConfig | Any, source: Any = No
         cfg: the pipeline (or its ``model.encoder``); a ``socmap-vit/1`` file overrides its encoder sizes.
         source: where the weights are (see :func:`resolve_encoder_source`): a data folder, a bundle (folder or
             loaded), a weights file, or ``None`` for the seeded random draw (what ``embed`` does without any
-            checkpoint). For convenience the two arguments may also be given the other way round.
+            checkpoint).
         img_size: patch edge, pixels, for a raw or random build; default: the ``patch_size`` embed recorded, else
             ``imagery.patch_size`` (224).
     """
-    if not isinstance(cfg, (PipelineConfig, EncoderConfig)) and isinstance(source, (PipelineConfig, EncoderConfig)):
-        cfg, source = source, cfg  # load_map_encoder(checkpoint, cfg)
     if not isinstance(cfg, (PipelineConfig, EncoderConfig)):
         raise TypeError(f"cfg must be a PipelineConfig or EncoderConfig, got {type(cfg).__name__}")
     ckpt, recorded, attrs = resolve_encoder_source(source)

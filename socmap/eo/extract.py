@@ -41,7 +41,6 @@ import pandas as pd
 from socmap.config import PipelineConfig
 from socmap.data.samples import LOCATED, read_samples
 from socmap.eo.bands import BANDS, DEM_ASSET, S1_ASSETS, S2_BANDS
-from socmap.eo.cluster import clear_gdal_http_cache, dask_client, gdal_options
 from socmap.eo.composite import (
     AnnualComposite,
     SceneSet,
@@ -51,20 +50,21 @@ from socmap.eo.composite import (
     search_scenes,
 )
 from socmap.eo.covariates import COVARIATE_COLUMNS, phenology, spectral_percentiles, terrain_at
+from socmap.eo.dask_client import clear_gdal_http_cache, dask_client, gdal_options
 from socmap.eo.patches import SampleGroup, cut_patches, group_samples, patch_bounds, pixel_of
 from socmap.eo.stac import StacSource, stac_config
 from socmap.eo.store import MODALITIES, PatchStore
 from socmap.errors import EOError, short_error
 from socmap.io import EXTRACT_FAILURES, EXTRACT_REPORT, IMAGE_COVARIATES, PATCHES, atomic_path, retry
 
-__all__ = ["ExtractResult", "extract", "imagery_year_for"]
+__all__ = ["ExtractResult", "imagery_year_for", "run"]
 
 S2_ASSETS = (*tuple(b.asset for b in S2_BANDS), "SCL")
 
 
 @dataclass
 class ExtractResult:
-    """What :func:`extract` wrote and did."""
+    """What :func:`run` wrote and did."""
 
     out_dir: Path
     patches: Path
@@ -319,17 +319,17 @@ def _write_outputs(store: PatchStore, out_dir: Path, report: dict[str, Any]) -> 
 
 
 # ------------------------------------------------------------------------------------------ public
-def extract(samples: str | Path | pd.DataFrame, out_dir: str | Path, cfg: PipelineConfig, *,
-            scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> ExtractResult:
-    """Fill ``out_dir/patches.zarr`` and write ``image_covariates.parquet``, ``extract_failures.csv`` and
+def run(cfg: PipelineConfig, samples: str | Path | pd.DataFrame, out: str | Path, *,
+        scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> ExtractResult:
+    """Fill ``out/patches.zarr`` and write ``image_covariates.parquet``, ``extract_failures.csv`` and
     ``extract_report.json`` for every sample (see :mod:`socmap.eo.store` for the zarr layout).
 
     Args:
-        samples: a data folder holding ``samples.parquet`` (``socmap prepare``), that file, or a DataFrame, with
-            sample_id, lon, lat (WGS84 degrees) and year (the sampling year).
-        out_dir: output folder (created); usually the same data folder.
         cfg: the pipeline (its ``stac`` and ``imagery`` blocks are used; ``imagery.years`` are the years with
             imagery, and a sample outside them is imaged in the nearest one: see the module docstring).
+        samples: a data folder holding ``samples.parquet`` (``socmap prepare``), that file, or a DataFrame, with
+            sample_id, lon, lat (WGS84 degrees) and year (the sampling year).
+        out: output folder (created); usually the same data folder.
         scheduler: Dask scheduler address, ``"threads"``/``"synchronous"`` for an in-process scheduler, or None
             for a LocalCluster.
         workers: LocalCluster worker processes (default: half the CPUs, at least 1).
@@ -341,7 +341,7 @@ def extract(samples: str | Path | pd.DataFrame, out_dir: str | Path, cfg: Pipeli
 
     t0 = time.perf_counter()
     df = read_samples(samples, required=LOCATED)
-    out_dir = Path(out_dir)
+    out_dir = Path(out)
     im = cfg.imagery
     token = _source_token(cfg)
     zpath = out_dir / PATCHES

@@ -34,7 +34,7 @@ from socmap.evaluate.metrics import point_metrics, uncertainty_metrics
 from socmap.evaluate.report import score_predictions, write_report
 from socmap.io import SAMPLES
 
-__all__ = ["ABLATIONS", "EvaluationResult", "ablation_config", "evaluate"]
+__all__ = ["ABLATIONS", "EvaluationResult", "ablation_config", "run"]
 
 ABLATIONS = ("full", "spatial-only graph", "concat fusion", "no imagery", "no temporal encoder", "no Moran loss")
 """The ablation variants, in report order (``full`` is the controlled re-run of the configuration)."""
@@ -42,7 +42,7 @@ ABLATIONS = ("full", "spatial-only graph", "concat fusion", "no imagery", "no te
 
 @dataclass
 class EvaluationResult:
-    """What ``evaluate`` wrote and its headline numbers."""
+    """What :func:`run` (``socmap evaluate``) wrote and its headline numbers."""
 
     out: Path
     report: dict[str, Any]
@@ -109,9 +109,9 @@ def _shadow_data(data_dir: Path, samples: pd.DataFrame, tmp: Path) -> Path:
 
 def _train_and_predict(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int, seed: int,
                        device: str) -> Any:
-    from socmap.train import load_bundle, train
+    from socmap.train import load_bundle, stage
 
-    train(data_dir, cfg, out, members=members, device=device, seed=seed, progress=False)
+    stage.run(cfg, data_dir, out, members=members, device=device, seed=seed, progress=False)
     return load_bundle(out, cfg, load_members=False).predict_nodes(calibrated=True)
 
 
@@ -167,14 +167,16 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
     return {"note": note, "point": rows, "uncertainty_post": unc, "counts": counts}
 
 
-def evaluate(data_dir: Path, cfg: PipelineConfig, model: Path, out: Path, *, protocol: str = "random",
-             ablations: bool = False, n_boot: int = 1000, seed: int = 0, baselines: bool = True,
-             device: str = "cpu", block_members: int | None = None, progress: bool = True) -> EvaluationResult:
-    """Score the bundle at ``model`` on DATA's test split against the baselines and write the report to ``out``.
+def run(cfg: PipelineConfig, data_dir: Path, model: Path, out: Path, *, protocol: str = "random",
+        ablations: bool = False, n_boot: int = 1000, seed: int = 0, baselines: bool = True,
+        device: str = "cpu", block_members: int | None = None, progress: bool = True) -> EvaluationResult:
+    """Score the bundle at ``model`` on ``data_dir``'s test split against the baselines; write the report to ``out``.
 
     Args:
-        data_dir: the data folder the bundle was trained on (samples.parquet in the same row order).
         cfg: the pipeline (checked against the bundle's covariates by ``load_bundle``).
+        data_dir: the data folder the bundle was trained on (samples.parquet in the same row order).
+        model: the bundle folder ``socmap train`` wrote.
+        out: report folder (report.md, report.json, figures; replaced atomically).
         protocol: ``random`` (the data's own split) or ``block`` (adds a retrained spatial block split section).
         ablations: retrain the ablation variants (single members; slow).
         n_boot: bootstrap resamples for the 95 % intervals (0: none).
@@ -201,7 +203,7 @@ def evaluate(data_dir: Path, cfg: PipelineConfig, model: Path, out: Path, *, pro
     test = (samples["split"] == "test").to_numpy()
     base = run_baselines(samples, bundle.feature_columns, eval_mask=test, seed=seed) if baselines else None
     report, fig = score_predictions(samples, raw, bundle.temperature, baselines=base, n_boot=n_boot, seed=seed,
-                                    extra_var=bundle.extra_var(bundle.train_lonlat))
+                                    extra_var=bundle.extra_var(bundle.node_lonlat))
     report["meta"] = {"pipeline": cfg.name, "bundle": str(Path(model).resolve()),
                       "data": str(Path(data_dir).resolve()), "protocol": protocol, "seed": seed, "n_boot": n_boot,
                       "feature_columns": list(bundle.feature_columns)}

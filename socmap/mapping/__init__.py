@@ -1,7 +1,8 @@
-"""Wall-to-wall maps: grid tiles, the per-tile pipeline, the Dask job and the writers (``socmap predict``)."""
+"""Wall-to-wall maps: grid tiles, the per-tile pipeline, the Dask job and the writers (``socmap predict``:
+:func:`socmap.mapping.predict.run`)."""
 
 from socmap.mapping.aoa import AOAReference
-from socmap.mapping.predict import PredictResult, TilesFailedError, check_year, predict_map
+from socmap.mapping.predict import PredictResult, TilesFailedError, check_year
 from socmap.mapping.tile_job import MapContext, TileResult, load_context, predict_tile, tabular_features
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat, grid_tiles, select_tiles
 from socmap.mapping.writers import LAYERS, LayerSpec
@@ -20,7 +21,6 @@ __all__ = [
     "check_year",
     "grid_tiles",
     "load_context",
-    "predict_map",
     "predict_tile",
     "select_tiles",
     "tabular_features",

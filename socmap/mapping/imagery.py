@@ -216,8 +216,8 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
     import odc.stac
 
     from socmap.eo.bands import S2_BANDS
-    from socmap.eo.cluster import clear_gdal_http_cache, gdal_options
     from socmap.eo.composite import aligned_geobox, build_composite, search_scenes
+    from socmap.eo.dask_client import clear_gdal_http_cache, gdal_options
     from socmap.eo.stac import stac_config
     from socmap.errors import short_error
     from socmap.io import retry, source_errors

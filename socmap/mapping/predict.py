@@ -77,7 +77,7 @@ from socmap.mapping.writers import (
 if TYPE_CHECKING:
     from socmap.train import Bundle
 
-__all__ = ["PredictResult", "TilesFailedError", "check_year", "default_version", "predict_map"]
+__all__ = ["PredictResult", "TilesFailedError", "check_year", "default_version", "run"]
 
 QUICKLOOK_LAYERS = ("soc_mean", "total_sd")
 
@@ -182,16 +182,16 @@ def default_version(bundle_sha: str, key: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- driver
-def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *, scheduler: str | None = None,
-                tiles: list[str] | None = None, mode: str | None = None, workers: int | None = None,
-                progress: bool = True, version: str | None = None) -> PredictResult:
+def run(cfg: PipelineConfig, model: Path, out: Path, *, year: int | None = None, scheduler: str | None = None,
+        tiles: list[str] | None = None, mode: str | None = None, workers: int | None = None,
+        progress: bool = True, version: str | None = None) -> PredictResult:
     """Map ``cfg``'s grid (or the ``tiles`` named) for ``year`` with the bundle at ``model`` into ``out``.
 
     Args:
         cfg: the pipeline the bundle was trained with (its covariates, grid and output options).
-        year: map year (calendar); None = ``output.year``.
         model: bundle folder written by ``socmap train``.
         out: output folder; the maps go to ``out/<pipeline name>/<year>/<version>/``.
+        year: map year (calendar); None = ``output.year``.
         scheduler: Dask scheduler address, ``"threads"``/``"synchronous"`` for no cluster (tiles run in this
             process), or None for a LocalCluster (``dask_cuda.LocalCUDACluster`` where a GPU is present).
         tiles: tile ids (``r000_c001``) to map; None = every tile.
@@ -216,7 +216,7 @@ def predict_map(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *
 def _predict_map(stack: contextlib.ExitStack[Any], cfg: PipelineConfig, year: int | None, model: Path, out: Path,
                  *, scheduler: str | None, tiles: list[str] | None, mode: str | None, workers: int | None,
                  progress: bool, version: str | None) -> PredictResult:
-    """:func:`predict_map`'s body; ``stack`` holds the version folder's lock until it returns or raises."""
+    """:func:`run`'s body; ``stack`` holds the version folder's lock until it returns or raises."""
     from socmap.train import load_bundle
 
     t0 = time.perf_counter()
@@ -294,7 +294,7 @@ def _predict_map(stack: contextlib.ExitStack[Any], cfg: PipelineConfig, year: in
                file=sys.stderr)
     t_map = time.perf_counter()
     if todo:
-        from socmap.eo.cluster import dask_client
+        from socmap.eo.dask_client import dask_client
 
         # one torch thread per worker process, one worker per CPU (at most 8: each holds the bundle)
         n_workers = workers or max(1, min(8, os.cpu_count() or 1))
@@ -418,7 +418,7 @@ def _run_cluster(client: Any, cfg: PipelineConfig, model: Path, todo: list[Tile]
     """One task per tile on the cluster; results are written to zarr as they arrive."""
     from distributed import as_completed
 
-    from socmap.mapping.cluster import PLUGIN_NAME, ContextPlugin, worker_tile
+    from socmap.mapping.worker import PLUGIN_NAME, ContextPlugin, worker_tile
 
     nthreads = client.nthreads()
     threads = max(1, min(int(v) for v in nthreads.values())) if nthreads else 1

@@ -54,7 +54,7 @@ def load_context(cfg: PipelineConfig, bundle: Bundle, *, load_encoder: bool = Tr
                  ) -> MapContext:
     """The per-worker state for ``bundle`` (a loaded :class:`socmap.train.Bundle`); the image encoder goes to
     ``device``."""
-    aoa = AOAReference.from_training(np.asarray(bundle.train_lonlat, float), bundle.tabular_range,
+    aoa = AOAReference.from_training(np.asarray(bundle.node_lonlat, float), bundle.tabular_range,
                                      quantile=cfg.output.aoa_distance_quantile, margin=cfg.output.aoa_range_margin)
     encoder = None
     if load_encoder and "image" in cfg.model.streams:
@@ -274,7 +274,7 @@ def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFr
     failures (:func:`socmap.io.source_errors`) are retried; anything else (a raster with no CRS) goes up as is."""
     import rasterio
 
-    from socmap.eo.cluster import clear_gdal_http_cache
+    from socmap.eo.dask_client import clear_gdal_http_cache
     from socmap.io import retry, source_errors
 
     attempts = (cfg.stac.retries if cfg.stac is not None else 3) + 1

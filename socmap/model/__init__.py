@@ -1,7 +1,6 @@
 """socmap.model: MoE fusion, the fast RGAT layer, MLPs and the SpTGNN model (paper 3.4, 3.6, 3.7)."""
 
 from socmap.model.inductive import LayerCache, attach_and_predict, cache_layers, cached_forward
-from socmap.model.losses import huber_loss, sptgnn_loss
 from socmap.model.moe import ConcatFusion, MoEFusion, MoEStats, build_fusion, moe_aux_losses
 from socmap.model.positional import PositionalEncoder
 from socmap.model.rgat_block import RGATBlock
@@ -25,8 +24,6 @@ __all__ = [
     "build_fusion",
     "cache_layers",
     "cached_forward",
-    "huber_loss",
     "label_features",
     "moe_aux_losses",
-    "sptgnn_loss",
 ]

@@ -26,7 +26,7 @@ STREAMS = ("image", "tabular", "position", "time")
 @dataclass
 class NodeInputs:
     """Per-node inputs. ``lonlat`` (N, 2) degrees; ``year`` (N,) calendar year; ``tabular`` (N, d) preprocessed
-    covariates; ``image`` (N, d_vit) cached ViT embedding (:func:`socmap.encoders.embed`); ``image_ok`` (N,) bool,
+    covariates; ``image`` (N, d_vit) cached ViT embedding (:func:`socmap.encoders.embed.run`); ``image_ok`` (N,) bool,
     False where a sample has no patch (a learned "no image" vector replaces its embedding)."""
 
     lonlat: Tensor

@@ -1,13 +1,14 @@
 """socmap.train: losses, the transductive trainer, the deep ensemble, temperature scaling and the model bundle.
 
-``train`` (``socmap train``) writes a bundle; ``load_bundle`` reads it back for ``evaluate`` and ``predict``.
+:func:`socmap.train.stage.run` (``socmap train``) writes a bundle; ``load_bundle`` reads it back for ``evaluate`` and
+``predict``.
 """
 
 from socmap.train.bundle import BUNDLE_FORMAT, Bundle, load_bundle
-from socmap.train.ensemble import EnsemblePrediction, aggregate, fit_temperature
+from socmap.train.ensemble import EnsemblePrediction, combine_members, fit_temperature
 from socmap.train.inputs import TargetScaler
-from socmap.train.losses import beta_nll_loss, gaussian_nll_loss, main_loss, mse_loss, total_loss
-from socmap.train.run import TrainResult, train
+from socmap.train.losses import beta_nll_loss, gaussian_nll_loss, huber_loss, main_loss, mse_loss, total_loss
+from socmap.train.stage import TrainResult
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -15,13 +16,13 @@ __all__ = [
     "EnsemblePrediction",
     "TargetScaler",
     "TrainResult",
-    "aggregate",
     "beta_nll_loss",
+    "combine_members",
     "fit_temperature",
     "gaussian_nll_loss",
+    "huber_loss",
     "load_bundle",
     "main_loss",
     "mse_loss",
     "total_loss",
-    "train",
 ]

@@ -115,11 +115,13 @@ class Bundle:
     """Tabular input columns in model order (``preprocessor.transform(df)[feature_columns]``)."""
     scaler: TargetScaler
     graph: HeteroGraph
-    train_lonlat: np.ndarray
+    node_lonlat: np.ndarray
     """(N, 2) degrees, every graph node (all splits; :attr:`node_split` tells them apart)."""
-    train_year: np.ndarray
-    train_ndvi: np.ndarray | None
-    train_elevation: np.ndarray | None
+    node_year: np.ndarray
+    """(N,) sampling year of every graph node; ``node_ndvi`` and ``node_elevation`` likewise (None when the graph
+    has no such relation)."""
+    node_ndvi: np.ndarray | None
+    node_elevation: np.ndarray | None
     tabular_range: np.ndarray
     """(d, 2) per-feature (min, max) over the training nodes (area of applicability)."""
     card: dict
@@ -187,14 +189,14 @@ class Bundle:
         if dv is None:
             return None
         train = self.node_split == SPLIT_CODES["train"]
-        return dv(nearest_site_km(lonlat, self.train_lonlat[train]))
+        return dv(nearest_site_km(lonlat, self.node_lonlat[train]))
 
     def predict_nodes(self, calibrated: bool = True) -> EnsemblePrediction:
         """Transductive prediction of every training-graph node (rows in samples.parquet order); calibrated:
         T applied and the distance-aware epistemic term added."""
         pred = EnsemblePrediction.from_members(self.node_member_mean, self.node_member_var,
                                                self.temperature if calibrated else 1.0)
-        return pred.add_epistemic(self.extra_var(self.train_lonlat)) if calibrated else pred
+        return pred.add_epistemic(self.extra_var(self.node_lonlat)) if calibrated else pred
 
     def fill_gaps(self, name: str, values: np.ndarray) -> np.ndarray:
         """``values`` (float64) of relation covariate ``name`` with NaN replaced as training filled its own."""
@@ -279,9 +281,9 @@ def _load_members(b: Bundle) -> tuple[list[SpTGNN], list[LayerCache]]:
     if b.pipeline.model.label_input:
         assert b.node_inputs is not None and b.node_inputs.label is not None
         label = b.node_inputs.label[tidx]
-    lonlat = np.ascontiguousarray(b.train_lonlat[train])
-    ndvi = None if b.train_ndvi is None else b.train_ndvi[train]
-    elev = None if b.train_elevation is None else b.train_elevation[train]
+    lonlat = np.ascontiguousarray(b.node_lonlat[train])
+    ndvi = None if b.node_ndvi is None else b.node_ndvi[train]
+    elev = None if b.node_elevation is None else b.node_elevation[train]
     node_k = b.node_k[train]
     models: list[SpTGNN] = []
     caches: list[LayerCache] = []
@@ -329,7 +331,7 @@ def _compare(bundle_cfg: PipelineConfig, cfg: PipelineConfig, root: Path) -> Non
 
 def load_bundle(path: Path | str, cfg: PipelineConfig | None = None, device: str = "cpu", *,
                 load_members: bool = True) -> Bundle:
-    """Read a bundle written by :func:`socmap.train.train`; members in eval mode on ``device``.
+    """Read a bundle written by :func:`socmap.train.stage.run`; members in eval mode on ``device``.
 
     ``load_members=False`` defers reading the members' weights and layer caches to their first use (callers that
     only score the stored node outputs, :meth:`Bundle.predict_nodes`, never read them).
@@ -394,10 +396,10 @@ def load_bundle(path: Path | str, cfg: PipelineConfig | None = None, device: str
     enc = root / ENCODER_FILE
     bundle = Bundle(
         path=root, pipeline=pipeline, temperature=float(info["temperature"]), preprocessor=pre,
-        feature_columns=feature_columns, scaler=scaler, graph=graph, train_lonlat=gt["lonlat"].double().numpy(),
-        train_year=gt["year"].double().numpy(),
-        train_ndvi=gt["ndvi"].double().numpy() if "ndvi" in gt else None,
-        train_elevation=gt["elevation"].double().numpy() if "elevation" in gt else None,
+        feature_columns=feature_columns, scaler=scaler, graph=graph, node_lonlat=gt["lonlat"].double().numpy(),
+        node_year=gt["year"].double().numpy(),
+        node_ndvi=gt["ndvi"].double().numpy() if "ndvi" in gt else None,
+        node_elevation=gt["elevation"].double().numpy() if "elevation" in gt else None,
         tabular_range=tabular_range, card=card, node_k=node_k, node_split=gt["split"].numpy().astype(np.int8),
         node_member_mean=np.stack(mmean), node_member_var=np.stack(mvar),
         covariate_sources=dict(info["node_covariates"]),

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["EnsemblePrediction", "aggregate", "fit_temperature"]
+__all__ = ["EnsemblePrediction", "combine_members", "fit_temperature"]
 
 
-def aggregate(member_mean: np.ndarray, member_var: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def combine_members(member_mean: np.ndarray, member_var: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eq. (6): ``(mean, aleatoric, epistemic)`` from (M, N) member means and variances.
 
     mean = average of the member means; aleatoric = average of the member variances; epistemic = the
@@ -69,7 +69,7 @@ class EnsemblePrediction:
     def from_members(cls, member_mean: np.ndarray, member_var: np.ndarray, temperature: float = 1.0
                      ) -> EnsemblePrediction:
         """Aggregate by eq. (6) and scale both variances by ``temperature**2``."""
-        mean, alea, epi = aggregate(member_mean, member_var)
+        mean, alea, epi = combine_members(member_mean, member_var)
         t2 = float(temperature) ** 2
         return cls(mean, alea * t2, epi * t2, np.asarray(member_mean, np.float64),
                    np.asarray(member_var, np.float64), float(temperature))

@@ -1,19 +1,21 @@
-"""Main losses of eq. (3)-(5) and the hybrid schedule, on the standardised target.
+"""The losses of eq. (3)-(5) and the hybrid schedule, on the standardised target: the one losses module.
 
-All functions take the predicted mean ``pred`` and log-variance ``logvar`` (:math:`s_i`, standardised target
-units squared, log) of the nodes in ``mask`` and return a scalar mean over those nodes (NaN targets are skipped).
+:func:`total_loss` is eq. (3) (main term + weighted Huber on local Moran's I + the MoE penalty); with
+``loss="huber"`` it is the paper's original form. The main-term functions take the predicted mean ``pred`` and
+log-variance ``logvar`` (:math:`s_i`, standardised target units squared, log) of the nodes in ``mask`` and return a
+scalar mean over those nodes (NaN targets are skipped).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from socmap.config import TrainConfig
-from socmap.model.losses import huber_loss
 from socmap.model.sptgnn import SpTGNNOutput
 
-__all__ = ["MAIN_LOSSES", "beta_nll_loss", "gaussian_nll_loss", "main_loss", "mse_loss", "total_loss"]
+__all__ = ["MAIN_LOSSES", "beta_nll_loss", "gaussian_nll_loss", "huber_loss", "main_loss", "mse_loss", "total_loss"]
 
 MAIN_LOSSES = ("huber", "mse", "hybrid", "nll", "beta-nll")
 
@@ -21,6 +23,14 @@ MAIN_LOSSES = ("huber", "mse", "hybrid", "nll", "beta-nll")
 def _select(mask: Tensor | None, target: Tensor) -> Tensor:
     ok = target.isfinite()
     return ok if mask is None else ok & mask
+
+
+def huber_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, delta: float = 1.0) -> Tensor:
+    """Mean Huber loss over ``mask`` (and over finite targets only); ``delta`` in the units of ``target``."""
+    ok = _select(mask, target)
+    if not bool(ok.any()):
+        return pred.sum() * 0.0
+    return F.huber_loss(pred[ok], target[ok], delta=delta)
 
 
 def mse_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:

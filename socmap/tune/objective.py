@@ -64,7 +64,7 @@ def _context(data_dir: Path, cfg: PipelineConfig) -> tuple[TrainingData, GraphCo
     """Training data with the test labels hidden, and the graph context, cached per process."""
     from socmap.io import SAMPLES
     from socmap.train.inputs import SPLIT_CODES, load_training_data
-    from socmap.train.run import training_context
+    from socmap.train.stage import training_context
     from socmap.train.trainer import resolve_device
 
     m = cfg.model
@@ -188,11 +188,12 @@ def final_run(data_dir: str, pipeline: dict[str, Any], out: str, *, members: int
     import pandas as pd
 
     from socmap.io import SAMPLES
-    from socmap.train import load_bundle, train
+    from socmap.train import load_bundle
+    from socmap.train import stage as train
 
     cfg = PipelineConfig.model_validate(pipeline)
     t0 = time.perf_counter()
-    res = train(Path(data_dir), cfg, Path(out), members=members, epochs=epochs, seed=seed, progress=False)
+    res = train.run(cfg, Path(data_dir), Path(out), members=members, epochs=epochs, seed=seed, progress=False)
     pred = load_bundle(Path(out), cfg, load_members=False).predict_nodes(calibrated=True)
     samples = pd.read_parquet(Path(data_dir) / SAMPLES, columns=["soc_gkg", "split"])
     obs, split = samples["soc_gkg"].to_numpy(float), samples["split"].astype(str).to_numpy()

@@ -21,7 +21,7 @@ from socmap.config import PipelineConfig, TuneParam, get_dotted
 from socmap.errors import ConfigError, DataError, ModelError
 from socmap.io import SAMPLES, TUNE_BEST_PIPELINE, TUNE_FINAL_DIR, TUNE_TRIALS
 
-__all__ = ["TuneResult", "tune"]
+__all__ = ["TuneResult", "run"]
 
 
 @dataclass
@@ -54,10 +54,10 @@ def _check_data(data_dir: Path) -> None:
         raise DataError(f"{data_dir / SAMPLES} not found; give --data the folder `socmap prepare --out` wrote")
 
 
-def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None = None, epochs: int | None = None,
-         workers: int | None = None, scheduler: str | None = None, seed: int | None = None, final: bool = True,
-         progress: bool = True) -> TuneResult:
-    """Run (or continue) the search of ``cfg.tune`` on DATA and write its outputs into ``out``.
+def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None = None, epochs: int | None = None,
+        workers: int | None = None, scheduler: str | None = None, seed: int | None = None, final: bool = True,
+        progress: bool = True) -> TuneResult:
+    """Run (or continue) the search of ``cfg.tune`` on ``data_dir`` and write its outputs into ``out``.
 
     Args:
         cfg: the hand-set pipeline; its ``tune`` section is the search.
@@ -105,7 +105,7 @@ def tune(cfg: PipelineConfig, data_dir: Path, out: Path, *, trials: int | None =
         if hand_params:
             studies["wide"].enqueue_trial(hand_params, user_attrs={"hand_set": True})
 
-    from socmap.eo.cluster import dask_client
+    from socmap.eo.dask_client import dask_client
 
     with dask_client(scheduler, workers=workers, threads_per_worker=1) as client:
 

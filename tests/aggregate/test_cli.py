@@ -23,10 +23,10 @@ def _run(args: list[str]) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def maps(map_world: dict[str, Path], map_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from socmap.config import load_pipeline
-    from socmap.mapping import predict_map
+    from socmap.mapping import predict
 
     cfg = load_pipeline(map_world["pipeline"])
-    res = predict_map(cfg, 2020, map_bundle, tmp_path_factory.mktemp("aggmaps"), scheduler="threads",
+    res = predict.run(cfg, map_bundle, tmp_path_factory.mktemp("aggmaps"), year=2020, scheduler="threads",
                       progress=False)
     return res.root
 

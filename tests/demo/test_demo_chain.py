@@ -20,7 +20,7 @@ def prepared(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     for layer in cfg.data.covariates:
         layer.path = str(small_world / "covariates" / Path(layer.path).name)
     out = tmp_path_factory.mktemp("demo-data")
-    prepare(out_dir=out, pipeline=cfg, progress=False)
+    prepare.run(cfg, None, out, progress=False)
     return out
 
 
@@ -59,7 +59,7 @@ def extracted(prepared: Path, small_world: Path, tmp_path_factory: pytest.TempPa
     out = tmp_path_factory.mktemp("demo-extract")
     for name in ("samples.parquet", "preprocess.json", "preprocess_reference.parquet"):
         (out / name).write_bytes((prepared / name).read_bytes())
-    extract(out, out, cfg, scheduler="synchronous", progress=False)
+    extract.run(cfg, out, out, scheduler="synchronous", progress=False)
     return out, cfg
 
 
@@ -82,7 +82,7 @@ def test_extract_then_embed_agree_on_the_patch_contract(extracted: tuple[Path, o
     assert set(cov.sample_id) == set(samples.sample_id)
     assert cov.ndvi_p50.between(-0.2, 1.0).all() and (cov.slope_deg >= 0).all()
 
-    emb = load_embeddings(embed(out, cfg))
+    emb = load_embeddings(embed.run(cfg, out, out))
     vecs, ok = emb.aligned(samples.sample_id.to_numpy())
     assert ok.all() and np.isfinite(vecs).all() and vecs.shape == (len(samples), 192)
     assert np.unique(vecs.round(4), axis=0).shape[0] == len(samples)  # distinct patches, distinct vectors
@@ -105,7 +105,8 @@ def _forward_backward(cfg, samples: pd.DataFrame, tabular: np.ndarray, image: np
     import torch
 
     from socmap.graph import build_graph, spatial_local_morans_i
-    from socmap.model import NodeInputs, SpTGNN, sptgnn_loss
+    from socmap.model import NodeInputs, SpTGNN
+    from socmap.train.losses import total_loss
 
     torch.manual_seed(0)
     lonlat = samples[["lon", "lat"]].to_numpy()
@@ -123,8 +124,8 @@ def _forward_backward(cfg, samples: pd.DataFrame, tabular: np.ndarray, image: np
         shown = train & (np.random.default_rng(1).random(len(y)) < 0.5)
         inputs.label = torch.tensor(np.where(shown, y, np.nan), dtype=torch.float32)
     out = model(inputs, graph)
-    losses = sptgnn_loss(out, torch.tensor(y, dtype=torch.float32), torch.tensor(moran, dtype=torch.float32),
-                         torch.tensor(train), aux_weight=cfg.train.aux_weight)
+    losses = total_loss(out, torch.tensor(y, dtype=torch.float32), torch.tensor(moran, dtype=torch.float32),
+                        torch.tensor(train), epoch=0, cfg=cfg.train.model_copy(update={"loss": "huber"}))
     losses["loss"].backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
     return {"out": out, "losses": losses, "grads": grads, "graph": graph, "moran": moran, "train": train}
@@ -138,7 +139,7 @@ def test_demo_pipeline_model_runs_on_the_demo_data(extracted: tuple[Path, object
     samples = pd.read_parquet(out / "samples.parquet")
     cov = pd.read_parquet(out / "image_covariates.parquet").set_index("sample_id").loc[samples.sample_id]
     emb_path = out / "embeddings.zarr"
-    emb = load_embeddings(emb_path if emb_path.exists() else embed(out, cfg))
+    emb = load_embeddings(emb_path if emb_path.exists() else embed.run(cfg, out, out))
     image, ok = emb.aligned(samples.sample_id.to_numpy())
     assert ok.all()
     tabular = samples[[c for c in samples if c.startswith("feat_")]].to_numpy()

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from socmap.cli import cli
 from socmap.config import load_pipeline
-from socmap.encoders import embed, finetune_vit, load_embeddings
+from socmap.encoders import embed, finetune, load_embeddings
 from socmap.encoders.terramind import build_image_encoder
 from socmap.eo.store import open_patches
 from socmap.errors import DataError, ModelError
@@ -17,7 +17,7 @@ from socmap.errors import DataError, ModelError
 
 def test_embed_writes_group(data_dir, pipeline_file, device):
     cfg = load_pipeline(pipeline_file)
-    path = embed(data_dir, cfg, device=device)
+    path = embed.run(cfg, data_dir, data_dir, device=device)
     assert path == data_dir / "embeddings.zarr"
     assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]  # no temporary left
     e = load_embeddings(data_dir)
@@ -27,22 +27,22 @@ def test_embed_writes_group(data_dir, pipeline_file, device):
     assert e.attrs["format"] == "socmap-embeddings/1" and e.attrs["pretrained"] is False
     emb, ok = e.aligned(np.array(["s005", "nope", "s000"]))
     assert ok.tolist() == [True, False, True] and np.array_equal(emb[0], e.embedding[5])
-    embed(data_dir, cfg, device="cpu")  # re-run replaces it
+    embed.run(cfg, data_dir, data_dir, device="cpu")  # re-run replaces it
     assert load_embeddings(data_dir).embedding.shape == (6, 192)
 
 
 def test_finetune_warmup_freezes_backbone_then_embed_uses_it(data_dir, pipeline_file):
     cfg = load_pipeline(pipeline_file)
-    res = finetune_vit(data_dir, cfg, epochs=1, warmup_epochs=1, device="cpu")
+    res = finetune.run(cfg, data_dir, data_dir, epochs=1, warmup_epochs=1, device="cpu")
     state = torch.load(res.path, weights_only=True)
     assert [h["phase"] for h in res.history] == ["warmup"] and "val_loss" in res.history[0]
     assert state["format"] == "socmap-vit/1"
-    res2 = finetune_vit(data_dir, cfg, out=data_dir / "b.pt", epochs=2, warmup_epochs=1, device="cpu")
+    res2 = finetune.run(cfg, data_dir, data_dir / "b", epochs=2, warmup_epochs=1, device="cpu")
     assert [h["phase"] for h in res2.history] == ["warmup", "finetune"]
     enc = build_image_encoder(cfg.model.encoder, res2.path)  # a fine-tuned checkpoint loads back
     assert enc.dim == 192
     # embed picks up DATA/vit_finetuned.pt by default and reproduces the checkpoint's encoder
-    e = load_embeddings(embed(data_dir, cfg, device="cpu"))
+    e = load_embeddings(embed.run(cfg, data_dir, data_dir, device="cpu"))
     assert e.attrs["checkpoint"].endswith("vit_finetuned.pt") and e.attrs["pretrained"]
     enc1 = build_image_encoder(cfg.model.encoder, res.path).eval()
     store = open_patches(data_dir, list(cfg.model.encoder.modalities))
@@ -81,11 +81,11 @@ def test_backbone_frozen_during_warmup_and_trained_after(data_dir, pipeline_file
 def test_errors(tmp_path, pipeline_file, data_dir):
     cfg = load_pipeline(pipeline_file)
     with pytest.raises(DataError, match=r"patches\.zarr not found"):
-        embed(tmp_path / "empty", cfg)
+        embed.run(cfg, tmp_path / "empty", tmp_path / "empty")
     with pytest.raises(ModelError, match="run `socmap embed"):
         load_embeddings(tmp_path / "empty")
     with pytest.raises(ModelError, match="not found"):
-        embed(data_dir, cfg, checkpoint=tmp_path / "missing.pt")
+        embed.run(cfg, data_dir, data_dir, checkpoint=tmp_path / "missing.pt")
 
 
 def test_cli_embed_and_one_line_error(data_dir, pipeline_file, tmp_path):

@@ -28,10 +28,10 @@ def api_run(small_world: Path, served_world: ServedFolder, stac_api: Any,
     samples = write_samples(small_world, tmp / "samples.parquet", N)
     cfg = pipeline(api=stac_api.url, patch=P)
     served_world.app.reset()
-    first = extract(samples, tmp / "out", cfg, scheduler="threads", progress=False)
+    first = extract.run(cfg, samples, tmp / "out", scheduler="threads", progress=False)
     hits1 = list(served_world.app.hits)
     served_world.app.reset()
-    second = extract(samples, tmp / "out", cfg, scheduler="threads", progress=False)
+    second = extract.run(cfg, samples, tmp / "out", scheduler="threads", progress=False)
     hits2 = list(served_world.app.hits)
     return {"out": tmp / "out", "first": first, "second": second, "hits1": hits1, "hits2": hits2, "cfg": cfg}
 
@@ -120,7 +120,7 @@ def test_sample_older_than_the_archive_gets_first_archive_year(small_world: Path
     table = pd.concat([base, old], ignore_index=True)
     cfg = pipeline(catalog=str(small_world / "stac" / "catalog.json"), patch=16)
     assert min(cfg.imagery.years) == 2022
-    res = extract(table, tmp_path / "out", cfg, scheduler="threads", progress=False)
+    res = extract.run(cfg, table, tmp_path / "out", scheduler="threads", progress=False)
     assert res.n_ok == 3 and res.failure_rows == []
     g = zarr.open_group(str(tmp_path / "out" / "patches.zarr"), mode="r")
     assert g["year"][:].tolist() == [2022, 2022, 2015]  # the sampling year is kept (the temporal encoder's)

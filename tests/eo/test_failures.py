@@ -34,7 +34,7 @@ def test_off_raster_and_empty_search_are_recorded_and_run_goes_on(small_world: P
     table = pd.concat([df, edge, early], ignore_index=True)
     cfg = pipeline(catalog=str(small_world / "stac" / "catalog.json"), patch=32)
     cfg.imagery.years = [2019, *cfg.imagery.years]  # 2019 is an imagery year, but the catalogue has no scene then
-    res = extract(table, tmp_path / "out", cfg, scheduler="threads", progress=False)
+    res = extract.run(cfg, table, tmp_path / "out", scheduler="threads", progress=False)
     assert res.n_samples == 5 and res.n_ok == 3 and res.n_missing == 2
     fails = pd.read_csv(tmp_path / "out" / "extract_failures.csv")
     assert list(fails.columns) == ["sample_id", "year", "modality", "reason", "attempts"]
@@ -124,8 +124,8 @@ def test_transient_http_errors_are_retried(faulty_world, small_world: Path, tmp_
     srv.app.faults[suffix] = 2
     df = samples_frame(small_world)
     df = df[df.year == 2022].head(4)
-    res = extract(df, tmp_path / "out", pipeline(catalog=str(items), patch=16, retries=3), scheduler="threads",
-                  progress=False)
+    res = extract.run(pipeline(catalog=str(items), patch=16, retries=3), df, tmp_path / "out", scheduler="threads",
+                      progress=False)
     hits = [h for h in srv.app.hits if h.path.endswith(suffix)]
     assert [h.status for h in hits][:2] == [503, 503]
     assert any(h.status in (200, 206) for h in hits[2:])  # the retry then succeeded
@@ -142,8 +142,8 @@ def test_persistent_http_error_goes_to_failure_table(faulty_world, small_world: 
     srv.app.faults[f"{target['id']}/vh.tif"] = -1
     df = samples_frame(small_world)
     df = pd.concat([df[df.year == 2023].head(3), df[df.year == 2024].head(2)])
-    res = extract(df, tmp_path / "out", pipeline(catalog=str(items), patch=16, retries=1), scheduler="threads",
-                  progress=False)
+    res = extract.run(pipeline(catalog=str(items), patch=16, retries=1), df, tmp_path / "out", scheduler="threads",
+                      progress=False)
     fails = pd.read_csv(tmp_path / "out" / "extract_failures.csv")
     assert len(fails) == 3 and set(fails["modality"]) == {"S1GRD"} and (fails["attempts"] == 2).all()
     assert fails["reason"].str.contains(f"asset vh of item {target['id']}", regex=False).all()
@@ -152,8 +152,8 @@ def test_persistent_http_error_goes_to_failure_table(faulty_world, small_world: 
     g = zarr.open_group(str(tmp_path / "out" / "patches.zarr"), mode="r")
     assert list(g["done"][:]) == [False, False, False, True, True]  # transient: a re-run retries them
     srv.app.faults.clear()
-    res2 = extract(df, tmp_path / "out", pipeline(catalog=str(items), patch=16, retries=1), scheduler="threads",
-                   progress=False)
+    res2 = extract.run(pipeline(catalog=str(items), patch=16, retries=1), df, tmp_path / "out", scheduler="threads",
+                       progress=False)
     assert res2.n_extracted == 3 and res2.n_ok == 5
 
 
@@ -165,7 +165,7 @@ sys.path.insert(0, {root!r})
 from tests.eo.conftest import pipeline
 cfg = pipeline(catalog={catalog!r}, patch=32)
 cfg.imagery.group_km = 0.4
-extract({samples!r}, {out!r}, cfg, scheduler="threads", progress=False)
+extract.run(cfg, {samples!r}, {out!r}, scheduler="threads", progress=False)
 """
 
 
@@ -201,9 +201,9 @@ def test_killed_run_resumes_to_identical_arrays(small_world: Path, tmp_path: Pat
     assert not (killed / "image_covariates.parquet").exists()
     cfg = pipeline(catalog=catalog, patch=32)
     cfg.imagery.group_km = 0.4
-    res = extract(samples, killed, cfg, scheduler="threads", progress=False)
+    res = extract.run(cfg, samples, killed, scheduler="threads", progress=False)
     assert res.n_ok == 60 and 0 < res.n_extracted <= 60 - done_at_kill
-    full = extract(samples, tmp_path / "full", cfg, scheduler="threads", progress=False)
+    full = extract.run(cfg, samples, tmp_path / "full", scheduler="threads", progress=False)
     a = zarr.open_group(str(killed / "patches.zarr"), mode="r")
     b = zarr.open_group(str(tmp_path / "full" / "patches.zarr"), mode="r")
     for name in ("S2L2A", "S1GRD", "DEM", "covariates", "ok", "sample_id"):

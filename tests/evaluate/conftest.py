@@ -13,10 +13,10 @@ from tests.train.conftest import make_data_dir, tiny_pipeline
 @pytest.fixture(scope="session")
 def eval_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, PipelineConfig]:
     """(data folder, 2-member bundle, pipeline); read-only."""
-    from socmap.train import train
+    from socmap.train import stage as train
 
     cfg = tiny_pipeline()
     data = make_data_dir(tmp_path_factory.mktemp("evaldata") / "data", n=300)
     model = tmp_path_factory.mktemp("evalmodel") / "model"
-    train(data, cfg, model, progress=False)
+    train.run(cfg, data, model, progress=False)
     return data, model, cfg

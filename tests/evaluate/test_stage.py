@@ -11,7 +11,7 @@ import pytest
 
 from socmap.config import PipelineConfig
 from socmap.errors import ModelError
-from socmap.evaluate import evaluate
+from socmap.evaluate import stage as evaluate
 from socmap.metrics import rmse
 from tests.train.conftest import COVARIATES
 
@@ -20,7 +20,7 @@ def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineCon
     from socmap.train import load_bundle
 
     data, model, cfg = eval_case
-    res = evaluate(data, cfg, model, tmp_path / "report", n_boot=100)
+    res = evaluate.run(cfg, data, model, tmp_path / "report", n_boot=100)
     rep = json.loads((tmp_path / "report" / "report.json").read_text())
     s = pd.read_parquet(data / "samples.parquet")
     test = (s.split == "test").to_numpy()
@@ -49,14 +49,14 @@ def test_evaluate_refuses_other_samples(eval_case: tuple[Path, Path, PipelineCon
     s = pd.read_parquet(data / "samples.parquet")
     s.iloc[::-1].to_parquet(other / "samples.parquet", index=False)
     with pytest.raises(ModelError, match="other samples"):
-        evaluate(other, cfg, model, tmp_path / "report", n_boot=0)
+        evaluate.run(cfg, other, model, tmp_path / "report", n_boot=0)
     assert not (tmp_path / "report").exists()
 
 
 @pytest.mark.slow
 def test_evaluate_ablations_and_block(eval_case: tuple[Path, Path, PipelineConfig], tmp_path: Path) -> None:
     data, model, cfg = eval_case
-    evaluate(data, cfg, model, tmp_path / "report", n_boot=50, ablations=True, protocol="block")
+    evaluate.run(cfg, data, model, tmp_path / "report", n_boot=50, ablations=True, protocol="block")
     rep = json.loads((tmp_path / "report" / "report.json").read_text())
     # the tiny pipeline has no image stream: that variant is skipped, the other five ran
     assert set(rep["ablations"]["point"]) == {"full", "spatial-only graph", "concat fusion", "no temporal encoder",

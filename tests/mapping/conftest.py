@@ -108,10 +108,10 @@ def map_bundle(map_world: dict[str, Path], tmp_path_factory: pytest.TempPathFact
     """prepare -> train (2 members, a few epochs) on the test world; the bundle folder."""
     from socmap.config import load_pipeline
     from socmap.data import prepare
-    from socmap.train import train
+    from socmap.train import stage as train
 
     cfg = load_pipeline(map_world["pipeline"])
     base = tmp_path_factory.mktemp("mapmodel")
-    prepare(out_dir=base / "data", pipeline=cfg, progress=False)
-    train(base / "data", cfg, base / "model", members=2, device="cpu", seed=0, progress=False)
+    prepare.run(cfg, None, base / "data", progress=False)
+    train.run(cfg, base / "data", base / "model", members=2, device="cpu", seed=0, progress=False)
     return base / "model"

@@ -27,7 +27,7 @@ import yaml
 import socmap
 from socmap.config import load_pipeline
 from socmap.io import MAP_DONE_DIR, MAP_FAILED_DIR, MAP_ITEM, MAP_LATEST, MAP_LOG_DIR, MAP_PROVENANCE, MAP_SUMMARY
-from socmap.mapping import predict_map
+from socmap.mapping import predict
 
 YEAR = 2020
 TIMED = {MAP_PROVENANCE, MAP_SUMMARY, MAP_ITEM}
@@ -102,7 +102,7 @@ def test_sigkill_half_way_then_resume_is_byte_identical(map_world: dict[str, Pat
     res = CliRunner().invoke(cli, cmd[3:])  # the same command again (in this process: no second start-up)
     assert res.exit_code == 0, res.output
     assert f"{4 - n_done} tiles done, {n_done} skipped" in res.output
-    clean = predict_map(load_pipeline(pipe), YEAR, map_bundle, tmp_path / "clean", scheduler="threads",
+    clean = predict.run(load_pipeline(pipe), map_bundle, tmp_path / "clean", year=YEAR, scheduler="threads",
                         progress=False)
     assert clean.root.name == version.name  # the same command lands in the same version folder
     _assert_same_files(version, clean.root)
@@ -199,8 +199,8 @@ def test_flaky_http_covariates_retry_record_failure_exit_3_and_rerun(map_world: 
         assert len(flaky.log) > n_before
     finally:
         served.close()
-    clean = predict_map(load_pipeline(_pipeline(map_world, tmp_path / "local", tile=32)), YEAR, map_bundle,
-                        tmp_path / "clean", scheduler="threads", progress=False)
+    clean = predict.run(load_pipeline(_pipeline(map_world, tmp_path / "local", tile=32)), map_bundle,
+                        tmp_path / "clean", year=YEAR, scheduler="threads", progress=False)
     _assert_same_files(root, clean.root)  # same bytes as a run on the local files
 
 
@@ -214,14 +214,14 @@ def test_worker_process_killed_mid_run(map_world: dict[str, Path], map_bundle: P
     pipe = load_pipeline(map_world["pipeline"])
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       worker_dashboard_address=":0") as cluster, Client(cluster) as client:
-        clean = predict_map(pipe, YEAR, map_bundle, tmp_path / "clean", scheduler=cluster.scheduler_address,
+        clean = predict.run(pipe, map_bundle, tmp_path / "clean", year=YEAR, scheduler=cluster.scheduler_address,
                             progress=False)
         year_dir = tmp_path / "lost" / "mapworld" / str(YEAR)
         result: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                result["res"] = predict_map(pipe, YEAR, map_bundle, tmp_path / "lost",
+                result["res"] = predict.run(pipe, map_bundle, tmp_path / "lost", year=YEAR,
                                             scheduler=cluster.scheduler_address, progress=False)
             except BaseException as exc:  # reported below
                 result["exc"] = exc

@@ -54,9 +54,9 @@ def demo_data(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     df = samples_frame(small_world, N_SITES)
     df.to_parquet(tmp / "samples.parquet", index=False)
     data = tmp / "data"
-    extract(tmp / "samples.parquet", data, cfg, scheduler="threads", progress=False)
+    extract.run(cfg, tmp / "samples.parquet", data, scheduler="threads", progress=False)
     shutil.copy(tmp / "samples.parquet", data / "samples.parquet")
-    embed(data, cfg, device="cpu")
+    embed.run(cfg, data, data, device="cpu")
     sites = pd.read_csv(small_world / "truth" / "sites.csv").iloc[:N_SITES]
     return {"cfg": cfg, "data": data, "sites": sites, "crs": "EPSG:32737"}
 
@@ -69,13 +69,13 @@ def test_embed_records_weights_and_they_round_trip(tmp_path: Path) -> None:
                  "cls_heads: 4, cls_ff: 64, batch_size: 4}\n")
     cfg = load_pipeline(f)
     data = copy_stored_data(tmp_path / "data", ("samples", "patches"))
-    embed(data, cfg, device="cpu")
+    embed.run(cfg, data, data, device="cpu")
     e = load_embeddings(data)
     assert e.attrs["checkpoint"] == str((data / ENCODER_WEIGHTS).resolve()) and e.attrs["init_seed"] == 0
     assert e.attrs["pretrained"] is False
     store = open_patches(data, list(cfg.model.encoder.modalities))
     x = {m: torch.from_numpy(v) for m, v in store.read(np.array([0, 1, 2])).items()}
-    for enc in (load_map_encoder(cfg, data), load_map_encoder(data / ENCODER_WEIGHTS, cfg)):
+    for enc in (load_map_encoder(cfg, data), load_map_encoder(cfg, data / ENCODER_WEIGHTS)):
         assert not enc.training and not any(p.requires_grad for p in enc.parameters())
         with torch.no_grad():
             got = enc(x).numpy()
@@ -89,7 +89,7 @@ def test_embed_records_weights_and_they_round_trip(tmp_path: Path) -> None:
         with torch.no_grad():
             np.testing.assert_allclose(load_map_encoder(cfg, src)(x).numpy(), e.embedding[:3], atol=1e-5)
     # a second embed run draws the same weights (seeded), so its embeddings do not change
-    embed(moved, cfg, device="cpu")
+    embed.run(cfg, moved, moved, device="cpu")
     np.testing.assert_allclose(load_embeddings(moved).embedding[e.ok], e.embedding[e.ok], atol=1e-6)
     (moved / ENCODER_WEIGHTS).unlink()
     with pytest.raises(ModelError, match="gone"):

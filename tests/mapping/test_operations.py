@@ -20,7 +20,7 @@ import pytest
 import socmap
 from socmap.config import load_pipeline
 from socmap.io import MAP_DONE_DIR, MAP_FAILED_DIR, MAP_LATEST, MAP_LOCK, MAP_LOG_DIR
-from socmap.mapping import predict_map
+from socmap.mapping import predict
 from socmap.mapping.lock import LockHeldError, acquire, holder_of, release
 
 from .test_faults import _pipeline
@@ -187,10 +187,10 @@ def test_dask_path_source_failure_is_a_failed_tile_and_a_bug_stops_the_run(map_w
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
                       worker_dashboard_address=":0") as cluster, Client(cluster):
         with pytest.raises(TilesFailedError) as failed:
-            predict_map(down, YEAR, map_bundle, tmp_path / "src", scheduler=cluster.scheduler_address,
+            predict.run(down, map_bundle, tmp_path / "src", year=YEAR, scheduler=cluster.scheduler_address,
                         progress=False)
         with pytest.raises(BugInTileError) as bug:
-            predict_map(cfg, YEAR, model, tmp_path / "bug", scheduler=cluster.scheduler_address, progress=False)
+            predict.run(cfg, model, tmp_path / "bug", year=YEAR, scheduler=cluster.scheduler_address, progress=False)
     assert failed.value.exit_code == 3 and "1 of 1 tiles failed" in str(failed.value)
     (src,) = [p for p in (tmp_path / "src" / "mapworld" / str(YEAR)).iterdir() if p.is_dir()]
     rec = json.loads((src / MAP_FAILED_DIR / "r000_c000.json").read_text())

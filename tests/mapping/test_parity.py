@@ -29,7 +29,7 @@ def parity_bundle(map_world: dict[str, Path], tmp_path_factory: pytest.TempPathF
     """The mapping world's pipeline with what the default pipelines use (adaptive k by HDBSCAN, all three
     relations, label trick), prepared and trained (2 members); returns (pipeline, bundle)."""
     from socmap.data import prepare
-    from socmap.train import train
+    from socmap.train import stage as train
 
     pipe = yaml.safe_load(map_world["pipeline"].read_text())
     pipe["model"]["graph"] = {"k_spatial": 5, "spatial_k_mode": "adaptive", "hdbscan_min_cluster_size": 5,
@@ -39,8 +39,8 @@ def parity_bundle(map_world: dict[str, Path], tmp_path_factory: pytest.TempPathF
     path.write_text(yaml.safe_dump(pipe, sort_keys=False))
     cfg = load_pipeline(path)
     base = tmp_path_factory.mktemp("paritymodel")
-    prepare(out_dir=base / "data", pipeline=cfg, progress=False)
-    train(base / "data", cfg, base / "model", members=2, device="cpu", seed=0, progress=False)
+    prepare.run(cfg, None, base / "data", progress=False)
+    train.run(cfg, base / "data", base / "model", members=2, device="cpu", seed=0, progress=False)
     return path, base / "model"
 
 
@@ -55,7 +55,7 @@ def test_held_out_sites_through_the_map_path_equal_the_evaluated_predictions(
     if which == "parity":  # the adaptive rule really varies k here, so node_k is exercised
         assert set(bundle.node_k.tolist()) == {5, 8}
         assert bundle.covariate_sources == {"ndvi": "samples:ndvi", "elevation": "samples:elevation"}
-    lonlat, years = bundle.train_lonlat[held], bundle.train_year[held].astype(np.int64)
+    lonlat, years = bundle.node_lonlat[held], bundle.node_year[held].astype(np.int64)
     raw, mapped = cell_covariates(cfg, lonlat)
     assert mapped.all()
     ctx = load_context(cfg, bundle)
@@ -72,7 +72,7 @@ def test_held_out_sites_through_the_map_path_equal_the_evaluated_predictions(
     filled = cell_inputs(ctx, gap, np.arange(1))
     assert filled.ndvi is not None and np.isnan(filled.ndvi).all()
     train = bundle.node_split == SPLIT_CODES["train"]
-    assert bundle.fill_values["ndvi"] == pytest.approx(float(np.median(bundle.train_ndvi[train])))
+    assert bundle.fill_values["ndvi"] == pytest.approx(float(np.median(bundle.node_ndvi[train])))
     assert np.array_equal(bundle.fill_gaps("ndvi", filled.ndvi), [bundle.fill_values["ndvi"]])
 
 

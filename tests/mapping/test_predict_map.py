@@ -12,7 +12,7 @@ import pytest
 from socmap.config import load_pipeline
 from socmap.errors import ConfigError
 from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SUMMARY, MAP_ZARR
-from socmap.mapping import LAYERS, predict_map
+from socmap.mapping import LAYERS, predict
 from socmap.mapping.layout import resolve_maps
 
 from .conftest import GRID_N, GRID_RES, SEA_LAT, SEA_LON, SITES_WEST_OF, TILE
@@ -30,9 +30,9 @@ def _zarr(root: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def runs(map_world: dict[str, Path], map_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("maps")
-    r4 = predict_map(load_pipeline(map_world["pipeline"]), YEAR, map_bundle, tmp / "out4", scheduler="threads",
+    r4 = predict.run(load_pipeline(map_world["pipeline"]), map_bundle, tmp / "out4", year=YEAR, scheduler="threads",
                      progress=False)
-    r1 = predict_map(load_pipeline(map_world["pipeline1"]), YEAR, map_bundle, tmp / "out1", scheduler="threads",
+    r1 = predict.run(load_pipeline(map_world["pipeline1"]), map_bundle, tmp / "out1", year=YEAR, scheduler="threads",
                      progress=False)
     return {"r4": r4, "r1": r1, "tmp": tmp}
 
@@ -145,10 +145,10 @@ def test_every_output_reads_back(runs: dict, map_world: dict[str, Path]) -> None
 
 def test_rerun_skips_done_tiles_and_tiles_option(runs: dict, map_world: dict[str, Path], map_bundle: Path) -> None:
     cfg = load_pipeline(map_world["pipeline"])
-    res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "out4", scheduler="threads", progress=False)
+    res = predict.run(cfg, map_bundle, runs["tmp"] / "out4", year=YEAR, scheduler="threads", progress=False)
     assert (res.tiles_done, res.tiles_skipped) == (0, 4)
     out = runs["tmp"] / "one"
-    res = predict_map(cfg, YEAR, map_bundle, out, scheduler="threads", tiles=["r001_c000"], progress=False)
+    res = predict.run(cfg, map_bundle, out, year=YEAR, scheduler="threads", tiles=["r001_c000"], progress=False)
     assert (res.tiles_done, res.cells) == (1, TILE**2)
     z = _zarr(res.root)
     assert np.isfinite(z["soc_mean"][TILE:, :TILE]).all() and np.isnan(z["soc_mean"][:TILE]).all()
@@ -171,7 +171,7 @@ def test_existing_two_worker_cluster_by_address(runs: dict, map_world: dict[str,
 
     cfg = load_pipeline(map_world["pipeline"])
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
-        res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "by-address", scheduler=cluster.scheduler_address,
+        res = predict.run(cfg, map_bundle, runs["tmp"] / "by-address", year=YEAR, scheduler=cluster.scheduler_address,
                           progress=False)
         loads = [getattr(w, "socmap_bundle_loads", 0) for w in cluster.workers.values()]
         left = [name for w in cluster.workers.values() for name in w.plugins if name.startswith("socmap")]
@@ -184,7 +184,7 @@ def test_local_cluster_two_worker_processes(runs: dict, map_world: dict[str, Pat
     """``socmap predict``'s own LocalCluster with 2 worker processes (each imports torch and loads the bundle):
     about 5 s on an idle 2-core machine, 30-45 s when other jobs load it."""
     cfg = load_pipeline(map_world["pipeline"])
-    res = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "cluster", scheduler=None, workers=2, progress=False)
+    res = predict.run(cfg, map_bundle, runs["tmp"] / "cluster", year=YEAR, scheduler=None, workers=2, progress=False)
     _same_as_in_process(res, runs)
 
 
@@ -199,9 +199,9 @@ def test_new_year_and_version_never_overwrite_an_old_one(runs: dict, map_world: 
     cfg = load_pipeline(map_world["pipeline"])
     year_dir = runs["r4"].root.parent
     before = _tree_bytes(year_dir)
-    r21 = predict_map(cfg, 2021, map_bundle, runs["tmp"] / "out4", scheduler="threads", tiles=["r000_c000"],
+    r21 = predict.run(cfg, map_bundle, runs["tmp"] / "out4", year=2021, scheduler="threads", tiles=["r000_c000"],
                       progress=False)
-    rv = predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "out4", scheduler="threads", tiles=["r000_c000"],
+    rv = predict.run(cfg, map_bundle, runs["tmp"] / "out4", year=YEAR, scheduler="threads", tiles=["r000_c000"],
                      progress=False, version="rerun-b")
     assert r21.root == runs["tmp"] / "out4" / "mapworld" / "2021" / r21.root.name
     assert r21.root.name != runs["r4"].root.name  # the year is part of the run key, so of the default version
@@ -211,7 +211,7 @@ def test_new_year_and_version_never_overwrite_an_old_one(runs: dict, map_world: 
     assert after == before  # latest.json included: rerun-b maps 1 tile of 4
     assert not (r21.root.parent / MAP_LATEST).exists()
     with pytest.raises(ConfigError, match="another bundle or other options"):  # other options, same --version
-        predict_map(cfg, YEAR, map_bundle, runs["tmp"] / "out4", scheduler="threads", tiles=["r000_c000"],
+        predict.run(cfg, map_bundle, runs["tmp"] / "out4", year=YEAR, scheduler="threads", tiles=["r000_c000"],
                     progress=False, version=runs["r4"].root.name, mode="exact")
     assert _tree_bytes(year_dir / runs["r4"].root.name) == {k.split("/", 1)[1]: v for k, v in before.items()
                                                            if k.startswith(runs["r4"].root.name + "/")}
@@ -231,7 +231,7 @@ def test_rerun_redoes_a_tile_whose_file_changed(runs: dict, map_world: dict[str,
     cog = root / "cog" / "soc_mean" / "soc_mean_r000_c001.tif"
     cog.write_bytes(cog.read_bytes()[:-10] + b"0123456789")
     (root / MAP_ZARR / "q95" / "c" / "1" / "0").unlink()
-    res = predict_map(cfg, YEAR, map_bundle, out, scheduler="threads", progress=False)
+    res = predict.run(cfg, map_bundle, out, year=YEAR, scheduler="threads", progress=False)
     assert (res.tiles_done, res.tiles_skipped) == (2, 2)
     now = _tree_bytes(root)
     for k in good:

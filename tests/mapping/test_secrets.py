@@ -153,13 +153,13 @@ def test_planted_key_never_in_outputs_logs_or_messages(map_world: dict[str, Path
 def test_names_that_become_paths_are_checked(name: str, map_world: dict[str, Path], map_bundle: Path,
                                              tmp_path: Path) -> None:
     from socmap.config import load_pipeline
-    from socmap.mapping import predict_map
+    from socmap.mapping import predict
 
     cfg = load_pipeline(map_world["pipeline"])
     with pytest.raises(ConfigError, match="cannot be used as a folder"):
-        predict_map(cfg, YEAR, map_bundle, tmp_path / "out", scheduler="threads", progress=False,
+        predict.run(cfg, map_bundle, tmp_path / "out", year=YEAR, scheduler="threads", progress=False,
                     version=name or ".")
     cfg.name = name or ".."
     with pytest.raises(ConfigError, match="cannot be used as a folder"):
-        predict_map(cfg, YEAR, map_bundle, tmp_path / "out", scheduler="threads", progress=False)
+        predict.run(cfg, map_bundle, tmp_path / "out", year=YEAR, scheduler="threads", progress=False)
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape").exists()

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from socmap.config import TemporalConfig
+from socmap.config import TemporalConfig, TrainConfig
 from socmap.graph import build_graph, spatial_local_morans_i
-from socmap.model import SpTGNN, sptgnn_loss
+from socmap.model import SpTGNN
+from socmap.train.losses import total_loss
 from tests.conftest import to_inputs
 
 
@@ -84,7 +85,7 @@ def test_missing_images_use_learned_vector(small_model_cfg, synthetic_nodes):
 
 NO_GRAD_FROM_EQ3 = {"head_logvar.weight", "head_logvar.bias"}
 """Parameters the loss of eq. (3) does not reach: the log-variance head is trained by the trainer's Gaussian
-NLL term (paper 3.8), not by sptgnn_loss."""
+NLL term (paper 3.8), not by eq. (3) with its Huber main term."""
 
 
 @pytest.mark.parametrize("expert_type", ["cross-gated", "concat", "additive"])
@@ -100,12 +101,13 @@ def test_loss_masks_non_training_nodes_and_backprops(small_model_cfg, synthetic_
     inp = to_inputs(synthetic_nodes)
     inp.image[:5] = float("nan")  # a few samples without a patch, so the learned "no image" vector is used
     out = m(inp, g)
-    parts = sptgnn_loss(out, y, moran, train, aux_weight=5.3e-5)
+    eq3 = TrainConfig(loss="huber", aux_weight=5.3e-5)
+    parts = total_loss(out, y, moran, train, epoch=0, cfg=eq3)
     assert torch.isfinite(parts["loss"])
     # a held-out target does not change the loss
     y2 = y.clone()
     y2[180] += 100.0
-    assert torch.equal(sptgnn_loss(out, y2, moran, train, 5.3e-5)["main"], parts["main"])
+    assert torch.equal(total_loss(out, y2, moran, train, epoch=0, cfg=eq3)["main"], parts["main"])
     parts["loss"].backward()
     params = dict(m.named_parameters())
     assert NO_GRAD_FROM_EQ3 <= set(params)

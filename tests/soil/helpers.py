@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from socmap.config import DataConfig
+from socmap.data.columns import SurveyMapping
 from socmap.data.harmonise import Ledger, depth_weight, harmonise_rows, merge_sites
-from socmap.data.mapping import SurveyMapping
 
 #: Mapping of the hand-made tables: one row per horizon.
 BASE_MAPPING: dict[str, Any] = dict(name="t", profile_id="pid", x="x", y="y", crs="EPSG:4326", soc="soc",

@@ -72,8 +72,8 @@ def syn_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def syn_bundle(syn_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-member bundle trained on ``syn_data`` (read-only)."""
-    from socmap.train import train
+    from socmap.train import stage as train
 
     out = tmp_path_factory.mktemp("bundle") / "model"
-    train(syn_data, tiny_pipeline(), out, progress=False)
+    train.run(tiny_pipeline(), syn_data, out, progress=False)
     return out

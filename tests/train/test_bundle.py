@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from socmap.cli import cli
 from socmap.errors import ModelError
-from socmap.train import load_bundle, train
+from socmap.train import load_bundle
+from socmap.train import stage as train
 
 from .conftest import COVARIATES, tiny_pipeline
 
@@ -31,9 +32,9 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     b = load_bundle(syn_bundle, tiny_pipeline())
     n = len(pd.read_parquet(syn_data / "samples.parquet"))
     assert len(b.members) == 2 and len(b.caches) == 2 and all(not m.training for m in b.members)
-    assert b.feature_columns == list(COVARIATES) and b.train_lonlat.shape == (n, 2)
+    assert b.feature_columns == list(COVARIATES) and b.node_lonlat.shape == (n, 2)
     assert b.tabular_range.shape == (len(COVARIATES), 2)
-    assert np.isfinite(b.train_ndvi).all() and np.isfinite(b.train_elevation).all()
+    assert np.isfinite(b.node_ndvi).all() and np.isfinite(b.node_elevation).all()
     assert b.temperature > 0 and b.card["members"] == 2
     for f in ("MODEL_CARD.md", "model_card.json", "pipeline.yaml", "preprocess.json", "members/00/log.csv",
               "members/01/weights.safetensors", "members/01/cache.safetensors", "graph.safetensors"):
@@ -43,7 +44,7 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     p = b.predict_nodes()
     assert p.member_mean.shape == (2, n) and np.isfinite(p.total_var).all() and (p.epistemic_var > 0).all()
     raw = b.predict_nodes(calibrated=False)
-    extra = b.extra_var(b.train_lonlat)  # the distance-aware term, added after calibration
+    extra = b.extra_var(b.node_lonlat)  # the distance-aware term, added after calibration
     assert extra is not None and (extra >= 0).all()
     assert (extra[(pd.read_parquet(syn_data / "samples.parquet").split == "train").to_numpy()] == 0).all()
     np.testing.assert_allclose(p.total_var, raw.total_var * b.temperature**2 + extra)
@@ -73,13 +74,13 @@ def test_predict_new_round_trip_is_identical(syn_bundle: Path, syn_data: Path) -
 def test_same_seed_same_weights(syn_data: Path, tmp_path: Path) -> None:
     cfg = tiny_pipeline(epochs=3)
     for name in ("a", "b"):
-        train(syn_data, cfg, tmp_path / name, members=1, seed=5, progress=False)
+        train.run(cfg, syn_data, tmp_path / name, members=1, seed=5, progress=False)
     a, b = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
     for (ka, va), (kb, vb) in zip(a.members[0].state_dict().items(), b.members[0].state_dict().items(),
                                   strict=True):
         assert ka == kb and torch.equal(va, vb), ka
     np.testing.assert_array_equal(a.node_member_mean, b.node_member_mean)
-    train(syn_data, cfg, tmp_path / "c", members=1, seed=6, progress=False)
+    train.run(cfg, syn_data, tmp_path / "c", members=1, seed=6, progress=False)
     assert not np.array_equal(load_bundle(tmp_path / "c").node_member_mean, a.node_member_mean)
 
 

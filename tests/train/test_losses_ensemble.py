@@ -10,8 +10,8 @@ from scipy.stats import norm
 from socmap.config import TrainConfig
 from socmap.train import (
     EnsemblePrediction,
-    aggregate,
     beta_nll_loss,
+    combine_members,
     fit_temperature,
     gaussian_nll_loss,
     main_loss,
@@ -83,14 +83,14 @@ def test_hybrid_switches_after_warm_start() -> None:
         assert float(main_loss("hybrid", p, s, y, None, epoch=epoch, cfg=cfg)) == pytest.approx(mse + 0.25 * nll)
 
 
-def test_aggregate_matches_numpy() -> None:
+def test_combine_members_matches_numpy() -> None:
     rng = np.random.default_rng(1)
     mm, mv = rng.normal(size=(5, 30)), rng.uniform(0.1, 2, size=(5, 30))
-    mean, alea, epi = aggregate(mm, mv)
+    mean, alea, epi = combine_members(mm, mv)
     np.testing.assert_allclose(mean, mm.sum(0) / 5)
     np.testing.assert_allclose(alea, mv.sum(0) / 5)
     np.testing.assert_allclose(epi, ((mm - mm.mean(0)) ** 2).sum(0) / 4)  # Bessel
-    _, _, epi1 = aggregate(mm[:1], mv[:1])
+    _, _, epi1 = combine_members(mm[:1], mv[:1])
     assert (epi1 == 0).all()
 
 

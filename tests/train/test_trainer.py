@@ -15,7 +15,7 @@ import socmap.train.trainer as trainer_mod
 from socmap.errors import DataError, ModelError
 from socmap.graph import build_graph, spatial_local_morans_i
 from socmap.model import SpTGNN
-from socmap.train import train
+from socmap.train import stage as train
 from socmap.train.inputs import TargetScaler, load_training_data
 from socmap.train.trainer import GraphContext, _step_losses, khop_subgraph, sample_subgraph
 
@@ -63,7 +63,7 @@ def test_heldout_labels_change_no_input(syn_data: Path, tmp_path: Path, monkeypa
     runs = []
     for data in (syn_data, changed):
         calls = _record_training_inputs(monkeypatch)
-        train(data, cfg, tmp_path / f"m-{len(runs)}", members=1, progress=False)
+        train.run(cfg, data, tmp_path / f"m-{len(runs)}", members=1, progress=False)
         monkeypatch.undo()
         runs.append(calls)
     assert len(runs[0]) == len(runs[1]) == 3
@@ -88,7 +88,7 @@ def test_heldout_labels_change_no_input(syn_data: Path, tmp_path: Path, monkeypa
 def test_loss_nodes_are_drawn_afresh(syn_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tiny_pipeline(epochs=3, loss_fraction=0.5)
     calls = _record_training_inputs(monkeypatch)
-    train(syn_data, cfg, tmp_path / "m", members=1, progress=False)
+    train.run(cfg, syn_data, tmp_path / "m", members=1, progress=False)
     n_train = int((pd.read_parquet(syn_data / "samples.parquet").split == "train").sum())
     masks = [c["mask"] for c in calls]
     assert all(int(m.sum()) == int(np.ceil(0.5 * n_train)) for m in masks)
@@ -188,22 +188,22 @@ def test_sampled_step_never_shows_a_loss_node_its_own_label(syn_data: Path, monk
 def test_minibatch_mode_trains(syn_data: Path, tmp_path: Path) -> None:
     cfg = tiny_pipeline(epochs=2, mode="minibatch", batch_size=64)
     cfg.model.label_input = True
-    res = train(syn_data, cfg, tmp_path / "m", members=1, progress=False)
+    res = train.run(cfg, syn_data, tmp_path / "m", members=1, progress=False)
     assert res.mode == "minibatch" and np.isfinite(res.val["rmse"])
     # sampled neighbourhoods, validation every 3 steps: one log row per round
     cfg.train.fanouts, cfg.train.val_every_steps, cfg.train.epochs = [4, 2], 3, 4
-    res = train(syn_data, cfg, tmp_path / "m2", members=1, progress=False)
+    res = train.run(cfg, syn_data, tmp_path / "m2", members=1, progress=False)
     log = pd.read_csv(tmp_path / "m2" / "members" / "00" / "log.csv")
     assert len(log) == 4 and np.isfinite(res.val["rmse"])
     cfg.train.fanouts = [4]
     with pytest.raises(ModelError, match="fanouts"):
-        train(syn_data, cfg, tmp_path / "m3", members=1, progress=False)
+        train.run(cfg, syn_data, tmp_path / "m3", members=1, progress=False)
 
 
 def test_demo_like_training_beats_the_training_mean(syn_data: Path, tmp_path: Path) -> None:
     # 60 full-graph steps: lr 1e-2 converges for every seed tried (0, 1, 2); 5e-3 left seed 0 above the mean
-    res = train(syn_data, tiny_pipeline(epochs=60, loss="mse", learning_rate=1e-2), tmp_path / "m", members=1,
-                progress=False)
+    res = train.run(tiny_pipeline(epochs=60, loss="mse", learning_rate=1e-2), syn_data, tmp_path / "m", members=1,
+                    progress=False)
     assert res.val["rmse"] < res.baseline_val_rmse
 
 
@@ -211,11 +211,11 @@ def test_refused_options_and_inputs(syn_data: Path, tmp_path: Path) -> None:
     cfg = tiny_pipeline(loss_fraction=1.0)
     cfg.model.label_input = True
     with pytest.raises(ModelError, match="loss_fraction"):
-        train(syn_data, cfg, tmp_path / "m", members=1, progress=False)
+        train.run(cfg, syn_data, tmp_path / "m", members=1, progress=False)
     cfg = tiny_pipeline()
     cfg.model.streams = ["image", "tabular", "position", "time"]
     with pytest.raises(ModelError, match="socmap embed"):
-        train(syn_data, cfg, tmp_path / "m", members=1, progress=False)
+        train.run(cfg, syn_data, tmp_path / "m", members=1, progress=False)
     with pytest.raises(DataError, match="not found"):
-        train(tmp_path / "nowhere", tiny_pipeline(), tmp_path / "m", progress=False)
+        train.run(tiny_pipeline(), tmp_path / "nowhere", tmp_path / "m", progress=False)
     assert not (tmp_path / "m").exists()

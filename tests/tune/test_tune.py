@@ -25,7 +25,7 @@ from socmap.io import (
     TUNE_STUDY,
     TUNE_TRIALS,
 )
-from socmap.tune import tune
+from socmap.tune import stage as tune
 from socmap.tune.objective import open_storage, train_once
 from socmap.tune.search import split_trials
 from socmap.tune.space import apply_params, distributions, encode, narrow_space
@@ -150,7 +150,7 @@ def test_two_step_search_on_two_workers_resumes(data: Path, tmp_path: Path, clus
 
     out = tmp_path / "search"
     cfg = small_search()
-    first = tune(cfg, data, out, trials=3, scheduler=cluster_address, final=False, progress=False)
+    first = tune.run(cfg, data, out, trials=3, scheduler=cluster_address, final=False, progress=False)
     assert first.counts == {"wide": 2, "narrow": 1} and first.final is None
     # the pipeline's own values are the first wide trial (every searched key's hand-set value is in SPACE)
     hand = cfg.model_dump(mode="json")
@@ -163,7 +163,7 @@ def test_two_step_search_on_two_workers_resumes(data: Path, tmp_path: Path, clus
     # a run killed mid-trial leaves a RUNNING trial behind: the next run marks it interrupted, it does not count
     study = optuna.load_study(study_name="wide", storage=open_storage(out / TUNE_STUDY))
     study.ask()
-    res = tune(cfg, data, out, trials=5, scheduler=cluster_address, progress=False)
+    res = tune.run(cfg, data, out, trials=5, scheduler=cluster_address, progress=False)
     assert res.counts == {"wide": 3, "narrow": 2}
     df = pd.read_csv(out / TUNE_TRIALS)
     assert len(df) == 6 and df["interrupted"].sum() == 1
@@ -194,16 +194,16 @@ def test_two_step_search_on_two_workers_resumes(data: Path, tmp_path: Path, clus
         assert fin[name]["test"]["n"] == 20 and np.isfinite(fin[name]["test"]["rmse"])
         assert (out / "final" / name / "bundle.json").is_file()
     # the same command again has nothing left to run
-    again = tune(cfg, data, out, trials=5, scheduler=cluster_address, final=False, progress=False)
+    again = tune.run(cfg, data, out, trials=5, scheduler=cluster_address, final=False, progress=False)
     assert again.counts == res.counts and len(pd.read_csv(out / TUNE_TRIALS)) == 6
 
 
 def test_another_space_in_the_same_out_is_refused(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "search"
-    tune(small_search(), data, out, trials=1, scheduler="threads", epochs=2, final=False, progress=False)
+    tune.run(small_search(), data, out, trials=1, scheduler="threads", epochs=2, final=False, progress=False)
     other = small_search(space={"train.learning_rate": {"low": 1e-3, "high": 2e-2, "log": True}})
     with pytest.raises(ConfigError, match="another space"):
-        tune(other, data, out, trials=2, scheduler="threads", epochs=2, final=False, progress=False)
+        tune.run(other, data, out, trials=2, scheduler="threads", epochs=2, final=False, progress=False)
 
 
 def test_pruning_from_the_epoch_hook_stops_training(data: Path) -> None:

@@ -21,12 +21,12 @@ from socmap.train.ensemble import EnsemblePrediction, fit_temperature
 from socmap.train.inputs import TargetScaler, TrainingData, load_training_data
 from socmap.train.trainer import GraphContext, evaluate_nodes, resolve_device, train_member
 
-__all__ = ["TrainResult", "train", "training_context"]
+__all__ = ["TrainResult", "run", "training_context"]
 
 
 @dataclass
 class TrainResult:
-    """What ``train`` wrote and how well it did (validation split, g/kg)."""
+    """What :func:`run` (``socmap train``) wrote and how well it did (validation split, g/kg)."""
 
     path: Path
     members: int
@@ -99,13 +99,13 @@ def training_context(data: TrainingData, cfg: PipelineConfig, dev: torch.device)
     return graph, GraphContext.build(data, graph, moran, scaler, cfg.model.label_input, dev)
 
 
-def train(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int | None = None, device: str = "auto",
-          seed: int | None = None, progress: bool = True, epochs: int | None = None) -> TrainResult:
-    """Train the SpTGNN deep ensemble on DATA and write the bundle ``out``.
+def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None = None, device: str = "auto",
+        seed: int | None = None, progress: bool = True, epochs: int | None = None) -> TrainResult:
+    """Train the SpTGNN deep ensemble on ``data_dir`` and write the bundle ``out``.
 
     Args:
-        data_dir: folder from ``socmap prepare`` (+ ``embed`` when the image stream is on).
         cfg: the pipeline; its ``train`` block is the optimisation.
+        data_dir: folder from ``socmap prepare`` (+ ``embed`` when the image stream is on).
         out: bundle folder to write (replaced atomically).
         members: ensemble size (default ``train.ensemble_members``).
         device: ``auto``, ``cpu`` or ``cuda`` (default ``auto``; ``train.device`` when ``auto`` is given and the

@@ -27,7 +27,7 @@ from socmap.config import PipelineConfig, load_pipeline
 from socmap.demo.world import WorldSpec, default_world_dir, ensure_world
 from socmap.io import DEMO_AGGREGATE, DEMO_RUN, DEMO_ZONES, atomic_path
 
-__all__ = ["DemoContext", "run_demo"]
+__all__ = ["DemoContext", "run"]
 
 
 @dataclass
@@ -66,13 +66,13 @@ Stage = Callable[[DemoContext], str]
 def _prepare(ctx: DemoContext) -> str:
     from socmap.data import prepare
 
-    return prepare(out_dir=ctx.data, pipeline=ctx.cfg, progress=True).summary()
+    return prepare.run(ctx.cfg, None, ctx.data, progress=True).summary()
 
 
 def _extract(ctx: DemoContext) -> str:
     from socmap.eo import extract
 
-    res = extract(ctx.data, ctx.data, ctx.cfg, progress=True)
+    res = extract.run(ctx.cfg, ctx.data, ctx.data, progress=True)
     return (f"{res.n_ok}/{res.n_samples} samples with patches ({res.n_extracted} fetched now, "
             f"{res.n_missing} missing) in {res.n_groups} groups -> {res.patches}")
 
@@ -80,31 +80,31 @@ def _extract(ctx: DemoContext) -> str:
 def _embed(ctx: DemoContext) -> str:
     from socmap.encoders import embed, load_embeddings
 
-    path = embed(ctx.data, ctx.cfg)
+    path = embed.run(ctx.cfg, ctx.data, ctx.data)
     emb = load_embeddings(path)
     return f"{int(emb.ok.sum())} embeddings of width {emb.embedding.shape[1]} -> {path}"
 
 
 def _train(ctx: DemoContext) -> str:
-    from socmap.train import train
+    from socmap.train import stage
 
-    return train(ctx.data, ctx.cfg, ctx.model, progress=True).summary()
+    return stage.run(ctx.cfg, ctx.data, ctx.model, progress=True).summary()
 
 
 def _evaluate(ctx: DemoContext) -> str:
-    from socmap.evaluate import evaluate
+    from socmap.evaluate import stage
 
-    return evaluate(ctx.data, ctx.cfg, ctx.model, ctx.report, n_boot=1000, seed=0).summary()
+    return stage.run(ctx.cfg, ctx.data, ctx.model, ctx.report, n_boot=1000, seed=0).summary()
 
 
 def _predict(ctx: DemoContext) -> str:
     """Map the demo region for the pipeline's year into DIR/maps; score the expectation (``soc_mean``) and the
     median (``soc_median``) against the true SOC over the whole region, with the share of it the map covers."""
-    from socmap.mapping import predict_map
+    from socmap.mapping import predict
     from socmap.mapping.score import score_map
 
     year = ctx.cfg.output.year
-    res = predict_map(ctx.cfg, year, ctx.model, ctx.maps, progress=True)
+    res = predict.run(ctx.cfg, ctx.model, ctx.maps, year=year, progress=True)
     click.echo(res.summary_line())
     truth = ctx.world / "truth" / f"soc_true_{year}.tif"
     layers = {name: res.root / f"{name}.vrt" for name in ("soc_mean", "soc_median")}
@@ -123,18 +123,17 @@ def _predict(ctx: DemoContext) -> str:
 def _aggregate(ctx: DemoContext) -> str:
     """`socmap aggregate` of the demo map over 50 random zones, then the coverage of its 90 % intervals against the
     true zone means over 100 random zones (two seeds), next to the naive independent-cells coverage."""
-    from socmap.aggregate import aggregate
+    from socmap.aggregate import stage
     from socmap.aggregate.check import map_coverage, random_zones
-    from socmap.aggregate.stage import write_gpkg
 
     year = ctx.cfg.output.year
     maps = ctx.maps / ctx.cfg.name / str(year)
     grid = ctx.cfg.load_grid()
     zones = random_zones(grid.bounds, 50, grid.crs, seed=0)
     ctx.aggregate.mkdir(parents=True, exist_ok=True)
-    write_gpkg(zones, ctx.aggregate / DEMO_ZONES)
-    res = aggregate(maps, ctx.aggregate / DEMO_ZONES, "zone", ctx.aggregate / DEMO_AGGREGATE, model=ctx.model,
-                    progress=True)
+    stage.write_gpkg(zones, ctx.aggregate / DEMO_ZONES)
+    res = stage.run(ctx.cfg, maps, ctx.aggregate / DEMO_ZONES, ctx.aggregate / DEMO_AGGREGATE, field="zone",
+                    model=ctx.model, progress=True)
     chk, _ = map_coverage(maps, ctx.model, ctx.world / "truth" / f"soc_true_{year}.tif", seeds=[1, 2], n_zones=50)
     return f"{res.summary()}; {chk.line()}"
 
@@ -152,13 +151,17 @@ def _stages() -> list[tuple[str, Stage | None]]:
     ]
 
 
-def run_demo(out_dir: Path, *, seed: int = 0, regenerate: bool = False) -> dict[str, object]:
-    """Generate (or reuse) the demo world and run every landed stage on it. Returns the run summary."""
+def run(cfg: PipelineConfig | None, out: Path, *, seed: int = 0, regenerate: bool = False) -> dict[str, object]:
+    """Generate (or reuse) the demo world and run every landed stage on it. Returns the run summary.
+
+    ``cfg``: the pipeline to run on the world; ``None`` (``socmap demo``): the shipped ``demo`` pipeline, whose
+    paths point into the generated world.
+    """
     t0 = time.perf_counter()
-    out = Path(out_dir).expanduser().resolve()
+    out = Path(out).expanduser().resolve()
     world = ensure_world(default_world_dir(), WorldSpec(seed=seed), force=regenerate)
     click.echo(f"demo world: {world}")
-    ctx = DemoContext(cfg=load_pipeline("demo"), world=world, out=out)
+    ctx = DemoContext(cfg=cfg if cfg is not None else load_pipeline("demo"), world=world, out=out)
     for sub in (ctx.data, ctx.model, ctx.report, ctx.maps, ctx.aggregate):
         sub.mkdir(parents=True, exist_ok=True)
     summary: dict[str, object] = {"world": str(world), "out": str(out), "stages": {}}

@@ -1,4 +1,5 @@
-"""The Dask client extraction runs on: an existing scheduler, a local in-process scheduler, or a LocalCluster.
+"""The Dask client the stages run on (extract, tune, predict): an existing scheduler, a local in-process scheduler,
+or a LocalCluster.
 
 ``scheduler`` (from ``--scheduler`` or ``DASK_SCHEDULER_ADDRESS``):
 

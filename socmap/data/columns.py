@@ -1,4 +1,4 @@
-"""Survey mappings: how to read one soil table without writing code.
+"""Survey column mappings: how to read one soil table without writing code (``socmap prepare --mapping``).
 
 A mapping is a small YAML file that names the columns of a survey (x, y, CRS, SOC and its unit, horizon
 depths, date or year, profile id, source) and the survey-specific choices of harmonisation (what to do with
