@@ -83,7 +83,8 @@ def write_map_world(root: Path) -> dict[str, Path]:
                                 {"name": "ndvi", "path": "ndvi.tif", "unit": "1"},
                                 {"name": "elevation", "path": "elevation.tif", "unit": "m"},
                                 {"name": "lc", "path": "lc.tif", "unit": "class", "categorical": True}],
-                 "split": {"method": "random", "fractions": [0.8, 0.1, 0.1], "strata": 5, "seed": 0}},
+                 "split": {"method": "random", "fractions": [0.8, 0.1, 0.1], "strata": 5, "seed": 0,
+                           "block_km": 5.0}},  # the sites span 22 x 44 km: evaluate's block protocol needs blocks
         "stac": None, "imagery": {"enabled": False},
         "model": {"streams": ["tabular", "position", "time"],
                   "positional": {"scales": 4, "sigma_min": 0.01, "sigma_max": 1.0, "out_dim": 8},
