@@ -1,4 +1,5 @@
-"""A tiny trained bundle on the train tests' synthetic data folder (prepare's layout, no imagery) to evaluate."""
+"""The stored 2-member bundle (tests/data/bundle: the mapping tests' world, trained by the real ``socmap.train``)
+and the prepared data folder it was trained on, to evaluate."""
 
 from __future__ import annotations
 
@@ -7,16 +8,13 @@ from pathlib import Path
 import pytest
 
 from socmap.config import PipelineConfig
-from tests.train.conftest import make_data_dir, tiny_pipeline
+from tests.data import copy_stored_bundle
 
 
 @pytest.fixture(scope="session")
 def eval_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, PipelineConfig]:
-    """(data folder, 2-member bundle, pipeline); read-only."""
-    from socmap.train import stage as train
+    """(data folder, 2-member bundle, the pipeline it was trained with); a session copy, read-only."""
+    from socmap.train import load_bundle
 
-    cfg = tiny_pipeline()
-    data = make_data_dir(tmp_path_factory.mktemp("evaldata") / "data", n=300)
-    model = tmp_path_factory.mktemp("evalmodel") / "model"
-    train.run(cfg, data, model, progress=False)
-    return data, model, cfg
+    data, model = copy_stored_bundle(tmp_path_factory.mktemp("evalcase"))
+    return data, model, load_bundle(model, load_members=False).pipeline

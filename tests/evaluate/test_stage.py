@@ -1,4 +1,5 @@
-"""`evaluate` end to end on a tiny trained bundle: the report, its numbers against the bundle's own predictions."""
+"""`evaluate` end to end on the stored tiny bundle (tests/data/bundle): the report, its numbers against the bundle's
+own predictions."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from socmap.config import PipelineConfig
 from socmap.errors import ModelError
 from socmap.evaluate import stage as evaluate
 from socmap.metrics import rmse
-from tests.train.conftest import COVARIATES
 
 
 def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineConfig], tmp_path: Path) -> None:
@@ -36,7 +36,8 @@ def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineCon
                                  "RFSI-like XGBoost (smeared)"}
     assert rep["n_eval"] == test.sum()
     assert "ablations" in rep["not_run"]
-    assert rep["baselines"]["xgboost"]["params"]["inputs"] == [*(f"feat_{c}" for c in COVARIATES), "lon", "lat", "year"]
+    feats = ["temp", "ndvi", "elevation", "lc_10", "lc_20", "lc_30"]  # the world's covariates, lc one-hot
+    assert rep["baselines"]["xgboost"]["params"]["inputs"] == [*(f"feat_{c}" for c in feats), "lon", "lat", "year"]
     for f in rep["figures"].values():
         assert (tmp_path / "report" / f).stat().st_size > 1000
     assert "SpTGNN RMSE" in res.summary()
@@ -58,7 +59,7 @@ def test_evaluate_ablations_and_block(eval_case: tuple[Path, Path, PipelineConfi
     data, model, cfg = eval_case
     evaluate.run(cfg, data, model, tmp_path / "report", n_boot=50, ablations=True, protocol="block")
     rep = json.loads((tmp_path / "report" / "report.json").read_text())
-    # the tiny pipeline has no image stream: that variant is skipped, the other five ran
+    # the stored bundle's pipeline has no image stream: that variant is skipped, the other five ran
     assert set(rep["ablations"]["point"]) == {"full", "spatial-only graph", "concat fusion", "no temporal encoder",
                                               "no Moran loss"}
     assert "no imagery" in rep["ablations"]["skipped"]

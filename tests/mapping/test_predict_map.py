@@ -15,7 +15,7 @@ from socmap.io import MAP_DONE_DIR, MAP_ITEM, MAP_LATEST, MAP_PROVENANCE, MAP_SU
 from socmap.mapping import LAYERS, predict
 from socmap.mapping.layout import resolve_maps
 
-from .conftest import GRID_N, GRID_RES, SEA_LAT, SEA_LON, SITES_WEST_OF, TILE
+from .world import GRID_N, GRID_RES, SEA_LAT, SEA_LON, SITES_WEST_OF, TILE
 
 YEAR = 2020
 
