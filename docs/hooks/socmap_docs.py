@@ -7,6 +7,7 @@ A page asks for generated content with one marker line (an HTML comment, so the 
 - ``<!-- socmap:config -->``: the configuration reference, one table per section, walked from the pydantic schema
   (``socmap.config.PipelineConfig`` and ``GridConfig``): key, type, default and description (the field's
   ``description`` or the attribute docstring under it).
+- ``<!-- socmap:schema MODULE.CLASS -->``: the same tables for another pydantic model (the survey mapping).
 - ``<!-- socmap:results NAME -->``: a results table read from ``benchmarks/results/*.json`` (see ``RESULTS``).
 - ``<!-- socmap:csv PATH COLUMNS... -->``: a table of chosen columns of a CSV stored in the repository.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import importlib
 import inspect
 import itertools
 import json
@@ -135,13 +137,13 @@ def _cell(text: str) -> str:
     return text.replace("``", "`")
 
 
-def _config_tables(model: type, prefix: str, seen: set[tuple[type, str]]) -> list[str]:
-    """One table for ``model`` under the dotted ``prefix``, then one for every nested section."""
+def _config_tables(model: type, prefix: str, seen: set[tuple[type, str]], root: str = "") -> list[str]:
+    """One table for ``model`` under the dotted ``prefix`` (``root`` names the top level), then one per section."""
     if (model, prefix) in seen:
         return []
     seen.add((model, prefix))
     docs = _attribute_docstrings(model)
-    title = f"`{prefix}`" if prefix else "top level"
+    title = f"`{prefix}`" if prefix else root
     lines = [f"### {title}", "", f"{_cell(inspect.cleandoc(model.__doc__ or ''))} (`{model.__name__}`)", "",
              "| key | type | default | description |", "|---|---|---|---|"]
     nested: list[tuple[type, str]] = []
@@ -171,9 +173,20 @@ def config_reference() -> str:
     from socmap.config import GridConfig, PipelineConfig
 
     seen: set[tuple[type, str]] = set()
-    lines = ["## Pipeline (`pipelines/NAME.yaml`)", "", *_config_tables(PipelineConfig, "", seen),
-             "## Grid (`grids/NAME.yaml`)", "", *_config_tables(GridConfig, "", seen)]
-    return "\n".join(lines).replace("### top level", "### top level of the file")
+    pipeline = _config_tables(PipelineConfig, "", seen, "pipeline: top level")
+    lines = ["## Pipeline (`pipelines/NAME.yaml`)", "", *pipeline,
+             "## Grid (`grids/NAME.yaml`)", "", *_config_tables(GridConfig, "", seen, "grid: top level")]
+    return "\n".join(lines)
+
+
+def schema_reference(dotted: str) -> str:
+    """The tables of one other pydantic model named by its import path (e.g. ``socmap.data.SurveyMapping``)."""
+    module_name, _, name = dotted.rpartition(".")
+    try:
+        model = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"socmap:schema: cannot import {dotted} ({exc})") from None
+    return "\n".join(_config_tables(model, "", set(), "top level"))
 
 
 # ------------------------------------------------------------------------------------------- benchmark results
@@ -198,27 +211,33 @@ def _fmt(value: Any) -> str:
     return _cell(str(value))
 
 
-def _key_table(name: str, columns: list[tuple[str, str]]) -> str:
-    """One row per stored run of ``name``, one column per result key (a key a run lacks shows ``-``)."""
+def _key_table(name: str, columns: list[tuple[str, str]], *, by_key: bool = False) -> str:
+    """The stored runs of ``name`` against chosen result keys (a key a run lacks shows ``-``).
+
+    One row per run, one column per key; ``by_key`` turns it round (one row per key, one column per run) for
+    results with many keys and few runs.
+    """
     runs = _load_runs(name)
-    lines = ["| run | " + " | ".join(title for _, title in columns) + " |",
-             "|---|" + "---|" * len(columns)]
-    for run in runs:
-        result = run["result"]
-        for key, _ in columns:
-            if not any(key in r["result"] for r in runs):
-                raise PluginError(f"socmap:results: no run in {name}.json has the key {key!r}")
-        lines.append(f"| {_cell(run['run'])} | " + " | ".join(_fmt(result.get(key)) for key, _ in columns) + " |")
-    lines.append("")
-    lines.append(_provenance(name, runs))
-    return "\n".join(lines)
+    for key, _ in columns:
+        if not any(key in r["result"] for r in runs):
+            raise PluginError(f"socmap:results: no run in {name}.json has the key {key!r}")
+    if by_key:
+        lines = ["| | " + " | ".join(_cell(r["run"]) for r in runs) + " |", "|---|" + "---|" * len(runs)]
+        for key, title in columns:
+            lines.append(f"| {title} (`{key}`) | " + " | ".join(_fmt(r["result"].get(key)) for r in runs) + " |")
+    else:
+        lines = ["| run | " + " | ".join(title for _, title in columns) + " |", "|---|" + "---|" * len(columns)]
+        for run in runs:
+            lines.append(f"| {_cell(run['run'])} | "
+                         + " | ".join(_fmt(run["result"].get(key)) for key, _ in columns) + " |")
+    return "\n".join([*lines, "", _provenance(name, runs)])
 
 
 def _provenance(name: str, runs: list[dict[str, Any]]) -> str:
     """What produced each stored run: command, machine, and the JSON line itself (collapsed)."""
     out = [f'??? note "Stored runs: `benchmarks/results/{name}.json`"']
     for run in runs:
-        out.append(f"    **{_cell(run['run'])}**: `{run.get('command', '')}`. {_cell(run.get('machine', ''))}"
+        out.append(f"    **{_cell(run['run'])}**: `{run.get('command', '')}`; machine: {_cell(run.get('machine', ''))}"
                    + (" (the README quoted part of this JSON line; only that part is stored)"
                       if run.get("partial") else ""))
         out.append("")
@@ -233,7 +252,7 @@ def _real_data() -> str:
         ("sptgnn_rmse", "SpTGNN RMSE (expectation)"), ("sptgnn_median_rmse", "SpTGNN RMSE (median)"),
         ("xgb_rmse", "XGBoost RMSE"), ("xgb_smeared_rmse", "XGBoost smeared"), ("rfsi_rmse", "RFSI-like RMSE"),
         ("rfsi_smeared_rmse", "RFSI-like smeared"), ("ece_post", "ECE after T"), ("cov95_post", "Cov@95 (VP)"),
-        ("cov95_gaussian_post", "Cov@95 (Gaussian)"), ("temperature", "T"), ("seconds", "seconds")])
+        ("cov95_gaussian_post", "Cov@95 (Gaussian)"), ("temperature", "T"), ("seconds", "seconds")], by_key=True)
 
 
 def _paper() -> str:
@@ -253,7 +272,7 @@ def _map_realism() -> str:
         ("facet_ratio", "facet ratio (goal <= 1.3)"), ("sd_ratio_aoa", "sd ratio outside/inside AOA (goal >= 1.5)"),
         ("cells", "cells"), ("mean_diff_across", "mean diff across borders"),
         ("mean_diff_within", "mean diff within"), ("median_rel_sd_inside", "median rel. sd inside AOA"),
-        ("median_rel_sd_outside", "median rel. sd outside AOA")])
+        ("median_rel_sd_outside", "median rel. sd outside AOA")], by_key=True)
 
 
 def _map_parity() -> str:
@@ -313,6 +332,8 @@ def _render(match: re.Match[str]) -> str:
         return cli_help(args[0])
     if kind == "config" and not args:
         return config_reference()
+    if kind == "schema" and len(args) == 1:
+        return schema_reference(args[0])
     if kind == "results" and len(args) == 1:
         if args[0] not in RESULTS:
             raise PluginError(f"socmap:results: unknown table {args[0]!r} (have: {', '.join(RESULTS)})")
