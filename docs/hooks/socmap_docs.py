@@ -48,9 +48,9 @@ def cli_help(name: str) -> str:
     root = click.Context(cli, info_name="socmap", terminal_width=100, max_content_width=100)
     if name == "socmap":
         return f"```text\n$ socmap --help\n{cli.get_help(root)}\n```"
-    command = cli.commands.get(name)  # type: ignore[attr-defined]
+    command = cli.commands.get(name)
     if command is None:
-        raise PluginError(f"socmap:cli: no sub-command {name!r} (have: {', '.join(sorted(cli.commands))})")  # type: ignore[attr-defined]
+        raise PluginError(f"socmap:cli: no sub-command {name!r} (have: {', '.join(sorted(cli.commands))})")
     ctx = click.Context(command, info_name=name, parent=root, terminal_width=100, max_content_width=100)
     return f"```text\n$ socmap {name} --help\n{command.get_help(ctx)}\n```"
 
