@@ -12,7 +12,8 @@ A page asks for generated content with one marker line (an HTML comment, so the 
 - ``<!-- socmap:csv PATH COLUMNS... -->``: a table of chosen columns of a CSV stored in the repository.
 
 An unknown marker, a missing file or a missing key stops the build (``PluginError``), so ``mkdocs build --strict``
-fails instead of publishing a page with a hole in it.
+fails instead of publishing a page with a hole in it; so does a sub-command whose ``--help`` no page shows, or a
+stored result file that no page shows.
 """
 
 from __future__ import annotations
@@ -326,8 +327,14 @@ def csv_table(path: str, columns: list[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ hook
+_USED: dict[str, set[str]] = {"cli": set(), "results": set()}
+"""The sub-commands and result tables the pages of this build showed (checked complete after the build)."""
+
+
 def _render(match: re.Match[str]) -> str:
     kind, args = match["kind"], match["args"].split()
+    if kind in _USED and len(args) == 1:
+        _USED[kind].add(args[0])
     if kind == "cli" and len(args) == 1:
         return cli_help(args[0])
     if kind == "config" and not args:
@@ -353,5 +360,26 @@ def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
 
 def on_config(config: Any, **kwargs: Any) -> Any:
     """Rebuild when the stored results change too (``mkdocs serve``)."""
+    for used in _USED.values():
+        used.clear()
     config.watch.append(str(RESULTS_DIR))
     return config
+
+
+def on_post_build(config: Any, **kwargs: Any) -> None:
+    """Every sub-command has its ``--help`` on a page and every stored result file is shown somewhere.
+
+    A new sub-command without documentation, or a benchmark result stored but never shown, fails the build.
+    """
+    from socmap.cli import cli
+
+    undocumented = sorted(set(cli.commands) - _USED["cli"])
+    if undocumented:
+        raise PluginError(f"no page shows the --help of: {', '.join(undocumented)} (add <!-- socmap:cli NAME -->)")
+    stored = {p.stem for p in RESULTS_DIR.glob("*.json")}
+    unknown = sorted(stored - set(RESULTS))
+    if unknown:
+        raise PluginError(f"benchmarks/results/{unknown[0]}.json has no table (add it to RESULTS in {__name__})")
+    unshown = sorted(stored - _USED["results"])
+    if unshown:
+        raise PluginError(f"no page shows benchmarks/results/{unshown[0]}.json (add <!-- socmap:results NAME -->)")
