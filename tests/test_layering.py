@@ -1,4 +1,5 @@
-"""One-way layering (README, Layout): no socmap package imports a later stage, and there is no import cycle.
+"""One-way layering (docs/development.md, Layout): no socmap package imports a later stage, and there is no import
+cycle.
 
 Every ``import socmap.X`` / ``from socmap.X import ...`` in every module under socmap/ counts, wherever it is
 written (module top, inside a function, under ``if TYPE_CHECKING``): a lazy or type-only import upward is still
@@ -76,7 +77,7 @@ def _edges() -> dict[str, dict[str, list[str]]]:
 
 def test_every_unit_has_a_layer() -> None:
     units = {_unit(p) for p in ROOT.rglob("*.py")}
-    assert units - set(LEVEL) == set(), "add the new module or package to LAYERS (and to README's Layout)"
+    assert units - set(LEVEL) == set(), "add the new module or package to LAYERS (and to docs/development.md's Layout)"
 
 
 def test_no_package_imports_a_later_stage() -> None:
