@@ -253,7 +253,11 @@ def _real_data() -> str:
         ("sptgnn_rmse", "SpTGNN RMSE (expectation)"), ("sptgnn_median_rmse", "SpTGNN RMSE (median)"),
         ("xgb_rmse", "XGBoost RMSE"), ("xgb_smeared_rmse", "XGBoost smeared"), ("rfsi_rmse", "RFSI-like RMSE"),
         ("rfsi_smeared_rmse", "RFSI-like smeared"), ("ece_post", "ECE after T"), ("cov95_post", "Cov@95 (VP)"),
-        ("cov95_gaussian_post", "Cov@95 (Gaussian)"), ("temperature", "T"), ("seconds", "seconds")], by_key=True)
+        ("cov95_gaussian_post", "Cov@95 (Gaussian)"), ("temperature", "T"), ("seconds", "seconds"),
+        ("block_sptgnn_rmse", "blocks: SpTGNN RMSE"), ("block_xgb_rmse", "blocks: XGBoost RMSE"),
+        ("block_xgb_smeared_rmse", "blocks: XGBoost smeared"), ("block_rfsi_rmse", "blocks: RFSI-like RMSE"),
+        ("block_rfsi_smeared_rmse", "blocks: RFSI-like smeared"), ("block_ece_post", "blocks: ECE after T"),
+        ("block_cov95_post", "blocks: Cov@95 (VP)")], by_key=True)
 
 
 def _paper() -> str:
@@ -270,7 +274,9 @@ def _map_scaling() -> str:
 
 def _map_realism() -> str:
     return _key_table("map_realism", [
-        ("facet_ratio", "facet ratio (goal <= 1.3)"), ("sd_ratio_aoa", "sd ratio outside/inside AOA (goal >= 1.5)"),
+        ("facet_ratio", "facet ratio (goal <= 1.3)"),
+        ("facet_ratio_by_distance", "facet ratio at equal distance from the sites"),
+        ("sd_ratio_aoa", "sd ratio outside/inside AOA (goal >= 1.5)"),
         ("cells", "cells"), ("mean_diff_across", "mean diff across borders"),
         ("mean_diff_within", "mean diff within"), ("median_rel_sd_inside", "median rel. sd inside AOA"),
         ("median_rel_sd_outside", "median rel. sd outside AOA")], by_key=True)
