@@ -379,6 +379,21 @@ class TrainConfig(_Strict):
     """Full-graph mode: fraction of the training nodes whose loss a step computes, drawn afresh each step. With
     ``model.label_input`` these are the nodes whose labels are hidden from the inputs in that step, so it must be
     < 1 there (the other training labels are the visible ones)."""
+    mask_block_km: PositiveFloat | None = None
+    """Full-graph mode, spatial label masking (issue 18), km: with a value, a share (``mask_block_steps``) of the
+    steps computes the loss on the training nodes inside a random ``mask_block_fraction`` of the ``mask_block_km``
+    squares, and those nodes are detached from the graph as map cells are (in-edges from the visible training
+    nodes only, no out-edges). Random hidden nodes always have visible neighbours a few km away; a map cell in an
+    unsurveyed region has its nearest sites hundreds of km away, and only these steps show the model that case
+    (label features from distant sites, attention over far neighbours), so it learns to lean on the covariates
+    and to widen its variance there. ``null``: random nodes only."""
+    mask_block_steps: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Share of the full-graph steps that mask blocks when ``mask_block_km`` is set (the rest mask random nodes)."""
+    mask_block_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    """Share of the occupied blocks whose training nodes a block-masked step holds out."""
+    mask_variants: PositiveInt = 8
+    """Block layouts (random grid offset and block draw) built once before training, each a graph the masked
+    steps cycle through at random (a graph build takes seconds; one per step would dominate the step)."""
 
 
 # ---------------------------------------------------------------------------------------------- tuning

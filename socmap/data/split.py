@@ -14,7 +14,7 @@ import pandas as pd
 
 from socmap.config import SplitConfig
 
-__all__ = ["SPLITS", "block_split", "stratified_split"]
+__all__ = ["SPLITS", "block_ids", "block_split", "stratified_split"]
 
 SPLITS = ("train", "val", "test")
 
@@ -53,15 +53,17 @@ def stratified_split(soc_gkg: pd.Series | np.ndarray, split: SplitConfig) -> np.
     return out
 
 
-def block_ids(lon: np.ndarray, lat: np.ndarray, block_km: float) -> np.ndarray:
-    """Integer id of the ``block_km`` square (EPSG:6933, World Cylindrical Equal Area) holding each point."""
+def block_ids(lon: np.ndarray, lat: np.ndarray, block_km: float,
+              offset_km: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Integer id of the ``block_km`` square (EPSG:6933, World Cylindrical Equal Area) holding each point; the
+    grid's origin moved by ``offset_km`` (x, y), so block borders fall elsewhere."""
     from pyproj import Transformer
 
     tr = Transformer.from_crs(4326, 6933, always_xy=True)
     x, y = tr.transform(np.asarray(lon, float), np.asarray(lat, float))
     size = block_km * 1000.0
-    bx = np.floor(np.asarray(x) / size).astype(np.int64)
-    by = np.floor(np.asarray(y) / size).astype(np.int64)
+    bx = np.floor((np.asarray(x) - 1000.0 * offset_km[0]) / size).astype(np.int64)
+    by = np.floor((np.asarray(y) - 1000.0 * offset_km[1]) / size).astype(np.int64)
     return bx * 1_000_003 + by
 
 

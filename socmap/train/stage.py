@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from socmap.config import PipelineConfig
+from socmap.data.split import block_ids
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph, build_graph, spatial_local_morans_i
 from socmap.metrics import gaussian_nll, interval_coverage, regression_metrics, rmse
@@ -19,7 +20,7 @@ from socmap.train.bundle import write_bundle
 from socmap.train.distance_var import DistanceVariance, nearest_site_km
 from socmap.train.ensemble import EnsemblePrediction, fit_temperature
 from socmap.train.inputs import TargetScaler, TrainingData, load_training_data
-from socmap.train.trainer import GraphContext, evaluate_nodes, resolve_device, train_member
+from socmap.train.trainer import GraphContext, MaskedGraph, evaluate_nodes, resolve_device, train_member
 
 __all__ = ["TrainResult", "run", "training_context"]
 
@@ -96,7 +97,40 @@ def training_context(data: TrainingData, cfg: PipelineConfig, dev: torch.device)
     graph = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation,
                         train_mask=train_mask)
     moran = spatial_local_morans_i(graph, scaler.transform(data.y_log), train_mask)
-    return graph, GraphContext.build(data, graph, moran, scaler, cfg.model.label_input, dev)
+    ctx = GraphContext.build(data, graph, moran, scaler, cfg.model.label_input, dev)
+    if cfg.train.mask_block_km is not None:
+        ctx.masked = block_masked_graphs(data, cfg, train_mask, dev)
+    return graph, ctx
+
+
+def block_masked_graphs(data: TrainingData, cfg: PipelineConfig, train_mask: np.ndarray,
+                        dev: torch.device) -> list[MaskedGraph]:
+    """The ``train.mask_variants`` block-masked graphs of ``train.mask_block_km`` (see ``TrainConfig``).
+
+    Each variant moves the block grid by a random offset, draws ``mask_block_fraction`` of the blocks that hold
+    training nodes, and builds the graph with those nodes held out as ``build_graph`` holds out validation nodes
+    (attached to the remaining training nodes as a map cell is). The draws follow ``train.seed``, so every member
+    sees the same layouts.
+    """
+    tc = cfg.train
+    assert tc.mask_block_km is not None
+    rng = np.random.default_rng(tc.seed)
+    tr = np.flatnonzero(train_mask)
+    out = []
+    for _ in range(tc.mask_variants):
+        offset = rng.uniform(0.0, tc.mask_block_km, 2)
+        ids = block_ids(data.lonlat[tr, 0], data.lonlat[tr, 1], tc.mask_block_km, (offset[0], offset[1]))
+        blocks = np.unique(ids)
+        n_held = min(len(blocks) - 1, max(1, round(tc.mask_block_fraction * len(blocks))))
+        if n_held < 1:
+            raise ModelError(f"train.mask_block_km {tc.mask_block_km:g}: the training nodes fill one block; "
+                             "choose smaller blocks")
+        held = tr[np.isin(ids, rng.choice(blocks, n_held, replace=False))]
+        keep = train_mask.copy()
+        keep[held] = False
+        g = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation, train_mask=keep)
+        out.append(MaskedGraph(g.to(dev), torch.as_tensor(held, device=dev), (float(offset[0]), float(offset[1]))))
+    return out
 
 
 def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None = None, device: str = "auto",

@@ -52,6 +52,18 @@ def resolve_device(device: str) -> torch.device:
 
 
 @dataclass
+class MaskedGraph:
+    """One block-masked layout (``train.mask_block_km``): the training nodes of a random set of blocks of the grid
+    moved by ``offset_km`` are attached to the other training nodes as map cells are (in-edges only)."""
+
+    graph: HeteroGraph
+    held: Tensor
+    """Indices of the held-out training nodes: the loss nodes of a step on this graph."""
+    offset_km: tuple[float, float]
+    """(x, y) shift of the block grid's origin (``socmap.data.split.block_ids``)."""
+
+
+@dataclass
 class GraphContext:
     """Tensors shared by every member: node inputs, graph, standardised training targets, Moran's I."""
 
@@ -69,6 +81,8 @@ class GraphContext:
     scaler: TargetScaler
     label_input: bool
     device: torch.device
+    masked: list[MaskedGraph] = field(default_factory=list)
+    """Block-masked variants (``train.mask_block_km``), see :class:`MaskedGraph`."""
     rowptr: Tensor = field(init=False)
     src_sorted: Tensor = field(init=False)
     edge_order: Tensor = field(init=False)
@@ -259,11 +273,12 @@ def _seed_batches(ctx: GraphContext, batch_size: int, gen: torch.Generator) -> I
 
 
 def _step_losses(model: SpTGNN, ctx: GraphContext, cfg: PipelineConfig, mode: str, loss_nodes: Tensor, epoch: int,
-                 delta: float, gen: torch.Generator) -> dict[str, Tensor]:
-    """Forward pass and the eq. (3) losses of one optimiser step on ``loss_nodes`` (whose labels are hidden)."""
+                 delta: float, gen: torch.Generator, graph: HeteroGraph | None = None) -> dict[str, Tensor]:
+    """Forward pass and the eq. (3) losses of one optimiser step on ``loss_nodes`` (whose labels are hidden);
+    full-graph mode on ``graph`` (a block-masked variant) instead of the training graph when given."""
     label_feats = None
     if mode == "full":
-        nodes, graph, local = None, ctx.graph, loss_nodes
+        nodes, graph, local = None, ctx.graph if graph is None else graph, loss_nodes
         inputs, y, moran = ctx.inputs, ctx.y_train, ctx.moran
     else:
         fan = cfg.train.fanouts
@@ -311,6 +326,9 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
     if ctx.label_input and tc.loss_fraction >= 1.0 and mode == "full":
         raise ModelError("model.label_input needs train.loss_fraction < 1: the loss nodes' labels are hidden, "
                          "the other training labels are the visible inputs")
+    if tc.mask_block_km is not None and mode != "full":
+        raise ModelError("train.mask_block_km (block-masked steps) needs train.mode: full")
+    masked = ctx.masked if tc.mask_block_km is not None else []
     model = build_model(cfg, tabular_dim, image_dim, seed, train_years).to(ctx.device)
     hops = len(model.layers)
     if mode == "minibatch" and tc.fanouts is not None and len(tc.fanouts) != hops:
@@ -341,11 +359,15 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
             model.train()
             parts: dict[str, float] = {"loss": 0.0, "main": 0.0, "autocorr": 0.0, "moe": 0.0}
             for _ in range(steps_per_round):
-                if mode == "full":
+                step_graph = None
+                if masked and float(torch.rand(1, generator=gen)) < tc.mask_block_steps:
+                    variant = masked[int(torch.randint(len(masked), (1,), generator=gen))]
+                    step_graph, loss_nodes = variant.graph, variant.held
+                elif mode == "full":
                     loss_nodes = ctx.train_idx[torch.randperm(n_train, generator=gen)[:n_loss].to(ctx.device)]
                 else:
                     loss_nodes = next(batches)
-                losses = _step_losses(model, ctx, cfg, mode, loss_nodes, epoch, delta, gen)
+                losses = _step_losses(model, ctx, cfg, mode, loss_nodes, epoch, delta, gen, step_graph)
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)

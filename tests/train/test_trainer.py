@@ -219,3 +219,55 @@ def test_refused_options_and_inputs(syn_data: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         train.run(tiny_pipeline(), tmp_path / "nowhere", tmp_path / "m", progress=False)
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("label_input", [False, True])
+def test_block_masked_graphs_hold_whole_blocks_out_as_map_cells(syn_data: Path, label_input: bool) -> None:
+    """Each variant holds out the training nodes of whole blocks; they get in-edges from the other training
+    nodes only and send none (as build_graph attaches validation nodes and predict attaches map cells)."""
+    from socmap.data.split import block_ids
+    from socmap.train.inputs import load_training_data as load
+
+    cfg = tiny_pipeline(mask_block_km=10.0, mask_variants=3, mask_block_fraction=0.3)
+    cfg.model.label_input = label_input
+    data, _, _ = load(syn_data, cfg)
+    train_mask = data.mask("train")
+    variants = train.block_masked_graphs(data, cfg, train_mask, torch.device("cpu"))
+    assert len(variants) == 3
+    helds = []
+    for v in variants:
+        graph, h = v.graph, v.held.numpy()
+        assert len(h) > 0 and train_mask[h].all() and len(h) < train_mask.sum()
+        helds.append(set(h.tolist()))
+        src, dst = graph.edge_index.numpy()
+        is_held = np.zeros(len(train_mask), bool)
+        is_held[h] = True
+        assert not is_held[src].any(), "a held-out node sends an edge"
+        assert train_mask[src].all(), "an edge comes from outside the training split"
+        assert set(np.unique(dst[is_held[dst]])) == set(h.tolist()), "a held-out node has no in-edge"
+        # whole blocks: every training node sharing a held node's block (under some offset) is held with it
+        others = np.flatnonzero(train_mask & ~is_held)
+        ids = block_ids(data.lonlat[:, 0], data.lonlat[:, 1], 10.0, v.offset_km)
+        assert not set(ids[h]) & set(ids[others]), "a block is split between held-out and visible nodes"
+    assert len({frozenset(s) for s in helds}) == 3, "the variants are not different draws"
+
+
+def test_block_masked_training_runs_is_deterministic_and_needs_full_mode(syn_data: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tiny_pipeline(epochs=12, mask_block_km=10.0, mask_variants=2, mask_block_steps=0.5)
+    cfg.model.label_input = True
+    calls = _record_training_inputs(monkeypatch)
+    a = train.run(cfg, syn_data, tmp_path / "a", members=1, progress=False)
+    n_loss = [int(c["mask"].sum()) for c in calls]
+    assert np.isfinite(a.val["rmse"])
+    # some steps are block-masked (the held nodes of a variant), the others a random half of the training nodes
+    n_train = int((pd.read_parquet(syn_data / "samples.parquet").split == "train").sum())
+    half = int(np.ceil(cfg.train.loss_fraction * n_train))
+    assert half in n_loss and any(n != half for n in n_loss)
+    for c in calls:  # a loss node's own label never reaches the inputs
+        assert torch.isnan(c["label"][c["mask"]]).all()
+    b = train.run(cfg, syn_data, tmp_path / "b", members=1, progress=False)
+    assert a.val == b.val
+    cfg.train.mode = "minibatch"
+    with pytest.raises(ModelError, match="mask_block_km"):
+        train.run(cfg, syn_data, tmp_path / "c", members=1, progress=False)
