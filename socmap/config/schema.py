@@ -386,7 +386,8 @@ class TrainConfig(_Strict):
     nodes only, no out-edges). Random hidden nodes always have visible neighbours a few km away; a map cell in an
     unsurveyed region has its nearest sites hundreds of km away, and only these steps show the model that case
     (label features from distant sites, attention over far neighbours), so it learns to lean on the covariates
-    and to widen its variance there. ``null``: random nodes only."""
+    and to widen its variance there. ``null``: random nodes only. Measured once on Africa's block protocol (100 km,
+    half the steps): worse, see the development notes; an option to tune, not a default."""
     mask_block_steps: Annotated[float, Field(gt=0, le=1)] = 0.5
     """Share of the full-graph steps that mask blocks when ``mask_block_km`` is set (the rest mask random nodes)."""
     mask_block_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
