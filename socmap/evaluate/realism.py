@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from socmap.graph.relations import EARTH_RADIUS_KM, lonlat_to_unit
+from socmap.graph.relations import spatial_knn
 
 __all__ = ["FacetScore", "SdRatio", "facet_ratio", "facet_ratio_by_distance", "nearest_site", "sd_ratio_aoa"]
 
@@ -25,21 +25,16 @@ __all__ = ["FacetScore", "SdRatio", "facet_ratio", "facet_ratio_by_distance", "n
 def nearest_site(cell_lonlat: np.ndarray, site_lonlat: np.ndarray, *,
                  return_km: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(N,) index into ``site_lonlat`` (M, 2) of each cell's nearest site by great-circle distance
-    (``cell_lonlat`` (N, 2) degrees; chord distance between 3-D unit vectors orders like the arc); with
-    ``return_km`` also the (N,) great-circle distance to it in km."""
-    from scipy.spatial import cKDTree
-
+    (``cell_lonlat`` (N, 2) degrees), by the graph's own k-NN (:func:`socmap.graph.relations.spatial_knn`, k = 1);
+    with ``return_km`` also the (N,) great-circle distance to it in km."""
     if len(site_lonlat) == 0:
         raise ValueError("no sites: the nearest site of a cell is undefined")
-    if len(cell_lonlat) == 0:
-        empty = np.zeros(0, np.int64)
-        return (empty, np.zeros(0)) if return_km else empty
-    chord, idx = cKDTree(lonlat_to_unit(np.asarray(site_lonlat, np.float64))).query(
-        lonlat_to_unit(np.asarray(cell_lonlat, np.float64)))
-    idx = np.asarray(idx, np.int64)
-    if not return_km:
-        return idx
-    return idx, 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.asarray(chord) / 2.0, 0.0, 1.0))
+    cells = np.asarray(cell_lonlat, np.float64).reshape(-1, 2)
+    idx, km = np.zeros(len(cells), np.int64), np.zeros(len(cells))
+    if len(cells):
+        src, dst, dist = spatial_knn(cells, np.asarray(site_lonlat, np.float64), 1, np.inf, exclude_self=False)
+        idx[dst], km[dst] = src, dist
+    return (idx, km) if return_km else idx
 
 
 @dataclass(frozen=True)

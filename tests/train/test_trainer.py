@@ -96,17 +96,10 @@ def test_loss_nodes_are_drawn_afresh(syn_data: Path, tmp_path: Path, monkeypatch
 
 
 def test_khop_subgraph_gives_seeds_their_full_graph_outputs(syn_data: Path) -> None:
-    cfg = tiny_pipeline()
-    data, _, _ = load_training_data(syn_data, cfg)
-    scaler = TargetScaler.fit(data.y_log[data.mask("train")])
-    graph = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation)
-    moran = spatial_local_morans_i(graph, scaler.transform(data.y_log), data.mask("train"))
-    ctx = GraphContext.build(data, graph, moran, scaler, False, torch.device("cpu"))
-    torch.manual_seed(0)
-    model = SpTGNN(cfg.model, tabular_dim=len(data.feature_columns)).eval()
+    ctx, _, model = _context(syn_data, False)
     seeds = ctx.train_idx[:9]
     nodes, sub, local = khop_subgraph(ctx, seeds, len(model.layers))
-    assert len(nodes) < len(data)
+    assert len(nodes) < ctx.graph.num_nodes
     with torch.no_grad():
         full = model(ctx.inputs, ctx.graph).soc[seeds]
         part = model(ctx.inputs.index(nodes), sub).soc[local]
@@ -226,11 +219,10 @@ def test_block_masked_graphs_hold_whole_blocks_out_as_map_cells(syn_data: Path, 
     """Each variant holds out the training nodes of whole blocks; they get in-edges from the other training
     nodes only and send none (as build_graph attaches validation nodes and predict attaches map cells)."""
     from socmap.data.split import block_ids
-    from socmap.train.inputs import load_training_data as load
 
     cfg = tiny_pipeline(mask_block_km=10.0, mask_variants=3, mask_block_fraction=0.3)
     cfg.model.label_input = label_input
-    data, _, _ = load(syn_data, cfg)
+    data, _, _ = load_training_data(syn_data, cfg)
     train_mask = data.mask("train")
     variants = train.block_masked_graphs(data, cfg, train_mask, torch.device("cpu"))
     assert len(variants) == 3
