@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--members", type=int, default=None, help="Ensemble members (default: the pipeline's).")
     ap.add_argument("--epochs", type=int, default=None, help="Cap on training epochs (default: the pipeline's).")
     ap.add_argument("--protocol", choices=["random", "block"], default="random")
+    ap.add_argument("--block-folds", type=int, default=1,
+                    help="With --protocol block: 1 one held-out set of blocks; K >= 2 spatial K-fold CV.")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     t_train = time.perf_counter() - ts
     ts = time.perf_counter()
     res = evaluate.run(cfg, data, model, report, protocol=args.protocol, n_boot=args.bootstrap, seed=args.seed,
-                       device=args.device)
+                       device=args.device, block_folds=args.block_folds)
     t_eval = time.perf_counter() - ts
     rep = res.report
     print(f"evaluate: {res.summary()} ({t_eval:.0f} s)\n")
@@ -114,15 +116,28 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_train": round(t_train, 1),
         "report": str(report),
     }
+    ratio_keys = (("xgb", "XGBoost"), ("xgb_smeared", "XGBoost (smeared)"), ("rfsi", "RFSI-like XGBoost"),
+                  ("rfsi_smeared", "RFSI-like XGBoost (smeared)"))
+    for prefix, ratios in (("", rep.get("rmse_ratio", {})), ("block_", rep.get("block", {}).get("rmse_ratio", {}))):
+        for k, n in ratio_keys:
+            if n in ratios:
+                line[f"{prefix}rmse_ratio_{k}"] = ratios[n]["value"]
+                ci = ratios[n].get("ci95")
+                line[f"{prefix}rmse_ratio_{k}_ci95"] = None if ci is None else [round(c, 4) for c in ci]
     if "block" in rep:
         b = rep["block"]["point"]
         line.update({f"block_{k}_rmse": b[n]["rmse"]["value"]
-                     for k, n in (("sptgnn", "SpTGNN"), ("xgb", "XGBoost"), ("rfsi", "RFSI-like XGBoost"),
+                     for k, n in (("sptgnn", "SpTGNN"), ("sptgnn_median", "SpTGNN (median)"), ("xgb", "XGBoost"),
+                                  ("rfsi", "RFSI-like XGBoost"),
                                   ("xgb_smeared", "XGBoost (smeared)"), ("rfsi_smeared", "RFSI-like XGBoost (smeared)"))
                      if n in b})
         if "uncertainty_post" in rep["block"]:
             bu = rep["block"]["uncertainty_post"]
-            line.update({"block_cov95_post": bu["picp_vp"]["value"], "block_ece_post": bu["ece"]["value"]})
+            line.update({"block_cov95_post": bu["picp_vp"]["value"], "block_ece_post": bu["ece"]["value"],
+                         "block_cov95_gaussian_post": bu["picp_gaussian"]["value"]})
+        line["block_folds"] = rep["block"].get("folds_k", 1)
+        line["block_val_sptgnn_rmse"] = rep["block"].get("val_rmse", {}).get("SpTGNN")
+        line["block_n"] = b["SpTGNN"]["n"]
     print(json.dumps(line))
     return line
 

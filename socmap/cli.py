@@ -284,6 +284,9 @@ def train(data_dir: Path, out_dir: Path, members: int | None, device: str, seed:
               help="Report folder (report.md, report.json, PNG figures); replaced atomically.")
 @click.option("--protocol", type=click.Choice(["random", "block"]), default="random", show_default=True,
               help="random: the data's split (transductive); block: also retrain on a spatial block split.")
+@click.option("--block-folds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --protocol block: 1 holds out one set of blocks; K >= 2 runs spatial K-fold "
+                   "cross-validation (every block tested once, K retrains).")
 @click.option("--ablations", is_flag=True, help="Retrain the ablation variants (one member each; slow).")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples for the 95 % intervals (0: none).")
@@ -292,13 +295,13 @@ def train(data_dir: Path, out_dir: Path, members: int | None, device: str, seed:
               help="Torch device for the retraining of --ablations / --protocol block.")
 @_pipeline_options
 @_one_line_errors
-def evaluate(data_dir: Path, model_dir: Path, out_dir: Path, protocol: str, ablations: bool, n_boot: int, seed: int,
-             device: str, region: str | None, pipeline_file: Path | None) -> None:
+def evaluate(data_dir: Path, model_dir: Path, out_dir: Path, protocol: str, block_folds: int, ablations: bool,
+             n_boot: int, seed: int, device: str, region: str | None, pipeline_file: Path | None) -> None:
     """Score a model bundle on the held-out split against XGBoost and an RFSI-like baseline; write the report."""
     from socmap.evaluate import stage
 
     res = stage.run(_load(region, pipeline_file), data_dir, model_dir, out_dir, protocol=protocol,
-                    ablations=ablations, n_boot=n_boot, seed=seed, device=device)
+                    block_folds=block_folds, ablations=ablations, n_boot=n_boot, seed=seed, device=device)
     click.echo(res.summary())
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from socmap.evaluate import figures
 from socmap.evaluate.baselines import BaselineResult
 from socmap.evaluate.diagnostics import z_diagnostics
-from socmap.evaluate.metrics import point_metrics, uncertainty_metrics
+from socmap.evaluate.metrics import point_metrics, rmse_ratio, uncertainty_metrics
 from socmap.io import (
     FIG_ENSEMBLE_SIZE,
     FIG_PRED_VS_OBS,
@@ -121,6 +121,7 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
     report: dict[str, Any] = {"eval_split": eval_split, "n_eval": int(mask.sum()), "scales": SCALES,
                               "counts": {str(k): int(v) for k, v in pd.Series(split).value_counts().items()}}
     report["point"] = {name: point_metrics(y_gkg, p, n_boot=n_boot, seed=seed) for name, p in pred.items()}
+    report["rmse_ratio"] = ratio_rows(y_gkg, pred, n_boot=n_boot, seed=seed)
     other = "val" if eval_split == "test" else None
     if other is not None and (split == other).any():
         vm = split == other
@@ -144,6 +145,13 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
     fig = FigureData(observed_gkg=y_gkg, predictions_gkg=pred,
                      lon=samples["lon"].to_numpy()[mask], lat=samples["lat"].to_numpy()[mask])
     return report, fig
+
+
+def ratio_rows(y_gkg: np.ndarray, pred: dict[str, np.ndarray], *, n_boot: int, seed: int) -> dict[str, Any]:
+    """The SpTGNN's RMSE (its expectation) over each baseline's, paired bootstrap 95 % intervals
+    (:func:`~socmap.evaluate.metrics.rmse_ratio`); issue 18's bar is a ratio to the better XGBoost form."""
+    return {name: rmse_ratio(y_gkg, pred["SpTGNN"], p, n_boot=n_boot, seed=seed)
+            for name, p in pred.items() if not name.startswith("SpTGNN")}
 
 
 # -------------------------------------------------------------------------------------------- rendering
@@ -170,6 +178,13 @@ def _point_table(rows: dict[str, dict[str, Any]], uq: set[str]) -> list[str]:
     return out
 
 
+def _ratio_lines(ratios: dict[str, Any] | None) -> list[str]:
+    if not ratios:
+        return []
+    return ["", "SpTGNN RMSE / baseline RMSE (paired bootstrap 95 % interval; below 1: the SpTGNN is better): "
+            + "; ".join(f"{name} {_ci(r)}" for name, r in ratios.items())]
+
+
 def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
     meta = rep.get("meta", {})
     unc, diag = rep["uncertainty"], rep["diagnostics"]
@@ -188,6 +203,7 @@ def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
 
     lines += ["## Point predictions (cf. paper Table 10), g/kg", ""]
     lines += _point_table(rep["point"], {"SpTGNN"})
+    lines += _ratio_lines(rep.get("rmse_ratio"))
     lines += ["", f"![predicted vs observed]({figs['pred_vs_obs']})", ""]
     if "point_val" in rep:
         lines += ["## SpTGNN on the validation split (cf. Table 4), g/kg", ""]
@@ -246,6 +262,13 @@ def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
         if blk.get("note"):
             lines += [blk["note"], ""]
         lines += _point_table(blk["point"], set())
+        lines += _ratio_lines(blk.get("rmse_ratio"))
+        if blk.get("folds"):
+            names = [k for k in blk["folds"][0] if k != "n"]
+            lines += ["", "Per fold, RMSE g/kg:", "", "| fold | n | " + " | ".join(names) + " |",
+                      "|---|---|" + "---|" * len(names)]
+            lines += [f"| {i + 1} | {f['n']} | " + " | ".join(_f(f[k], 2) for k in names) + " |"
+                      for i, f in enumerate(blk["folds"])]
         lines += [""]
     if rep.get("not_run"):
         lines += ["## Not run", ""] + [f"- {k}: {v}" for k, v in rep["not_run"].items()] + [""]

@@ -26,6 +26,21 @@ def test_bootstrap_is_seeded_paired_and_brackets_the_value() -> None:
     assert out["n"] == 200 and len(out["r2"]["ci95"]) == 2
 
 
+def test_rmse_ratio_is_paired() -> None:
+    """Two models whose separate RMSE intervals overlap, but one is better on nearly every resample: the paired
+    ratio's interval excludes 1; a model against itself is 1 exactly."""
+    rng = np.random.default_rng(5)
+    y = rng.normal(10, 3, 150)
+    shared = rng.normal(0, 2, 150)  # most of both models' error is common to them
+    a, b = y + shared, y + shared + rng.normal(0, 1.2, 150)
+    r = m.rmse_ratio(y, a, b, n_boot=500, seed=1)
+    assert r["value"] == pytest.approx(float(metrics.rmse(y, a) / metrics.rmse(y, b)))
+    assert r["ci95"][1] < 1.0
+    ra, rb = m.point_metrics(y, a, n_boot=500, seed=1)["rmse"], m.point_metrics(y, b, n_boot=500, seed=1)["rmse"]
+    assert ra["ci95"][1] > rb["ci95"][0]  # unpaired intervals overlap
+    assert m.rmse_ratio(y, a, a, n_boot=50, seed=0) == {"value": 1.0, "ci95": [1.0, 1.0]}
+
+
 def test_uncertainty_metrics_bundle_of_numbers() -> None:
     rng = np.random.default_rng(4)
     mu = rng.normal(2.5, 0.5, 300)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from socmap.config import PipelineConfig
-from socmap.errors import ModelError
+from socmap.errors import DataError, ModelError
 from socmap.evaluate import stage as evaluate
 from socmap.metrics import rmse
 
@@ -35,6 +35,10 @@ def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineCon
     assert set(rep["point"]) == {"SpTGNN", "SpTGNN (median)", "XGBoost", "RFSI-like XGBoost", "XGBoost (smeared)",
                                  "RFSI-like XGBoost (smeared)"}
     assert rep["n_eval"] == test.sum()
+    for name in ("XGBoost", "RFSI-like XGBoost (smeared)"):  # the paired ratio is the ratio of the two rows
+        r = rep["rmse_ratio"][name]
+        assert r["value"] == pytest.approx(want / rep["point"][name]["rmse"]["value"])
+        assert r["ci95"][0] <= r["value"] <= r["ci95"][1]
     assert "ablations" in rep["not_run"]
     feats = ["temp", "ndvi", "elevation", "lc_10", "lc_20", "lc_30"]  # the world's covariates, lc one-hot
     assert rep["baselines"]["xgboost"]["params"]["inputs"] == [*(f"feat_{c}" for c in feats), "lon", "lat", "year"]
@@ -70,3 +74,25 @@ def test_evaluate_ablations_and_block(eval_case: tuple[Path, Path, PipelineConfi
     assert blk["counts"]["test"] > 0 and np.isfinite(blk["point"]["SpTGNN"]["rmse"]["value"])
     md = (tmp_path / "report" / "report.md").read_text()
     assert "Spatial block split" in md and "cf. Table 11" in md
+
+
+def test_evaluate_block_folds_test_every_site_once(eval_case: tuple[Path, Path, PipelineConfig],
+                                                   tmp_path: Path) -> None:
+    """Spatial K-fold: one retrain per fold, every site scored once, the pooled RMSE agrees with the folds'."""
+    data, model, cfg = eval_case
+    evaluate.run(cfg, data, model, tmp_path / "report", n_boot=20, protocol="block", block_folds=2, block_members=1)
+    rep = json.loads((tmp_path / "report" / "report.json").read_text())
+    blk = rep["block"]
+    n = len(pd.read_parquet(data / "samples.parquet"))
+    assert blk["folds_k"] == 2 and len(blk["folds"]) == 2 and len(blk["temperatures"]) == 2
+    assert all(np.isfinite(v) and v > 0 for v in blk["val_rmse"].values())
+    assert sum(f["n"] for f in blk["folds"]) == blk["point"]["SpTGNN"]["n"] == n
+    for name in ("SpTGNN", "XGBoost"):  # pooled MSE = the folds' MSEs weighted by their sizes
+        pooled = sum(f["n"] * f[name] ** 2 for f in blk["folds"]) / n
+        assert blk["point"][name]["rmse"]["value"] == pytest.approx(np.sqrt(pooled))
+    assert set(blk["rmse_ratio"]) == {"XGBoost", "RFSI-like XGBoost", "XGBoost (smeared)",
+                                      "RFSI-like XGBoost (smeared)"}
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "2-fold cross-validation" in md and "Per fold" in md
+    with pytest.raises(DataError, match="block_folds"):
+        evaluate.run(cfg, data, model, tmp_path / "r2", n_boot=0, protocol="block", block_folds=0)

@@ -12,7 +12,7 @@ import pytest
 from socmap.config import SplitConfig
 from socmap.data.covariates import sample_raster
 from socmap.data.preprocess import Preprocessor
-from socmap.data.split import block_ids, block_split, stratified_split
+from socmap.data.split import block_folds, block_ids, block_split, stratified_split
 from socmap.errors import DataError
 from tests.soil.helpers import write_raster
 
@@ -39,6 +39,27 @@ def test_block_split_holds_whole_blocks_out() -> None:
     frac = pd.Series(a).value_counts(normalize=True)
     assert 0.03 < frac["val"] < 0.08 and 0.03 < frac["test"] < 0.08
     assert (a == block_split(lon, lat, SplitConfig(block_km=50, seed=0))).all()
+
+
+@pytest.mark.parametrize("folds", [2, 5])
+def test_block_folds_test_every_block_once(folds: int) -> None:
+    rng = np.random.default_rng(3)
+    lon, lat = rng.uniform(30, 36, 3000), rng.uniform(-5, 1, 3000)
+    cfg = SplitConfig(block_km=50, seed=0)
+    parts = block_folds(lon, lat, cfg, folds)
+    assert len(parts) == folds
+    test = np.stack([p == "test" for p in parts])
+    assert (test.sum(axis=0) == 1).all()  # every sample is tested in exactly one fold
+    ids = block_ids(lon, lat, 50)
+    biggest = pd.Series(ids).value_counts().max()
+    for p in parts:
+        assert (pd.DataFrame({"b": ids, "s": p}).groupby("b")["s"].nunique() == 1).all()  # blocks stay whole
+        assert abs((p == "test").sum() - 3000 / folds) <= biggest
+        assert 0.03 < (p == "val").mean() < 0.08 and (p == "train").any()
+    again = block_folds(lon, lat, cfg, folds)
+    assert all((a == b).all() for a, b in zip(parts, again, strict=True))
+    with pytest.raises(ValueError, match="folds >= 2"):
+        block_folds(lon, lat, cfg, 1)
 
 
 def test_nearest_valid_cell_at_nodata(tmp_path: Path) -> None:
