@@ -61,17 +61,17 @@ class FigureData:
 
 
 def ensemble_size_table(raw: EnsemblePrediction, temperature: float, y_log: np.ndarray, mask: np.ndarray,
-                        extra_var: np.ndarray | None = None) -> list[dict]:
+                        extra_var: np.ndarray | None = None, mean_var_cap: float | None = None) -> list[dict]:
     """Table 9: accuracy and calibration of the first M members, M = 1..M_total, no retraining.
 
     Each subset is re-aggregated by eq. 6 (``raw.subset``), scaled by the full ensemble's temperature and given the
-    distance-aware term ``extra_var``; g/kg figures score its expectation.
+    distance-aware term ``extra_var``; g/kg figures score its expectation (with the bundle's ``mean_var_cap``).
     """
     n_members = int(np.asarray(raw.member_mean).shape[0])
     y_gkg = np.expm1(y_log)
     rows = []
     for m in range(1, n_members + 1):
-        sub = raw.subset(list(range(m))).calibrate(temperature).add_epistemic(extra_var)
+        sub = raw.subset(list(range(m))).calibrate(temperature).add_epistemic(extra_var).with_mean_cap(mean_var_cap)
         mu = np.asarray(sub.mean)[mask]
         point = sub.mean_gkg()[mask]
         a, e = np.asarray(sub.aleatoric_var)[mask], np.asarray(sub.epistemic_var)[mask]
@@ -92,14 +92,15 @@ def ensemble_size_table(raw: EnsemblePrediction, temperature: float, y_log: np.n
 
 def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperature: float, *,
                       baselines: dict[str, BaselineResult] | None = None, eval_split: str = "test",
-                      n_boot: int = 1000, seed: int = 0, extra_var: np.ndarray | None = None
-                      ) -> tuple[dict[str, Any], FigureData]:
+                      n_boot: int = 1000, seed: int = 0, extra_var: np.ndarray | None = None,
+                      mean_var_cap: float | None = None) -> tuple[dict[str, Any], FigureData]:
     """Every number of the report for one model on one split, and the arrays its figures need.
 
     ``raw``: uncalibrated predictions for every row of ``samples`` (in order); ``temperature``: the fitted T
     (variances x T^2 after calibration); ``extra_var``: the bundle's distance-aware epistemic term per row, added
-    after calibration; ``baselines``: predictions for the ``eval_split`` rows. All bootstrap
-    intervals share one ``seed``, so they are paired across methods and across pre/post calibration.
+    after calibration; ``mean_var_cap``: the bundle's cap on the variance in the expectation; ``baselines``:
+    predictions for the ``eval_split`` rows. All bootstrap intervals share one ``seed``, so they are paired across
+    methods and across pre/post calibration.
     """
     split = samples["split"].to_numpy()
     mask = split == eval_split
@@ -109,7 +110,7 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
         raise ValueError(f"predictions have {len(raw.mean)} rows, samples {len(samples)}")
     y_gkg_all = samples["soc_gkg"].to_numpy(dtype=np.float64)
     y_log_all = np.log1p(y_gkg_all)
-    cal = raw.calibrate(temperature).add_epistemic(extra_var)
+    cal = raw.calibrate(temperature).add_epistemic(extra_var).with_mean_cap(mean_var_cap)
     y_gkg, y_log = y_gkg_all[mask], y_log_all[mask]
     pred = {"SpTGNN": cal.mean_gkg()[mask], "SpTGNN (median)": np.expm1(np.asarray(raw.mean, float)[mask])}
     for res in (baselines or {}).values():
@@ -138,7 +139,8 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
         diag[tag] = z_diagnostics(y_log, mu, np.sqrt(a + e), seed=seed)
     report["uncertainty"] = unc
     report["diagnostics"] = diag
-    report["ensemble_size"] = ensemble_size_table(raw, temperature, y_log, mask, extra_var)
+    report["ensemble_size"] = ensemble_size_table(raw, temperature, y_log, mask, extra_var, mean_var_cap)
+    report["mean_var_cap"] = mean_var_cap
     report["members"] = int(np.asarray(raw.member_mean).shape[0])
     if baselines:
         report["baselines"] = {k: {"seconds": round(v.seconds, 2), "params": v.params} for k, v in baselines.items()}

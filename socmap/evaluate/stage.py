@@ -247,7 +247,7 @@ def run(cfg: PipelineConfig, data_dir: Path, model: Path, out: Path, *, protocol
     test = (samples["split"] == "test").to_numpy()
     base = run_baselines(samples, bundle.feature_columns, eval_mask=test, seed=seed) if baselines else None
     report, fig = score_predictions(samples, raw, bundle.temperature, baselines=base, n_boot=n_boot, seed=seed,
-                                    extra_var=bundle.extra_var(bundle.node_lonlat))
+                                    extra_var=bundle.extra_var(bundle.node_lonlat), mean_var_cap=bundle.mean_var_cap)
     report["meta"] = {"pipeline": cfg.name, "bundle": str(Path(model).resolve()),
                       "data": str(Path(data_dir).resolve()), "protocol": protocol, "seed": seed, "n_boot": n_boot,
                       "feature_columns": list(bundle.feature_columns)}

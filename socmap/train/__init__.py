@@ -5,7 +5,7 @@
 """
 
 from socmap.train.bundle import BUNDLE_FORMAT, Bundle, load_bundle
-from socmap.train.ensemble import EnsemblePrediction, combine_members, fit_temperature
+from socmap.train.ensemble import EnsemblePrediction, combine_members, fit_mean_var_cap, fit_temperature
 from socmap.train.inputs import TargetScaler
 from socmap.train.losses import beta_nll_loss, gaussian_nll_loss, huber_loss, main_loss, mse_loss, total_loss
 from socmap.train.stage import TrainResult
@@ -18,6 +18,7 @@ __all__ = [
     "TrainResult",
     "beta_nll_loss",
     "combine_members",
+    "fit_mean_var_cap",
     "fit_temperature",
     "gaussian_nll_loss",
     "huber_loss",

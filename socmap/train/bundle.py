@@ -183,6 +183,13 @@ class Bundle:
         d = self.info.get("distance_var")
         return None if d is None else DistanceVariance.from_dict(d)
 
+    @property
+    def mean_var_cap(self) -> float | None:
+        """Cap on the variance that lifts the expectation (:attr:`EnsemblePrediction.mean_var_cap`), fitted on the
+        validation sites by ``socmap train``; None: none (and every bundle written before it existed)."""
+        c = self.info.get("mean_var_cap")
+        return None if c is None else float(c)
+
     def extra_var(self, lonlat: np.ndarray) -> np.ndarray | None:
         """(N,) distance-aware epistemic variance, log(1+SOC)^2, at ``lonlat`` (degrees); None without a term."""
         dv = self.distance_var
@@ -193,10 +200,12 @@ class Bundle:
 
     def predict_nodes(self, calibrated: bool = True) -> EnsemblePrediction:
         """Transductive prediction of every training-graph node (rows in samples.parquet order); calibrated:
-        T applied and the distance-aware epistemic term added."""
+        T applied, the distance-aware epistemic term added and the mean's variance cap set."""
         pred = EnsemblePrediction.from_members(self.node_member_mean, self.node_member_var,
                                                self.temperature if calibrated else 1.0)
-        return pred.add_epistemic(self.extra_var(self.node_lonlat)) if calibrated else pred
+        if not calibrated:
+            return pred
+        return pred.add_epistemic(self.extra_var(self.node_lonlat)).with_mean_cap(self.mean_var_cap)
 
     def fill_gaps(self, name: str, values: np.ndarray) -> np.ndarray:
         """``values`` (float64) of relation covariate ``name`` with NaN replaced as training filled its own."""
@@ -264,7 +273,9 @@ class Bundle:
                 mm[m, sl] = self.scaler.inverse(out.soc.double().cpu().numpy())
                 mv[m, sl] = np.exp(out.logvar.double().cpu().numpy()) * self.scaler.sd**2
         pred = EnsemblePrediction.from_members(mm, mv, self.temperature if calibrated else 1.0)
-        return pred.add_epistemic(self.extra_var(lonlat)) if calibrated else pred
+        if not calibrated:
+            return pred
+        return pred.add_epistemic(self.extra_var(lonlat)).with_mean_cap(self.mean_var_cap)
 
 
 def _load_members(b: Bundle) -> tuple[list[SpTGNN], list[LayerCache]]:

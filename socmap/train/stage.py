@@ -18,7 +18,7 @@ from socmap.metrics import gaussian_nll, interval_coverage, regression_metrics, 
 from socmap.model import cache_layers
 from socmap.train.bundle import write_bundle
 from socmap.train.distance_var import DistanceVariance, nearest_site_km
-from socmap.train.ensemble import EnsemblePrediction, fit_temperature
+from socmap.train.ensemble import EnsemblePrediction, fit_mean_var_cap, fit_temperature
 from socmap.train.inputs import TargetScaler, TrainingData, load_training_data
 from socmap.train.trainer import GraphContext, MaskedGraph, evaluate_nodes, resolve_device, train_member
 
@@ -185,6 +185,8 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
     dist_var = DistanceVariance.fit(train_lonlat, data.y_log[train_mask],
                                     nearest_site_km(data.lonlat[val], train_lonlat), seed=seed0)
     cal = raw.calibrate(temperature).add_epistemic(dist_var(nearest_site_km(data.lonlat[val], train_lonlat)))
+    mean_var_cap = fit_mean_var_cap(cal, data.soc_gkg[val])
+    cal = cal.with_mean_cap(mean_var_cap)
     metrics = regression_metrics(data.soc_gkg[val], cal.mean_gkg())  # the expectation, as evaluate scores it
     metrics["nll"] = float(gaussian_nll(y_val, cal.mean, cal.total_var))
     metrics["picp95"] = float(interval_coverage(data.soc_gkg[val], cal.quantile_gkg(0.025), cal.quantile_gkg(0.975)))
@@ -205,7 +207,7 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     info = {
         "created": created, "members": n_members, "seeds": [r.seed for r in results], "temperature": temperature,
-        "distance_var": dist_var.to_dict(),
+        "distance_var": dist_var.to_dict(), "mean_var_cap": mean_var_cap,
         "feature_columns": data.feature_columns, "tabular_dim": tab_dim, "image_dim": img_dim,
         "relations": list(graph.relations), "num_nodes": len(data), "mode": results[0].mode,
         "label_input": cfg.model.label_input, "train_year_range": [float(train_years.min()),
@@ -230,7 +232,7 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
         "members": n_members, "seeds": info["seeds"], "epochs": [len(r.history) for r in results],
         "best_epochs": [r.best_epoch for r in results], "member_val": [r.best_val for r in results],
         "member_seconds": [r.seconds for r in results], "loss": tc.loss, "temperature": temperature,
-        "distance_var": dist_var.to_dict(),
+        "distance_var": dist_var.to_dict(), "mean_var_cap": mean_var_cap,
         "validation": metrics, "baseline_val_rmse": baseline, "software": _versions(),
         "train_config": tc.model_dump(mode="json"),
     }

@@ -50,6 +50,37 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     np.testing.assert_allclose(p.total_var, raw.total_var * b.temperature**2 + extra)
 
 
+def test_mean_var_cap_is_fitted_stored_and_applied(syn_bundle: Path, syn_data: Path, tmp_path: Path) -> None:
+    """train fits the cap on the validation sites and writes it; predict_nodes and predict_new (the map) apply the
+    stored cap; a bundle without the key (written before it existed) has none."""
+    from socmap.train import EnsemblePrediction, fit_mean_var_cap
+
+    b = load_bundle(syn_bundle, tiny_pipeline())
+    s = pd.read_parquet(syn_data / "samples.parquet")
+    val = (s.split == "val").to_numpy()
+    assert "mean_var_cap" in b.info
+    raw = b.predict_nodes(calibrated=False)
+    uncapped = raw.calibrate(b.temperature).add_epistemic(b.extra_var(b.node_lonlat))
+    sub = EnsemblePrediction.from_members(raw.member_mean[:, val], raw.member_var[:, val], b.temperature)
+    sub = sub.add_epistemic(b.extra_var(b.node_lonlat[val]))  # what train scores on its validation sites
+    assert b.mean_var_cap == fit_mean_var_cap(sub, s.soc_gkg.to_numpy()[val])
+    copy = tmp_path / "bundle"
+    shutil.copytree(syn_bundle, copy)
+    info = json.loads((copy / "bundle.json").read_text())
+    for cap in (0.01, None):
+        info["mean_var_cap"] = cap
+        (copy / "bundle.json").write_text(json.dumps(info))
+        c = load_bundle(copy)
+        assert c.mean_var_cap == cap
+        np.testing.assert_allclose(c.predict_nodes().mean_gkg(), uncapped.with_mean_cap(cap).mean_gkg())
+        args = _new_points(syn_data)
+        new = c.predict_new(*args[:3], None, *args[3:])
+        assert new.mean_var_cap == cap
+    del info["mean_var_cap"]
+    (copy / "bundle.json").write_text(json.dumps(info))
+    assert load_bundle(copy).mean_var_cap is None
+
+
 def test_stored_node_outputs_equal_a_forward_of_the_reloaded_members(syn_bundle: Path) -> None:
     b = load_bundle(syn_bundle)
     assert b.node_inputs is not None

@@ -12,6 +12,7 @@ from socmap.train import (
     EnsemblePrediction,
     beta_nll_loss,
     combine_members,
+    fit_mean_var_cap,
     fit_temperature,
     gaussian_nll_loss,
     main_loss,
@@ -149,3 +150,46 @@ def test_mean_is_the_calibrated_mixture_expectation() -> None:
     one = EnsemblePrediction.from_members(mm[:1], mv[:1], t)
     np.testing.assert_allclose(one.mean_gkg(), np.expm1(mm[0] + 0.5 * t * t * mv[0]))
     np.testing.assert_allclose(one.mean_gkg(), np.expm1(one.mean + 0.5 * one.total_var))
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_mean_var_cap_shrinks_only_above_the_cap(members: int) -> None:
+    """Below the cap the expectation is the exact mixture mean; above it the mixture is shrunk about mu to the cap
+    (one member: exp(mu + cap / 2) - 1), so it stays between the median and the uncapped mean and is continuous in
+    the variance."""
+    rng = np.random.default_rng(7)
+    mm = rng.normal(2.5, 0.3, size=(members, 6))
+    mv = np.array([0.01, 0.05, 0.2, 0.8, 2.0, 4.0])[None, :] * rng.uniform(0.8, 1.2, size=(members, 6))
+    cal = EnsemblePrediction.from_members(mm, mv, 1.3).add_epistemic(np.full(6, 0.05))
+    capped = cal.with_mean_cap(0.3)
+    v = (cal.member_centres() - cal.mean).var(0) + (1.69 * mv + 0.05).mean(0)  # the mixture's log variance
+    below = v <= 0.3
+    assert below.any() and (~below).any()
+    np.testing.assert_allclose(capped.mean_gkg()[below], cal.mean_gkg()[below])
+    assert (capped.mean_gkg()[~below] < cal.mean_gkg()[~below]).all()
+    assert (capped.mean_gkg() > capped.soc_gkg()).all()
+    if members == 1:
+        np.testing.assert_allclose(capped.mean_gkg()[~below], np.expm1(cal.mean[~below] + 0.15))
+    # continuity at the cap: a cap a hair above a point's variance and one a hair below give nearly the same mean
+    j = int(np.flatnonzero(~below)[0])
+    hi, lo = cal.with_mean_cap(v[j] * (1 + 1e-9)), cal.with_mean_cap(v[j] * (1 - 1e-9))
+    assert hi.mean_gkg()[j] == pytest.approx(lo.mean_gkg()[j], rel=1e-6)
+    assert capped.subset([0]).mean_var_cap == 0.3  # a sub-ensemble keeps the cap
+    with pytest.raises(ValueError, match="mean_var_cap"):
+        cal.with_mean_cap(0.0)
+
+
+def test_fit_mean_var_cap_caps_only_where_validation_overshoots() -> None:
+    """Validation targets drawn from the model's own log-normal predictive: no cap (the exact mean is right).
+    Targets whose log residuals are far narrower than the stated variance (as on held-out blocks): a cap."""
+    rng = np.random.default_rng(8)
+    n = 4000
+    mu, var = rng.normal(2.5, 0.4, n), rng.uniform(0.05, 2.0, n)
+    pred = EnsemblePrediction.from_members(mu[None, :], var[None, :])
+    honest = np.expm1(mu + np.sqrt(var) * rng.standard_normal(n))
+    assert fit_mean_var_cap(pred, honest) is None
+    narrow = np.expm1(mu + 0.3 * rng.standard_normal(n))
+    cap = fit_mean_var_cap(pred, narrow)
+    assert cap is not None and cap <= 0.3
+    r = lambda p: float(np.sqrt(np.mean((p - narrow) ** 2)))  # noqa: E731
+    assert r(pred.with_mean_cap(cap).mean_gkg()) < r(pred.mean_gkg())
