@@ -209,6 +209,8 @@ def _fmt(value: Any) -> str:
         return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return _cell(str(value))
 
 
@@ -254,10 +256,16 @@ def _real_data() -> str:
         ("xgb_rmse", "XGBoost RMSE"), ("xgb_smeared_rmse", "XGBoost smeared"), ("rfsi_rmse", "RFSI-like RMSE"),
         ("rfsi_smeared_rmse", "RFSI-like smeared"), ("ece_post", "ECE after T"), ("cov95_post", "Cov@95 (VP)"),
         ("cov95_gaussian_post", "Cov@95 (Gaussian)"), ("temperature", "T"), ("seconds", "seconds"),
-        ("block_sptgnn_rmse", "blocks: SpTGNN RMSE"), ("block_xgb_rmse", "blocks: XGBoost RMSE"),
+        ("rmse_ratio_xgb_smeared", "SpTGNN / XGBoost smeared RMSE"),
+        ("rmse_ratio_xgb_smeared_ci95", "its paired 95 % interval"),
+        ("block_folds", "blocks: folds (1: one held-out set)"), ("block_n", "blocks: sites scored"),
+        ("block_sptgnn_rmse", "blocks: SpTGNN RMSE"), ("block_sptgnn_median_rmse", "blocks: SpTGNN median RMSE"),
+        ("block_xgb_rmse", "blocks: XGBoost RMSE"),
         ("block_xgb_smeared_rmse", "blocks: XGBoost smeared"), ("block_rfsi_rmse", "blocks: RFSI-like RMSE"),
         ("block_rfsi_smeared_rmse", "blocks: RFSI-like smeared"), ("block_ece_post", "blocks: ECE after T"),
-        ("block_cov95_post", "blocks: Cov@95 (VP)")], by_key=True)
+        ("block_cov95_post", "blocks: Cov@95 (VP)"), ("block_cov95_gaussian_post", "blocks: Cov@95 (Gaussian)"),
+        ("block_rmse_ratio_xgb_smeared", "blocks: SpTGNN / XGBoost smeared RMSE"),
+        ("block_rmse_ratio_xgb_smeared_ci95", "its paired 95 % interval")], by_key=True)
 
 
 def _paper() -> str:

@@ -57,7 +57,8 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
 )}
 """Every layer ``socmap predict`` can write (``output.variables`` picks a subset). ``soc_mean`` is the expectation
 of the calibrated predictive (:meth:`socmap.train.EnsemblePrediction.mean_gkg`: the members' mean of their
-log-normal means), ``soc_median`` its median (expm1 of the log-scale mean); the variances are delta-method and the
+log-normal means, with the variance in it capped at the bundle's ``mean_var_cap`` where one was fitted),
+``soc_median`` its median (expm1 of the log-scale mean); the variances are delta-method and the
 bounds log-normal quantiles of the total variance, about the median."""
 
 MEMBER_LAYER = LayerSpec("soc_member", "Topsoil (0-30 cm) SOC under each ensemble member, calibrated expectation "
