@@ -155,6 +155,7 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
     mu, alea, epi = (np.full(len(samples), np.nan) for _ in range(3))
     per_fold: list[dict[str, Any]] = []
     temperatures: list[float] = []
+    caps: list[float | None] = []  # each split's fitted mean_var_cap
     val_err: dict[str, list[np.ndarray]] = {"SpTGNN": [], "SpTGNN (median)": []}  # on each split's val blocks
     for f, part in enumerate(parts):
         blk = samples.copy()
@@ -163,6 +164,7 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
         data = _shadow_data(data_dir, blk, ftmp)
         pred = _train_and_predict(data, cfg, ftmp / "model", members=members, seed=seed + f, device=device)
         temperatures.append(round(float(pred.temperature), 4))
+        caps.append(pred.mean_var_cap)
         test = part == "test"
         tested |= test
         val = part == "val"
@@ -190,7 +192,7 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
     unc = uncertainty_metrics(np.log1p(y), mu[tested], alea[tested], epi[tested], n_boot=n_boot, seed=seed)
     out: dict[str, Any] = {"point": rows, "rmse_ratio": ratio_rows(y, pred_t, n_boot=n_boot, seed=seed),
                            "uncertainty_post": unc, "folds_k": max(1, folds),
-                           "temperatures": temperatures,
+                           "temperatures": temperatures, "mean_var_caps": caps,
                            # what a configuration may be chosen on (the test blocks are scored once per config)
                            "val_rmse": {k: float(np.sqrt(np.mean(np.concatenate(v) ** 2))) for k, v in val_err.items()}}
     how = (f"SpTGNN retrained with {members} member(s), the held-out nodes attached to the training nodes as map "

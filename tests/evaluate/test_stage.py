@@ -85,6 +85,7 @@ def test_evaluate_block_folds_test_every_site_once(eval_case: tuple[Path, Path, 
     blk = rep["block"]
     n = len(pd.read_parquet(data / "samples.parquet"))
     assert blk["folds_k"] == 2 and len(blk["folds"]) == 2 and len(blk["temperatures"]) == 2
+    assert len(blk["mean_var_caps"]) == 2
     assert all(np.isfinite(v) and v > 0 for v in blk["val_rmse"].values())
     assert sum(f["n"] for f in blk["folds"]) == blk["point"]["SpTGNN"]["n"] == n
     for name in ("SpTGNN", "XGBoost"):  # pooled MSE = the folds' MSEs weighted by their sizes
