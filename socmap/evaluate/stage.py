@@ -31,8 +31,9 @@ from socmap.config import PipelineConfig
 from socmap.errors import DataError, ModelError
 from socmap.evaluate.baselines import run_baselines
 from socmap.evaluate.metrics import point_metrics, uncertainty_metrics
-from socmap.evaluate.report import ratio_rows, score_predictions, write_report
+from socmap.evaluate.report import baseline_predictions, ratio_rows, score_predictions, write_report
 from socmap.io import SAMPLES
+from socmap.metrics import rmse
 
 __all__ = ["ABLATIONS", "EvaluationResult", "ablation_config", "run"]
 
@@ -156,7 +157,8 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
     per_fold: list[dict[str, Any]] = []
     temperatures: list[float] = []
     caps: list[float | None] = []  # each split's fitted mean_var_cap
-    val_err: dict[str, list[np.ndarray]] = {"SpTGNN": [], "SpTGNN (median)": []}  # on each split's val blocks
+    val_y: list[np.ndarray] = []  # each split's validation blocks, and the SpTGNN's predictions there
+    val_pred: dict[str, list[np.ndarray]] = {"SpTGNN": [], "SpTGNN (median)": []}
     for f, part in enumerate(parts):
         blk = samples.copy()
         blk["split"] = part
@@ -169,22 +171,18 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
         tested |= test
         val = part == "val"
         expect, median = pred.mean_gkg(), np.expm1(np.asarray(pred.mean))
-        val_err["SpTGNN"].append(expect[val] - y_all[val])
-        val_err["SpTGNN (median)"].append(median[val] - y_all[val])
+        val_y.append(y_all[val])
+        val_pred["SpTGNN"].append(expect[val])
+        val_pred["SpTGNN (median)"].append(median[val])
         preds = {"SpTGNN": expect[test], "SpTGNN (median)": median[test]}
         mu[test] = np.asarray(pred.mean)[test]
         alea[test] = np.asarray(pred.aleatoric_var)[test]
         epi[test] = np.asarray(pred.epistemic_var)[test]
-        for k, r in run_baselines(blk, feature_columns, eval_mask=test, seed=seed).items():
-            label = {"xgboost": "XGBoost", "rfsi": "RFSI-like XGBoost"}[k]
-            preds[label] = r.pred_gkg
-            if r.smeared_gkg is not None:
-                preds[f"{label} (smeared)"] = r.smeared_gkg
+        preds.update(baseline_predictions(run_baselines(blk, feature_columns, eval_mask=test, seed=seed)))
         for name, v in preds.items():
             pooled.setdefault(name, np.full(len(samples), np.nan))[test] = v
         y = y_all[test]
-        per_fold.append({"n": int(test.sum()),
-                         **{name: float(np.sqrt(np.mean((v - y) ** 2))) for name, v in preds.items()}})
+        per_fold.append({"n": int(test.sum()), **{name: float(rmse(y, v)) for name, v in preds.items()}})
         shutil.rmtree(ftmp, ignore_errors=True)
     y = y_all[tested]
     pred_t = {name: v[tested] for name, v in pooled.items()}
@@ -194,7 +192,8 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
                            "uncertainty_post": unc, "folds_k": max(1, folds),
                            "temperatures": temperatures, "mean_var_caps": caps,
                            # what a configuration may be chosen on (the test blocks are scored once per config)
-                           "val_rmse": {k: float(np.sqrt(np.mean(np.concatenate(v) ** 2))) for k, v in val_err.items()}}
+                           "val_rmse": {k: float(rmse(np.concatenate(val_y), np.concatenate(v)))
+                                        for k, v in val_pred.items()}}
     how = (f"SpTGNN retrained with {members} member(s), the held-out nodes attached to the training nodes as map "
            "cells are; its uncertainty calibrated on each split's own validation blocks.")
     if folds <= 1:

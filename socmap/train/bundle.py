@@ -201,11 +201,7 @@ class Bundle:
     def predict_nodes(self, calibrated: bool = True) -> EnsemblePrediction:
         """Transductive prediction of every training-graph node (rows in samples.parquet order); calibrated:
         T applied, the distance-aware epistemic term added and the mean's variance cap set."""
-        pred = EnsemblePrediction.from_members(self.node_member_mean, self.node_member_var,
-                                               self.temperature if calibrated else 1.0)
-        if not calibrated:
-            return pred
-        return pred.add_epistemic(self.extra_var(self.node_lonlat)).with_mean_cap(self.mean_var_cap)
+        return self._finish(self.node_member_mean, self.node_member_var, self.node_lonlat, calibrated)
 
     def fill_gaps(self, name: str, values: np.ndarray) -> np.ndarray:
         """``values`` (float64) of relation covariate ``name`` with NaN replaced as training filled its own."""
@@ -272,9 +268,15 @@ class Bundle:
             for m, out in enumerate(outs):
                 mm[m, sl] = self.scaler.inverse(out.soc.double().cpu().numpy())
                 mv[m, sl] = np.exp(out.logvar.double().cpu().numpy()) * self.scaler.sd**2
-        pred = EnsemblePrediction.from_members(mm, mv, self.temperature if calibrated else 1.0)
+        return self._finish(mm, mv, lonlat, calibrated)
+
+    def _finish(self, member_mean: np.ndarray, member_var: np.ndarray, lonlat: np.ndarray,
+                calibrated: bool) -> EnsemblePrediction:
+        """The ensemble of members' outputs at ``lonlat``; calibrated: T, the distance-aware term and the mean
+        cap (the one place both prediction paths calibrate)."""
         if not calibrated:
-            return pred
+            return EnsemblePrediction.from_members(member_mean, member_var)
+        pred = EnsemblePrediction.from_members(member_mean, member_var, self.temperature)
         return pred.add_epistemic(self.extra_var(lonlat)).with_mean_cap(self.mean_var_cap)
 
 
