@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
         "ece_post": post["ece"]["value"],
         "cov95_post": post["picp_vp"]["value"],
         "cov95_gaussian_post": post["picp_gaussian"]["value"],
+        "cov95_predictive_post": post.get("picp_predictive", {}).get("value"),
+        "ece_gaussian_post": post.get("ece_gaussian", {}).get("value"),
+        "tail_dof": rep.get("tail_dof"),
         "nll_post": post["nll"]["value"],
         "crps_post": post["crps"]["value"],
         "temperature": rep["uncertainty"]["temperature"],
@@ -134,7 +137,9 @@ def main(argv: list[str] | None = None) -> dict:
         if "uncertainty_post" in rep["block"]:
             bu = rep["block"]["uncertainty_post"]
             line.update({"block_cov95_post": bu["picp_vp"]["value"], "block_ece_post": bu["ece"]["value"],
-                         "block_cov95_gaussian_post": bu["picp_gaussian"]["value"]})
+                         "block_cov95_gaussian_post": bu["picp_gaussian"]["value"],
+                         "block_cov95_predictive_post": bu.get("picp_predictive", {}).get("value"),
+                         "block_ece_gaussian_post": bu.get("ece_gaussian", {}).get("value")})
         line["block_folds"] = rep["block"].get("folds_k", 1)
         line["block_val_sptgnn_rmse"] = rep["block"].get("val_rmse", {}).get("SpTGNN")
         line["block_n"] = b["SpTGNN"]["n"]

@@ -279,6 +279,23 @@ def train(data_dir: Path, out_dir: Path, members: int | None, device: str, seed:
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Data folder the bundle was trained on (samples.parquet).")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Model bundle written by `socmap train`; its bundle.json and model card are rewritten.")
+@_one_line_errors
+def calibrate(data_dir: Path, model_dir: Path) -> None:
+    """Refit a bundle's calibration on its validation split (T, distance term, mean cap, tail shape), no retraining."""
+    from socmap.train.calibration import recalibrate
+
+    cal = recalibrate(model_dir, data_dir)
+    cap = "none" if cal.mean_var_cap is None else f"{cal.mean_var_cap:g}"
+    tails = "Gaussian" if cal.tail_dof is None else f"Student t, {cal.tail_dof:.2f} dof"
+    click.echo(f"calibrate: T {cal.temperature:.4f}, tails {tails}, mean cap {cap}, distance term from "
+               f"{cal.distance_var.d_ref_km:.0f} km -> {model_dir}")
+
+
+@cli.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Data folder the bundle was trained on (samples.parquet).")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model bundle written by `socmap train`.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Report folder (report.md, report.json, PNG figures); replaced atomically.")

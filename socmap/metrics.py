@@ -4,8 +4,11 @@ Scales. Point metrics (MAE, RMSE, MAPE, R2, bias) are in the units of what they 
 g/kg (MAPE in %, R2 dimensionless). The model's predictive distribution is a Gaussian on ``log(1 + SOC)``, so
 the metrics that score a distribution (ECE, NLL, CRPS, the coverage and width of ``mu +- k sigma``, the
 epistemic fraction) are computed on that scale, where the Gaussian assumption holds: their units are
-log(1 + g/kg). :func:`interval_coverage` scores intervals given by their ends, on any scale (expm1 is monotone,
-so a log-scale interval and its g/kg image cover the same points).
+log(1 + g/kg). Where ``socmap train`` fitted a tail shape (``tail_dof``: the calibrated errors are heavier-tailed
+than a Gaussian), the predictive's quantiles and central intervals are those of Student's t with ``dof`` degrees
+of freedom scaled to the same variance (:func:`std_quantile`); the coverage metrics take that ``dof``, and the NLL
+and CRPS stay Gaussian (the paper's, on the same variance). :func:`interval_coverage` scores intervals given by
+their ends, on any scale (expm1 is monotone, so a log-scale interval and its g/kg image cover the same points).
 
 Every array metric reduces over the LAST axis, so the same function scores one array of shape (N,) or a stack
 of bootstrap resamples of shape (B, N) in one vectorised call (``socmap.evaluate.metrics.bootstrap``). The
@@ -15,7 +18,7 @@ argument order is always observed first: ``(y, pred)``, ``(y, mu, sigma)``, ``(y
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 __all__ = [
     "ECE_LEVELS",
@@ -35,6 +38,7 @@ __all__ = [
     "regression_metrics",
     "reliability_curve",
     "rmse",
+    "std_quantile",
 ]
 
 ECE_LEVELS = (np.arange(1, 21) - 0.5) / 20.0
@@ -93,17 +97,33 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------- uncertainty metrics
-def interval_k(level: float, method: str = "gaussian") -> float:
+def std_quantile(q: float | np.ndarray, dof: float | np.ndarray | None = None) -> np.ndarray:
+    """Quantile ``q`` of the unit-variance predictive shape: the standard normal (``dof`` None or inf) or Student's t
+    with ``dof`` > 2 degrees of freedom scaled to unit variance, :math:`t_\\nu \\sqrt{(\\nu - 2) / \\nu}`. A predictive
+    with mean mu and variance s^2 has quantile ``mu + s * std_quantile(q, dof)``. Broadcasts ``q`` against ``dof``
+    (per-point dof, e.g. pooled cross-validation folds)."""
+    q = np.asarray(q, np.float64)
+    if dof is None:
+        return np.asarray(special.ndtri(q))
+    nu = np.asarray(dof, np.float64)
+    return np.asarray(special.stdtrit(nu, q) * np.sqrt(1.0 - 2.0 / nu))
+
+
+def interval_k(level: float, method: str = "gaussian", dof: float | np.ndarray | None = None) -> np.ndarray:
     """Half-width, in sigmas, of the central interval of nominal ``level``.
 
-    ``gaussian``: the normal quantile Phi^-1((1 + level) / 2) (1.96 at 95 %). ``vp``: the Vysochanskij-Petunin
-    bound sqrt(4 / (9 (1 - level))) (2.98 at 95 %), valid for unimodal errors (and for k >= sqrt(8/3)).
+    ``gaussian``: the normal quantile Phi^-1((1 + level) / 2) (1.96 at 95 %). ``predictive``: the model's own
+    predictive shape, :func:`std_quantile` at (1 + level) / 2 with ``dof`` (Gaussian where None; an array for
+    per-point dof). ``vp``: the Vysochanskij-Petunin bound sqrt(4 / (9 (1 - level))) (2.98 at 95 %), valid for
+    unimodal errors (and for k >= sqrt(8/3)).
     """
     if method == "gaussian":
-        return float(stats.norm.ppf(0.5 + level / 2.0))
+        return std_quantile(0.5 + level / 2.0)
+    if method == "predictive":
+        return std_quantile(0.5 + level / 2.0, dof)
     if method == "vp":
-        return float(np.sqrt(4.0 / (9.0 * (1.0 - level))))
-    raise ValueError(f"unknown interval method {method!r} (gaussian or vp)")
+        return np.asarray(np.sqrt(4.0 / (9.0 * (1.0 - level))))
+    raise ValueError(f"unknown interval method {method!r} (gaussian, predictive or vp)")
 
 
 def interval_coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -114,28 +134,40 @@ def interval_coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
 
 
 def coverage_width(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, *, level: float = 0.95,
-                   method: str = "gaussian") -> tuple[np.ndarray, np.ndarray]:
-    """(PICP, MPIW) of the central interval mu +- k sigma: fraction of ``y`` inside and mean width (units of y)."""
-    k = interval_k(level, method)
+                   method: str = "gaussian", dof: float | np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(PICP, MPIW) of the central interval mu +- k sigma: fraction of ``y`` inside and mean width (units of y);
+    ``k`` by :func:`interval_k` (``dof`` for ``method="predictive"``, per point when an array)."""
+    k = interval_k(level, method, dof)
     y, mu, sigma = np.asarray(y, float), np.asarray(mu, float), np.asarray(sigma, float)
     inside = np.abs(y - mu) <= k * sigma
     return np.mean(inside, axis=-1), np.mean(2.0 * k * sigma, axis=-1)
 
 
-def reliability_curve(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
-                      levels: np.ndarray = ECE_LEVELS) -> np.ndarray:
-    """Empirical coverage of the central Gaussian interval mu +- Phi^-1((1+p)/2) sigma at each nominal level p.
+def reliability_curve(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, levels: np.ndarray = ECE_LEVELS,
+                      dof: float | np.ndarray | None = None) -> np.ndarray:
+    """Empirical coverage of the central interval mu +- k_p sigma at each nominal level p: k_p = Phi^-1((1+p)/2)
+    (Gaussian, ``dof`` None) or the unit-variance Student t's (:func:`std_quantile`; ``dof`` scalar or per point,
+    shaped like ``y``).
 
     Shape ``(..., len(levels))``: the reliability diagram's y values (x = ``levels``).
     """
-    k = stats.norm.ppf(0.5 + np.asarray(levels) / 2.0)
+    lv = np.asarray(levels, np.float64)
     absz = np.abs((np.asarray(y) - np.asarray(mu)) / np.asarray(sigma))
-    return np.mean(absz[..., None, :] <= k[:, None], axis=-1)
+    if dof is None or np.ndim(dof) == 0:
+        k = std_quantile(0.5 + lv / 2.0, dof)[:, None]  # (L, 1)
+    else:  # per-point dof: few distinct values (one per fold), so invert the t once per value
+        u, inv = np.unique(np.asarray(dof, np.float64), return_inverse=True)
+        k_u = std_quantile(0.5 + lv[:, None] / 2.0, u[None, :])  # (L, U)
+        k = np.moveaxis(k_u[:, inv.reshape(np.shape(dof))], 0, -2)  # (..., L, N)
+    return np.mean(absz[..., None, :] <= k, axis=-1)
 
 
-def ece(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, levels: np.ndarray = ECE_LEVELS) -> np.ndarray:
-    """Expected calibration error: mean over the nominal levels of |empirical coverage - level| (0 is perfect)."""
-    return np.mean(np.abs(reliability_curve(y, mu, sigma, levels) - np.asarray(levels)), axis=-1)
+def ece(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, levels: np.ndarray = ECE_LEVELS,
+        dof: float | np.ndarray | None = None) -> np.ndarray:
+    """Expected calibration error: mean over the nominal levels of |empirical coverage - level| (0 is perfect),
+    of the Gaussian central intervals or, with ``dof``, the unit-variance Student t's (:func:`reliability_curve`)."""
+    return np.mean(np.abs(reliability_curve(y, mu, sigma, levels, dof) - np.asarray(levels)), axis=-1)
 
 
 def gaussian_nll(y: np.ndarray, mu: np.ndarray, var: np.ndarray) -> np.ndarray:

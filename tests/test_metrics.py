@@ -38,6 +38,14 @@ CASES: list[Any] = [
     pytest.param(m.interval_k, (0.95,), 1.959964, id="interval_k-gaussian"),
     pytest.param(m.interval_k, (0.95, "vp"), np.sqrt(4 / (9 * 0.05)), id="interval_k-vp"),  # 2.981424
     pytest.param(m.interval_k, (0.5,), 0.674490, id="interval_k-50"),
+    # Student t, 5 dof: t_0.975 = 2.570582, scaled to unit variance by sqrt(3/5): 1.991164
+    pytest.param(m.interval_k, (0.95, "predictive", 5.0), 2.570582 * np.sqrt(0.6), id="interval_k-predictive-t5"),
+    pytest.param(m.interval_k, (0.95, "predictive", None), 1.959964, id="interval_k-predictive-gaussian"),
+    pytest.param(m.std_quantile, (0.975,), 1.959964, id="std_quantile-gaussian"),
+    pytest.param(m.std_quantile, (0.975, np.inf), 1.959964, id="std_quantile-inf-dof"),
+    # t_3 quantiles: 0.9 -> 1.637744, 0.5 -> 0; unit variance: x sqrt(1/3); one dof per q
+    pytest.param(m.std_quantile, (np.array([0.9, 0.5]), np.array([3.0, 3.0])), [1.637744 / np.sqrt(3), 0.0],
+                 id="std_quantile-t3"),
     # 1 in [0, 1] (end included), 2 not in [2.5, 3], 4 in [3, 4], 8 not in [9, 10]
     pytest.param(m.interval_coverage, (Y, np.array([0.0, 2.5, 3.0, 9.0]), np.array([1.0, 3.0, 4.0, 10.0])), 0.5,
                  id="interval_coverage"),
@@ -85,7 +93,7 @@ def test_every_metric_has_a_hand_checked_case() -> None:
 def test_constants() -> None:
     assert len(m.ECE_LEVELS) == 20 and m.ECE_LEVELS[0] == pytest.approx(0.025) and m.ECE_LEVELS[-1] == 0.975
     assert m.VP_K95 == pytest.approx(2.9814, abs=1e-4) == m.interval_k(0.95, "vp")
-    with pytest.raises(ValueError, match="gaussian or vp"):
+    with pytest.raises(ValueError, match="gaussian, predictive or vp"):
         m.interval_k(0.95, "chebyshev")
 
 
@@ -114,6 +122,33 @@ def test_distribution_metrics_match_scipy() -> None:
     assert m.ece(z, np.zeros_like(z), np.ones_like(z)) < 0.01
     assert m.ece(z, np.zeros_like(z), 3 * np.ones_like(z)) > 0.2
     assert m.coverage_width(z, np.zeros_like(z), np.ones_like(z))[0] == pytest.approx(0.95, abs=0.01)
+
+
+@pytest.mark.parametrize("dof", [3.0, 5.0, 12.0])
+def test_student_t_shape_is_unit_variance_and_scores_t_errors(dof: float) -> None:
+    """std_quantile is the quantile of t(dof) x sqrt((dof - 2) / dof), whose variance is 1; on errors drawn from
+    that shape the t intervals are calibrated (ECE near 0, 95 % covered) where Gaussian intervals of the same
+    variance are not (they over-cover the middle levels), and a per-point dof equals the scalar one."""
+    q = np.linspace(0.01, 0.99, 9)
+    scale = np.sqrt((dof - 2) / dof)
+    np.testing.assert_allclose(m.std_quantile(q, dof), stats.t.ppf(q, dof) * scale, rtol=1e-9)
+    assert stats.t.var(dof, scale=scale) == pytest.approx(1.0)
+    z = stats.t.rvs(dof, scale=scale, size=40000, random_state=np.random.default_rng(3))
+    mu, sd = np.zeros_like(z), np.ones_like(z)
+    assert m.ece(z, mu, sd, dof=dof) < 0.01
+    assert m.coverage_width(z, mu, sd, method="predictive", dof=dof)[0] == pytest.approx(0.95, abs=0.005)
+    if dof <= 5:
+        assert m.ece(z, mu, sd) > 2 * m.ece(z, mu, sd, dof=dof) + 0.01
+    np.testing.assert_allclose(m.reliability_curve(z, mu, sd, dof=np.full(z.shape, dof)),
+                               m.reliability_curve(z, mu, sd, dof=dof))
+    np.testing.assert_allclose(m.reliability_curve(z, mu, sd, dof=np.full(z.shape, np.inf)),
+                               m.reliability_curve(z, mu, sd))
+    # a stack of resamples with per-point dof (the pooled cross-validation folds): row by row
+    both = np.stack([z[:100], z[100:200]])
+    dofs = np.stack([np.full(100, dof), np.r_[np.full(50, dof), np.full(50, np.inf)]])
+    got = m.ece(both, np.zeros((2, 100)), np.ones((2, 100)), dof=dofs)
+    want = [m.ece(z[:100], mu[:100], sd[:100], dof=dof), m.ece(z[100:200], mu[:100], sd[:100], dof=dofs[1])]
+    np.testing.assert_allclose(got, want)
 
 
 def test_metrics_reduce_over_the_last_axis() -> None:

@@ -90,35 +90,49 @@ def rmse_ratio(y_gkg: np.ndarray, pred_gkg: np.ndarray, ref_gkg: np.ndarray, *, 
 # ------------------------------------------------------------------------------------- uncertainty metrics
 def uncertainty_metrics(y_log: np.ndarray, mu_log: np.ndarray, aleatoric_var: np.ndarray,
                         epistemic_var: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                        level: float = 0.95) -> dict[str, Any]:
-    """Every uncertainty metric of one predictive Gaussian N(mu, aleatoric + epistemic) on log(1 + SOC).
+                        level: float = 0.95, dof: float | np.ndarray | None = None) -> dict[str, Any]:
+    """Every uncertainty metric of one predictive on log(1 + SOC) with mean mu and variance aleatoric + epistemic.
 
-    ``y_log`` = log1p(observed SOC in g/kg); variances in log units squared. Returns ECE, NLL, CRPS, PICP and
-    MPIW of the Gaussian and the Vysochanskij-Petunin ``level`` intervals (widths in log units and in g/kg),
-    the epistemic fraction, the variance means and the |error| - sigma correlations; ECE, NLL, CRPS, the
-    coverages and the epistemic fraction carry paired bootstrap 95 % intervals.
+    ``y_log`` = log1p(observed SOC in g/kg); variances in log units squared; ``dof``: the predictive's tail shape
+    (Student's t at the same variance, :func:`socmap.metrics.std_quantile`; one value, one per point for pooled
+    folds, or None for a Gaussian). Returns the ECE and reliability curve of the predictive's own central intervals
+    (``ece``; ``ece_gaussian`` scores Gaussian intervals on the same sigma, the paper's definition), the Gaussian
+    NLL and CRPS, PICP and MPIW of the Gaussian, the predictive and the Vysochanskij-Petunin ``level`` intervals
+    (widths in log units and in g/kg), the epistemic fraction, the variance means and the |error| - sigma
+    correlations; ECE, NLL, CRPS, the coverages and the epistemic fraction carry paired bootstrap 95 % intervals.
     """
     y, mu = np.asarray(y_log, float), np.asarray(mu_log, float)
     a, e = np.asarray(aleatoric_var, float), np.asarray(epistemic_var, float)
     var = a + e
     sigma = np.sqrt(var)
     out: dict[str, Any] = {"n": len(y), "scale": "log(1 + SOC g/kg)", "level": level}
-    out["ece"] = _with_ci(ece, y, mu, sigma, n_boot=n_boot, seed=seed)
+    per_point = dof is not None and np.ndim(dof) > 0
+    nu = np.broadcast_to(np.asarray(dof, float), y.shape) if per_point else None
+
+    def with_dof(fn: Callable[..., np.ndarray], *arrays: np.ndarray, **kw: Any) -> dict[str, Any]:
+        """``fn(*arrays, dof=...)`` with a CI; a per-point dof is resampled with the rows."""
+        if nu is None:
+            return _with_ci(lambda *x: fn(*x, dof=dof, **kw), *arrays, n_boot=n_boot, seed=seed)
+        return _with_ci(lambda *x: fn(*x[:-1], dof=x[-1], **kw), *arrays, nu, n_boot=n_boot, seed=seed)
+
+    out["ece"] = with_dof(ece, y, mu, sigma)
+    out["ece_gaussian"] = _with_ci(ece, y, mu, sigma, n_boot=n_boot, seed=seed)
     out["nll"] = _with_ci(gaussian_nll, y, mu, var, n_boot=n_boot, seed=seed)
     out["crps"] = _with_ci(crps_gaussian, y, mu, sigma, n_boot=n_boot, seed=seed)
-    for method in ("gaussian", "vp"):
-        k = interval_k(level, method)
+    for method in ("gaussian", "predictive", "vp"):
+        k = interval_k(level, method, dof)
 
-        def picp(y_: np.ndarray, mu_: np.ndarray, s_: np.ndarray, _m: str = method) -> np.ndarray:
-            return coverage_width(y_, mu_, s_, level=level, method=_m)[0]
+        def picp(y_: np.ndarray, mu_: np.ndarray, s_: np.ndarray, dof: Any = None, _m: str = method) -> np.ndarray:
+            return coverage_width(y_, mu_, s_, level=level, method=_m, dof=dof)[0]
 
-        out[f"picp_{method}"] = _with_ci(picp, y, mu, sigma, n_boot=n_boot, seed=seed)
-        out[f"mpiw_{method}"] = float(coverage_width(y, mu, sigma, level=level, method=method)[1])
+        out[f"picp_{method}"] = with_dof(picp, y, mu, sigma)
+        out[f"mpiw_{method}"] = float(np.mean(2.0 * k * sigma))
         out[f"mpiw_{method}_gkg"] = float(np.mean(np.expm1(mu + k * sigma) - np.expm1(mu - k * sigma)))
+    out["tail_dof"] = None if dof is None else (float(dof) if not per_point else sorted(set(np.ravel(dof).tolist())))
     out["epistemic_fraction"] = _with_ci(epistemic_fraction, a, e, n_boot=n_boot, seed=seed)
     out["aleatoric_var_mean"] = float(a.mean())
     out["epistemic_var_mean"] = _with_ci(lambda x: np.mean(x, axis=-1), e, n_boot=n_boot, seed=seed)
     out["total_var_mean"] = float(var.mean())
     out["corr_abs_error_sigma"] = error_sigma_correlation(y, mu, sigma)
-    out["reliability"] = {"levels": ECE_LEVELS.tolist(), "coverage": reliability_curve(y, mu, sigma).tolist()}
+    out["reliability"] = {"levels": ECE_LEVELS.tolist(), "coverage": reliability_curve(y, mu, sigma, dof=dof).tolist()}
     return out

@@ -154,9 +154,11 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
     tested = np.zeros(len(samples), bool)
     pooled: dict[str, np.ndarray] = {}
     mu, alea, epi = (np.full(len(samples), np.nan) for _ in range(3))
+    dof = np.full(len(samples), np.inf)  # each site's predictive tails, from the fold that tested it (inf: Gaussian)
     per_fold: list[dict[str, Any]] = []
     temperatures: list[float] = []
     caps: list[float | None] = []  # each split's fitted mean_var_cap
+    tails: list[float | None] = []  # each split's fitted tail_dof
     val_y: list[np.ndarray] = []  # each split's validation blocks, and the SpTGNN's predictions there
     val_pred: dict[str, list[np.ndarray]] = {"SpTGNN": [], "SpTGNN (median)": []}
     for f, part in enumerate(parts):
@@ -167,6 +169,7 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
         pred = _train_and_predict(data, cfg, ftmp / "model", members=members, seed=seed + f, device=device)
         temperatures.append(round(float(pred.temperature), 4))
         caps.append(pred.mean_var_cap)
+        tails.append(pred.tail_dof)
         test = part == "test"
         tested |= test
         val = part == "val"
@@ -178,6 +181,7 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
         mu[test] = np.asarray(pred.mean)[test]
         alea[test] = np.asarray(pred.aleatoric_var)[test]
         epi[test] = np.asarray(pred.epistemic_var)[test]
+        dof[test] = np.inf if pred.tail_dof is None else pred.tail_dof
         preds.update(baseline_predictions(run_baselines(blk, feature_columns, eval_mask=test, seed=seed)))
         for name, v in preds.items():
             pooled.setdefault(name, np.full(len(samples), np.nan))[test] = v
@@ -187,10 +191,11 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
     y = y_all[tested]
     pred_t = {name: v[tested] for name, v in pooled.items()}
     rows = {name: point_metrics(y, v, n_boot=n_boot, seed=seed) for name, v in pred_t.items()}
-    unc = uncertainty_metrics(np.log1p(y), mu[tested], alea[tested], epi[tested], n_boot=n_boot, seed=seed)
+    unc = uncertainty_metrics(np.log1p(y), mu[tested], alea[tested], epi[tested], n_boot=n_boot, seed=seed,
+                              dof=dof[tested])
     out: dict[str, Any] = {"point": rows, "rmse_ratio": ratio_rows(y, pred_t, n_boot=n_boot, seed=seed),
                            "uncertainty_post": unc, "folds_k": max(1, folds),
-                           "temperatures": temperatures, "mean_var_caps": caps,
+                           "temperatures": temperatures, "mean_var_caps": caps, "tail_dofs": tails,
                            # what a configuration may be chosen on (the test blocks are scored once per config)
                            "val_rmse": {k: float(rmse(np.concatenate(val_y), np.concatenate(v)))
                                         for k, v in val_pred.items()}}
@@ -248,7 +253,8 @@ def run(cfg: PipelineConfig, data_dir: Path, model: Path, out: Path, *, protocol
     test = (samples["split"] == "test").to_numpy()
     base = run_baselines(samples, bundle.feature_columns, eval_mask=test, seed=seed) if baselines else None
     report, fig = score_predictions(samples, raw, bundle.temperature, baselines=base, n_boot=n_boot, seed=seed,
-                                    extra_var=bundle.extra_var(bundle.node_lonlat), mean_var_cap=bundle.mean_var_cap)
+                                    extra_var=bundle.extra_var(bundle.node_lonlat), mean_var_cap=bundle.mean_var_cap,
+                                    tail_dof=bundle.tail_dof)
     report["meta"] = {"pipeline": cfg.name, "bundle": str(Path(model).resolve()),
                       "data": str(Path(data_dir).resolve()), "protocol": protocol, "seed": seed, "n_boot": n_boot,
                       "feature_columns": list(bundle.feature_columns)}

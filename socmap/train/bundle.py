@@ -190,6 +190,13 @@ class Bundle:
         c = self.info.get("mean_var_cap")
         return None if c is None else float(c)
 
+    @property
+    def tail_dof(self) -> float | None:
+        """Degrees of freedom of the predictive's Student t tails (:func:`socmap.train.ensemble.fit_tail_dof`),
+        fitted on the validation sites by ``socmap train``; None: Gaussian (and every bundle written before)."""
+        d = self.info.get("tail_dof")
+        return None if d is None else float(d)
+
     def extra_var(self, lonlat: np.ndarray) -> np.ndarray | None:
         """(N,) distance-aware epistemic variance, log(1+SOC)^2, at ``lonlat`` (degrees); None without a term."""
         dv = self.distance_var
@@ -200,7 +207,7 @@ class Bundle:
 
     def predict_nodes(self, calibrated: bool = True) -> EnsemblePrediction:
         """Transductive prediction of every training-graph node (rows in samples.parquet order); calibrated:
-        T applied, the distance-aware epistemic term added and the mean's variance cap set."""
+        T applied, the distance-aware epistemic term added, the mean's variance cap and the tail shape set."""
         return self._finish(self.node_member_mean, self.node_member_var, self.node_lonlat, calibrated)
 
     def fill_gaps(self, name: str, values: np.ndarray) -> np.ndarray:
@@ -272,12 +279,12 @@ class Bundle:
 
     def _finish(self, member_mean: np.ndarray, member_var: np.ndarray, lonlat: np.ndarray,
                 calibrated: bool) -> EnsemblePrediction:
-        """The ensemble of members' outputs at ``lonlat``; calibrated: T, the distance-aware term and the mean
-        cap (the one place both prediction paths calibrate)."""
+        """The ensemble of members' outputs at ``lonlat``; calibrated: T, the distance-aware term, the mean cap
+        and the tail shape (the one place both prediction paths calibrate)."""
         if not calibrated:
             return EnsemblePrediction.from_members(member_mean, member_var)
         pred = EnsemblePrediction.from_members(member_mean, member_var, self.temperature)
-        return pred.add_epistemic(self.extra_var(lonlat)).with_mean_cap(self.mean_var_cap)
+        return pred.add_epistemic(self.extra_var(lonlat)).with_mean_cap(self.mean_var_cap).with_tail_dof(self.tail_dof)
 
 
 def _load_members(b: Bundle) -> tuple[list[SpTGNN], list[LayerCache]]:

@@ -14,11 +14,10 @@ from socmap.config import PipelineConfig
 from socmap.data.split import block_ids
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph, build_graph, spatial_local_morans_i
-from socmap.metrics import gaussian_nll, interval_coverage, regression_metrics, rmse
+from socmap.metrics import rmse
 from socmap.model import cache_layers
 from socmap.train.bundle import write_bundle
-from socmap.train.distance_var import DistanceVariance, nearest_site_km
-from socmap.train.ensemble import EnsemblePrediction, fit_mean_var_cap, fit_temperature
+from socmap.train.calibration import fit_calibration, validation_metrics
 from socmap.train.inputs import TargetScaler, TrainingData, load_training_data
 from socmap.train.trainer import GraphContext, MaskedGraph, evaluate_nodes, resolve_device, train_member
 
@@ -61,7 +60,12 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _card_md(card: dict) -> str:
+def _tails(dof: float | None) -> str:
+    return "Gaussian" if dof is None else f"Student t, {dof:.2f} degrees of freedom (fitted on validation)"
+
+
+def card_markdown(card: dict) -> str:
+    """MODEL_CARD.md from the model card's JSON (``socmap calibrate`` rewrites both)."""
     v = card["validation"]
     lines = [
         f"# Model card: {card['pipeline']} SpTGNN ensemble", "",
@@ -75,7 +79,8 @@ def _card_md(card: dict) -> str:
         f"relations {card['inputs']['relations']}, label input {card['inputs']['label_input']}",
         f"- Ensemble: {card['members']} members, seeds {card['seeds']}, epochs run {card['epochs']}, "
         f"best epochs {card['best_epochs']}",
-        f"- Loss: {card['loss']}; temperature T = {card['temperature']:.4f} (fitted on validation, eq. 7)", "",
+        f"- Loss: {card['loss']}; temperature T = {card['temperature']:.4f} (fitted on validation, eq. 7); "
+        f"predictive tails: {_tails(card.get('tail_dof'))}", "",
         "## Validation (g/kg)", "",
         "| metric | ensemble | train-mean baseline |", "|---|---|---|",
         f"| RMSE | {v['rmse']:.3f} | {card['baseline_val_rmse']:.3f} |",
@@ -178,18 +183,9 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
     member_mean = np.stack([m["mean"] for m in mems])
     member_var = np.exp(np.stack([m["logvar"] for m in mems]))
     val = data.mask("val")
-    raw = EnsemblePrediction.from_members(member_mean[:, val], member_var[:, val])
-    y_val = data.y_log[val]
-    temperature = fit_temperature(raw.mean, raw.total_var, y_val)
-    train_lonlat = data.lonlat[train_mask]
-    dist_var = DistanceVariance.fit(train_lonlat, data.y_log[train_mask],
-                                    nearest_site_km(data.lonlat[val], train_lonlat), seed=seed0)
-    cal = raw.calibrate(temperature).add_epistemic(dist_var(nearest_site_km(data.lonlat[val], train_lonlat)))
-    mean_var_cap = fit_mean_var_cap(cal, data.soc_gkg[val])
-    cal = cal.with_mean_cap(mean_var_cap)
-    metrics = regression_metrics(data.soc_gkg[val], cal.mean_gkg())  # the expectation, as evaluate scores it
-    metrics["nll"] = float(gaussian_nll(y_val, cal.mean, cal.total_var))
-    metrics["picp95"] = float(interval_coverage(data.soc_gkg[val], cal.quantile_gkg(0.025), cal.quantile_gkg(0.975)))
+    calib, cal = fit_calibration(member_mean, member_var, data.soc_gkg, data.lonlat, train_mask, val, seed=seed0)
+    temperature = calib.temperature
+    metrics = validation_metrics(cal, data.soc_gkg[val])
     baseline = float(rmse(data.soc_gkg[val], np.full_like(data.soc_gkg[val], data.soc_gkg[train_mask].mean())))
     seconds = time.perf_counter() - t0
 
@@ -206,8 +202,7 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
                                  "`socmap embed` again so the bundle can carry them")
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     info = {
-        "created": created, "members": n_members, "seeds": [r.seed for r in results], "temperature": temperature,
-        "distance_var": dist_var.to_dict(), "mean_var_cap": mean_var_cap,
+        "created": created, "members": n_members, "seeds": [r.seed for r in results], **calib.to_info(),
         "feature_columns": data.feature_columns, "tabular_dim": tab_dim, "image_dim": img_dim,
         "relations": list(graph.relations), "num_nodes": len(data), "mode": results[0].mode,
         "label_input": cfg.model.label_input, "train_year_range": [float(train_years.min()),
@@ -231,14 +226,13 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
                    "label_input": cfg.model.label_input},
         "members": n_members, "seeds": info["seeds"], "epochs": [len(r.history) for r in results],
         "best_epochs": [r.best_epoch for r in results], "member_val": [r.best_val for r in results],
-        "member_seconds": [r.seconds for r in results], "loss": tc.loss, "temperature": temperature,
-        "distance_var": dist_var.to_dict(), "mean_var_cap": mean_var_cap,
+        "member_seconds": [r.seconds for r in results], "loss": tc.loss, **calib.to_info(),
         "validation": metrics, "baseline_val_rmse": baseline, "software": _versions(),
         "train_config": tc.model_dump(mode="json"),
     }
     graph_tensors = _graph_tensors(data, graph, scaler)
     write_bundle(Path(out), cfg=cfg, info=info, scaler=scaler, data_dir=data_dir, graph_tensors=graph_tensors,
-                 members=mems, card=card, card_md=_card_md(card), encoder_src=enc_src)
+                 members=mems, card=card, card_md=card_markdown(card), encoder_src=enc_src)
     return TrainResult(path=Path(out), members=n_members, temperature=temperature, val=metrics,
                        baseline_val_rmse=baseline, seconds=time.perf_counter() - t0,
                        epochs=[len(r.history) for r in results], mode=results[0].mode, device=str(dev))

@@ -55,3 +55,30 @@ def test_uncertainty_metrics_bundle_of_numbers() -> None:
     lo, hi = out["nll"]["ci95"]
     assert lo < out["nll"]["value"] < hi
     assert len(out["reliability"]["coverage"]) == 20
+
+
+def test_uncertainty_metrics_score_the_predictive_tails() -> None:
+    """With a fitted tail shape the ECE and the predictive's coverage use Student t intervals, the Gaussian ones
+    stay beside them; a per-point dof (pooled folds) of one value gives the scalar dof's numbers."""
+    from scipy import stats
+
+    rng = np.random.default_rng(6)
+    n, dof = 3000, 4.0
+    mu = rng.normal(2.5, 0.5, n)
+    a, e = np.full(n, 0.09), np.full(n, 0.03)
+    y = mu + np.sqrt(0.12) * stats.t.rvs(dof, scale=np.sqrt((dof - 2) / dof), size=n, random_state=rng)
+    g = m.uncertainty_metrics(y, mu, a, e, n_boot=50, seed=0)
+    t = m.uncertainty_metrics(y, mu, a, e, n_boot=50, seed=0, dof=dof)
+    assert g["tail_dof"] is None and t["tail_dof"] == dof
+    assert g["ece"]["value"] == g["ece_gaussian"]["value"] == t["ece_gaussian"]["value"]
+    assert t["ece"]["value"] < 0.02 < g["ece"]["value"]
+    assert t["picp_predictive"]["value"] == pytest.approx(0.95, abs=0.015)
+    assert g["picp_predictive"]["value"] == g["picp_gaussian"]["value"]
+    assert t["mpiw_predictive"] == pytest.approx(2 * metrics.interval_k(0.95, "predictive", dof) * np.sqrt(0.12))
+    assert t["nll"] == g["nll"] and t["picp_vp"] == g["picp_vp"]  # Gaussian NLL, VP on the same variance
+    per = m.uncertainty_metrics(y, mu, a, e, n_boot=50, seed=0, dof=np.full(n, dof))
+    for key in ("ece", "picp_predictive"):
+        assert per[key]["value"] == pytest.approx(t[key]["value"]), key
+        np.testing.assert_allclose(per[key]["ci95"], t[key]["ci95"])
+    assert per["mpiw_predictive"] == pytest.approx(t["mpiw_predictive"])
+    assert per["tail_dof"] == [dof]

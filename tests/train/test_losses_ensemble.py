@@ -13,6 +13,7 @@ from socmap.train import (
     beta_nll_loss,
     combine_members,
     fit_mean_var_cap,
+    fit_tail_dof,
     fit_temperature,
     gaussian_nll_loss,
     main_loss,
@@ -193,3 +194,45 @@ def test_fit_mean_var_cap_caps_only_where_validation_overshoots() -> None:
     assert cap is not None and cap <= 0.3
     r = lambda p: float(np.sqrt(np.mean((p - narrow) ** 2)))  # noqa: E731
     assert r(pred.with_mean_cap(cap).mean_gkg()) < r(pred.mean_gkg())
+
+
+@pytest.mark.parametrize(("shape", "dof"), [("gaussian", None), ("t4", 4.0), ("t8", 8.0)])
+def test_fit_tail_dof_recovers_the_error_shape(shape: str, dof: float | None) -> None:
+    """Errors with exactly the stated variance: Gaussian ones give None (no change), Student t ones their dof."""
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    n = 20000
+    mean, var = rng.normal(2.5, 0.5, n), rng.uniform(0.05, 0.5, n)
+    if dof is None:
+        z = rng.standard_normal(n)
+    else:
+        z = stats.t.rvs(dof, scale=np.sqrt((dof - 2) / dof), size=n, random_state=rng)
+    got = fit_tail_dof(mean, var, mean + np.sqrt(var) * z)
+    if dof is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(dof, rel=0.2)
+    assert fit_tail_dof(mean[:5], var[:5], mean[:5]) is None  # too few sites to tell
+
+
+def test_tail_dof_changes_quantiles_only() -> None:
+    """Student t tails move the quantiles (narrower at the middle levels, wider far out) and nothing else: the
+    variance, median, expectation and member views are the Gaussian's; sub-ensembles keep the tails."""
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    mm, mv = rng.normal(3, 0.2, size=(3, 10)), rng.uniform(0.01, 0.1, size=(3, 10))
+    g = EnsemblePrediction.from_members(mm, mv, 1.5)
+    t = g.with_tail_dof(4.0)
+    for view in ("soc_gkg", "mean_gkg", "member_means_gkg"):
+        np.testing.assert_array_equal(getattr(t, view)(), getattr(g, view)())
+    np.testing.assert_array_equal(t.total_var, g.total_var)
+    k = stats.t.ppf(0.75, 4.0) * np.sqrt(0.5)
+    np.testing.assert_allclose(t.quantile_gkg(0.75), np.expm1(t.mean + k * np.sqrt(t.total_var)))
+    assert (t.quantile_gkg(0.75) < g.quantile_gkg(0.75)).all() and (t.quantile_gkg(0.999) > g.quantile_gkg(0.999)).all()
+    np.testing.assert_allclose(t.quantile_gkg(0.5), g.soc_gkg())
+    assert t.subset([0, 1]).tail_dof == 4.0 and t.calibrate(2.0).tail_dof == 4.0
+    assert t.with_tail_dof(None).tail_dof is None
+    with pytest.raises(ValueError, match="tail_dof"):
+        g.with_tail_dof(2.0)
