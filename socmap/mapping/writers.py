@@ -50,8 +50,10 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
               short="epistemic variance of SOC"),
     LayerSpec("total_sd", "Total standard deviation of SOC (aleatoric + epistemic)", "g/kg",
               short="total standard deviation of SOC"),
-    LayerSpec("q05", "SOC 5 % bound (log-normal, total variance)", "g/kg", short="SOC 5 % bound"),
-    LayerSpec("q95", "SOC 95 % bound (log-normal, total variance)", "g/kg", short="SOC 95 % bound"),
+    LayerSpec("q05", "SOC 5 % bound (calibrated predictive on log(1 + SOC), total variance)", "g/kg",
+              short="SOC 5 % bound"),
+    LayerSpec("q95", "SOC 95 % bound (calibrated predictive on log(1 + SOC), total variance)", "g/kg",
+              short="SOC 95 % bound"),
     LayerSpec("aoa", "Area of applicability flag: 1 = outside (far from training data or covariates out of "
                      "range), 0 = inside", "1", "uint8", short="outside the area of applicability"),
 )}
@@ -59,7 +61,8 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
 of the calibrated predictive (:meth:`socmap.train.EnsemblePrediction.mean_gkg`: the members' mean of their
 log-normal means, with the variance in it capped at the bundle's ``mean_var_cap`` where one was fitted),
 ``soc_median`` its median (expm1 of the log-scale mean); the variances are delta-method and the
-bounds log-normal quantiles of the total variance, about the median."""
+bounds the calibrated predictive's quantiles about the median: log-normal, or log-Student-t where the bundle
+fitted ``tail_dof`` (same total variance)."""
 
 MEMBER_LAYER = LayerSpec("soc_member", "Topsoil (0-30 cm) SOC under each ensemble member, calibrated expectation "
                                        "(members spread about the ensemble by the temperature T; their mean is "
