@@ -288,8 +288,8 @@ def calibrate(data_dir: Path, model_dir: Path) -> None:
     cal = recalibrate(model_dir, data_dir)
     cap = "none" if cal.mean_var_cap is None else f"{cal.mean_var_cap:g}"
     tails = "Gaussian" if cal.tail_dof is None else f"Student t, {cal.tail_dof:.2f} dof"
-    click.echo(f"calibrate: T {cal.temperature:.4f}, tails {tails}, mean cap {cap}, distance term from "
-               f"{cal.distance_var.d_ref_km:.0f} km -> {model_dir}")
+    click.echo(f"calibrate: T {cal.temperature:.4f} x (1 + d / 1 km)^{cal.distance_power:.3f} in variance, tails "
+               f"{tails}, mean cap {cap} -> {model_dir}")
 
 
 @cli.command()

@@ -37,6 +37,7 @@ from socmap.io import (
 from socmap.metrics import ECE_LEVELS, coverage_width, ece, epistemic_fraction, gaussian_nll, mape, rmse
 
 if TYPE_CHECKING:
+    from socmap.train.calibration import Calibration
     from socmap.train.ensemble import EnsemblePrediction
 
 __all__ = ["FigureData", "ensemble_size_table", "score_predictions", "write_report"]
@@ -60,20 +61,20 @@ class FigureData:
     lat: np.ndarray
 
 
-def ensemble_size_table(raw: EnsemblePrediction, temperature: float, y_log: np.ndarray, mask: np.ndarray,
-                        extra_var: np.ndarray | None = None, mean_var_cap: float | None = None,
-                        tail_dof: float | None = None) -> list[dict]:
+def ensemble_size_table(raw: EnsemblePrediction, calibration: Calibration | float, y_log: np.ndarray,
+                        mask: np.ndarray, dist_km: np.ndarray | None = None) -> list[dict]:
     """Table 9: accuracy and calibration of the first M members, M = 1..M_total, no retraining.
 
-    Each subset is re-aggregated by eq. 6 (``raw.subset``), scaled by the full ensemble's temperature and given the
-    distance-aware term ``extra_var``; g/kg figures score its expectation (with the bundle's ``mean_var_cap``),
-    ECE and ``cov95_predictive`` its intervals with the bundle's ``tail_dof``.
+    Each subset is re-aggregated by eq. 6 (``raw.subset``) and calibrated by the full ensemble's ``calibration``
+    (a bare T for eq. 7 alone) at the rows' distances ``dist_km`` from the training sites; g/kg figures score its
+    expectation, ECE and ``cov95_predictive`` its own intervals.
     """
+    calib = _as_calibration(calibration)
     n_members = int(np.asarray(raw.member_mean).shape[0])
     y_gkg = np.expm1(y_log)
     rows = []
     for m in range(1, n_members + 1):
-        sub = raw.subset(list(range(m))).calibrate(temperature).add_epistemic(extra_var).with_mean_cap(mean_var_cap)
+        sub = calib.apply(raw.subset(list(range(m))), dist_km)
         mu = np.asarray(sub.mean)[mask]
         point = sub.mean_gkg()[mask]
         a, e = np.asarray(sub.aleatoric_var)[mask], np.asarray(sub.epistemic_var)[mask]
@@ -84,29 +85,28 @@ def ensemble_size_table(raw: EnsemblePrediction, temperature: float, y_log: np.n
             "rmse_log": float(rmse(y_log, mu)),
             "mape": float(mape(y_gkg, point)),
             "nll": float(gaussian_nll(y_log, mu, a + e)),
-            "ece": float(ece(y_log, mu, sigma, dof=tail_dof)),
+            "ece": float(ece(y_log, mu, sigma, dof=sub.tail_dof)),
             "cov95_vp": float(coverage_width(y_log, mu, sigma, method="vp")[0]),
             "cov95_gaussian": float(coverage_width(y_log, mu, sigma)[0]),
-            "cov95_predictive": float(coverage_width(y_log, mu, sigma, method="predictive", dof=tail_dof)[0]),
+            "cov95_predictive": float(coverage_width(y_log, mu, sigma, method="predictive", dof=sub.tail_dof)[0]),
             "epistemic_fraction": float(epistemic_fraction(a, e)),
         })
     return rows
 
 
-def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperature: float, *,
+def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, calibration: Calibration | float, *,
                       baselines: dict[str, BaselineResult] | None = None, eval_split: str = "test",
-                      n_boot: int = 1000, seed: int = 0, extra_var: np.ndarray | None = None,
-                      mean_var_cap: float | None = None, tail_dof: float | None = None
+                      n_boot: int = 1000, seed: int = 0, dist_km: np.ndarray | None = None
                       ) -> tuple[dict[str, Any], FigureData]:
     """Every number of the report for one model on one split, and the arrays its figures need.
 
-    ``raw``: uncalibrated predictions for every row of ``samples`` (in order); ``temperature``: the fitted T
-    (variances x T^2 after calibration); ``extra_var``: the bundle's distance-aware epistemic term per row, added
-    after calibration; ``mean_var_cap``: the bundle's cap on the variance in the expectation; ``tail_dof``: its
-    predictive's Student t tails (None: Gaussian), which the post-calibration intervals use; ``baselines``:
+    ``raw``: uncalibrated predictions for every row of ``samples`` (in order); ``calibration``: the bundle's
+    (:attr:`socmap.train.Bundle.calibration`; a bare T for eq. 7 alone), applied at ``dist_km``, each row's
+    distance from the nearest training site (km; None: the distance pieces are left out); ``baselines``:
     predictions for the ``eval_split`` rows. All bootstrap intervals share one ``seed``, so they are paired across
     methods and across pre/post calibration.
     """
+    calib = _as_calibration(calibration)
     split = samples["split"].to_numpy()
     mask = split == eval_split
     if not mask.any():
@@ -115,7 +115,7 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
         raise ValueError(f"predictions have {len(raw.mean)} rows, samples {len(samples)}")
     y_gkg_all = samples["soc_gkg"].to_numpy(dtype=np.float64)
     y_log_all = np.log1p(y_gkg_all)
-    cal = raw.calibrate(temperature).add_epistemic(extra_var).with_mean_cap(mean_var_cap).with_tail_dof(tail_dof)
+    cal = calib.apply(raw, dist_km)
     y_gkg, y_log = y_gkg_all[mask], y_log_all[mask]
     pred = {"SpTGNN": cal.mean_gkg()[mask], "SpTGNN (median)": np.expm1(np.asarray(raw.mean, float)[mask])}
     pred.update(baseline_predictions(baselines))
@@ -131,7 +131,7 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
                                "SpTGNN (median)": point_metrics(y_gkg_all[vm], np.expm1(np.asarray(raw.mean)[vm]),
                                                                 n_boot=n_boot, seed=seed)}
 
-    unc: dict[str, Any] = {"temperature": float(temperature)}
+    unc: dict[str, Any] = {"temperature": float(calib.temperature), "distance_power": float(calib.distance_power)}
     diag: dict[str, Any] = {}
     for tag, p in (("pre", raw), ("post", cal)):
         mu = np.asarray(p.mean, float)[mask]
@@ -140,15 +140,22 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, temperatur
         diag[tag] = z_diagnostics(y_log, mu, np.sqrt(a + e), seed=seed)
     report["uncertainty"] = unc
     report["diagnostics"] = diag
-    report["ensemble_size"] = ensemble_size_table(raw, temperature, y_log, mask, extra_var, mean_var_cap, tail_dof)
-    report["mean_var_cap"] = mean_var_cap
-    report["tail_dof"] = tail_dof
+    report["ensemble_size"] = ensemble_size_table(raw, calib, y_log, mask, dist_km)
+    report["calibration"] = calib.to_info()
+    report["mean_var_cap"] = calib.mean_var_cap
+    report["tail_dof"] = calib.tail_dof
     report["members"] = int(np.asarray(raw.member_mean).shape[0])
     if baselines:
         report["baselines"] = {k: {"seconds": round(v.seconds, 2), "params": v.params} for k, v in baselines.items()}
     fig = FigureData(observed_gkg=y_gkg, predictions_gkg=pred,
                      lon=samples["lon"].to_numpy()[mask], lat=samples["lat"].to_numpy()[mask])
     return report, fig
+
+
+def _as_calibration(calibration: Calibration | float) -> Calibration:
+    from socmap.train.calibration import Calibration
+
+    return calibration if isinstance(calibration, Calibration) else Calibration(float(calibration))
 
 
 def baseline_predictions(baselines: dict[str, BaselineResult] | None) -> dict[str, np.ndarray]:
@@ -229,8 +236,10 @@ def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
     tails = ("Gaussian" if dof is None else f"Student t with {dof:.2f} degrees of freedom at the same variance "
              "(fitted on validation after T)")
     lines += [f"## Calibration before and after temperature scaling (cf. Table 7), log(1 + SOC); T = {t:.3f}", "",
-              f"Post-calibration predictive tails: {tails}. ECE and the predictive's Cov@95 score its own central "
-              "intervals; NLL and CRPS are Gaussian on the same variance; pre-cal is the raw Gaussian.", "",
+              f"Post-calibration predictive tails: {tails}; variance x (1 + d / 1 km)^"
+              f"{unc.get('distance_power', 0.0):.3f} with the distance d to the nearest training site. ECE and the "
+              "predictive's Cov@95 score its own central intervals; NLL and CRPS are Gaussian on the same variance; "
+              "pre-cal is the raw Gaussian.", "",
               "| Metric | Pre-cal | Post-cal |", "|---|---|---|"]
     for label, key, nd in (("ECE (20 levels, the predictive's intervals)", "ece", 3),
                            ("ECE (20 levels, Gaussian intervals)", "ece_gaussian", 3),

@@ -109,11 +109,13 @@ def _shadow_data(data_dir: Path, samples: pd.DataFrame, tmp: Path) -> Path:
 
 
 def _train_and_predict(data_dir: Path, cfg: PipelineConfig, out: Path, *, members: int, seed: int,
-                       device: str) -> Any:
+                       device: str) -> tuple[Any, Any]:
+    """Train a bundle into ``out``; its calibrated prediction of every node and its calibration."""
     from socmap.train import load_bundle, stage
 
     stage.run(cfg, data_dir, out, members=members, device=device, seed=seed, progress=False)
-    return load_bundle(out, cfg, load_members=False).predict_nodes(calibrated=True)
+    bundle = load_bundle(out, cfg, load_members=False)
+    return bundle.predict_nodes(calibrated=True), bundle.calibration
 
 
 def _run_ablations(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, tmp: Path, *, seed: int,
@@ -128,8 +130,8 @@ def _run_ablations(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, t
         if vcfg is None:
             skipped[variant] = "the component is already off in this pipeline"
             continue
-        pred = _train_and_predict(data_dir, vcfg, tmp / f"ablation-{len(rows_val)}", members=1, seed=seed,
-                                  device=device)
+        pred, _ = _train_and_predict(data_dir, vcfg, tmp / f"ablation-{len(rows_val)}", members=1, seed=seed,
+                                     device=device)
         soc = np.expm1(np.asarray(pred.mean))
         rows_val[variant] = point_metrics(y[split == "val"], soc[split == "val"], n_boot=n_boot, seed=seed)
         rows_test[variant] = point_metrics(y[split == "test"], soc[split == "test"], n_boot=n_boot, seed=seed)
@@ -157,6 +159,7 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
     dof = np.full(len(samples), np.inf)  # each site's predictive tails, from the fold that tested it (inf: Gaussian)
     per_fold: list[dict[str, Any]] = []
     temperatures: list[float] = []
+    powers: list[float] = []  # each split's fitted distance power of T
     caps: list[float | None] = []  # each split's fitted mean_var_cap
     tails: list[float | None] = []  # each split's fitted tail_dof
     val_y: list[np.ndarray] = []  # each split's validation blocks, and the SpTGNN's predictions there
@@ -166,8 +169,9 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
         blk["split"] = part
         ftmp = tmp / f"block-{f}"
         data = _shadow_data(data_dir, blk, ftmp)
-        pred = _train_and_predict(data, cfg, ftmp / "model", members=members, seed=seed + f, device=device)
-        temperatures.append(round(float(pred.temperature), 4))
+        pred, calib = _train_and_predict(data, cfg, ftmp / "model", members=members, seed=seed + f, device=device)
+        temperatures.append(round(float(calib.temperature), 4))
+        powers.append(calib.distance_power)
         caps.append(pred.mean_var_cap)
         tails.append(pred.tail_dof)
         test = part == "test"
@@ -195,7 +199,8 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
                               dof=dof[tested])
     out: dict[str, Any] = {"point": rows, "rmse_ratio": ratio_rows(y, pred_t, n_boot=n_boot, seed=seed),
                            "uncertainty_post": unc, "folds_k": max(1, folds),
-                           "temperatures": temperatures, "mean_var_caps": caps, "tail_dofs": tails,
+                           "temperatures": temperatures, "distance_powers": powers, "mean_var_caps": caps,
+                           "tail_dofs": tails,
                            # what a configuration may be chosen on (the test blocks are scored once per config)
                            "val_rmse": {k: float(rmse(np.concatenate(val_y), np.concatenate(v)))
                                         for k, v in val_pred.items()}}
@@ -252,9 +257,8 @@ def run(cfg: PipelineConfig, data_dir: Path, model: Path, out: Path, *, protocol
                          f"{len(samples)} rows; evaluate with the data folder it was trained on")
     test = (samples["split"] == "test").to_numpy()
     base = run_baselines(samples, bundle.feature_columns, eval_mask=test, seed=seed) if baselines else None
-    report, fig = score_predictions(samples, raw, bundle.temperature, baselines=base, n_boot=n_boot, seed=seed,
-                                    extra_var=bundle.extra_var(bundle.node_lonlat), mean_var_cap=bundle.mean_var_cap,
-                                    tail_dof=bundle.tail_dof)
+    report, fig = score_predictions(samples, raw, bundle.calibration, baselines=base, n_boot=n_boot, seed=seed,
+                                    dist_km=bundle.site_distance_km(bundle.node_lonlat))
     report["meta"] = {"pipeline": cfg.name, "bundle": str(Path(model).resolve()),
                       "data": str(Path(data_dir).resolve()), "protocol": protocol, "seed": seed, "n_boot": n_boot,
                       "feature_columns": list(bundle.feature_columns)}

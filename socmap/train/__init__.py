@@ -9,6 +9,7 @@ from socmap.train.calibration import Calibration, fit_calibration, recalibrate
 from socmap.train.ensemble import (
     EnsemblePrediction,
     combine_members,
+    fit_distance_temperature,
     fit_mean_var_cap,
     fit_tail_dof,
     fit_temperature,
@@ -27,6 +28,7 @@ __all__ = [
     "beta_nll_loss",
     "combine_members",
     "fit_calibration",
+    "fit_distance_temperature",
     "fit_mean_var_cap",
     "fit_tail_dof",
     "fit_temperature",

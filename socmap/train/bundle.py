@@ -38,6 +38,7 @@ from socmap.config import PipelineConfig
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph
 from socmap.model import LayerCache, NodeInputs, SpTGNN, attach_and_predict
+from socmap.train.calibration import Calibration
 from socmap.train.distance_var import DistanceVariance, nearest_site_km
 from socmap.train.ensemble import EnsemblePrediction
 from socmap.train.inputs import SPLIT_CODES, TargetScaler
@@ -178,36 +179,37 @@ class Bundle:
         return self._caches
 
     @property
+    def calibration(self) -> Calibration:
+        """Everything ``socmap train`` (or ``socmap calibrate``) fitted on the validation sites
+        (:class:`socmap.train.calibration.Calibration`); a piece a bundle predates is off."""
+        return Calibration.from_info(self.info)
+
+    @property
     def distance_var(self) -> DistanceVariance | None:
         """The distance-aware epistemic term (:mod:`socmap.train.distance_var`); None for bundles without one."""
-        d = self.info.get("distance_var")
-        return None if d is None else DistanceVariance.from_dict(d)
+        return self.calibration.distance_var
 
     @property
     def mean_var_cap(self) -> float | None:
         """Cap on the variance that lifts the expectation (:attr:`EnsemblePrediction.mean_var_cap`), fitted on the
         validation sites by ``socmap train``; None: none (and every bundle written before it existed)."""
-        c = self.info.get("mean_var_cap")
-        return None if c is None else float(c)
+        return self.calibration.mean_var_cap
 
     @property
     def tail_dof(self) -> float | None:
         """Degrees of freedom of the predictive's Student t tails (:func:`socmap.train.ensemble.fit_tail_dof`),
         fitted on the validation sites by ``socmap train``; None: Gaussian (and every bundle written before)."""
-        d = self.info.get("tail_dof")
-        return None if d is None else float(d)
+        return self.calibration.tail_dof
 
-    def extra_var(self, lonlat: np.ndarray) -> np.ndarray | None:
-        """(N,) distance-aware epistemic variance, log(1+SOC)^2, at ``lonlat`` (degrees); None without a term."""
-        dv = self.distance_var
-        if dv is None:
-            return None
+    def site_distance_km(self, lonlat: np.ndarray) -> np.ndarray:
+        """(N,) great-circle distance, km, from each of ``lonlat`` (degrees) to its nearest training site (0 at a
+        training node): what the calibration's distance pieces grow with."""
         train = self.node_split == SPLIT_CODES["train"]
-        return dv(nearest_site_km(lonlat, self.node_lonlat[train]))
+        return nearest_site_km(lonlat, self.node_lonlat[train])
 
     def predict_nodes(self, calibrated: bool = True) -> EnsemblePrediction:
         """Transductive prediction of every training-graph node (rows in samples.parquet order); calibrated:
-        T applied, the distance-aware epistemic term added, the mean's variance cap and the tail shape set."""
+        :attr:`calibration` applied (T, distance growth and term, mean cap, tail shape)."""
         return self._finish(self.node_member_mean, self.node_member_var, self.node_lonlat, calibrated)
 
     def fill_gaps(self, name: str, values: np.ndarray) -> np.ndarray:
@@ -279,12 +281,10 @@ class Bundle:
 
     def _finish(self, member_mean: np.ndarray, member_var: np.ndarray, lonlat: np.ndarray,
                 calibrated: bool) -> EnsemblePrediction:
-        """The ensemble of members' outputs at ``lonlat``; calibrated: T, the distance-aware term, the mean cap
-        and the tail shape (the one place both prediction paths calibrate)."""
-        if not calibrated:
-            return EnsemblePrediction.from_members(member_mean, member_var)
-        pred = EnsemblePrediction.from_members(member_mean, member_var, self.temperature)
-        return pred.add_epistemic(self.extra_var(lonlat)).with_mean_cap(self.mean_var_cap).with_tail_dof(self.tail_dof)
+        """The ensemble of members' outputs at ``lonlat``; calibrated: :attr:`calibration` applied at the points'
+        distances from the training sites (the one place both prediction paths calibrate)."""
+        raw = EnsemblePrediction.from_members(member_mean, member_var)
+        return self.calibration.apply(raw, self.site_distance_km(lonlat)) if calibrated else raw
 
 
 def _load_members(b: Bundle) -> tuple[list[SpTGNN], list[LayerCache]]:

@@ -2,7 +2,9 @@
 
 Four pieces, each fitted on the validation split only (the test split is never seen):
 
-1. the temperature T of eq. (7) (:func:`~socmap.train.ensemble.fit_temperature`);
+1. the temperature T of eq. (7), with a variance that may grow as ``(1 + d / 1 km) ** distance_power`` with the
+   distance d to the nearest training site (:func:`~socmap.train.ensemble.fit_distance_temperature`; power 0 is
+   the paper's scalar T);
 2. the distance-aware epistemic term (:class:`~socmap.train.distance_var.DistanceVariance`, from the training
    labels' semivariogram), added after T;
 3. the cap on the variance inside the expectation (:func:`~socmap.train.ensemble.fit_mean_var_cap`);
@@ -26,33 +28,65 @@ import pandas as pd
 from socmap.errors import DataError, ModelError
 from socmap.metrics import gaussian_nll, interval_coverage, regression_metrics
 from socmap.train.distance_var import DistanceVariance, nearest_site_km
-from socmap.train.ensemble import EnsemblePrediction, fit_mean_var_cap, fit_tail_dof, fit_temperature
+from socmap.train.ensemble import (
+    EnsemblePrediction,
+    distance_growth,
+    fit_distance_temperature,
+    fit_mean_var_cap,
+    fit_tail_dof,
+)
 
 __all__ = ["Calibration", "fit_calibration", "recalibrate", "validation_metrics"]
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The fitted calibration of one ensemble: ``temperature`` (T, eq. 7), ``distance_var`` (log(1+SOC)^2 added
-    with the distance to the nearest training site), ``mean_var_cap`` (log(1+SOC)^2 or None) and ``tail_dof``
+    """The fitted calibration of one ensemble: ``temperature`` (T, eq. 7), ``distance_power`` (the calibrated
+    variance x ``(1 + d / 1 km) ** distance_power``, 0: none), ``distance_var`` (log(1+SOC)^2 added with the
+    distance to the nearest training site; None: none), ``mean_var_cap`` (log(1+SOC)^2 or None) and ``tail_dof``
     (Student t degrees of freedom or None for a Gaussian)."""
 
     temperature: float
-    distance_var: DistanceVariance
-    mean_var_cap: float | None
-    tail_dof: float | None
+    distance_var: DistanceVariance | None = None
+    mean_var_cap: float | None = None
+    tail_dof: float | None = None
+    distance_power: float = 0.0
+
+    def apply(self, raw: EnsemblePrediction, dist_km: np.ndarray | None = None) -> EnsemblePrediction:
+        """Calibrate the raw ensemble ``raw`` of points ``dist_km`` (km) from their nearest training site: T; the
+        distance term as extra epistemic variance that widens every member's log-normal alike (the expectation
+        includes it); the distance growth of T as extra epistemic variance of the intervals and sd only (not in
+        the expectation: its full log-normal lift far from the survey overshoots on held-out blocks); then the mean
+        cap and the tail shape. ``dist_km`` None: T, cap and tails only (no distance is known)."""
+        cal = raw.calibrate(self.temperature)
+        if dist_km is not None:
+            d = np.asarray(dist_km, np.float64)
+            growth = (distance_growth(d, self.distance_power) - 1.0) * cal.total_var
+            if self.distance_var is not None:
+                cal = cal.add_epistemic(self.distance_var(d))
+            cal = cal.add_epistemic(growth, in_mean=False)
+        return cal.with_mean_cap(self.mean_var_cap).with_tail_dof(self.tail_dof)
 
     def to_info(self) -> dict[str, Any]:
         """The bundle.json (and model card) keys this calibration is stored under."""
-        return {"temperature": float(self.temperature), "distance_var": self.distance_var.to_dict(),
+        return {"temperature": float(self.temperature), "distance_power": float(self.distance_power),
+                "distance_var": None if self.distance_var is None else self.distance_var.to_dict(),
                 "mean_var_cap": self.mean_var_cap, "tail_dof": self.tail_dof}
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> Calibration:
+        """Read :meth:`to_info`'s keys; a key a bundle predates is the piece switched off (T alone: eq. 7)."""
+        dv, cap, dof = info.get("distance_var"), info.get("mean_var_cap"), info.get("tail_dof")
+        return cls(float(info["temperature"]), None if dv is None else DistanceVariance.from_dict(dv),
+                   None if cap is None else float(cap), None if dof is None else float(dof),
+                   float(info.get("distance_power") or 0.0))
 
 
 def fit_calibration(member_mean: np.ndarray, member_var: np.ndarray, soc_gkg: np.ndarray, lonlat: np.ndarray,
                     train_mask: np.ndarray, val_mask: np.ndarray, *, seed: int = 0
                     ) -> tuple[Calibration, EnsemblePrediction]:
-    """Fit the four pieces (module docstring) on the validation sites, in order: T on the raw ensemble, the
-    distance term after T, then the mean cap and the tail shape on the result.
+    """Fit the four pieces (module docstring) on the validation sites, in order: T and its distance power on the
+    raw ensemble, the distance term after T, then the mean cap and the tail shape on the result.
 
     Args:
         member_mean, member_var: (M, N) each member's log(1+SOC) mean and variance at every node.
@@ -68,15 +102,14 @@ def fit_calibration(member_mean: np.ndarray, member_var: np.ndarray, soc_gkg: np
         raise DataError("calibration needs validation sites: the split has none")
     y_log = np.log1p(np.asarray(soc_gkg, np.float64))
     raw = EnsemblePrediction.from_members(np.asarray(member_mean)[:, val], np.asarray(member_var)[:, val])
-    temperature = fit_temperature(raw.mean, raw.total_var, y_log[val])
     train_lonlat = np.asarray(lonlat, np.float64)[train]
     val_dist = nearest_site_km(np.asarray(lonlat, np.float64)[val], train_lonlat)
+    temperature, power = fit_distance_temperature(raw.mean, raw.total_var, y_log[val], val_dist)
     dist_var = DistanceVariance.fit(train_lonlat, y_log[train], val_dist, seed=seed)
-    cal = raw.calibrate(temperature).add_epistemic(dist_var(val_dist))
-    mean_var_cap = fit_mean_var_cap(cal, np.asarray(soc_gkg, np.float64)[val])
-    tail_dof = fit_tail_dof(cal.mean, cal.total_var, y_log[val])
-    cal = cal.with_mean_cap(mean_var_cap).with_tail_dof(tail_dof)
-    return Calibration(temperature, dist_var, mean_var_cap, tail_dof), cal
+    cal = Calibration(temperature, dist_var, distance_power=power).apply(raw, val_dist)
+    calib = Calibration(temperature, dist_var, fit_mean_var_cap(cal, np.asarray(soc_gkg, np.float64)[val]),
+                        fit_tail_dof(cal.mean, cal.total_var, y_log[val]), power)
+    return calib, calib.apply(raw, val_dist)
 
 
 def validation_metrics(cal: EnsemblePrediction, soc_gkg: np.ndarray) -> dict[str, float]:

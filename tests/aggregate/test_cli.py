@@ -55,6 +55,7 @@ def test_member_maps_carry_the_epistemic_variance(maps: Path, map_bundle: Path) 
         soc = np.asarray(ds["soc_mean"].values, np.float64)
         med = np.asarray(ds["soc_median"].values, np.float64)
         epi = np.asarray(ds["epistemic_var"].values, np.float64)
+        alea = np.asarray(ds["aleatoric_var"].values, np.float64)
     assert mem.shape == (2, 64, 64)
     ok = np.isfinite(soc)
     assert ok.sum() > 1000 and np.isfinite(mem[:, ok]).all() and np.isnan(mem[:, ~ok]).all()
@@ -64,16 +65,21 @@ def test_member_maps_carry_the_epistemic_variance(maps: Path, map_bundle: Path) 
     # epistemic variance: equal but for the members' own variances (log1p of a member's map is c_m + T^2 s_m^2 / 2,
     # and s_m^2 differs between members: about 11 % here)
     var = np.var(np.log1p(mem[:, ok]), axis=0, ddof=1) * (1 + med[ok]) ** 2
-    # the map's epistemic variance also holds the bundle's distance-aware term, which widens every member alike
-    # and so is not in their spread: take it out (delta method, as the layer)
+    # the map's epistemic variance also holds the bundle's distance pieces, which widen every member alike and so
+    # are not in their spread: the growth g(d) of the calibrated variance and the distance term dv(d), so
+    # epi = g epi_members + (g - 1) alea + dv (1 + med)^2 (delta method, as the layers): take them out
     from pyproj import Transformer
 
     from socmap.train import load_bundle
+    from socmap.train.ensemble import distance_growth
 
     x, y = np.meshgrid(xs, ys)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x[ok], y[ok])
-    extra = load_bundle(map_bundle, load_members=False).extra_var(np.c_[lon, lat])
-    epi_members = epi[ok] - (0.0 if extra is None else extra * (1 + med[ok]) ** 2)
+    b = load_bundle(map_bundle, load_members=False)
+    dist = b.site_distance_km(np.c_[lon, lat])
+    g = distance_growth(dist, b.calibration.distance_power)
+    dv = 0.0 if b.distance_var is None else b.distance_var(dist)
+    epi_members = (epi[ok] - (g - 1) * alea[ok] - dv * (1 + med[ok]) ** 2) / g
     # (members whose own variances differ more widen the spread of their expectations: 1.39x here, with the
     # continuous-weight, RMSE-selected members; the correlation stays 0.999)
     ratio = np.median(var / epi_members)

@@ -44,15 +44,22 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     p = b.predict_nodes()
     assert p.member_mean.shape == (2, n) and np.isfinite(p.total_var).all() and (p.epistemic_var > 0).all()
     raw = b.predict_nodes(calibrated=False)
-    extra = b.extra_var(b.node_lonlat)  # the distance-aware term, added after calibration
-    assert extra is not None and (extra >= 0).all()
-    assert (extra[(pd.read_parquet(syn_data / "samples.parquet").split == "train").to_numpy()] == 0).all()
-    np.testing.assert_allclose(p.total_var, raw.total_var * b.temperature**2 + extra)
+    dist = b.site_distance_km(b.node_lonlat)
+    train_nodes = (pd.read_parquet(syn_data / "samples.parquet").split == "train").to_numpy()
+    assert (dist[train_nodes] == 0).all() and (dist[~train_nodes] > 0).all()
+    cal = b.calibration
+    assert cal.distance_var is not None and (cal.distance_var(dist) >= 0).all()
+    # T^2, grown with the distance to the nearest training site, then the distance term (both 0 at a site)
+    growth = (1 + dist) ** cal.distance_power
+    np.testing.assert_allclose(p.total_var, raw.total_var * cal.temperature**2 * growth + cal.distance_var(dist))
+    np.testing.assert_allclose(p.total_var[train_nodes], raw.total_var[train_nodes] * cal.temperature**2)
 
 
 def test_mean_var_cap_is_fitted_stored_and_applied(syn_bundle: Path, syn_data: Path, tmp_path: Path) -> None:
     """train fits the cap on the validation sites and writes it; predict_nodes and predict_new (the map) apply the
     stored cap; a bundle without the key (written before it existed) has none."""
+    import dataclasses
+
     from socmap.train import EnsemblePrediction, fit_mean_var_cap
 
     b = load_bundle(syn_bundle, tiny_pipeline())
@@ -60,9 +67,10 @@ def test_mean_var_cap_is_fitted_stored_and_applied(syn_bundle: Path, syn_data: P
     val = (s.split == "val").to_numpy()
     assert "mean_var_cap" in b.info
     raw = b.predict_nodes(calibrated=False)
-    uncapped = raw.calibrate(b.temperature).add_epistemic(b.extra_var(b.node_lonlat))
-    sub = EnsemblePrediction.from_members(raw.member_mean[:, val], raw.member_var[:, val], b.temperature)
-    sub = sub.add_epistemic(b.extra_var(b.node_lonlat[val]))  # what train scores on its validation sites
+    no_cap = dataclasses.replace(b.calibration, mean_var_cap=None)
+    uncapped = no_cap.apply(raw, b.site_distance_km(b.node_lonlat))
+    sub = no_cap.apply(EnsemblePrediction.from_members(raw.member_mean[:, val], raw.member_var[:, val]),
+                       b.site_distance_km(b.node_lonlat[val]))  # what train scores on its validation sites
     assert b.mean_var_cap == fit_mean_var_cap(sub, s.soc_gkg.to_numpy()[val])
     copy = tmp_path / "bundle"
     shutil.copytree(syn_bundle, copy)

@@ -236,3 +236,22 @@ def test_tail_dof_changes_quantiles_only() -> None:
     assert t.with_tail_dof(None).tail_dof is None
     with pytest.raises(ValueError, match="tail_dof"):
         g.with_tail_dof(2.0)
+
+
+@pytest.mark.parametrize("power", [0.0, 0.3, 0.8])
+def test_fit_distance_temperature_recovers_the_growth(power: float) -> None:
+    """Errors whose variance is T^2 (1 + d)^power sigma^2: the fit finds T and the power; power 0 is eq. 7's T
+    exactly (a growth that does not help is not fitted), and the power never goes negative."""
+    from socmap.train import fit_distance_temperature
+
+    rng = np.random.default_rng(12)
+    n, t_true = 20000, 1.4
+    mean, var = rng.normal(size=n), rng.uniform(0.05, 1.0, n)
+    dist = np.exp(rng.uniform(np.log(0.1), np.log(300.0), n))  # km, 0.1 to 300
+    y = mean + t_true * np.sqrt(var * (1 + dist) ** power) * rng.normal(size=n)
+    t, p = fit_distance_temperature(mean, var, y, dist)
+    assert p == pytest.approx(power, abs=0.03) and t == pytest.approx(t_true, rel=0.05)
+    if power == 0.0:
+        assert (t, p) == (fit_temperature(mean, var, y), 0.0)
+    shrinking = mean + t_true * np.sqrt(var / (1 + dist) ** 0.5) * rng.normal(size=n)
+    assert fit_distance_temperature(mean, var, shrinking, dist)[1] == 0.0
