@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cov95_predictive_post": post.get("picp_predictive", {}).get("value"),
         "ece_gaussian_post": post.get("ece_gaussian", {}).get("value"),
         "tail_dof": rep.get("tail_dof"),
+        "distance_power": rep["uncertainty"].get("distance_power"),
         "nll_post": post["nll"]["value"],
         "crps_post": post["crps"]["value"],
         "temperature": rep["uncertainty"]["temperature"],

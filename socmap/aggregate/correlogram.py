@@ -182,13 +182,18 @@ def fit_correlogram(xy: np.ndarray, r: np.ndarray, *, geographic: bool,
         model.len_scale_bounds = [lo, float(d.max()) * 3]
         model.var_bounds = [0.0, 10.0 * v]
         model.nugget_bounds = [0.0, 10.0 * v]
-        model.fit_variogram(centre, gamma, nugget=True, weights=counts,
-                            init_guess={"len_scale": float(len0), "var": 0.7 * v, "nugget": 0.3 * v,
-                                        "default": "default"})
+        try:
+            model.fit_variogram(centre, gamma, nugget=True, weights=counts,
+                                init_guess={"len_scale": float(len0), "var": 0.7 * v, "nugget": 0.3 * v,
+                                            "default": "default"})
+        except RuntimeError:  # scipy's curve_fit ran out of evaluations from this start: try the others
+            continue
         sse = float(np.sum(counts * (model.variogram(centre) - gamma) ** 2))
         if sse < best_sse:
             best, best_sse = model, sse
-    assert best is not None
+    if best is None:
+        raise ModelError(f"the error correlogram of {n} held-out residuals could not be fitted from any starting "
+                         "range (least squares did not converge)")
     model = best
     var, nug = float(model.var), float(model.nugget)
     w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)

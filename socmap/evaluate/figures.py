@@ -57,7 +57,8 @@ def pred_vs_obs_figure(path: Path, observed_gkg: np.ndarray, predictions_gkg: di
 
 
 def reliability_figure(path: Path, levels: np.ndarray, curves: dict[str, np.ndarray]) -> Path:
-    """Reliability diagram: nominal level of the central Gaussian interval vs its empirical coverage."""
+    """Reliability diagram: nominal level of the predictive's central interval (Gaussian before calibration, the
+    calibrated predictive's own after it) vs its empirical coverage."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
     ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--", label="perfect")
@@ -67,7 +68,7 @@ def reliability_figure(path: Path, levels: np.ndarray, curves: dict[str, np.ndar
     ax.set_ylim(0, 1)
     ax.set_xlabel("nominal coverage of the central interval")
     ax.set_ylabel("empirical coverage (test)")
-    ax.set_title("Reliability, log(1 + SOC) Gaussian")
+    ax.set_title("Reliability of the central intervals, log(1 + SOC)")
     ax.legend(loc="upper left")
     fig.savefig(path, dpi=DPI)
     plt.close(fig)

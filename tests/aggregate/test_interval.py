@@ -77,3 +77,36 @@ def test_weighted_sill_follows_the_far_points() -> None:
     w = np.where(far, 3.0, 1.0 / 3.0)
     weighted = fit_correlogram(xy, r, geographic=False, weights=w)
     assert weighted.sill > 1.5 * plain.sill and weighted.sill_unweighted == pytest.approx(plain.sill)
+
+
+def test_correlogram_survives_a_start_that_does_not_converge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Least squares from one starting range can run out of evaluations (scipy's RuntimeError, met on the Africa
+    map): the other starts are used; if none converges the error is a one-line ModelError, not a traceback."""
+    import gstools as gs
+
+    from socmap.errors import ModelError
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 100, size=(300, 2))
+    r = np.sin(xy[:, 0] / 15) + 0.3 * rng.normal(size=300)
+    ref = fit_correlogram(xy, r, geographic=False)
+    real = gs.Exponential.fit_variogram
+    calls = {"n": 0}
+
+    def first_fails(self, *a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("Optimal parameters not found: The maximum number of function evaluations is exceeded.")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(gs.Exponential, "fit_variogram", first_fails)
+    got = fit_correlogram(xy, r, geographic=False)
+    assert calls["n"] == 4 and np.isfinite(got.len_scale_km) and got.len_scale_km > 0
+    assert got.n_points == ref.n_points == 300
+
+    def never(self, *a, **k):  # type: ignore[no-untyped-def]
+        raise RuntimeError("Optimal parameters not found")
+
+    monkeypatch.setattr(gs.Exponential, "fit_variogram", never)
+    with pytest.raises(ModelError, match="could not be fitted"):
+        fit_correlogram(xy, r, geographic=False)
