@@ -172,8 +172,8 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
         pred, calib = _train_and_predict(data, cfg, ftmp / "model", members=members, seed=seed + f, device=device)
         temperatures.append(round(float(calib.temperature), 4))
         powers.append(calib.distance_power)
-        caps.append(pred.mean_var_cap)
-        tails.append(pred.tail_dof)
+        caps.append(calib.mean_var_cap)
+        tails.append(calib.tail_dof)
         test = part == "test"
         tested |= test
         val = part == "val"
@@ -185,7 +185,7 @@ def _run_block(data_dir: Path, cfg: PipelineConfig, samples: pd.DataFrame, featu
         mu[test] = np.asarray(pred.mean)[test]
         alea[test] = np.asarray(pred.aleatoric_var)[test]
         epi[test] = np.asarray(pred.epistemic_var)[test]
-        dof[test] = np.inf if pred.tail_dof is None else pred.tail_dof
+        dof[test] = np.inf if calib.tail_dof is None else calib.tail_dof
         preds.update(baseline_predictions(run_baselines(blk, feature_columns, eval_mask=test, seed=seed)))
         for name, v in preds.items():
             pooled.setdefault(name, np.full(len(samples), np.nan))[test] = v

@@ -23,6 +23,7 @@ Written under a temporary name and renamed into place (:func:`socmap.io.atomic_p
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -178,10 +179,11 @@ class Bundle:
             self._models, self._caches = _load_members(self)
         return self._caches
 
-    @property
+    @functools.cached_property
     def calibration(self) -> Calibration:
         """Everything ``socmap train`` (or ``socmap calibrate``) fitted on the validation sites
-        (:class:`socmap.train.calibration.Calibration`); a piece a bundle predates is off."""
+        (:class:`socmap.train.calibration.Calibration`), read from :attr:`info` once (every map tile applies it);
+        a piece a bundle predates is off."""
         return Calibration.from_info(self.info)
 
     @property

@@ -107,9 +107,9 @@ def fit_calibration(member_mean: np.ndarray, member_var: np.ndarray, soc_gkg: np
     temperature, power = fit_distance_temperature(raw.mean, raw.total_var, y_log[val], val_dist)
     dist_var = DistanceVariance.fit(train_lonlat, y_log[train], val_dist, seed=seed)
     cal = Calibration(temperature, dist_var, distance_power=power).apply(raw, val_dist)
-    calib = Calibration(temperature, dist_var, fit_mean_var_cap(cal, np.asarray(soc_gkg, np.float64)[val]),
-                        fit_tail_dof(cal.mean, cal.total_var, y_log[val]), power)
-    return calib, calib.apply(raw, val_dist)
+    cap = fit_mean_var_cap(cal, np.asarray(soc_gkg, np.float64)[val])
+    dof = fit_tail_dof(cal.mean, cal.total_var, y_log[val])
+    return Calibration(temperature, dist_var, cap, dof, power), cal.with_mean_cap(cap).with_tail_dof(dof)
 
 
 def validation_metrics(cal: EnsemblePrediction, soc_gkg: np.ndarray) -> dict[str, float]:
