@@ -13,10 +13,11 @@ nugget means errors of nearby cells move together. ``shared_share`` is an error 
 map-wide bias of the model), which a variogram cannot see (it is blind to a constant); it is estimated by the
 method of moments from the mean held-out residual: ``c0 = max(0, mean(r)^2 - sum_ij C(d_ij) / n^2)``, the squared
 mean residual less what the fitted local covariance ``C`` alone would give it. The covariance used for a zone is
-``sill * rho(d)``, with ``sill`` the fitted total variance of the standardised residuals (1 for a calibrated sd). On a
-delta-method scale a correlation is the same in log(1 + SOC) and in g/kg, which is how the zone interval uses it
-(:mod:`socmap.aggregate.interval`). Distances are great-circle km for lon/lat points, or km in the map's
-projected CRS.
+``sill * rho(d)``, with ``sill`` the fitted total variance of the standardised residuals (1 for a calibrated sd). The
+zone interval (:mod:`socmap.aggregate.interval`) takes this log(1 + SOC) correlation for the g/kg errors: exact to
+first order in the log-scale sd, and above the log-normals' own correlation
+``(exp(rho s_i s_j) - 1) / sqrt((exp(s_i^2) - 1) (exp(s_j^2) - 1))`` otherwise (for equal sd), so it errs wide.
+Distances are great-circle km for lon/lat points, or km in the map's projected CRS.
 """
 
 from __future__ import annotations

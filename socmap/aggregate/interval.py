@@ -9,11 +9,11 @@ independent of each other:
   correlation of this error between cells. Without member maps, the epistemic sd of the cells is taken as fully
   correlated, ``(sum_i a_i s_epi,i)^2`` (an upper bound).
 * residual (what no member explains): ``sum_ij a_i a_j sigma_i sigma_j C(d_ij)``, with ``sigma_i`` the cell's
-  aleatoric sd (g/kg, delta method) and ``C = sill * rho`` the fitted covariance of standardised held-out
-  residuals (:mod:`socmap.aggregate.correlogram`; ``sill`` = 1 for a calibrated sd). Exact over all pairs for
-  zones of up to ``exact_max`` cells; beyond that a Monte Carlo estimate from ``n_pairs`` cell pairs drawn with
-  probability ``p_i p_j`` (``p = a sigma / sum``), whose relative error is about ``1 / sqrt(n_pairs)`` of the
-  pairs' spread.
+  aleatoric sd (g/kg, its share of the log-normal variance) and ``C = sill * rho`` the fitted covariance of
+  standardised held-out residuals (:mod:`socmap.aggregate.correlogram`; ``sill`` = 1 for a calibrated sd). Exact
+  over all pairs for zones of up to ``exact_max`` cells; beyond that a Monte Carlo estimate from ``n_pairs`` cell
+  pairs drawn with probability ``p_i p_j`` (``p = a sigma / sum``), whose relative error is about
+  ``1 / sqrt(n_pairs)`` of the pairs' spread.
 
 The interval is ``Z +- q sqrt(var_epi + var_res)`` on the g/kg scale. ``var_epi`` is estimated from only M members
 (M - 1 degrees of freedom), so ``q`` is Student's t quantile at the Welch-Satterthwaite degrees of freedom

@@ -35,7 +35,7 @@ __all__ = ["AggregateResult", "MapLayers", "aggregate_zones", "load_map", "map_c
            "run", "write_gpkg"]
 
 ASSUMPTIONS = (
-    "errors Gaussian on the g/kg scale for the zone figure (delta method from log(1+SOC));",
+    "errors Gaussian on the g/kg scale for the zone figure (cell sd from the log-normal of log(1+SOC));",
     "one stationary, isotropic correlogram of standardised errors for the whole map, fitted on the held-out "
     "points (exponential + nugget);",
     "the residual error's sd is the cell's calibrated aleatoric sd, at point support (no change of support from "

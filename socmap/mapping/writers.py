@@ -44,9 +44,11 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
                           "zone means and carbon stocks)", "g/kg", short="topsoil SOC (0-30 cm), expected value"),
     LayerSpec("soc_median", "Topsoil (0-30 cm) SOC, median of the calibrated predictive (expm1 of the log-scale "
                             "mean; below soc_mean)", "g/kg", short="topsoil SOC (0-30 cm), median"),
-    LayerSpec("aleatoric_var", "Aleatoric variance of SOC (data noise), delta method", "(g/kg)^2",
+    LayerSpec("aleatoric_var", "Aleatoric variance of SOC (data noise), its share of the log-normal variance",
+              "(g/kg)^2",
               short="aleatoric variance of SOC"),
-    LayerSpec("epistemic_var", "Epistemic variance of SOC (ensemble disagreement), delta method", "(g/kg)^2",
+    LayerSpec("epistemic_var", "Epistemic variance of SOC (ensemble disagreement), its share of the log-normal "
+                               "variance", "(g/kg)^2",
               short="epistemic variance of SOC"),
     LayerSpec("total_sd", "Total standard deviation of SOC (aleatoric + epistemic)", "g/kg",
               short="total standard deviation of SOC"),
@@ -60,9 +62,10 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
 """Every layer ``socmap predict`` can write (``output.variables`` picks a subset). ``soc_mean`` is the expectation
 of the calibrated predictive (:meth:`socmap.train.EnsemblePrediction.mean_gkg`: the members' mean of their
 log-normal means, with the variance in it capped at the bundle's ``mean_var_cap`` where one was fitted),
-``soc_median`` its median (expm1 of the log-scale mean); the variances are delta-method and the
-bounds the calibrated predictive's quantiles about the median: log-normal, or log-Student-t where the bundle
-fitted ``tail_dof`` (same total variance)."""
+``soc_median`` its median (expm1 of the log-scale mean); the variances are the calibrated log-normal's exact
+variance (:meth:`socmap.train.EnsemblePrediction.var_gkg`), split between aleatoric and epistemic in proportion to
+their log-scale parts, and the bounds the calibrated predictive's quantiles about the median: log-normal, or
+log-Student-t where the bundle fitted ``tail_dof`` (same total variance)."""
 
 MEMBER_LAYER = LayerSpec("soc_member", "Topsoil (0-30 cm) SOC under each ensemble member, calibrated expectation "
                                        "(members spread about the ensemble by the temperature T; their mean is "

@@ -274,11 +274,30 @@ class EnsemblePrediction:
         return dataclasses.replace(self, tail_dof=None if dof is None else float(dof))
 
     def var_gkg(self, kind: str = "total") -> np.ndarray:
-        """Variance in (g/kg)^2 by the delta method: (1 + soc)^2 var, ``kind`` aleatoric | epistemic | total."""
+        r"""Variance of SOC in (g/kg)^2 under the calibrated predictive, ``kind`` aleatoric | epistemic | total.
+
+        The predictive of :math:`\log(1 + \mathrm{SOC})` is :math:`N(\mu, v)`, :math:`v` = :attr:`total_var`
+        (the Gaussian of that variance, as for the NLL and the expectation, also where :attr:`tail_dof` gives
+        the quantiles t tails), so SOC + 1 is log-normal with the exact variance
+
+        .. math:: \mathrm{Var}[\mathrm{SOC}] = e^{2\mu} \, e^{v} (e^{v} - 1) \quad (\mathrm{g/kg})^2,
+
+        which is shared between the aleatoric and epistemic parts in proportion to their log-scale variances
+        (so the two add up to the total). Why not the delta method, :math:`e^{2\mu} v`: it is the first-order
+        term only, low by :math:`e^{v}(e^{v} - 1) / v` = 1.16x at v = 0.1, 1.7x at 0.35 and 4.7x at 1, and so
+        most where the model knows least; on the Africa bundle's validation sites, in quartiles of v, the
+        squared error of the expectation averaged 19, 64 and 95 (g/kg)^2 in the lower three against 17, 58
+        and 86 exact and 14, 46 and 62 by the delta method (issue 18). Not capped by :attr:`mean_var_cap`.
+        """
         var = {"aleatoric": self.aleatoric_var, "epistemic": self.epistemic_var, "total": self.total_var}
         if kind not in var:
             raise ValueError(f"kind must be aleatoric, epistemic or total, got {kind!r}")
-        return np.exp(self.mean) ** 2 * var[kind]
+        v = self.total_var
+        total = np.exp(2.0 * self.mean + v) * np.expm1(v)
+        if kind == "total":
+            return np.asarray(total)
+        share = np.divide(var[kind], v, out=np.zeros_like(v), where=v > 0)
+        return np.asarray(total * share)
 
     def subset(self, members: list[int]) -> EnsemblePrediction:
         """The prediction of a sub-ensemble (post-hoc ensemble size), with the same temperature, mean cap and

@@ -65,6 +65,13 @@ def test_member_maps_carry_the_epistemic_variance(maps: Path, map_bundle: Path) 
     # epistemic variance: equal but for the members' own variances (log1p of a member's map is c_m + T^2 s_m^2 / 2,
     # and s_m^2 differs between members: about 11 % here)
     var = np.var(np.log1p(mem[:, ok]), axis=0, ddof=1) * (1 + med[ok]) ** 2
+    # the layers are shares of the log-normal variance (1 + med)^2 exp(v) (exp(v) - 1): back to the delta method's
+    # (1 + med)^2 v, the scale of the members' log spread above
+    r = (epi[ok] + alea[ok]) / (1 + med[ok]) ** 2
+    v = np.log((1 + np.sqrt(1 + 4 * r)) / 2)
+    lift = np.exp(v) * np.expm1(v) / v
+    epi, alea = epi.copy(), alea.copy()
+    epi[ok], alea[ok] = epi[ok] / lift, alea[ok] / lift
     # the map's epistemic variance also holds the bundle's distance pieces, which widen every member alike and so
     # are not in their spread: the growth g(d) of the calibrated variance and the distance term dv(d), so
     # epi = g epi_members + (g - 1) alea + dv (1 + med)^2 (delta method, as the layers): take them out

@@ -267,8 +267,10 @@ def test_mean_is_above_median_and_bounds_hold(runs: dict) -> None:
     assert ok.sum() > 1000 and np.array_equal(ok, np.isfinite(z["soc_mean"]))
     assert (z["soc_mean"][ok] > z["soc_median"][ok]).all()
     assert (z["q05"][ok] < z["soc_median"][ok]).all() and (z["soc_median"][ok] < z["q95"][ok]).all()
-    # the gap is the log-normal's: about (1 + median) (exp(v / 2) - 1), v the log-scale variance
-    v = (z["total_sd"][ok] / (1 + z["soc_median"][ok])) ** 2
+    # the gap is the log-normal's: about (1 + median) (exp(v / 2) - 1), v the log-scale variance, which the sd
+    # layer gives back: total_sd^2 = (1 + median)^2 exp(v) (exp(v) - 1), so exp(v) = (1 + sqrt(1 + 4 r)) / 2
+    r = (z["total_sd"][ok] / (1 + z["soc_median"][ok])) ** 2
+    v = np.log((1 + np.sqrt(1 + 4 * r)) / 2)
     gap = (z["soc_mean"][ok] - z["soc_median"][ok]) / ((1 + z["soc_median"][ok]) * np.expm1(v / 2))
     assert 0.5 < np.median(gap) < 1.05
 

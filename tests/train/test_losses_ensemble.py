@@ -120,7 +120,10 @@ def test_ensemble_prediction_views() -> None:
     np.testing.assert_allclose(EnsemblePrediction.from_members(mm, mv, 2.0).total_var, cal.total_var)
     np.testing.assert_allclose(cal.soc_gkg(), np.expm1(mm.mean(0)))
     np.testing.assert_allclose(cal.quantile_gkg(0.95), np.expm1(cal.mean + norm.ppf(0.95) * np.sqrt(cal.total_var)))
-    np.testing.assert_allclose(cal.var_gkg("aleatoric"), np.exp(cal.mean) ** 2 * cal.aleatoric_var)
+    v = cal.total_var
+    np.testing.assert_allclose(cal.var_gkg("total"), np.exp(2 * cal.mean + v) * np.expm1(v))
+    np.testing.assert_allclose(cal.var_gkg("aleatoric") + cal.var_gkg("epistemic"), cal.var_gkg("total"))
+    np.testing.assert_allclose(cal.var_gkg("aleatoric") / cal.var_gkg("total"), cal.aleatoric_var / v)
     sub = cal.subset([0, 2])
     np.testing.assert_allclose(sub.mean, mm[[0, 2]].mean(0))
     assert sub.temperature == 2.0
@@ -255,3 +258,17 @@ def test_fit_distance_temperature_recovers_the_growth(power: float) -> None:
         assert (t, p) == (fit_temperature(mean, var, y), 0.0)
     shrinking = mean + t_true * np.sqrt(var / (1 + dist) ** 0.5) * rng.normal(size=n)
     assert fit_distance_temperature(mean, var, shrinking, dist)[1] == 0.0
+
+
+@pytest.mark.parametrize("v", [0.01, 0.3, 1.0])
+def test_var_gkg_is_the_lognormal_variance(v: float) -> None:
+    """The sd layers are the calibrated predictive's own moments in g/kg: SOC = exp(X) - 1 with X ~ N(mu, v) drawn
+    a million times has the variance ``var_gkg`` gives; the delta method (exp(2 mu) v) falls short of it, more
+    the larger v is."""
+    mu = 2.5
+    pred = EnsemblePrediction.from_members(np.full((2, 1), mu), np.full((2, 1), v))
+    draws = np.expm1(np.random.default_rng(0).normal(mu, np.sqrt(v), 1_000_000))
+    got = float(pred.var_gkg()[0])
+    assert got == pytest.approx(float(draws.var()), rel=0.03)
+    assert got / (np.exp(2 * mu) * v) == pytest.approx(np.exp(v) * np.expm1(v) / v)
+    assert np.exp(2 * mu) * v < 0.99 * got or v < 0.02
