@@ -34,6 +34,7 @@ __all__ = [
     "BaselineResult",
     "baseline_inputs",
     "fit_predict_xgboost",
+    "fit_xgboost",
     "haversine_knn",
     "run_baselines",
     "smearing_factor",
@@ -85,13 +86,18 @@ def baseline_inputs(samples: pd.DataFrame, feature_columns: list[str] | None = N
     return x, cols
 
 
-def fit_predict_xgboost(x_train: np.ndarray, y_train_gkg: np.ndarray, x_eval: np.ndarray, *, seed: int = 0,
-                        n_jobs: int | None = None) -> np.ndarray:
-    """Fit XGBoost (:data:`XGB_PARAMS`) on log1p(SOC) and return expm1 of its predictions for ``x_eval`` (g/kg)."""
+def fit_xgboost(x_train: np.ndarray, y_train_gkg: np.ndarray, *, seed: int = 0, n_jobs: int | None = None) -> Any:
+    """XGBoost (:data:`XGB_PARAMS`) fitted on log1p(SOC): its ``predict`` gives log1p(SOC) predictions."""
     import xgboost as xgb
 
     model = xgb.XGBRegressor(**XGB_PARAMS, random_state=seed, n_jobs=n_jobs)
-    model.fit(x_train, np.log1p(np.asarray(y_train_gkg, float)))
+    return model.fit(x_train, np.log1p(np.asarray(y_train_gkg, float)))
+
+
+def fit_predict_xgboost(x_train: np.ndarray, y_train_gkg: np.ndarray, x_eval: np.ndarray, *, seed: int = 0,
+                        n_jobs: int | None = None) -> np.ndarray:
+    """Fit XGBoost (:func:`fit_xgboost`) and return expm1 of its predictions for ``x_eval`` (g/kg)."""
+    model = fit_xgboost(x_train, y_train_gkg, seed=seed, n_jobs=n_jobs)
     return np.expm1(model.predict(x_eval).astype(np.float64))
 
 

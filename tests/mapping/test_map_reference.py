@@ -1,0 +1,69 @@
+"""benchmarks/map_reference.py on the small mapping world: the baselines are mapped through the map path itself
+(same cells as the SpTGNN map, the baseline's own values) and scored with map_realism's figures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _zarr(root: Path) -> dict[str, np.ndarray]:
+    import xarray as xr
+
+    with xr.open_zarr(root / "soc.zarr", consolidated=False) as ds:
+        return {k: np.asarray(ds[k].values, np.float64) for k in ("soc_mean", "soc_median")}
+
+
+@pytest.fixture(scope="module")
+def sptgnn_map(map_world: dict[str, Path], map_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from socmap.config import load_pipeline
+    from socmap.mapping import predict
+
+    cfg = load_pipeline(map_world["pipeline"])
+    return predict.run(cfg, map_bundle, tmp_path_factory.mktemp("refmaps"), year=2020, scheduler="threads",
+                       progress=False).root
+
+
+def test_baseline_maps_share_the_cells_and_score_as_ratios(map_world: dict[str, Path], map_bundle: Path,
+                                                           sptgnn_map: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from socmap.mapping import tile_job
+
+    original = tile_job.predict_cells
+    bench = _load("map_reference")
+    res = bench.main(["--pipeline", str(map_world["pipeline"]), "--model", str(map_bundle), "--data",
+                      str(map_bundle.parent / "data"), "--maps", str(sptgnn_map), "--year", "2020", "--out",
+                      str(tmp_path)])
+    assert tile_job.predict_cells is original  # the map path's model step is put back
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == res
+    ours = _zarr(sptgnn_map)
+    ok = np.isfinite(ours["soc_mean"])
+    maps = {}
+    for name in ("xgboost", "rfsi"):
+        roots = list((tmp_path / name).glob("*/2020/*/soc.zarr"))
+        assert len(roots) == 1, name
+        theirs = maps[name] = _zarr(roots[0].parent)
+        # the same cells mapped, other values; a baseline's map is its point prediction (no variance)
+        assert np.array_equal(np.isfinite(theirs["soc_mean"]), ok)
+        np.testing.assert_allclose(theirs["soc_mean"][ok], theirs["soc_median"][ok], rtol=1e-6)
+        assert np.abs(theirs["soc_mean"][ok] - ours["soc_mean"][ok]).mean() > 0.01
+        assert (theirs["soc_mean"][ok] > 0).all()
+        for f in ("facet_ratio", "facet_ratio_by_distance"):
+            assert res[f"{name}_{f}"] > 0
+            assert res[f"{f}_vs_{name}"] == pytest.approx(res[f"sptgnn_{f}"] / res[f"{name}_{f}"], rel=1e-3)
+    # the RFSI-like map also sees the nearest training labels: not XGBoost's map
+    assert np.abs(maps["rfsi"]["soc_mean"][ok] - maps["xgboost"]["soc_mean"][ok]).mean() > 0.01
