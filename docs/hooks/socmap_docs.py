@@ -292,6 +292,17 @@ def _map_realism() -> str:
         ("median_rel_sd_outside", "median rel. sd outside AOA")], by_key=True)
 
 
+def _map_reference() -> str:
+    return _key_table("map_reference", [
+        ("sptgnn_facet_ratio", "SpTGNN facet ratio"), ("xgboost_facet_ratio", "XGBoost facet ratio"),
+        ("rfsi_facet_ratio", "RFSI-like facet ratio"),
+        ("sptgnn_facet_ratio_by_distance", "SpTGNN, at equal distance from the sites"),
+        ("xgboost_facet_ratio_by_distance", "XGBoost, at equal distance"),
+        ("rfsi_facet_ratio_by_distance", "RFSI-like, at equal distance"),
+        ("facet_ratio_vs_xgboost", "SpTGNN / XGBoost"), ("facet_ratio_by_distance_vs_xgboost",
+                                                          "SpTGNN / XGBoost at equal distance")], by_key=True)
+
+
 def _map_parity() -> str:
     return _key_table("map_parity", [
         ("max_abs_diff", "max abs diff (log scale)"), ("max_abs_diff_gkg", "max abs diff g/kg"),
@@ -314,6 +325,7 @@ RESULTS: dict[str, Callable[[], str]] = {
     "paper": _paper,
     "map_scaling": _map_scaling,
     "map_realism": _map_realism,
+    "map_reference": _map_reference,
     "map_parity": _map_parity,
     "aggregate_coverage": _aggregate_coverage,
     "train_africa": _train_africa,
