@@ -99,9 +99,11 @@ def _evaluate(ctx: DemoContext) -> str:
 
 def _predict(ctx: DemoContext) -> str:
     """Map the demo region for the pipeline's year into DIR/maps; score the expectation (``soc_mean``) and the
-    median (``soc_median``) against the true SOC over the whole region, with the share of it the map covers."""
+    median (``soc_median``) against the true SOC over the whole region, with the share of it the map covers, and
+    the uncertainty layers against the map's own errors (``total_sd``'s mean z^2, the q05-q95 interval's
+    coverage of the truth)."""
     from socmap.mapping import predict
-    from socmap.mapping.score import score_map
+    from socmap.mapping.score import score_map, score_uncertainty
 
     year = ctx.cfg.output.year
     res = predict.run(ctx.cfg, ctx.model, ctx.maps, year=year, progress=True)
@@ -111,13 +113,20 @@ def _predict(ctx: DemoContext) -> str:
     if not truth.is_file() or not all(p.is_file() for p in layers.values()):
         return f"{res.cells_mapped} cells mapped ({res.cells_per_s:.0f} cells/s) -> {res.root}"
     scores = {name: score_map(path, truth) for name, path in layers.items()}
+    bands = {name: res.root / f"{name}.vrt" for name in ("total_sd", "q05", "q95")}
+    unc = (score_uncertainty(layers["soc_mean"], bands["total_sd"], bands["q05"], bands["q95"], truth, 0.9)
+           if all(p.is_file() for p in bands.values()) else None)
     (res.root / "score_vs_truth.json").write_text(json.dumps({"truth": str(truth), **scores["soc_mean"],
-                                                              "layers": scores}, indent=1) + "\n")
+                                                              "layers": scores, "uncertainty": unc}, indent=1) + "\n")
     m, md = scores["soc_mean"], scores["soc_median"]
-    return (f"{res.cells_mapped} cells mapped ({res.cells_per_s:.0f} cells/s) -> {res.root}; the map covers "
+    line = (f"{res.cells_mapped} cells mapped ({res.cells_per_s:.0f} cells/s) -> {res.root}; the map covers "
             f"{m['coverage']:.1%} of the region; vs the true SOC {year}: soc_mean (expectation) R2 {m['r2']:.3f}, "
             f"RMSE {m['rmse']:.2f} g/kg, bias {m['bias']:+.2f} g/kg; soc_median R2 {md['r2']:.3f}, RMSE "
             f"{md['rmse']:.2f} g/kg, bias {md['bias']:+.2f} g/kg (n = {m['n']})")
+    if unc is not None:
+        line += (f"; its errors against total_sd: mean z^2 {unc['z2']:.2f} (1 = calibrated); q05-q95 held the "
+                 f"truth in {unc['coverage']:.1%} of cells (90 % asked)")
+    return line
 
 
 def _aggregate(ctx: DemoContext) -> str:
