@@ -89,3 +89,43 @@ def test_rows_must_match() -> None:
     samples, raw = _world()
     with pytest.raises(ValueError, match="rows"):
         score_predictions(samples.iloc[:-1], raw, 1.0, n_boot=0)
+
+
+def test_error_by_distance_bins_every_method() -> None:
+    """Each bin holds its rows' RMSE and MAE per method; a method exact in one bin scores 0 there; empty bins are
+    left out and the open last bin has no upper edge."""
+    from socmap.evaluate.report import error_by_distance
+
+    rng = np.random.default_rng(4)
+    d = np.r_[rng.uniform(0, 0.5, 40), rng.uniform(2, 10, 30), rng.uniform(50, 500, 10)]
+    y = rng.uniform(5, 40, len(d))
+    near_exact = np.where(d < 0.5, y, y + 3.0)
+    rows = error_by_distance(y, {"A": near_exact, "B": y - 1.0}, d)
+    assert [(r["lo_km"], r["hi_km"], r["n"]) for r in rows] == [(0.0, 0.5, 40), (2.0, 10.0, 30), (30.0, None, 10)]
+    assert rows[0]["rmse"]["A"] == 0.0 and rows[1]["rmse"]["A"] == pytest.approx(3.0)
+    assert all(r["rmse"]["B"] == pytest.approx(1.0) and r["mae"]["B"] == pytest.approx(1.0) for r in rows)
+
+
+@pytest.mark.parametrize(("outlier", "low", "high"), [(0.0, 0.02, 0.15), (500.0, 0.9, 1.0)])
+def test_top_error_share(outlier: float, low: float, high: float) -> None:
+    """One wild error among 200 carries nearly all the squared error; without it the largest 1 % (2 rows) carry
+    a little more than their share (the largest of 200 squared Gaussian errors)."""
+    from socmap.evaluate.report import top_error_share
+
+    rng = np.random.default_rng(5)
+    y = rng.uniform(5, 40, 200)
+    p = y + rng.normal(0, 1, 200)
+    p[7] += outlier
+    share = top_error_share(y, {"m": p})["m"]
+    assert low < share < high
+
+
+def test_report_shows_errors_by_distance(tmp_path: Path) -> None:
+    samples, raw = _world()
+    dist = np.random.default_rng(6).uniform(0, 60, len(samples))
+    rep, fig = score_predictions(samples, raw, 1.3, n_boot=50, seed=0, dist_km=dist)
+    test = (samples.split == "test").to_numpy()
+    assert sum(r["n"] for r in rep["by_distance"]) == test.sum()
+    assert set(rep["top_error_share"]) == {"SpTGNN", "SpTGNN (median)"}
+    text = (write_report(rep, tmp_path / "rep", fig) / "report.md").read_text()
+    assert "By distance to the nearest training site" in text and "| >= 30 |" in text
