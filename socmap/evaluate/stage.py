@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from socmap.config import PipelineConfig
-from socmap.errors import DataError, ModelError
+from socmap.errors import DataError
 from socmap.evaluate.baselines import run_baselines
 from socmap.evaluate.metrics import point_metrics, uncertainty_metrics
 from socmap.evaluate.report import baseline_predictions, ratio_rows, score_predictions, write_report
@@ -247,14 +247,8 @@ def run(cfg: PipelineConfig, data_dir: Path, model: Path, out: Path, *, protocol
     from socmap.train import load_bundle
 
     bundle = load_bundle(Path(model), cfg, load_members=False)  # scores stored node outputs: no weights
-    ids = bundle.sample_id
-    if ids and list(samples["sample_id"]) != ids:
-        raise ModelError(f"model bundle {model} was trained on other samples than {Path(data_dir) / SAMPLES} "
-                         "(sample ids differ); evaluate with the data folder it was trained on")
+    bundle.check_samples(samples, Path(data_dir) / SAMPLES)
     raw = bundle.predict_nodes(calibrated=False)
-    if len(raw.mean) != len(samples):
-        raise ModelError(f"model bundle {model} predicts {len(raw.mean)} nodes, {Path(data_dir) / SAMPLES} has "
-                         f"{len(samples)} rows; evaluate with the data folder it was trained on")
     test = (samples["split"] == "test").to_numpy()
     base = run_baselines(samples, bundle.feature_columns, eval_mask=test, seed=seed) if baselines else None
     report, fig = score_predictions(samples, raw, bundle.calibration, baselines=base, n_boot=n_boot, seed=seed,

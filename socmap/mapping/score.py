@@ -17,18 +17,25 @@ from socmap.metrics import bias, r2, rmse
 __all__ = ["score_map", "score_uncertainty"]
 
 
+def _band(path: Path | str) -> np.ndarray:
+    """Band 1 of a raster, NaN where it has no data."""
+    import rasterio
+
+    with rasterio.open(path) as m:
+        return np.asarray(m.read(1, masked=True).astype(float).filled(np.nan))
+
+
 def _on_map_grid(map_path: Path | str, truth_path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     """(map band 1, reference averaged onto the map's grid), NaN where either has no data."""
     import rasterio
     from rasterio.warp import Resampling, reproject
 
-    with rasterio.open(map_path) as m:
-        pred = m.read(1, masked=True).astype(float).filled(np.nan)
-        truth = np.full(pred.shape, np.nan)
-        with rasterio.open(truth_path) as t:
-            src = t.read(1, masked=True).astype(float).filled(np.nan)
-            reproject(src, truth, src_transform=t.transform, src_crs=t.crs, dst_transform=m.transform,
-                      dst_crs=m.crs, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.average)
+    pred = _band(map_path)
+    truth = np.full(pred.shape, np.nan)
+    with rasterio.open(map_path) as m, rasterio.open(truth_path) as t:
+        src = t.read(1, masked=True).astype(float).filled(np.nan)
+        reproject(src, truth, src_transform=t.transform, src_crs=t.crs, dst_transform=m.transform,
+                  dst_crs=m.crs, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.average)
     return pred, truth
 
 
@@ -57,8 +64,8 @@ def score_uncertainty(mean_path: Path | str, sd_path: Path | str, lo_path: Path 
     the map as a whole; ``coverage``: the share of cells whose interval ``[lo, hi]`` holds the truth (``level``
     asked, e.g. 0.9 for ``q05``-``q95``); ``n`` the cells compared. All layers on one grid (one map's).
     """
-    mean, truth = _on_map_grid(mean_path, truth_path)
-    sd, lo, hi = (_on_map_grid(p, truth_path)[0] for p in (sd_path, lo_path, hi_path))
+    mean, truth = _on_map_grid(mean_path, truth_path)  # the reference is averaged once, onto the shared grid
+    sd, lo, hi = (_band(p) for p in (sd_path, lo_path, hi_path))
     ok = np.isfinite(mean) & np.isfinite(truth) & np.isfinite(sd) & (sd > 0) & np.isfinite(lo) & np.isfinite(hi)
     if not ok.any():
         return {"z2": float("nan"), "rms_error_over_sd": float("nan"), "coverage": float("nan"), "level": level,

@@ -164,6 +164,18 @@ class Bundle:
     def sample_id(self) -> list[str]:
         return list(self.info.get("sample_id", []))
 
+    def check_samples(self, samples: pd.DataFrame, source: Path | str) -> None:
+        """Raise :class:`~socmap.errors.ModelError` unless ``samples`` (read from ``source``) are the rows this
+        bundle was trained on, in order: the same sample ids (where the bundle records them) and one row per node.
+        Everything that pairs the stored node outputs with labels (evaluate, calibrate) needs it."""
+        hint = "pass the data folder it was trained on"
+        if self.sample_id and list(samples["sample_id"]) != self.sample_id:
+            raise ModelError(f"model bundle {self.path} was trained on other samples than {source} (sample ids "
+                             f"differ); {hint}")
+        if len(samples) != len(self.node_lonlat):
+            raise ModelError(f"model bundle {self.path} has {len(self.node_lonlat)} nodes, {source} has "
+                             f"{len(samples)} rows; {hint}")
+
     @property
     def members(self) -> list[SpTGNN]:
         """The members in eval mode (read on first use)."""

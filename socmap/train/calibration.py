@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from socmap.errors import DataError, ModelError
+from socmap.errors import DataError
 from socmap.metrics import gaussian_nll, interval_coverage, regression_metrics
 from socmap.train.distance_var import DistanceVariance, nearest_site_km
 from socmap.train.ensemble import (
@@ -142,11 +142,7 @@ def recalibrate(model: Path | str, data_dir: Path | str) -> Calibration:
     if not samples_path.is_file():
         raise DataError(f"{samples_path} does not exist: pass the data folder the bundle was trained on")
     samples = pd.read_parquet(samples_path, columns=["sample_id", "soc_gkg"])
-    if bundle.sample_id and list(samples["sample_id"]) != list(bundle.sample_id):
-        raise ModelError(f"model bundle {root} was trained on other samples than {samples_path} (sample ids differ)")
-    if len(samples) != len(bundle.node_lonlat):
-        raise ModelError(f"model bundle {root} has {len(bundle.node_lonlat)} nodes, {samples_path} {len(samples)} "
-                         "rows; pass the data folder it was trained on")
+    bundle.check_samples(samples, samples_path)
     seeds = bundle.info.get("seeds") or [0]
     soc = samples["soc_gkg"].to_numpy(np.float64)
     val = bundle.node_split == SPLIT_CODES["val"]
