@@ -19,6 +19,7 @@ from pathlib import Path
 
 def main() -> None:
     from socmap.aggregate.check import covered_share, map_coverage
+    from socmap.aggregate.interval import LEVEL
     from socmap.config import load_pipeline
     from socmap.demo.world import WorldSpec, default_world_dir, ensure_world
 
@@ -26,7 +27,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="a `socmap demo --out DIR` folder")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--zones", type=int, default=50, help="zones per seed")
-    ap.add_argument("--level", type=float, default=0.9)
+    ap.add_argument("--level", type=float, default=LEVEL)
     a = ap.parse_args()
     year = load_pipeline("demo").output.year
     world = ensure_world(default_world_dir(), WorldSpec(), progress=False)

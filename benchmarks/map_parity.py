@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from socmap.config import load_pipeline
+    from socmap.data.split import SPLIT_CODES
+    from socmap.inference import load_bundle
     from socmap.mapping.cells import cell_covariates
     from socmap.mapping.tile_job import cell_inputs, load_context, predict_cells
-    from socmap.train import load_bundle
     from socmap.train import stage as train
-    from socmap.train.inputs import SPLIT_CODES
 
     t0 = time.perf_counter()
     cfg = load_pipeline(args.pipeline)

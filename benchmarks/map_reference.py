@@ -46,7 +46,7 @@ def baseline_predictor(name: str, samples: Any, feature_columns: list[str], *, k
     the training rows of ``samples``: an ensemble of one member whose mean is the baseline's log1p(SOC) and whose
     variance is 0 (so ``soc_mean`` = ``soc_median`` = its expm1, the paper's point prediction)."""
     from socmap.evaluate.baselines import baseline_inputs, fit_xgboost, spatial_lag_features
-    from socmap.train.ensemble import EnsemblePrediction
+    from socmap.inference import EnsemblePrediction
 
     x, _ = baseline_inputs(samples, feature_columns)
     train = (samples["split"] == "train").to_numpy()
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     from socmap.config import load_pipeline
     from socmap.errors import SocmapError
+    from socmap.inference import load_bundle
     from socmap.io import SAMPLES
-    from socmap.train import load_bundle
 
     try:
         cfg = load_pipeline(args.pipeline)

@@ -11,7 +11,11 @@ Settings, both without imagery (the pipeline's ``image`` stream is dropped if it
 
 Writes OUT/data (prepare), OUT/model (the bundle) and OUT/report (report.md, report.json, figures), prints the
 headline table and ends with one JSON line: sptgnn_rmse, sptgnn_r2, sptgnn_mape, xgb_rmse, xgb_r2, rfsi_rmse,
-rfsi_r2, ece_post, cov95_post (Vysochanskij-Petunin), n_test, seconds, setting (and a few more).
+rfsi_r2, ece_post, cov95_post (Vysochanskij-Petunin), n_test, seconds, setting (and a few more); and, for protocol
+prefix P ("" random split, "block_" block protocol), every method by every metric of the report's methods-by-metrics
+section (``socmap.evaluate.skill.skill_json``): P{m}_{rmse,mae,rmse_log,r2} for m in sptgnn, xgb, xgb_smeared, rfsi,
+rfsi_smeared, qrf, rk (qrf and rk: their predictive means; qrf_median, rk_median too), P{m}_{crps,cov95} for sptgnn,
+qrf, rk, Pratio_{rmse,mae,rmse_log}_best with _ci95 [lo, hi] (10 km cluster bootstrap) and Pcov95_by_distance.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     from socmap.data import prepare
     from socmap.data.columns import load_mapping
     from socmap.evaluate import stage as evaluate
+    from socmap.evaluate.skill import skill_json
     from socmap.train import stage as train
 
     t0 = time.perf_counter()
@@ -144,6 +149,9 @@ def main(argv: list[str] | None = None) -> dict:
         line["block_folds"] = rep["block"].get("folds_k", 1)
         line["block_val_sptgnn_rmse"] = rep["block"].get("val_rmse", {}).get("SpTGNN")
         line["block_n"] = b["SpTGNN"]["n"]
+    for prefix, skill in (("", rep.get("skill")), ("block_", rep.get("block", {}).get("skill"))):
+        for k, v in skill_json(skill, prefix).items():
+            line.setdefault(k, v)  # the keys above stay as they are (the same numbers where they overlap)
     print(json.dumps(line))
     return line
 

@@ -5,7 +5,8 @@ world. Every stage module exposes ``run(cfg, <inputs>, out, *, options)`` (``soc
 ``socmap.eo.extract``, ``socmap.encoders.finetune``, ``socmap.encoders.embed``, ``socmap.train.stage``,
 ``socmap.evaluate.stage``, ``socmap.tune.stage``, ``socmap.mapping.predict``, ``socmap.aggregate.stage``,
 ``socmap.demo.stage``); a command here parses its options, loads the pipeline, calls ``run`` and prints the
-result's summary.
+result's ``summary()``. An option left out is not passed on: the stage's ``run`` owns its default, which ``--help``
+shows (:class:`_StageOption`).
 A :class:`~socmap.errors.SocmapError` (bad input the user can fix) ends the run with one line on stderr
 and exit code 2; anything else is a bug and keeps its traceback.
 """
@@ -13,6 +14,8 @@ and exit code 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from socmap.device import DEVICES
 from socmap.errors import SocmapError
 
 if TYPE_CHECKING:
@@ -64,8 +68,62 @@ def _pipeline_options(fn: F) -> F:
         type=click.Path(dir_okay=False, path_type=Path),
         help="Pipeline YAML to use instead of a shipped region.",
     )(fn)
-    fn = click.option("--region", default=None, help="Shipped pipeline name: demo, africa, europe, global.")(fn)
+    from socmap.config.files import list_regions
+
+    fn = click.option("--region", default=None, help=f"Shipped pipeline name: {', '.join(list_regions())}.")(fn)
     return fn
+
+
+def _constant(ref: str) -> Any:
+    """The object ``"module:NAME"`` names (imported only when asked for)."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class _StageOption(click.Option):
+    """An option whose default its stage owns: the value is None unless given (the command passes on only what was
+    given, :func:`_given`) and ``--help`` shows the default of the same-named parameter of ``stage``'s ``run`` (or
+    ``shown``). ``help_refs`` fill ``{placeholders}`` of the help text from constants (``"module:NAME"``). The stage
+    modules are slow to import, so both are read only when the help is shown."""
+
+    def __init__(self, *decls: Any, stage: str | None = None, shown: str | None = None,
+                 help_refs: dict[str, str] | None = None, **attrs: Any) -> None:
+        super().__init__(*decls, **attrs)
+        self.stage, self.shown, self.help_refs = stage, shown, help_refs or {}
+
+    def get_help_extra(self, ctx: click.Context) -> Any:
+        extra = super().get_help_extra(ctx)
+        if self.shown is not None:
+            extra["default"] = self.shown
+        elif self.stage is not None and self.name is not None:
+            run = importlib.import_module(self.stage).run
+            extra["default"] = str(inspect.signature(run).parameters[self.name].default)
+        return extra
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None or not self.help_refs:
+            return record
+        return record[0], record[1].format(**{k: _constant(v) for k, v in self.help_refs.items()})
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (not None): a stage's own defaults stand for the others."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _device_option(stage: str | None, shown: str | None = None,
+                   help: str = "Torch device (auto: CUDA when present, else CPU).") -> Callable[[F], F]:
+    """``--device`` (:mod:`socmap.device`), its default owned by ``stage`` (or shown as ``shown``)."""
+    return click.option("--device", cls=_StageOption, stage=stage, shown=shown, type=click.Choice(DEVICES),
+                        default=None, show_default=True, help=help)
+
+
+def _load_or(region: str | None, pipeline_file: Path | None, fallback: Callable[[], PipelineConfig]) -> PipelineConfig:
+    """The pipeline ``--region``/``--pipeline`` name, else ``fallback()`` (a command's own default pipeline)."""
+    if region is None and pipeline_file is None:
+        return fallback()
+    return _load(region, pipeline_file)
 
 
 def _load(region: str | None, pipeline_file: Path | None, default: str | None = None) -> PipelineConfig:
@@ -121,14 +179,16 @@ def cli() -> None:
 @cli.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the run's data/, model/, report/ and maps/.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the generated world.")
+@click.option("--seed", cls=_StageOption, stage="socmap.demo.stage", type=int, default=None, show_default=True,
+              help="Seed of the generated world.")
 @click.option("--regenerate", is_flag=True, help="Generate the world again even if a matching one exists.")
 @_one_line_errors
-def demo(out_dir: Path, seed: int, regenerate: bool) -> None:
+def demo(out_dir: Path, seed: int | None, regenerate: bool) -> None:
     """Run the whole job on the embedded demo world (generated into $SOCMAP_HOME/demo-world)."""
     from socmap.demo import stage
 
-    stage.run(None, out_dir, seed=seed, regenerate=regenerate)
+    res = stage.run(_load(None, None, default="demo"), out_dir, regenerate=regenerate, **_given(seed=seed))
+    click.echo(res.summary())
 
 
 @cli.command("demo-world")
@@ -170,7 +230,7 @@ def prepare(inputs: tuple[Path, ...], mappings: tuple[str, ...], out_dir: Path, 
     from socmap.data import prepare as stage
     from socmap.io import PREPARE_REPORT, SAMPLES
 
-    cfg = _load(region, pipeline_file) if (region is not None or pipeline_file is not None) else None
+    cfg = _load_or(region, pipeline_file, stage.plain_pipeline)
     res = stage.run(cfg, list(inputs) or None, out_dir, mappings=list(mappings) or None, split=split)
     click.echo(res.summary())
     click.echo(f"wrote {res.out_dir / SAMPLES} and {res.out_dir / PREPARE_REPORT}")
@@ -208,8 +268,7 @@ def extract(data_dir: Path | None, samples: Path | None, out_dir: Path | None, s
         raise SocmapError("give --data DIR: the folder `socmap prepare --out DIR` wrote")
     cfg = _load(region, pipeline_file)
     res = stage.run(cfg, samples, out_dir, scheduler=scheduler, workers=workers, progress=progress)
-    click.echo(f"{res.patches}: {res.n_ok}/{res.n_samples} samples ok, {res.n_missing} missing "
-               f"(see {res.failures.name}), {res.n_extracted} extracted this run in {res.seconds:.1f} s")
+    click.echo(res.summary())
 
 
 @cli.command("finetune-vit")
@@ -219,19 +278,19 @@ def extract(data_dir: Path | None, samples: Path | None, out_dir: Path | None, s
 @click.option("--warmup-epochs", type=int, default=None,
               help="First epochs with the backbone frozen (default: model.encoder.finetune_warmup_epochs).")
 @click.option("--batch-size", type=int, default=None, help="Default: model.encoder.batch_size.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@_device_option("socmap.encoders.finetune")
+@click.option("--seed", cls=_StageOption, stage="socmap.encoders.finetune", type=int, default=None,
+              show_default=True)
 @_pipeline_options
 @_one_line_errors
 def finetune_vit(data_dir: Path, epochs: int | None, warmup_epochs: int | None, batch_size: int | None,
-                 device: str, seed: int, region: str | None, pipeline_file: Path | None) -> None:
+                 device: str | None, seed: int | None, region: str | None, pipeline_file: Path | None) -> None:
     """Fine-tune TerraMind + CLS-merge as a regression on log SOC (frozen warm-up), write vit_finetuned.pt."""
     from socmap.encoders import finetune as stage
 
     res = stage.run(_load(region, pipeline_file), data_dir, data_dir, epochs=epochs, warmup_epochs=warmup_epochs,
-                    batch_size=batch_size, device=device, seed=seed)
-    last = res.history[-1] if res.history else {}
-    click.echo(f"fine-tuned encoder: {res.path} ({len(res.history)} epochs, last {last})")
+                    batch_size=batch_size, **_given(device=device, seed=seed))
+    click.echo(res.summary())
 
 
 @cli.command()
@@ -240,38 +299,43 @@ def finetune_vit(data_dir: Path, epochs: int | None, warmup_epochs: int | None, 
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Encoder weights (default: DATA/vit_finetuned.pt, else model.encoder.checkpoint, else random).")
 @click.option("--batch-size", type=int, default=None, help="Default: model.encoder.batch_size.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device_option("socmap.encoders.embed")
 @_pipeline_options
 @_one_line_errors
-def embed(data_dir: Path, checkpoint: Path | None, batch_size: int | None, device: str, region: str | None,
+def embed(data_dir: Path, checkpoint: Path | None, batch_size: int | None, device: str | None, region: str | None,
           pipeline_file: Path | None) -> None:
     """Encode every sample's patches once with the frozen TerraMind backbone and cache the embeddings."""
     from socmap.encoders import embed as stage
 
-    path = stage.run(_load(region, pipeline_file), data_dir, data_dir, checkpoint=checkpoint, batch_size=batch_size,
-                     device=device)
-    click.echo(f"embeddings: {path}")
+    res = stage.run(_load(region, pipeline_file), data_dir, data_dir, checkpoint=checkpoint, batch_size=batch_size,
+                    **_given(device=device))
+    click.echo(res.summary())
 
 
 @cli.command()
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Data folder from `socmap prepare` (and `socmap embed` when the image stream is on).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Model bundle folder to write (replaced atomically).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model bundle folder to write (replaced atomically; default: a new version under "
+                   "$SOCMAP_HOME/models/REGION/, named in its latest.json once complete).")
 @click.option("--members", type=click.IntRange(min=1), default=None,
               help="Ensemble size (default: train.ensemble_members).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device_option(None, shown="train.device")
 @click.option("--seed", type=int, default=None, help="Seed of member 0 (default: train.seed); member m uses seed+m.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar per member.")
 @_pipeline_options
 @_one_line_errors
-def train(data_dir: Path, out_dir: Path, members: int | None, device: str, seed: int | None, progress: bool,
-          region: str | None, pipeline_file: Path | None) -> None:
+def train(data_dir: Path, out_dir: Path | None, members: int | None, device: str | None, seed: int | None,
+          progress: bool, region: str | None, pipeline_file: Path | None) -> None:
     """Train the SpTGNN deep ensemble, calibrate it on the validation split and write the model bundle."""
+    from socmap.inference import registry
     from socmap.train import stage
 
-    res = stage.run(_load(region, pipeline_file), data_dir, out_dir, members=members, device=device, seed=seed,
-                    progress=progress)
+    cfg = _load(region, pipeline_file)
+    target = registry.new_version(cfg.name) if out_dir is None else out_dir
+    res = stage.run(cfg, data_dir, target, members=members, device=device, seed=seed, progress=progress)
+    if out_dir is None:
+        registry.publish(cfg.name, target)
     click.echo(res.summary())
 
 
@@ -280,16 +344,16 @@ def train(data_dir: Path, out_dir: Path, members: int | None, device: str, seed:
               help="Data folder the bundle was trained on (samples.parquet).")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model bundle written by `socmap train`; its bundle.json and model card are rewritten.")
+@_pipeline_options
 @_one_line_errors
-def calibrate(data_dir: Path, model_dir: Path) -> None:
+def calibrate(data_dir: Path, model_dir: Path, region: str | None, pipeline_file: Path | None) -> None:
     """Refit a bundle's calibration on its validation split (T, distance term, mean cap, tail shape), no retraining."""
-    from socmap.train.calibration import recalibrate
+    from socmap.inference import recalibrate
+    from socmap.inference.loading import read_pipeline
 
-    cal = recalibrate(model_dir, data_dir)
-    cap = "none" if cal.mean_var_cap is None else f"{cal.mean_var_cap:g}"
-    tails = "Gaussian" if cal.tail_dof is None else f"Student t, {cal.tail_dof:.2f} dof"
-    click.echo(f"calibrate: T {cal.temperature:.4f} x (1 + d / 1 km)^{cal.distance_power:.3f} in variance, tails "
-               f"{tails}, mean cap {cap} -> {model_dir}")
+    given = region is not None or pipeline_file is not None
+    cfg = _load(region, pipeline_file) if given else read_pipeline(model_dir)
+    click.echo(recalibrate.run(cfg, data_dir, model_dir).summary())
 
 
 @cli.command()
@@ -299,26 +363,29 @@ def calibrate(data_dir: Path, model_dir: Path) -> None:
               help="Model bundle written by `socmap train`.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Report folder (report.md, report.json, PNG figures); replaced atomically.")
-@click.option("--protocol", type=click.Choice(["random", "block"]), default="random", show_default=True,
+@click.option("--protocol", cls=_StageOption, stage="socmap.evaluate.stage", type=click.Choice(["random", "block"]),
+              default=None, show_default=True,
               help="random: the data's split (transductive); block: also retrain on a spatial block split.")
-@click.option("--block-folds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--block-folds", cls=_StageOption, stage="socmap.evaluate.stage", type=click.IntRange(min=1),
+              default=None, show_default=True,
               help="With --protocol block: 1 holds out one set of blocks; K >= 2 runs spatial K-fold "
                    "cross-validation (every block tested once, K retrains).")
 @click.option("--ablations", is_flag=True, help="Retrain the ablation variants (one member each; slow).")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Bootstrap resamples for the 95 % intervals (0: none).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap, baselines and retraining.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
-              help="Torch device for the retraining of --ablations / --protocol block.")
+@click.option("--bootstrap", "n_boot", cls=_StageOption, stage="socmap.evaluate.stage", type=click.IntRange(min=0),
+              default=None, show_default=True, help="Bootstrap resamples for the 95 % intervals (0: none).")
+@click.option("--seed", cls=_StageOption, stage="socmap.evaluate.stage", type=int, default=None, show_default=True,
+              help="Seed of the bootstrap, baselines and retraining.")
+@_device_option("socmap.evaluate.stage", help="Torch device for the retraining of --ablations / --protocol block.")
 @_pipeline_options
 @_one_line_errors
-def evaluate(data_dir: Path, model_dir: Path, out_dir: Path, protocol: str, block_folds: int, ablations: bool,
-             n_boot: int, seed: int, device: str, region: str | None, pipeline_file: Path | None) -> None:
+def evaluate(data_dir: Path, model_dir: Path, out_dir: Path, protocol: str | None, block_folds: int | None,
+             ablations: bool, n_boot: int | None, seed: int | None, device: str | None, region: str | None,
+             pipeline_file: Path | None) -> None:
     """Score a model bundle on the held-out split against XGBoost and an RFSI-like baseline; write the report."""
     from socmap.evaluate import stage
 
-    res = stage.run(_load(region, pipeline_file), data_dir, model_dir, out_dir, protocol=protocol,
-                    block_folds=block_folds, ablations=ablations, n_boot=n_boot, seed=seed, device=device)
+    res = stage.run(_load(region, pipeline_file), data_dir, model_dir, out_dir, ablations=ablations,
+                    **_given(protocol=protocol, block_folds=block_folds, n_boot=n_boot, seed=seed, device=device))
     click.echo(res.summary())
 
 
@@ -361,11 +428,12 @@ def tune(data_dir: Path, out_dir: Path, trials: int | None, epochs: int | None, 
 
 @cli.command()
 @click.option("--year", type=int, default=None, help="Map year (default: the pipeline's output.year).")
-@click.option("--model", "model", required=True, type=click.Path(path_type=Path),
-              help="Model bundle folder written by `socmap train`.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("maps"), show_default=True,
-              help="Output folder; maps go to OUT/REGION/YEAR/VERSION/ (OUT/REGION/YEAR/latest.json names the "
-                   "newest finished version).")
+@click.option("--model", "model", type=click.Path(path_type=Path), default=None,
+              help="Model bundle folder written by `socmap train` (default: the region's latest bundle, "
+                   "$SOCMAP_HOME/models/REGION/latest.json).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: $SOCMAP_HOME/maps); maps go to OUT/REGION/YEAR/VERSION/ "
+                   "(OUT/REGION/YEAR/latest.json names the newest finished version).")
 @click.option("--version", "version", default=None,
               help="Version folder name (default: derived from the bundle's checksum and the options, so the same "
                    "command resumes the same folder).")
@@ -380,7 +448,7 @@ def tune(data_dir: Path, out_dir: Path, trials: int | None, epochs: int | None, 
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 @_pipeline_options
 @_one_line_errors
-def predict(year: int | None, model: Path, out_dir: Path, scheduler: str | None, workers: int | None,
+def predict(year: int | None, model: Path | None, out_dir: Path | None, scheduler: str | None, workers: int | None,
             tiles: str | None, mode: str | None, progress: bool, region: str | None,
             pipeline_file: Path | None, version: str | None) -> None:
     """Map calibrated SOC and its uncertainty over a region's grid (COG + VRT + zarr + STAC Item + PNG).
@@ -390,13 +458,20 @@ def predict(year: int | None, model: Path, out_dir: Path, scheduler: str | None,
     version folder, or a full disk / permission error; 3 some tiles met a source failure (the rest are kept; a
     re-run retries only the failed ones). OUT/REGION/YEAR/latest.json moves only once the whole grid is done.
     """
+    from socmap.config import socmap_home
+    from socmap.inference import registry
+    from socmap.io import MAPS_DIR
     from socmap.mapping import predict as stage
 
     cfg = _load(region, pipeline_file)
+    if model is None:
+        model = registry.latest_bundle(cfg.name)
+        click.echo(f"predict: model {model} (the latest bundle of region {cfg.name})")
+    out_dir = socmap_home() / MAPS_DIR if out_dir is None else out_dir
     ids = [t.strip() for t in tiles.split(",") if t.strip()] if tiles else None
     res = stage.run(cfg, model, out_dir, year=year, scheduler=scheduler, tiles=ids, mode=mode, workers=workers,
                     progress=progress, version=version)
-    click.echo(res.summary_line())
+    click.echo(res.summary())
 
 
 @cli.command()
@@ -407,22 +482,32 @@ def predict(year: int | None, model: Path, out_dir: Path, scheduler: str | None,
 @click.option("--field", "field", required=True, help="Column of the zones file that names each zone.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="CSV to write; the .gpkg, .png chart and .json metadata are written beside it.")
-@click.option("--level", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.9,
+@click.option("--level", cls=_StageOption, stage="socmap.aggregate.stage",
+              type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=None,
               show_default=True, help="Two-sided level of the intervals.")
 @click.option("--model", "model", type=click.Path(path_type=Path), default=None,
               help="Model bundle whose held-out points give the error correlogram (default: the map's own).")
-@click.option("--pairs", "n_pairs", type=click.IntRange(min=1000), default=200_000, show_default=True,
-              help="Cell pairs sampled for the residual part of zones over 3000 cells.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pair sampling.")
+@click.option("--pairs", "n_pairs", cls=_StageOption, stage="socmap.aggregate.stage", type=click.IntRange(min=1000),
+              default=None, show_default=True, help_refs={"exact_max": "socmap.aggregate.interval:EXACT_MAX"},
+              help="Cell pairs sampled for the residual part of zones over {exact_max} cells.")
+@click.option("--seed", cls=_StageOption, stage="socmap.aggregate.stage", type=int, default=None, show_default=True,
+              help="Seed of the pair sampling.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+@_pipeline_options
 @_one_line_errors
-def aggregate(maps: Path, zones: Path, field: str, out: Path, level: float, model: Path | None, n_pairs: int,
-              seed: int, progress: bool) -> None:
-    """Per-zone SOC (and stock) with intervals that account for spatially correlated errors (CSV + GPKG + PNG)."""
+def aggregate(maps: Path, zones: Path, field: str, out: Path, level: float | None, model: Path | None,
+              n_pairs: int | None, seed: int | None, progress: bool, region: str | None,
+              pipeline_file: Path | None) -> None:
+    """Per-zone SOC (and stock) with intervals that account for spatially correlated errors (CSV + GPKG + PNG).
+
+    The stock's bulk density and coarse fragments come from the pipeline (--region/--pipeline; default: the one
+    the map's bundle was trained with).
+    """
     from socmap.aggregate import stage
 
-    res = stage.run(None, maps, zones, out, field=field, level=level, model=model, n_pairs=n_pairs, seed=seed,
-                    progress=progress)
+    cfg = _load_or(region, pipeline_file, lambda: stage.map_pipeline(maps, model))
+    res = stage.run(cfg, maps, zones, out, field=field, model=model, progress=progress,
+                    **_given(level=level, n_pairs=n_pairs, seed=seed))
     click.echo(res.summary())
 
 

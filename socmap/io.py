@@ -13,8 +13,9 @@ Folders::
              embeddings.zarr, encoder_weights.pt (random or raw-TerraMind-initialised encoder)  (embed)
     MODEL/   bundle.json, pipeline.yaml, target_scaler.json, preprocess.json (+ reference),       (train)
              graph.safetensors, members/NN/{weights,cache}.safetensors, nodes.npz, log.csv,
-             encoder.pt (imagery), MODEL_CARD.md, model_card.json: see socmap.train.bundle
+             encoder.pt (imagery), MODEL_CARD.md, model_card.json: see socmap.inference.format
     REPORT/  report.md, report.json, figures                                                    (evaluate)
+    MODELS/  REGION/latest.json (names the newest complete bundle), REGION/VERSION/ (a bundle)   (train, no --out)
     MAPS/    REGION/YEAR/latest.json (names the newest finished VERSION)                       (predict)
              REGION/YEAR/VERSION/ cog/LAYER/LAYER_TILE.tif, LAYER.vrt, soc.zarr, item.json, LAYER.png,
              predict_summary.json, provenance.json, tiles_done/TILE.json, tiles_failed/TILE.json,
@@ -32,6 +33,7 @@ import errno
 import functools
 import math
 import os
+import re
 import shutil
 import time
 import uuid
@@ -40,6 +42,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+
+from socmap.errors import ConfigError
 
 __all__ = [
     "AGG_CHART_SUFFIX",
@@ -59,6 +63,7 @@ __all__ = [
     "FIG_RELIABILITY",
     "FIG_RESIDUAL_MAP",
     "IMAGE_COVARIATES",
+    "MAPS_DIR",
     "MAP_COG_DIR",
     "MAP_DONE_DIR",
     "MAP_FAILED_DIR",
@@ -69,6 +74,8 @@ __all__ = [
     "MAP_PROVENANCE",
     "MAP_SUMMARY",
     "MAP_ZARR",
+    "MODELS_DIR",
+    "MODEL_LATEST",
     "PATCHES",
     "PREPARE_REPORT",
     "PREPROCESS",
@@ -86,6 +93,7 @@ __all__ = [
     "TUNE_TRIALS",
     "VIT_FINETUNED",
     "atomic_path",
+    "check_path_name",
     "is_source_failure",
     "json_safe",
     "replace_path",
@@ -175,6 +183,14 @@ DEMO_AGGREGATE = "zones.csv"
 """demo: ``socmap aggregate --out`` of the demo map over :data:`DEMO_ZONES` (+ .gpkg, .png, .json beside it)."""
 DEMO_RUN = "demo_run.json"
 """demo: the run summary (stages, one-line summaries, seconds) in ``socmap demo --out DIR``."""
+
+MODELS_DIR = "models"
+"""``$SOCMAP_HOME/models``: each region's bundles (``socmap train`` without ``--out``)."""
+MAPS_DIR = "maps"
+"""``$SOCMAP_HOME/maps``: ``socmap predict``'s output folder when ``--out`` is not given."""
+MODEL_LATEST = "latest.json"
+"""``MODELS/REGION/latest.json``: names the region's newest complete bundle (``{"version": ...}``)."""
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 """``OSError.errno`` values of an output folder that is full, over quota or a file size limit, read-only or not
@@ -295,6 +311,16 @@ def atomic_path(final: Path | str) -> Iterator[Path]:
         replace_path(tmp, final)
     finally:
         _remove(tmp)
+
+
+def check_path_name(kind: str, name: str) -> str:
+    """``name`` if it is safe as one path part (letters, digits, ``. _ -``, not starting with a dot or dash, no
+    separators, at most 128 characters); else a one-line :class:`ConfigError` naming ``kind``."""
+    name = str(name)
+    if not _SAFE_NAME.match(name) or name in (".", ".."):
+        raise ConfigError(f"{kind} {name!r} cannot be used as a folder or file name (use letters, digits, '.', '_' "
+                          "and '-', starting with a letter or digit)")
+    return name
 
 
 # ---------------------------------------------------------------------------------------------- retries

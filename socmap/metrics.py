@@ -11,7 +11,7 @@ and CRPS stay Gaussian (the paper's, on the same variance). :func:`interval_cove
 their ends, on any scale (expm1 is monotone, so a log-scale interval and its g/kg image cover the same points).
 
 Every array metric reduces over the LAST axis, so the same function scores one array of shape (N,) or a stack
-of bootstrap resamples of shape (B, N) in one vectorised call (``socmap.evaluate.metrics.bootstrap``). The
+of bootstrap resamples of shape (B, N) in one vectorised call (``socmap.evaluate.bootstrap.bootstrap``). The
 argument order is always observed first: ``(y, pred)``, ``(y, mu, sigma)``, ``(y, lo, hi)``.
 """
 
@@ -26,6 +26,8 @@ __all__ = [
     "bias",
     "coverage_width",
     "crps_gaussian",
+    "crps_log1p_normal",
+    "crps_quantiles",
     "ece",
     "epistemic_fraction",
     "error_sigma_correlation",
@@ -186,6 +188,34 @@ def crps_gaussian(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarra
 
     return np.mean(np.asarray(sr.crps_normal(np.asarray(y, float), np.asarray(mu, float), np.asarray(sigma, float))),
                    axis=-1)
+
+
+def crps_log1p_normal(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Mean CRPS, in the units of ``y`` (SOC g/kg), of a predictive with log(1 + SOC) ~ N(mu, sigma^2).
+
+    ``1 + SOC`` is then log-normal and the CRPS is shift-invariant, so this is the closed-form log-normal CRPS
+    (scoringrules.crps_lognormal) of ``1 + y``: the score of the g/kg predictive the map's expectation and
+    intervals come from, where :func:`crps_gaussian` scores the same predictive on log(1 + SOC).
+    """
+    import scoringrules as sr
+
+    y1 = 1.0 + np.asarray(y, float)
+    return np.mean(np.asarray(sr.crps_lognormal(y1, np.asarray(mu, float), np.asarray(sigma, float))), axis=-1)
+
+
+def crps_quantiles(y: np.ndarray, q: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Mean CRPS, in the units of ``y``, of a predictive given only by its quantiles ``q`` at ``levels``.
+
+    The CRPS is twice the integral over levels tau in (0, 1) of the pinball loss of the tau-quantile
+    (Berrisch and Ziel 2023; scoringrules.crps_quantile): with ``levels`` a dense, evenly spaced midpoint grid,
+    e.g. (i - 0.5) / K for i = 1..K, the mean pinball loss times 2 is that integral by the midpoint rule (K = 100
+    is within about 1 % of a Gaussian's closed form). ``q`` has shape ``(..., N, K)``: one row of K quantiles
+    per value of ``y`` ``(..., N)``; the score is averaged over the last axis of ``y``.
+    """
+    import scoringrules as sr
+
+    lv = np.asarray(levels, float)
+    return np.mean(np.asarray(sr.crps_quantile(np.asarray(y, float), np.asarray(q, float), lv)), axis=-1)
 
 
 def epistemic_fraction(aleatoric_var: np.ndarray, epistemic_var: np.ndarray) -> np.ndarray:

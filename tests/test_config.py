@@ -147,17 +147,18 @@ def test_every_stage_has_help(cmd: str) -> None:
 
 
 def test_package_exports_every_public_class_and_function_of_its_modules() -> None:
-    """``from socmap.config import X`` works for every public class and function that schema, loading and
-    secrets define, and ``socmap.config.__all__`` is the one list of them."""
+    """``from socmap.config import X`` works for every public class and function that schema, files, loading,
+    dotted and secrets define, and ``socmap.config.__all__`` is the one list of them."""
     import inspect
 
     import socmap.config as pkg
-    from socmap.config import loading, schema, secrets
+    from socmap.config import dotted, files, loading, schema, secrets
 
-    defined = {name for mod in (schema, loading, secrets) for name, obj in vars(mod).items()
+    modules = (schema, files, loading, dotted, secrets)
+    defined = {name for mod in modules for name, obj in vars(mod).items()
                if not name.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj))
                and obj.__module__ == mod.__name__}
     assert defined - set(pkg.__all__) == set()
     assert len(pkg.__all__) == len(set(pkg.__all__))
     for name in pkg.__all__:
-        assert getattr(pkg, name) is getattr(next(m for m in (schema, loading, secrets) if hasattr(m, name)), name)
+        assert getattr(pkg, name) is getattr(next(m for m in modules if hasattr(m, name)), name)

@@ -21,12 +21,13 @@ import socmap
 ROOT = Path(socmap.__file__).resolve().parent
 
 LAYERS: list[set[str]] = [
-    {"config", "errors", "__init__"},
-    {"io", "metrics", "nn"},
+    {"config", "errors", "device", "__init__"},
+    {"io", "metrics", "layers", "geo"},
     {"data", "eo"},
     {"encoders"},
     {"graph"},
     {"model"},
+    {"inference"},
     {"train"},
     {"evaluate"},
     {"mapping"},
@@ -109,6 +110,67 @@ def test_no_import_cycle() -> None:
             visit(u)
 
 
+def _module_name(path: Path) -> str:
+    """``socmap/x/y.py`` -> ``socmap.x.y``; ``socmap/x/__init__.py`` -> ``socmap.x``."""
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_imports(path: Path, modules: set[str]) -> set[str]:
+    """The socmap modules a file imports, wherever the import is written: ``import socmap.x.y`` and
+    ``from socmap.x.y import z`` import ``socmap.x.y``, and ``socmap.x.y.z`` too when ``z`` is a submodule."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+    return out & modules
+
+
+def _module_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle among modules (``[a, b, ..., a]``), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(u: str) -> list[str] | None:
+        state[u] = 1
+        stack.append(u)
+        for v in sorted(edges.get(u, ())):
+            if state.get(v) == 1:
+                return [*stack[stack.index(v):], v]
+            if v not in state and (found := visit(v)) is not None:
+                return found
+        stack.pop()
+        state[u] = 2
+        return None
+
+    for u in sorted(edges):
+        if u not in state and (found := visit(u)) is not None:
+            return found
+    return None
+
+
+def test_no_import_cycle_between_modules() -> None:
+    """No two modules (``.py`` files; a package's ``__init__.py`` is the package) import each other, directly or
+    through others: every module can be read knowing only those it imports."""
+    paths = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    modules = set(paths)
+    edges = {name: _module_imports(p, modules) - {name} for name, p in paths.items()}
+    cycle = _module_cycle(edges)
+    assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}"
+
+
+def test_the_module_checker_sees_a_cycle(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from socmap.inference import bundle\n    import socmap.io\n")
+    got = _module_imports(f, {"socmap.inference", "socmap.inference.bundle", "socmap.io", "socmap.cli"})
+    assert got == {"socmap.inference", "socmap.inference.bundle", "socmap.io"}
+    assert _module_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert _module_cycle({"a": {"b"}, "b": {"c"}, "d": {"a"}}) is None
+
+
 def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     f = tmp_path / "m.py"
     f.write_text("def f():\n    from socmap.model.sptgnn import SpTGNN\n    import socmap.io\n")
@@ -121,3 +183,17 @@ def test_lower_layers_do_not_load_terratorch_or_torch_geometric() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT.parent).stdout.strip()
     assert out == "[]"
+
+
+@pytest.mark.parametrize("unit", ["mapping", "aggregate", "inference"])
+def test_a_trained_model_is_used_through_inference_alone(unit: str) -> None:
+    """Mapping and aggregation (and the inference layer itself) read bundles through ``socmap.inference`` and
+    import nothing from ``socmap.train``."""
+    assert _edges().get(unit, {}).get("train", []) == []
+
+
+def test_evaluate_uses_train_only_to_retrain() -> None:
+    """evaluate imports ``socmap.train`` in one place: the stage that retrains for the block protocol and the
+    ablations."""
+    wheres = _edges().get("evaluate", {}).get("train", [])
+    assert {w.rsplit(":", 1)[0] for w in wheres} <= {"socmap/evaluate/stage.py"}

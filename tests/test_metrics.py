@@ -62,6 +62,11 @@ CASES: list[Any] = [
     # sigma (w (2 Phi(w) - 1) + 2 phi(w) - 1/sqrt(pi)) at w = 0: 0.233695; at w = 1: 0.602441
     pytest.param(m.crps_gaussian, (np.array([0.0, 1.0]), np.zeros(2), np.ones(2)), (0.233695 + 0.602441) / 2,
                  id="crps_gaussian"),
+    # 1 + SOC ~ LogNormal(0, 1) at SOC = 0 (w = 0): -2 exp(1/2) (Phi(-1) + Phi(1/sqrt 2) - 1) = 0.267405
+    pytest.param(m.crps_log1p_normal, (np.zeros(1), np.zeros(1), np.ones(1)), 0.267405, id="crps_log1p_normal"),
+    # y = 0, quantiles -1, 1 at 0.25, 0.75: pinball 0.25 * 1 and (1 - 0.75) * 1, mean 0.25, times 2
+    pytest.param(m.crps_quantiles, (np.zeros(1), np.array([[-1.0, 1.0]]), np.array([0.25, 0.75])), 0.5,
+                 id="crps_quantiles"),
     # e / (a + e) = 1/2, 3/4, 1/4
     pytest.param(m.epistemic_fraction, (np.array([1.0, 1.0, 3.0]), np.array([1.0, 3.0, 1.0])), 0.5,
                  id="epistemic_fraction"),

@@ -10,6 +10,7 @@ import inspect
 import pytest
 
 from socmap.cli import cli
+from socmap.config import PipelineConfig
 
 STAGES = {
     "prepare": "socmap.data.prepare",
@@ -43,6 +44,18 @@ def test_stage_module_exposes_run_of_the_shared_shape(stage: str) -> None:
     assert [p.name for p in params[:len(positional)]] == positional
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[len(positional):])
     assert run.__doc__, f"{stage}: run has no docstring"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_run_takes_a_pipeline_and_returns_a_result_with_a_summary(stage: str) -> None:
+    """``cfg`` has one type (the command resolves a default pipeline before calling ``run``), and every result says
+    what the stage did in one ``summary()`` line, which the command prints."""
+    module = importlib.import_module(STAGES[stage])
+    sig = inspect.signature(module.run)
+    assert sig.parameters["cfg"].annotation in ("PipelineConfig", PipelineConfig), stage
+    result = getattr(module, str(sig.return_annotation), None)
+    assert inspect.isclass(result), f"{stage}: run returns {sig.return_annotation!r}, not a result class"
+    assert callable(getattr(result, "summary", None)), f"{stage}: {result.__name__} has no summary()"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))

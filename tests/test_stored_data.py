@@ -38,9 +38,8 @@ def test_stored_bundle_is_the_scripted_one_and_predicts(tmp_path: Path) -> None:
     import torch
 
     from socmap.config import load_pipeline
-    from socmap.train import load_bundle
-    from socmap.train.bundle import BUNDLE_FORMAT
-    from socmap.train.inputs import SPLIT_CODES
+    from socmap.data.split import SPLIT_CODES
+    from socmap.inference import BUNDLE_FORMAT, load_bundle
     from tests.data.bundle.data import MEMBERS, SEED
     from tests.mapping.world import write_map_world
 
@@ -49,12 +48,12 @@ def test_stored_bundle_is_the_scripted_one_and_predicts(tmp_path: Path) -> None:
     data, model = copy_stored_bundle(tmp_path / "stored")
     cfg = load_pipeline(write_map_world(tmp_path / "world")["pipeline"])
     b = load_bundle(model, cfg)  # covariates, streams and relations agree with the world's pipeline
-    assert b.info["format"] == BUNDLE_FORMAT
-    assert b.n_members == MEMBERS == 2 and b.info["seeds"] == [SEED, SEED + 1]
+    assert b.info.format == BUNDLE_FORMAT
+    assert b.n_members == MEMBERS == 2 and b.info.seeds == [SEED, SEED + 1]
     assert b.pipeline.model == cfg.model and b.pipeline.train == cfg.train
     samples = read_samples(data, required=(*TARGET, "lon", "lat", "year", "split"))
     n = len(samples)
-    assert b.sample_id == samples.sample_id.tolist() and b.info["num_nodes"] == n == 240
+    assert b.sample_id == samples.sample_id.tolist() and b.info.num_nodes == n == 240
     assert b.feature_columns == Preprocessor.load(data).feature_names == list(Preprocessor.load(model).feature_names)
     assert b.node_member_mean.shape == b.node_member_var.shape == (MEMBERS, n)
     assert (b.node_split == SPLIT_CODES["train"]).sum() == (samples.split == "train").sum()

@@ -8,7 +8,11 @@ A page asks for generated content with one marker line (an HTML comment, so the 
   (``socmap.config.PipelineConfig`` and ``GridConfig``): key, type, default and description (the field's
   ``description`` or the attribute docstring under it).
 - ``<!-- socmap:schema MODULE.CLASS -->``: the same tables for another pydantic model (the survey mapping).
-- ``<!-- socmap:results NAME -->``: a results table read from ``benchmarks/results/*.json`` (see ``RESULTS``).
+- ``<!-- socmap:results NAME -->``: a results table read from ``benchmarks/results/*.json`` (see ``RESULTS``), every
+  stored run; ``<!-- socmap:results NAME latest -->``: the last stored run only.
+- ``<!-- socmap:shipped PROTOCOL -->``: the shipped model against the baselines under one evaluation protocol
+  (``random``, ``block``, ``demo``; see ``PROTOCOLS``), methods by metrics, with a bar chart of the RMSE: from the
+  runs a result file marks ``"shipped": PROTOCOL``.
 - ``<!-- socmap:csv PATH COLUMNS... -->``: a table of chosen columns of a CSV stored in the repository.
 
 An unknown marker, a missing file or a missing key stops the build (``PluginError``), so ``mkdocs build --strict``
@@ -214,13 +218,16 @@ def _fmt(value: Any) -> str:
     return _cell(str(value))
 
 
-def _key_table(name: str, columns: list[tuple[str, str]], *, by_key: bool = False) -> str:
-    """The stored runs of ``name`` against chosen result keys (a key a run lacks shows ``-``).
+def _key_table(latest: bool, name: str, columns: list[tuple[str, str]], *, by_key: bool = False) -> str:
+    """The stored runs of ``name`` against chosen result keys (a key a run lacks shows ``-``); ``latest``: the
+    last stored run only (the one the shipped code and model gave; every run shows on the benchmark history page).
 
     One row per run, one column per key; ``by_key`` turns it round (one row per key, one column per run) for
     results with many keys and few runs.
     """
-    runs = _load_runs(name)
+    runs = _load_runs(name)[-1:] if latest else _load_runs(name)
+    if latest:  # the keys this run has (a benchmark gains keys over time; none may be missing from all runs)
+        columns = [(key, title) for key, title in columns if key in runs[0]["result"]]
     for key, _ in columns:
         if not any(key in r["result"] for r in runs):
             raise PluginError(f"socmap:results: no run in {name}.json has the key {key!r}")
@@ -241,7 +248,7 @@ def _provenance(name: str, runs: list[dict[str, Any]]) -> str:
     out = [f'??? note "Stored runs: `benchmarks/results/{name}.json`"']
     for run in runs:
         out.append(f"    **{_cell(run['run'])}**: `{run.get('command', '')}`; machine: {_cell(run.get('machine', ''))}"
-                   + (" (the README quoted part of this JSON line; only that part is stored)"
+                   + (" (only part of this JSON line is stored)"
                       if run.get("partial") else ""))
         out.append("")
         out.append(f"    ```json\n    {json.dumps(run['result'])}\n    ```")
@@ -249,8 +256,8 @@ def _provenance(name: str, runs: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def _real_data() -> str:
-    return _key_table("real_data", [
+def _real_data(latest: bool = False) -> str:
+    return _key_table(latest, "real_data", [
         ("setting", "setting"), ("members", "members"), ("n_test", "n test"),
         ("sptgnn_rmse", "SpTGNN RMSE (expectation)"), ("sptgnn_median_rmse", "SpTGNN RMSE (median)"),
         ("xgb_rmse", "XGBoost RMSE"), ("xgb_smeared_rmse", "XGBoost smeared"), ("rfsi_rmse", "RFSI-like RMSE"),
@@ -270,20 +277,20 @@ def _real_data() -> str:
         ("block_rmse_ratio_xgb_smeared_ci95", "its paired 95 % interval")], by_key=True)
 
 
-def _paper() -> str:
-    return _key_table("paper", [("n_test", "n test"), ("mae", "MAE"), ("rmse", "RMSE"), ("mape", "MAPE %"),
+def _paper(latest: bool = False) -> str:
+    return _key_table(latest, "paper", [("n_test", "n test"), ("mae", "MAE"), ("rmse", "RMSE"), ("mape", "MAPE %"),
                                 ("r2", "R2")])
 
 
-def _map_scaling() -> str:
-    return _key_table("map_scaling", [
+def _map_scaling(latest: bool = False) -> str:
+    return _key_table(latest, "map_scaling", [
         ("cells_per_s", "cells/s"), ("seconds_1x", "s, 1 tile"), ("seconds_4x", "s, 4 tiles"),
         ("time_ratio_4x", "time ratio 4x/1x"), ("mem_ratio_4x", "memory ratio 4x/1x"),
         ("max_rss_mib_1x", "peak RSS MiB 1x"), ("max_rss_mib_4x", "peak RSS MiB 4x")])
 
 
-def _map_realism() -> str:
-    return _key_table("map_realism", [
+def _map_realism(latest: bool = False) -> str:
+    return _key_table(latest, "map_realism", [
         ("facet_ratio", "facet ratio (goal <= 1.3)"),
         ("facet_ratio_by_distance", "facet ratio at equal distance from the sites"),
         ("sd_ratio_aoa", "sd ratio outside/inside AOA (goal >= 1.5)"),
@@ -292,8 +299,8 @@ def _map_realism() -> str:
         ("median_rel_sd_outside", "median rel. sd outside AOA")], by_key=True)
 
 
-def _map_reference() -> str:
-    return _key_table("map_reference", [
+def _map_reference(latest: bool = False) -> str:
+    return _key_table(latest, "map_reference", [
         ("sptgnn_facet_ratio", "SpTGNN facet ratio"), ("xgboost_facet_ratio", "XGBoost facet ratio"),
         ("rfsi_facet_ratio", "RFSI-like facet ratio"),
         ("sptgnn_facet_ratio_by_distance", "SpTGNN, at equal distance from the sites"),
@@ -303,24 +310,146 @@ def _map_reference() -> str:
                                                           "SpTGNN / XGBoost at equal distance")], by_key=True)
 
 
-def _map_parity() -> str:
-    return _key_table("map_parity", [
+def _map_parity(latest: bool = False) -> str:
+    return _key_table(latest, "map_parity", [
         ("max_abs_diff", "max abs diff (log scale)"), ("max_abs_diff_gkg", "max abs diff g/kg"),
         ("n_sites", "sites compared"), ("n_heldout", "held-out sites"), ("n_not_mapped", "not mapped (sea)"),
         ("n_features_differ", "features that differ")])
 
 
-def _aggregate_coverage() -> str:
-    return _key_table("aggregate_coverage", [
+def _aggregate_coverage(latest: bool = False) -> str:
+    return _key_table(latest, "aggregate_coverage", [
         ("zones", "zones"), ("level", "level"), ("coverage", "coverage"), ("naive_coverage", "naive coverage"),
         ("width_ratio", "width ratio"), ("bias_gkg", "bias g/kg")])
 
 
-def _train_africa() -> str:
-    return _key_table("train_africa", [("minutes_to_xgb_val", "minutes to XGBoost's validation RMSE")])
+def _train_africa(latest: bool = False) -> str:
+    return _key_table(latest, "train_africa", [("minutes_to_xgb_val", "minutes to XGBoost's validation RMSE")])
 
 
-RESULTS: dict[str, Callable[[], str]] = {
+def _demo_world(latest: bool = False) -> str:
+    return _key_table(latest, "demo_world", [
+        ("members", "members"), ("n_test", "n test"), ("sptgnn_rmse", "SpTGNN RMSE (expectation)"),
+        ("sptgnn_median_rmse", "SpTGNN RMSE (median)"), ("xgb_rmse", "XGBoost RMSE"),
+        ("rfsi_rmse", "RFSI-like RMSE"), ("ece_post", "ECE after T"),
+        ("cov95_predictive_post", "Cov@95 (the predictive's interval)"), ("map_r2", "map vs truth: R2"),
+        ("map_rmse", "map vs truth: RMSE"), ("map_bias", "map vs truth: bias"), ("map_z2", "map: mean z^2"),
+        ("map_q05_q95_coverage", "map: q05-q95 coverage")], by_key=True)
+
+
+# ------------------------------------------------------------------------------------------- the shipped model
+PROTOCOLS: dict[str, tuple[str, str]] = {"random": ("real_data", ""), "block": ("real_data", "block_"),
+                                         "demo": ("demo_world", "")}
+"""Protocol -> (result file, key prefix). A file's runs of the shipped model carry ``"shipped": PROTOCOL``."""
+
+METHODS = (("sptgnn", "SpTGNN, expectation (`soc_mean`)"), ("sptgnn_median", "SpTGNN, median (`soc_median`)"),
+           ("xgb", "XGBoost"), ("xgb_smeared", "XGBoost, smeared (a mean)"), ("rfsi", "RFSI-like XGBoost"),
+           ("rfsi_smeared", "RFSI-like XGBoost, smeared"))
+
+
+def _shipped_runs(protocol: str) -> tuple[str, list[dict[str, Any]]]:
+    if protocol not in PROTOCOLS:
+        raise PluginError(f"socmap:shipped: unknown protocol {protocol!r} (have: {', '.join(PROTOCOLS)})")
+    name = PROTOCOLS[protocol][0]
+    runs = [r for r in _load_runs(name) if r.get("shipped") == protocol]
+    if not runs:
+        raise PluginError(f"socmap:shipped: no run in {name}.json is marked \"shipped\": {protocol!r}")
+    return name, runs
+
+
+def _with_ci(value: Any, ci: Any) -> str:
+    if value is None:
+        return "-"
+    return _fmt(value) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if isinstance(ci, list) and len(ci) == 2 else "")
+
+
+def _method_rows(run: dict[str, Any], prefix: str) -> list[tuple[str, list[str], float | None]]:
+    """(method, metric cells, RMSE) for each method the run scored: RMSE with its 95 % interval, MAE, R2, MAPE, the
+    paired SpTGNN / method RMSE ratio, and (SpTGNN rows) the calibrated predictive's ECE and 95 % coverage."""
+    r = run["result"]
+    rows = []
+    for key, label in METHODS:
+        rmse = r.get(f"{prefix}{key}_rmse")
+        if rmse is None:
+            continue
+        ratio = "-" if key.startswith("sptgnn") else _with_ci(r.get(f"{prefix}rmse_ratio_{key}"),
+                                                                r.get(f"{prefix}rmse_ratio_{key}_ci95"))
+        cov = r.get(f"{prefix}cov95_predictive_post", r.get(f"{prefix}cov95_gaussian_post"))
+        own = key == "sptgnn"
+        rows.append((label, [_with_ci(rmse, r.get(f"{prefix}{key}_rmse_ci95")),
+                             _fmt(r.get(f"{prefix}{key}_mae")), _fmt(r.get(f"{prefix}{key}_r2")),
+                             _fmt(r.get(f"{prefix}{key}_mape")), ratio,
+                             _fmt(r.get(f"{prefix}ece_post")) if own else "-", _fmt(cov) if own else "-"],
+                     float(rmse)))
+    return rows
+
+
+SHIPPED_COLUMNS = ["RMSE g/kg [95 %]", "MAE g/kg", "R2", "MAPE %", "SpTGNN / method RMSE [paired 95 %]",
+                   "ECE", "Cov@95"]
+
+
+def _bar_chart(bars: list[tuple[str, float, bool]], unit: str) -> str:
+    """A horizontal bar chart (inline SVG) of ``(label, value, highlighted)``: the RMSE of each method."""
+    top = max(v for _, v, _ in bars) * 1.1
+    label_w, bar_w, h = 300, 300, 20
+    parts = ['<div class="socmap-chart">',
+             f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 60}" height="{h * len(bars) + 24}" '
+             'role="img" aria-label="RMSE by method" style="font: 12px sans-serif">']
+    for i, (label, value, own) in enumerate(bars):
+        y = i * h + 4
+        w = bar_w * value / top
+        parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{_svg_text(label)}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{h - 6}" '
+                     f'fill="{"#b35806" if own else "#8c8c8c"}"/>')
+        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 13}">{_fmt(value)}</text>')
+    parts.append(f'<text x="{label_w}" y="{h * len(bars) + 20}">RMSE ({unit}) on the held-out sites</text></svg></div>')
+    return "".join(parts)
+
+
+def _svg_text(text: str) -> str:
+    return text.replace("`", "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shipped_table(protocol: str) -> str:
+    """The shipped model against the baselines under one protocol: methods by metrics (one table; a column per
+    input setting where the protocol was run with several), a bar chart of the RMSE, and the stored runs."""
+    name, runs = _shipped_runs(protocol)
+    prefix = PROTOCOLS[protocol][1]
+    settings = len(runs) > 1
+    body: list[list[str]] = []
+    bars: list[tuple[str, float, bool]] = []
+    for run in runs:
+        setting = str(run["result"].get("setting", ""))
+        for label, cells, rmse in _method_rows(run, prefix):
+            body.append(([setting] if settings else []) + [label, *cells])
+            bars.append(((f"{setting}: " if settings else "") + label, rmse, label.startswith("SpTGNN")))
+    head = (["inputs"] if settings else []) + ["method", *SHIPPED_COLUMNS]
+    keep = [i for i in range(len(head)) if any(row[i] != "-" for row in body)]
+    lines = ["| " + " | ".join(head[i] for i in keep) + " |", "|" + "---|" * len(keep)]
+    lines += ["| " + " | ".join(row[i] for i in keep) + " |" for row in body]
+    first = runs[0]["result"]
+    n = first.get(f"{prefix}n") or first.get("n_test")
+    members = first.get("members")
+    lines += ["", f"{_fmt(n)} held-out sites" + (f"; SpTGNN ensemble of {members} members" if members else "")
+              + "; " + ("runs" if settings else "run") + ": " + "; ".join(f"*{_cell(r['run'])}*" for r in runs)
+              + ".", "", _bar_chart(bars, "g/kg"), ""]
+    maps = [(key, title) for key, title in MAP_SCORES if key in first]
+    if maps:  # the whole map against a known truth (the demo world)
+        lines += ["The map against the true SOC, every cell:", "",
+                  "| " + " | ".join(title for _, title in maps) + " |", "|" + "---|" * len(maps),
+                  "| " + " | ".join(str(first[key]) if key == "map_year" else _fmt(first[key]) for key, _ in maps)
+                  + " |", ""]
+    lines.append(_provenance(name, runs))
+    return "\n".join(lines)
+
+
+MAP_SCORES = (("map_year", "year"), ("map_cells", "cells"), ("map_r2", "R2 (`soc_mean`)"),
+              ("map_rmse", "RMSE g/kg (`soc_mean`)"), ("map_median_rmse", "RMSE g/kg (`soc_median`)"),
+              ("map_bias", "bias g/kg (`soc_mean`)"), ("map_z2", "mean z^2 (`total_sd`)"),
+              ("map_q05_q95_coverage", "q05-q95 coverage"))
+
+
+RESULTS: dict[str, Callable[..., str]] = {
     "real_data": _real_data,
     "paper": _paper,
     "map_scaling": _map_scaling,
@@ -329,6 +458,7 @@ RESULTS: dict[str, Callable[[], str]] = {
     "map_parity": _map_parity,
     "aggregate_coverage": _aggregate_coverage,
     "train_africa": _train_africa,
+    "demo_world": _demo_world,
 }
 
 
@@ -361,18 +491,21 @@ _USED: dict[str, set[str]] = {"cli": set(), "results": set()}
 
 def _render(match: re.Match[str]) -> str:
     kind, args = match["kind"], match["args"].split()
-    if kind in _USED and len(args) == 1:
+    if kind in _USED and args:
         _USED[kind].add(args[0])
+    if kind == "shipped" and len(args) == 1:
+        _USED["results"].add(PROTOCOLS.get(args[0], ("",))[0])
+        return shipped_table(args[0])
     if kind == "cli" and len(args) == 1:
         return cli_help(args[0])
     if kind == "config" and not args:
         return config_reference()
     if kind == "schema" and len(args) == 1:
         return schema_reference(args[0])
-    if kind == "results" and len(args) == 1:
+    if kind == "results" and (len(args) == 1 or (len(args) == 2 and args[1] == "latest")):
         if args[0] not in RESULTS:
             raise PluginError(f"socmap:results: unknown table {args[0]!r} (have: {', '.join(RESULTS)})")
-        return RESULTS[args[0]]()
+        return RESULTS[args[0]](latest=len(args) == 2)
     if kind == "csv" and len(args) >= 2:
         return csv_table(args[0], args[1:])
     raise PluginError(f"unknown or malformed marker {match[0]!r}")

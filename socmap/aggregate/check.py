@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from socmap.aggregate.interval import LEVEL
 from socmap.metrics import interval_coverage
 
 __all__ = ["CoverageCheck", "coverage_check", "covered_share", "map_coverage", "random_zones"]
@@ -82,7 +83,7 @@ class CoverageCheck:
 
 
 def coverage_check(layers: Any, truth_grid: np.ndarray, correlogram: Any, *, seeds: list[int], n_zones: int,
-                   level: float = 0.9, area_km2: tuple[float, float] = (0.25, 25.0), n_pairs: int = 50_000,
+                   level: float = LEVEL, area_km2: tuple[float, float] = (0.25, 25.0), n_pairs: int = 50_000,
                    progress: bool = False) -> CoverageCheck:
     """Random zones (``n_zones`` per seed) over ``layers`` (a projected map), scored against ``truth_grid``."""
     from socmap.aggregate.stage import aggregate_zones
@@ -106,14 +107,14 @@ def coverage_check(layers: Any, truth_grid: np.ndarray, correlogram: Any, *, see
 
 
 def map_coverage(maps: Path | str, model: Path | str | None, truth: Path | str, *, seeds: list[int],
-                 n_zones: int = 50, level: float = 0.9, area_km2: tuple[float, float] = (0.25, 25.0),
+                 n_zones: int = 50, level: float = LEVEL, area_km2: tuple[float, float] = (0.25, 25.0),
                  n_pairs: int = 50_000, progress: bool = False) -> tuple[CoverageCheck, Any]:
     """:func:`coverage_check` of a map folder (``socmap predict`` output) against a truth raster, the correlogram
     fitted on ``model``'s held-out points (default: the bundle the map records); returns (check, correlogram)."""
     from socmap.aggregate.stage import load_map, map_correlogram
     from socmap.aggregate.stock import layer_on_grid
+    from socmap.inference import load_bundle
     from socmap.mapping.layout import resolve_maps
-    from socmap.train import load_bundle
 
     layers = load_map(resolve_maps(maps))
     corr = map_correlogram(load_bundle(model or layers.attrs["model"], load_members=False), layers)

@@ -2,7 +2,7 @@
 
 Residuals are taken on the model's own scale, log(1 + SOC): ``r = (y - mu) / sd`` for the bundle's validation and
 test nodes, with ``mu`` and ``sd`` the calibrated transductive ensemble prediction of each held-out node
-(:meth:`socmap.train.Bundle.predict_nodes`, as ``socmap evaluate`` scores them) and ``sd`` its total predictive
+(:meth:`socmap.inference.Bundle.predict_nodes`, as ``socmap evaluate`` scores them) and ``sd`` its total predictive
 standard deviation. The empirical semivariogram of ``r`` (Matheron, distance bins at quantiles of the pair
 distances, :data:`BIN_QUANTILES`) is fitted with an exponential model plus a nugget; the correlogram is
 
@@ -30,7 +30,7 @@ import numpy as np
 from socmap.errors import ModelError
 
 if TYPE_CHECKING:
-    from socmap.train import Bundle
+    from socmap.inference import Bundle
 
 __all__ = ["Correlogram", "distance_matched_weights", "distances_km", "fit_correlogram", "heldout_residuals"]
 
@@ -82,20 +82,18 @@ class Correlogram:
 
 def distances_km(a: np.ndarray, b: np.ndarray, geographic: bool) -> np.ndarray:
     """Element-wise distance, km, between (N, 2) point arrays: great circle for (lon, lat) degrees (haversine on
-    the authalic sphere), else Euclidean on coordinates already in km."""
-    from socmap.aggregate.zonal import EARTH_RADIUS_KM
+    the sphere of :mod:`socmap.geo`), else Euclidean on coordinates already in km."""
+    from socmap.geo import haversine_km
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if not geographic:
         return np.asarray(np.hypot(a[..., 0] - b[..., 0], a[..., 1] - b[..., 1]))
-    lon1, lat1, lon2, lat2 = (np.radians(v) for v in (a[..., 0], a[..., 1], b[..., 0], b[..., 1]))
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
+    return np.asarray(haversine_km(a[..., 0], a[..., 1], b[..., 0], b[..., 1]))
 
 
 def heldout_residuals(bundle: Bundle) -> tuple[np.ndarray, np.ndarray]:
     """(lonlat (n, 2) degrees, standardised residuals (n,)) of the bundle's validation and test nodes."""
-    from socmap.train.inputs import SPLIT_CODES
+    from socmap.data.split import SPLIT_CODES
 
     if bundle.node_split is None or bundle.node_label_log is None:
         raise ModelError(f"model bundle {bundle.path} holds no node labels or splits; train it again")
@@ -147,37 +145,30 @@ def distance_matched_weights(d_points: np.ndarray, d_cells: np.ndarray, *, bins:
     return w / w.mean()
 
 
-def fit_correlogram(xy: np.ndarray, r: np.ndarray, *, geographic: bool,
-                    weights: np.ndarray | None = None) -> Correlogram:
-    """Fit :class:`Correlogram` to standardised residuals ``r`` at ``xy`` ((lon, lat) degrees when
-    ``geographic``, else km). A one-line :class:`ModelError` with fewer than :data:`MIN_POINTS` points.
-
-    ``weights`` (one per point, e.g. :func:`distance_matched_weights`) make the points stand for the cells of a
-    map: the mean residual (hence the map-wide share) and the local variance become weighted moments (the
-    variogram's range and nugget-to-partial ratio are fitted unweighted), so residuals of points as far from the
-    training sites as the map's cells count as much as those cells do."""
+def _empirical_variogram(xy: np.ndarray, r: np.ndarray, d: np.ndarray,
+                         geographic: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bin centres km, semivariances, pair counts) of ``r``, bins at :data:`BIN_QUANTILES` of the pair distances
+    ``d`` (km); empty bins dropped."""
     import gstools as gs
 
-    xy = np.asarray(xy, np.float64).reshape(-1, 2)
-    r = np.asarray(r, np.float64)
-    n = len(r)
-    if n < MIN_POINTS:
-        raise ModelError(f"only {n} held-out points to fit the error correlogram (at least {MIN_POINTS} needed); "
-                         "train with larger validation/test splits")
-    iu = np.triu_indices(n, 1)
-    d = distances_km(xy[iu[0]], xy[iu[1]], geographic)
     edges = np.unique(np.quantile(d, BIN_QUANTILES))
     edges[0] = 0.0
     pos = (xy[:, 1], xy[:, 0]) if geographic else (xy[:, 0], xy[:, 1])
     centre, gamma, counts = gs.vario_estimate(pos, r, edges, latlon=geographic,
                                               geo_scale=gs.KM_SCALE if geographic else 1.0, return_counts=True)
     ok = counts > 0
-    centre, gamma, counts = centre[ok], gamma[ok], counts[ok]
+    return centre[ok], gamma[ok], counts[ok]
+
+
+def _fit_exponential(centre: np.ndarray, gamma: np.ndarray, counts: np.ndarray, d: np.ndarray, r: np.ndarray) -> Any:
+    """The exponential + nugget gstools model of least count-weighted squared error, from several starting ranges
+    (least squares has local optima: a pure nugget at the shortest range is one)."""
+    import gstools as gs
+
     v = max(float(np.var(r)), 1e-6)
     dpos = d[d > 0]
     lo = max(float(dpos.min()) if dpos.size else 1e-3, 1e-6) / 3
     best, best_sse = None, np.inf
-    # least squares has local optima (a pure nugget at the shortest range is one): start from several ranges
     for len0 in np.quantile(centre, [0.1, 0.3, 0.6, 0.9]):
         model = gs.Exponential(dim=2)
         model.len_scale_bounds = [lo, float(d.max()) * 3]
@@ -193,29 +184,71 @@ def fit_correlogram(xy: np.ndarray, r: np.ndarray, *, geographic: bool,
         if sse < best_sse:
             best, best_sse = model, sse
     if best is None:
-        raise ModelError(f"the error correlogram of {n} held-out residuals could not be fitted from any starting "
-                         "range (least squares did not converge)")
-    model = best
-    var, nug = float(model.var), float(model.nugget)
-    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
-    # map-wide shared error (method of moments on the (weighted) mean residual; see the module docstring):
-    # the squared mean less what the local covariance alone gives it, sum_ij w_i w_j C(d_ij)
+        raise ModelError(f"the error correlogram of {len(r)} held-out residuals could not be fitted from any "
+                         "starting range (least squares did not converge)")
+    return best
+
+
+@dataclass
+class _Moments:
+    """The fitted variogram's parts as (weighted) moments of the residuals."""
+
+    total: float
+    """Sill: scaled local variance plus the map-wide part."""
+    total_plain: float
+    """The sill of the points as they lie (unweighted)."""
+    nugget_share: float
+    shared_share: float
+    mean_residual: float
+
+
+def _moments(xy: np.ndarray, r: np.ndarray, w: np.ndarray, *, var: float, nug: float, len_scale: float,
+             geographic: bool) -> _Moments:
+    """Map-wide shared error by the method of moments on the (weighted) mean residual (see the module docstring):
+    the squared mean less what the local covariance alone gives it, ``sum_ij w_i w_j C(d_ij)``; the local variance
+    (nugget + partial sill) scaled by the weighted over the plain centred second moment."""
+    n = len(r)
     cov_sum = cov_sum_plain = 0.0
     for s in range(0, n, 500):
         dd = distances_km(xy[s:s + 500, None, :], xy[None, :, :], geographic)
-        cc = var * np.exp(-dd / max(float(model.len_scale), 1e-12)) + nug * (dd <= 0)
+        cc = var * np.exp(-dd / max(len_scale, 1e-12)) + nug * (dd <= 0)
         cov_sum += float(w[s:s + 500] @ cc @ w)
         cov_sum_plain += float(np.sum(cc)) / n**2
     mean_plain = float(np.mean(r))
     total_plain = var + nug + max(0.0, mean_plain**2 - cov_sum_plain)
     mean_r = float(w @ r)
     c0 = max(0.0, mean_r**2 - cov_sum)
-    # the local variance (nugget + partial sill) scaled by the weighted over the plain centred second moment
     scale = float((w @ (r - mean_r) ** 2) / max(float(np.mean((r - mean_plain) ** 2)), 1e-12))
     total = scale * (var + nug) + c0
     share = scale * nug / total if total > 0 else 1.0
-    return Correlogram(len_scale_km=float(model.len_scale), nugget_share=float(np.clip(share, 0.0, 1.0)),
-                       shared_share=float(c0 / total) if total > 0 else 0.0, mean_residual=mean_r,
-                       sill=total, sill_unweighted=total_plain,
+    return _Moments(total=total, total_plain=total_plain, nugget_share=float(np.clip(share, 0.0, 1.0)),
+                    shared_share=float(c0 / total) if total > 0 else 0.0, mean_residual=mean_r)
+
+
+def fit_correlogram(xy: np.ndarray, r: np.ndarray, *, geographic: bool,
+                    weights: np.ndarray | None = None) -> Correlogram:
+    """Fit :class:`Correlogram` to standardised residuals ``r`` at ``xy`` ((lon, lat) degrees when
+    ``geographic``, else km). A one-line :class:`ModelError` with fewer than :data:`MIN_POINTS` points.
+
+    ``weights`` (one per point, e.g. :func:`distance_matched_weights`) make the points stand for the cells of a
+    map: the mean residual (hence the map-wide share) and the local variance become weighted moments (the
+    variogram's range and nugget-to-partial ratio are fitted unweighted), so residuals of points as far from the
+    training sites as the map's cells count as much as those cells do."""
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    r = np.asarray(r, np.float64)
+    n = len(r)
+    if n < MIN_POINTS:
+        raise ModelError(f"only {n} held-out points to fit the error correlogram (at least {MIN_POINTS} needed); "
+                         "train with larger validation/test splits")
+    iu = np.triu_indices(n, 1)
+    d = distances_km(xy[iu[0]], xy[iu[1]], geographic)
+    centre, gamma, counts = _empirical_variogram(xy, r, d, geographic)
+    model = _fit_exponential(centre, gamma, counts, d, r)
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+    m = _moments(xy, r, w, var=float(model.var), nug=float(model.nugget), len_scale=float(model.len_scale),
+                 geographic=geographic)
+    return Correlogram(len_scale_km=float(model.len_scale), nugget_share=m.nugget_share,
+                       shared_share=m.shared_share, mean_residual=m.mean_residual,
+                       sill=m.total, sill_unweighted=m.total_plain,
                        n_points=n, n_pairs=len(d), bins_km=[round(float(c), 4) for c in centre],
                        gamma=[round(float(g), 4) for g in gamma])

@@ -32,7 +32,14 @@ from scipy.special import ndtri
 
 from socmap.aggregate.correlogram import Correlogram, distances_km
 
-__all__ = ["ZoneSum", "pair_sum", "zone_sum"]
+__all__ = ["EXACT_MAX", "LEVEL", "N_PAIRS", "ZoneSum", "pair_sum", "zone_sum"]
+
+LEVEL = 0.9
+"""Default two-sided level of a zone's interval (``socmap aggregate --level``)."""
+EXACT_MAX = 3000
+"""Cells up to which a zone's residual part is summed over every pair; a larger zone samples :data:`N_PAIRS`."""
+N_PAIRS = 200_000
+"""Default cell pairs sampled for the residual part of a zone over :data:`EXACT_MAX` cells (``--pairs``)."""
 
 
 @dataclass
@@ -76,8 +83,8 @@ class ZoneSum:
         return max(0.0, self.value - z * s), self.value + z * s
 
 
-def pair_sum(a: np.ndarray, pts: np.ndarray, rho: Any, *, geographic: bool, exact_max: int = 3000,
-             n_pairs: int = 200_000, rng: np.random.Generator | None = None) -> tuple[float, bool]:
+def pair_sum(a: np.ndarray, pts: np.ndarray, rho: Any, *, geographic: bool, exact_max: int = EXACT_MAX,
+             n_pairs: int = N_PAIRS, rng: np.random.Generator | None = None) -> tuple[float, bool]:
     """``sum_ij a_i a_j rho(d_ij)`` over every ordered pair (i = j included) of points ``pts``
     ((N, 2): (lon, lat) degrees when ``geographic``, else km); returns (value, exact)."""
     a = np.asarray(a, np.float64)
@@ -106,7 +113,7 @@ def pair_sum(a: np.ndarray, pts: np.ndarray, rho: Any, *, geographic: bool, exac
 
 def zone_sum(a: np.ndarray, soc: np.ndarray, members: np.ndarray | None, epi_sd: np.ndarray, res_sd: np.ndarray,
              total_sd: np.ndarray, pts: np.ndarray, correlogram: Correlogram, *, geographic: bool,
-             exact_max: int = 3000, n_pairs: int = 200_000, rng: np.random.Generator | None = None) -> ZoneSum:
+             exact_max: int = EXACT_MAX, n_pairs: int = N_PAIRS, rng: np.random.Generator | None = None) -> ZoneSum:
     """The figure ``sum a_i soc_i`` and its variance parts (see the module docstring); all per-cell arrays (N,),
     ``members`` (M, N) or None; sd arrays in the units of ``soc``."""
     a = np.asarray(a, np.float64)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from socmap.aggregate.correlogram import Correlogram, fit_correlogram, heldout_residuals
-from socmap.aggregate.interval import zone_sum
+from socmap.aggregate.interval import EXACT_MAX, LEVEL, N_PAIRS, ZoneSum, zone_sum
 from socmap.aggregate.stock import STOCK_FORMULA, layer_on_grid, stock_factor
 from socmap.aggregate.zonal import cell_areas_km2, metres_per_unit, zone_cells
 from socmap.aggregate.zones import read_zones
@@ -29,10 +29,10 @@ from socmap.io import AGG_CHART_SUFFIX, AGG_GPKG_SUFFIX, AGG_META_SUFFIX, AGG_TA
 
 if TYPE_CHECKING:
     from socmap.config import PipelineConfig
-    from socmap.train import Bundle
+    from socmap.inference import Bundle
 
 __all__ = ["AggregateResult", "MapLayers", "aggregate_zones", "load_map", "map_correlogram", "map_crs",
-           "run", "write_gpkg"]
+           "map_pipeline", "run", "write_gpkg"]
 
 ASSUMPTIONS = (
     "errors Gaussian on the g/kg scale for the zone figure (cell sd from the log-normal of log(1+SOC));",
@@ -142,7 +142,7 @@ def map_correlogram(bundle: Bundle, layers: MapLayers, *, max_cells: int = 200_0
     from scipy.spatial import cKDTree
 
     from socmap.aggregate.correlogram import distance_matched_weights
-    from socmap.train.inputs import SPLIT_CODES
+    from socmap.data.split import SPLIT_CODES
 
     lonlat, r = heldout_residuals(bundle)
     train = np.asarray(bundle.node_lonlat, np.float64)[np.asarray(bundle.node_split) == SPLIT_CODES["train"]]
@@ -151,12 +151,10 @@ def map_correlogram(bundle: Bundle, layers: MapLayers, *, max_cells: int = 200_0
         pick = np.random.default_rng(seed).choice(len(rows), max_cells, replace=False)
         rows, cols = rows[pick], cols[pick]
     cells = layers.cell_points(rows, cols)
-    if layers.geographic:
-        def unit(p: np.ndarray) -> np.ndarray:  # 3-D unit vectors: chord distance orders like great-circle
-            lon, lat = np.radians(p[:, 0]), np.radians(p[:, 1])
-            return np.c_[np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]
+    if layers.geographic:  # 3-D unit vectors: chord distance orders like great-circle
+        from socmap.geo import lonlat_to_unit
 
-        pts, tr_pts, cell_pts = unit(lonlat), unit(train), unit(cells)
+        pts, tr_pts, cell_pts = lonlat_to_unit(lonlat), lonlat_to_unit(train), lonlat_to_unit(cells)
     else:
         pts, tr_pts, cell_pts = _projected_km(lonlat, layers.crs), _projected_km(train, layers.crs), cells
     tree = cKDTree(tr_pts)
@@ -177,9 +175,97 @@ def _projected_km(lonlat: np.ndarray, crs: Any) -> np.ndarray:
     return np.c_[x, y] * metres_per_unit(crs) / 1000.0
 
 
-def aggregate_zones(layers: MapLayers, zones: Any, correlogram: Correlogram, *, level: float = 0.9,
+@dataclass
+class _ZoneCells:
+    """The mapped cells of one zone: their rows, columns, areas (km2) and error parts, as the zone figures use
+    them (``members`` (M, N) or None)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    area: np.ndarray
+    pts: np.ndarray
+    soc: np.ndarray
+    members: np.ndarray | None
+    epi_sd: np.ndarray
+    res_sd: np.ndarray
+    tot_sd: np.ndarray
+
+    @classmethod
+    def of(cls, layers: MapLayers, rows: np.ndarray, cols: np.ndarray, area: np.ndarray) -> _ZoneCells:
+        return cls(rows=rows, cols=cols, area=area, pts=layers.cell_points(rows, cols), soc=layers.soc[rows, cols],
+                   members=None if layers.members is None else layers.members[:, rows, cols],
+                   epi_sd=np.sqrt(np.maximum(layers.epistemic_var[rows, cols], 0)),
+                   res_sd=np.sqrt(np.maximum(layers.aleatoric_var[rows, cols], 0)),
+                   tot_sd=layers.total_sd[rows, cols])
+
+    def subset(self, keep: np.ndarray) -> _ZoneCells:
+        """The cells where ``keep`` holds."""
+        return _ZoneCells(rows=self.rows[keep], cols=self.cols[keep], area=self.area[keep], pts=self.pts[keep],
+                          soc=self.soc[keep], members=None if self.members is None else self.members[:, keep],
+                          epi_sd=self.epi_sd[keep], res_sd=self.res_sd[keep], tot_sd=self.tot_sd[keep])
+
+
+@dataclass
+class _ZoneSums:
+    """What every zone's figures share: the map, the correlogram, the options and one random generator."""
+
+    layers: MapLayers
+    correlogram: Correlogram
+    level: float
+    n_pairs: int
+    exact_max: int
+    rng: np.random.Generator
+
+    def zone_sum(self, weights: np.ndarray, z: _ZoneCells) -> ZoneSum:
+        return zone_sum(weights, z.soc, z.members, z.epi_sd, z.res_sd, z.tot_sd, z.pts, self.correlogram,
+                        geographic=self.layers.geographic, exact_max=self.exact_max, n_pairs=self.n_pairs,
+                        rng=self.rng)
+
+    def mean_columns(self, z: _ZoneCells) -> tuple[dict[str, Any], np.ndarray]:
+        """The zone's mean SOC (g/kg) with its interval, sd parts and naive interval; and the cells' weights."""
+        w = z.area / z.area.sum()
+        zs = self.zone_sum(w, z)
+        lo, hi = zs.interval(self.level)
+        nlo, nhi = zs.interval(self.level, naive=True)
+        return ({"soc_mean_gkg": zs.value, "soc_lo_gkg": lo, "soc_hi_gkg": hi, "soc_sd_gkg": zs.sd,
+                 "sd_epistemic_gkg": float(np.sqrt(zs.var_epistemic)),
+                 "sd_residual_gkg": float(np.sqrt(zs.var_residual)), "naive_lo_gkg": nlo, "naive_hi_gkg": nhi,
+                 "naive_sd_gkg": zs.sd_naive, "exact_pairs": zs.exact}, w)
+
+    def stock_columns(self, z: _ZoneCells, bulk_density: np.ndarray,
+                      coarse_fragments: np.ndarray | None) -> dict[str, Any]:
+        """The zone's SOC stock over its cells with a bulk density: mean (t C/ha), total (t C) and its interval."""
+        bd = bulk_density[z.rows, z.cols]
+        cf = None if coarse_fragments is None else np.nan_to_num(coarse_fragments[z.rows, z.cols], nan=0.0)
+        has = np.isfinite(bd)
+        rec: dict[str, Any] = {"stock_cells": int(has.sum())}
+        if has.any():
+            f = stock_factor(bd[has], None if cf is None else cf[has], z.area[has] * 100.0)
+            ts = self.zone_sum(f, z.subset(has))
+            tlo, thi = ts.interval(self.level)
+            area_ha = float(z.area[has].sum() * 100.0)
+            rec.update({"stock_tc_ha": ts.value / area_ha, "stock_total_tc": ts.value,
+                        "stock_total_lo_tc": tlo, "stock_total_hi_tc": thi, "stock_total_sd_tc": ts.sd})
+        return rec
+
+
+def _finite_cells(layers: MapLayers) -> np.ndarray:
+    """(rows, cols) bool: the cells with every layer the zone figures read."""
+    finite = (np.isfinite(layers.soc) & np.isfinite(layers.aleatoric_var) & np.isfinite(layers.epistemic_var)
+              & np.isfinite(layers.total_sd))
+    if layers.members is not None:
+        finite &= np.isfinite(layers.members).all(axis=0)
+    return finite
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ConfigError(f"--level must be between 0 and 1 (e.g. 0.9), got {level}")
+
+
+def aggregate_zones(layers: MapLayers, zones: Any, correlogram: Correlogram, *, level: float = LEVEL,
                     bulk_density: np.ndarray | None = None, coarse_fragments: np.ndarray | None = None,
-                    n_pairs: int = 200_000, exact_max: int = 3000, seed: int = 0, progress: bool = False,
+                    n_pairs: int = N_PAIRS, exact_max: int = EXACT_MAX, seed: int = 0, progress: bool = False,
                     reference: np.ndarray | None = None) -> pd.DataFrame:
     """One row per zone of ``zones`` (from :func:`socmap.aggregate.zones.read_zones`, in the map's CRS).
 
@@ -191,15 +277,11 @@ def aggregate_zones(layers: MapLayers, zones: Any, correlogram: Correlogram, *, 
 
     from tqdm.auto import tqdm
 
-    if not 0 < level < 1:
-        raise ConfigError(f"--level must be between 0 and 1 (e.g. 0.9), got {level}")
-    rng = np.random.default_rng(seed)
+    _check_level(level)
+    sums = _ZoneSums(layers, correlogram, level, n_pairs, exact_max, np.random.default_rng(seed))
     cells = zone_cells(zones, layers.transform, layers.shape, layers.crs)
     row_area = cell_areas_km2(layers.transform, layers.shape, layers.crs)
-    finite = (np.isfinite(layers.soc) & np.isfinite(layers.aleatoric_var) & np.isfinite(layers.epistemic_var)
-              & np.isfinite(layers.total_sd))
-    if layers.members is not None:
-        finite &= np.isfinite(layers.members).all(axis=0)
+    finite = _finite_cells(layers)
     rows_out = []
     for k, zc in enumerate(tqdm(cells, desc="zones", unit="zone", disable=not progress, file=sys.stderr)):
         rec: dict[str, Any] = {"zone": zones["zone"].iloc[k], "area_km2": float(zones["area_km2"].iloc[k])}
@@ -211,40 +293,15 @@ def aggregate_zones(layers: MapLayers, zones: Any, correlogram: Correlogram, *, 
         if rec["cells"] == 0 or area.sum() <= 0:
             rows_out.append(rec)
             continue
-        w = area / area.sum()
-        pts = layers.cell_points(r, c)
-        members = None if layers.members is None else layers.members[:, r, c]
-        soc = layers.soc[r, c]
-        epi_sd = np.sqrt(np.maximum(layers.epistemic_var[r, c], 0))
-        res_sd = np.sqrt(np.maximum(layers.aleatoric_var[r, c], 0))
-        tot_sd = layers.total_sd[r, c]
-        zs = zone_sum(w, soc, members, epi_sd, res_sd, tot_sd, pts, correlogram, geographic=layers.geographic,
-                      exact_max=exact_max, n_pairs=n_pairs, rng=rng)
-        lo, hi = zs.interval(level)
-        nlo, nhi = zs.interval(level, naive=True)
-        rec.update({"soc_mean_gkg": zs.value, "soc_lo_gkg": lo, "soc_hi_gkg": hi, "soc_sd_gkg": zs.sd,
-                    "sd_epistemic_gkg": float(np.sqrt(zs.var_epistemic)),
-                    "sd_residual_gkg": float(np.sqrt(zs.var_residual)), "naive_lo_gkg": nlo, "naive_hi_gkg": nhi,
-                    "naive_sd_gkg": zs.sd_naive, "exact_pairs": zs.exact})
+        z = _ZoneCells.of(layers, r, c, area)
+        mean, w = sums.mean_columns(z)
+        rec.update(mean)
         if reference is not None:
             rec["reference_mean"] = float(w @ reference[r, c])
         if layers.aoa is not None:
-            aoa = layers.aoa[r, c]
-            rec["outside_aoa_share"] = float(area[aoa == 1].sum() / area.sum())
+            rec["outside_aoa_share"] = float(area[layers.aoa[r, c] == 1].sum() / area.sum())
         if bulk_density is not None:
-            bd = bulk_density[r, c]
-            cf = None if coarse_fragments is None else np.nan_to_num(coarse_fragments[r, c], nan=0.0)
-            has = np.isfinite(bd)
-            rec["stock_cells"] = int(has.sum())
-            if has.any():
-                f = stock_factor(bd[has], None if cf is None else cf[has], area[has] * 100.0)
-                ts = zone_sum(f, soc[has], None if members is None else members[:, has], epi_sd[has], res_sd[has],
-                              tot_sd[has], pts[has], correlogram, geographic=layers.geographic,
-                              exact_max=exact_max, n_pairs=n_pairs, rng=rng)
-                tlo, thi = ts.interval(level)
-                area_ha = float(area[has].sum() * 100.0)
-                rec.update({"stock_tc_ha": ts.value / area_ha, "stock_total_tc": ts.value,
-                            "stock_total_lo_tc": tlo, "stock_total_hi_tc": thi, "stock_total_sd_tc": ts.sd})
+            rec.update(sums.stock_columns(z, bulk_density, coarse_fragments))
         rows_out.append(rec)
     return pd.DataFrame(rows_out)
 
@@ -313,34 +370,30 @@ def output_paths(out: Path | str) -> dict[str, Path]:
             "chart": stem.with_name(stem.name + AGG_CHART_SUFFIX), "meta": stem.with_name(stem.name + AGG_META_SUFFIX)}
 
 
-def run(cfg: PipelineConfig | None, maps: Path | str, zones: Path | str, out: Path | str, *, field: str,
-        level: float = 0.9, model: Path | str | None = None, n_pairs: int = 200_000, seed: int = 0,
-        progress: bool = True) -> AggregateResult:
-    """Aggregate the map at ``maps`` (a version folder or a year folder, :func:`socmap.mapping.layout.resolve_maps`)
-    over the polygons of ``zones`` named by ``field``; write the CSV, GeoPackage, chart and metadata at ``out``.
-
-    ``cfg``: the pipeline whose ``output.bulk_density`` and ``output.coarse_fragments`` give the stock; ``None``
-    (``socmap aggregate``): the bundle's own pipeline, the one the map was made with.
-    ``model``: the bundle whose held-out points give the error correlogram (default: the one the map records).
-    """
-    from socmap.aggregate.chart import zone_chart
-    from socmap.mapping.layout import resolve_maps
-    from socmap.train import load_bundle
-
-    t0 = time.perf_counter()
-    if not 0 < level < 1:
-        raise ConfigError(f"--level must be between 0 and 1 (e.g. 0.9), got {level}")
-    root = resolve_maps(maps)
-    zgdf = read_zones(zones, field, map_crs(root))
-    layers = load_map(root, tuple(float(v) for v in zgdf.total_bounds))  # type: ignore[arg-type]
-    model_path = Path(model) if model is not None else (Path(layers.attrs["model"]) if "model" in layers.attrs
-                                                         else None)
-    if model_path is None:
+def _bundle_path(root: Path, attrs: dict[str, Any], model: Path | str | None) -> Path:
+    """The bundle whose held-out points give the error correlogram: ``model``, else the one the map records."""
+    if model is not None:
+        return Path(model)
+    if "model" not in attrs:
         raise DataError(f"the map {root} does not record its model bundle; pass --model")
-    bundle = load_bundle(model_path, load_members=False)  # the held-out nodes' stored outputs only
-    corr = map_correlogram(bundle, layers)
-    if cfg is None:
-        cfg = bundle.pipeline
+    return Path(attrs["model"])
+
+
+def map_pipeline(maps: Path | str, model: Path | str | None = None) -> PipelineConfig:
+    """The pipeline the map at ``maps`` was made with: the one its bundle (``model``, else the bundle the map
+    records) was trained with; ``socmap aggregate`` takes its stock layers from it unless given a pipeline."""
+    from socmap.inference.loading import read_pipeline
+    from socmap.mapping.layout import resolve_maps
+
+    root = resolve_maps(maps)
+    with _open_store(root) as ds:
+        attrs = dict(ds.attrs)
+    return read_pipeline(_bundle_path(root, attrs, model))
+
+
+def _stock_layers(cfg: PipelineConfig, layers: MapLayers) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Bulk density (g/cm3) and coarse fragments (volume fraction) on the map grid, where the pipeline names them
+    (``output.bulk_density``, ``output.coarse_fragments``); None where it does not."""
     bd = cf = None
     if cfg.output.bulk_density:
         bd = layer_on_grid(cfg.resolve(cfg.output.bulk_density) or "", layers.transform, layers.shape, layers.crs,
@@ -348,29 +401,73 @@ def run(cfg: PipelineConfig | None, maps: Path | str, zones: Path | str, out: Pa
         if cfg.output.coarse_fragments:
             cf = layer_on_grid(cfg.resolve(cfg.output.coarse_fragments) or "", layers.transform, layers.shape,
                                layers.crs, cfg.output.coarse_fragments_scale)
-    table = aggregate_zones(layers, zgdf, corr, level=level, bulk_density=bd, coarse_fragments=cf, n_pairs=n_pairs,
-                            seed=seed, progress=progress)
-    paths = output_paths(out)
-    meta = {"maps": str(root.resolve()), "zones": str(Path(zones).resolve()), "field": field, "level": level,
+    return bd, cf
+
+
+def _metadata(cfg: PipelineConfig, *, root: Path, zones: Path | str, field: str, level: float, model_path: Path,
+              layers: MapLayers, table: pd.DataFrame, corr: Correlogram, n_pairs: int,
+              stock: bool) -> dict[str, Any]:
+    """The .json (and GeoPackage) metadata: inputs, units, how every figure was computed and the assumptions."""
+    return {"maps": str(root.resolve()), "zones": str(Path(zones).resolve()), "field": field, "level": level,
             "model": str(model_path.resolve()), "members_in_map": layers.members is not None,
             "units": {k: v for k, v in COLUMNS.items() if k in table.columns},
             "mean": "sum_i w_i SOC_i, w_i = coverage_i * cell_area_i / sum (exactextract coverage fractions)",
-            "interval": "mean +- z_{(1+level)/2} sqrt(var_epistemic + var_residual), Gaussian on g/kg, low >= 0",
+            "interval": "mean +- t_{(1+level)/2, df} sqrt(var_epistemic + var_residual) on g/kg, low >= 0: Student "
+                        "t at the Welch-Satterthwaite df = (var_epistemic + var_residual)^2 / (var_epistemic^2 / "
+                        "(M - 1)) with M member maps (Gaussian without them); the naive interval is Gaussian",
             "var_epistemic": "Var over ensemble members (ddof=1) of the zone mean of each member's map"
                              if layers.members is not None else
                              "(sum_i w_i epistemic_sd_i)^2: no member maps, epistemic errors taken fully correlated",
             "var_residual": "sum_ij w_i w_j sigma_i sigma_j rho(d_ij), sigma = aleatoric sd (g/kg); exact up to "
-                            f"3000 cells, else {n_pairs} sampled pairs",
+                            f"{EXACT_MAX} cells, else {n_pairs} sampled pairs",
             "correlogram": corr.to_dict(), "assumptions": list(ASSUMPTIONS),
             "stock": ({"formula": STOCK_FORMULA, "units": "t C/ha (mean), t C (zone total)",
                        "bulk_density": cfg.resolve(cfg.output.bulk_density),
-                       "coarse_fragments": cfg.resolve(cfg.output.coarse_fragments)} if bd is not None else None)}
+                       "coarse_fragments": cfg.resolve(cfg.output.coarse_fragments)} if stock else None)}
+
+
+def _write_outputs(paths: dict[str, Path], table: pd.DataFrame, zgdf: Any, meta: dict[str, Any], *,
+                   title: str, level: float) -> None:
+    """The CSV, the GeoPackage (metadata in its layer), the chart and the .json metadata, each atomically."""
+    from socmap.aggregate.chart import zone_chart
+
     with atomic_path(paths["table"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     write_gpkg(zgdf[["geometry"]].join(table), paths["gpkg"], {"socmap_aggregate": json.dumps(meta, default=str)})
-    zone_chart(table, paths["chart"], level=level,
-               title=f"{Path(zones).stem} by {field}: mean SOC with {level:.0%} intervals")
+    zone_chart(table, paths["chart"], level=level, title=title)
     with atomic_path(paths["meta"]) as tmp:
         tmp.write_text(json.dumps(meta, indent=1, default=str) + "\n")
+
+
+def run(cfg: PipelineConfig, maps: Path | str, zones: Path | str, out: Path | str, *, field: str,
+        level: float = LEVEL, model: Path | str | None = None, n_pairs: int = N_PAIRS, seed: int = 0,
+        progress: bool = True) -> AggregateResult:
+    """Aggregate the map at ``maps`` (a version folder or a year folder, :func:`socmap.mapping.layout.resolve_maps`)
+    over the polygons of ``zones`` named by ``field``; write the CSV, GeoPackage, chart and metadata at ``out``.
+
+    ``cfg``: the pipeline whose ``output.bulk_density`` and ``output.coarse_fragments`` give the stock
+    (``socmap aggregate`` without ``--region``/``--pipeline``: :func:`map_pipeline`, the one the map was made with).
+    ``model``: the bundle whose held-out points give the error correlogram (default: the one the map records).
+    ``level``: two-sided level of the intervals; ``n_pairs``: cell pairs sampled for the residual part of a zone
+    over :data:`~socmap.aggregate.interval.EXACT_MAX` cells; ``seed``: seed of that sampling.
+    """
+    from socmap.inference import load_bundle
+    from socmap.mapping.layout import resolve_maps
+
+    t0 = time.perf_counter()
+    _check_level(level)
+    root = resolve_maps(maps)
+    zgdf = read_zones(zones, field, map_crs(root))
+    layers = load_map(root, tuple(float(v) for v in zgdf.total_bounds))  # type: ignore[arg-type]
+    model_path = _bundle_path(root, layers.attrs, model)
+    corr = map_correlogram(load_bundle(model_path, load_members=False), layers)  # held-out outputs only
+    bd, cf = _stock_layers(cfg, layers)
+    table = aggregate_zones(layers, zgdf, corr, level=level, bulk_density=bd, coarse_fragments=cf, n_pairs=n_pairs,
+                            seed=seed, progress=progress)
+    paths = output_paths(out)
+    meta = _metadata(cfg, root=root, zones=zones, field=field, level=level, model_path=model_path, layers=layers,
+                     table=table, corr=corr, n_pairs=n_pairs, stock=bd is not None)
+    _write_outputs(paths, table, zgdf, meta, level=level,
+                   title=f"{Path(zones).stem} by {field}: mean SOC with {level:.0%} intervals")
     return AggregateResult(table=table, paths=paths, correlogram=corr, level=level,
                            seconds=time.perf_counter() - t0)

@@ -3,7 +3,8 @@ cells' own areas.
 
 A cell's weight in a zone is ``coverage * cell area``: the share of the cell inside the polygon (exact, from
 exactextract) times the cell's area in km2 (constant on a projected grid; on a geographic grid the area of a
-1/6-degree cell shrinks with the cosine of latitude, so it is computed per row on the authalic sphere).
+1/6-degree cell shrinks with the cosine of latitude, so it is computed per row on the sphere of
+:mod:`socmap.geo`).
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from socmap.geo import EARTH_RADIUS_KM
+
 __all__ = ["ZoneCells", "cell_areas_km2", "metres_per_unit", "zone_cells"]
 
 MIN_COVERAGE = 1e-6
 """Cells covered by less than this fraction are dropped: a polygon edge that runs along a cell edge otherwise adds a
 row of cells with round-off coverage (1e-10), which changes the cell count (not the mean) with the read window."""
-
-EARTH_RADIUS_KM = 6371.0072
-"""Authalic radius of the WGS 84 ellipsoid, km (a sphere of the same surface area)."""
 
 
 @dataclass

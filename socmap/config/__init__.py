@@ -4,25 +4,19 @@ A *pipeline* (``pipelines/<region>.yaml``) says where the soil data, covariates 
 model's hyper-parameters (the paper's Table 6) and what the map outputs look like. A *grid*
 (``grids/<name>.yaml``) says where the map cells are: CRS, cell size, bounds and tile size.
 
-Three modules, one job each: :mod:`~socmap.config.schema` (the pydantic classes: what is valid),
-:mod:`~socmap.config.loading` (YAML, ``${ENV}`` expansion, shipped regions and grids, dotted keys) and
-:mod:`~socmap.config.secrets` (credentials come from the environment only, and are redacted from outputs).
+Five modules, one job each: :mod:`~socmap.config.schema` (the pydantic classes: what is valid),
+:mod:`~socmap.config.files` (YAML, ``${ENV}`` expansion, relative paths, shipped regions and grids),
+:mod:`~socmap.config.loading` (a region name or path to a validated pipeline or grid),
+:mod:`~socmap.config.dotted` (``a.b.c`` keys into nested dicts) and :mod:`~socmap.config.secrets`
+(credentials come from the environment only, and are redacted from outputs).
 Import from ``socmap.config``: its ``__all__`` is the public API (the modules keep no second list).
 """
 
 from __future__ import annotations
 
-from socmap.config.loading import (
-    find_grid,
-    find_pipeline,
-    get_dotted,
-    list_regions,
-    load_grid,
-    load_pipeline,
-    resolve_path,
-    set_dotted,
-    socmap_home,
-)
+from socmap.config.dotted import get_dotted, set_dotted
+from socmap.config.files import find_grid, find_pipeline, list_regions, resolve_path, socmap_home, validate_yaml
+from socmap.config.loading import load_grid, load_pipeline
 from socmap.config.schema import (
     CovariateLayer,
     DataConfig,
@@ -96,4 +90,5 @@ __all__ = [
     "resolve_path",
     "set_dotted",
     "socmap_home",
+    "validate_yaml",
 ]

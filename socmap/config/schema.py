@@ -3,7 +3,8 @@
 
 Every block forbids unknown keys and checks values on assignment too, so a typo or a value of the wrong type is
 an error naming the dotted key (:func:`socmap.config.load_pipeline` adds the file). Units are in each field's
-docstring. Reading the YAML files lives in :mod:`socmap.config.loading`; this module only says what is valid.
+docstring. Reading the YAML files lives in :mod:`socmap.config.files` and :mod:`socmap.config.loading`; this module
+only says what is valid.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from socmap.config.dotted import set_dotted
+from socmap.config.files import find_grid, resolve_path, validate_yaml
+from socmap.device import AUTO, Device
 
 
 class _Strict(BaseModel):
@@ -253,7 +258,7 @@ class GraphConfig(_Strict):
     the sites' Voronoi cells. ``continuous``: each kernel minus its value at the (k+1)-th neighbour,
     :math:`w_{ij} \\propto K(d_{ij}) - K(d_{i,(k+1)})`, so a neighbour's weight reaches 0 as it leaves the k-set
     and a cell's inputs change continuously as it moves; elevation edges carry the spatial weight times the
-    slope factor, and the label features and attention follow the weights (issue 18)."""
+    slope factor, and the label features and attention follow the weights."""
 
 
 class RGATConfig(_Strict):
@@ -364,8 +369,9 @@ class TrainConfig(_Strict):
     """Deep-ensemble size M (members differ in seed: initialisation and batch order)."""
     seed: int = 0
     """Seed of member 0; member m uses seed + m."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """``auto`` uses CUDA when present (``--device`` overrides it)."""
+    device: Device = AUTO
+    """Torch device of training (:mod:`socmap.device`: ``auto`` is CUDA when present, else the CPU); ``socmap
+    train --device`` overrides it."""
     mode: Literal["auto", "full", "minibatch"] = "auto"
     """``full``: one step per epoch over the whole graph (loss on a random ``loss_fraction`` of the training nodes);
     ``minibatch``: steps on the L-hop subgraphs of ``batch_size`` seed nodes; ``auto``: full when the graph has at
@@ -380,7 +386,7 @@ class TrainConfig(_Strict):
     ``model.label_input`` these are the nodes whose labels are hidden from the inputs in that step, so it must be
     < 1 there (the other training labels are the visible ones)."""
     mask_block_km: PositiveFloat | None = None
-    """Full-graph mode, spatial label masking (issue 18), km: with a value, a share (``mask_block_steps``) of the
+    """Full-graph mode, spatial label masking, km: with a value, a share (``mask_block_steps``) of the
     steps computes the loss on the training nodes inside a random ``mask_block_fraction`` of the ``mask_block_km``
     squares, and those nodes are detached from the graph as map cells are (in-edges from the visible training
     nodes only, no out-edges). Random hidden nodes always have visible neighbours a few km away; a map cell in an
@@ -586,7 +592,6 @@ class PipelineConfig(_Strict):
         """Every ``tune.space`` key is a pipeline key outside ``tune`` and every value it may take is valid there."""
         if self.tune is None:
             return self
-        from socmap.config.loading import set_dotted
         base = self.model_dump(mode="json", exclude={"tune"})
         for key, param in self.tune.space.items():
             parts = key.split(".")
@@ -612,15 +617,19 @@ class PipelineConfig(_Strict):
 
     def resolve(self, path: str | None) -> str | None:
         """A path from this pipeline, made absolute against the YAML's folder (URLs pass through)."""
-        from socmap.config.loading import resolve_path
-
         return resolve_path(path, self.source_file)
 
     def load_grid(self) -> GridConfig:
         """The grid this pipeline maps onto."""
-        from socmap.config.loading import load_grid
+        base = self.source_file.parent if self.source_file else None
+        return GridConfig.from_yaml(find_grid(self.grid, base).resolve())
 
-        return load_grid(self.grid, base=self.source_file.parent if self.source_file else None)
+    @classmethod
+    def from_yaml(cls, path: Path) -> PipelineConfig:
+        """The pipeline in the YAML at ``path`` (absolute), which it remembers as its :attr:`source_file`."""
+        cfg = validate_yaml(cls, path)
+        cfg.source_file = path
+        return cfg
 
 
 class GridConfig(_Strict):
@@ -637,6 +646,14 @@ class GridConfig(_Strict):
     """Tile edge in cells; a tile is the unit of work of the mapping job."""
 
     source_file: Path | None = Field(default=None, exclude=True)
+    """The YAML this grid was read from (set by :meth:`from_yaml`)."""
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> GridConfig:
+        """The grid in the YAML at ``path`` (absolute), which it remembers as its :attr:`source_file`."""
+        cfg = validate_yaml(cls, path)
+        cfg.source_file = path
+        return cfg
 
     @model_validator(mode="after")
     def _check(self) -> GridConfig:

@@ -72,62 +72,18 @@ def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = ""
         DataError: the raster cannot be opened, has no CRS or no such band, or gives a value for fewer than
             ``min_coverage`` of the points (it does not cover them); the message names the file.
     """
-    from pyproj import Transformer
-    from rasterio.windows import Window
-    from scipy.ndimage import distance_transform_edt
-
     lon = np.asarray(lon, float)
     lat = np.asarray(lat, float)
     n = len(lon)
     out = np.full(n, np.nan)
     with _open(path) as ds:
-        if ds.crs is None:
-            raise DataError(f"{path}: the raster has no CRS; cannot place the points on it")
-        if not 1 <= band <= ds.count:
-            raise DataError(f"{path}: no band {band} (the raster has {ds.count}); "
-                            f"fix 'band' of layer {name!r}")
-        tr = Transformer.from_crs("EPSG:4326", ds.crs, always_xy=True)
-        with np.errstate(all="ignore"):
-            x, y = tr.transform(lon, lat, errcheck=False)
-        a, b, c, d, e, f = (~ds.transform)[:6]
-        x, y = np.asarray(x), np.asarray(y)
-        colf, rowf = a * x + b * y + c, d * x + e * y + f
-        ok = np.isfinite(colf) & np.isfinite(rowf)
-        row = np.where(ok, np.floor(np.where(ok, rowf, 0)), -1).astype(np.int64)
-        col = np.where(ok, np.floor(np.where(ok, colf, 0)), -1).astype(np.int64)
-        inside = ok & (row >= 0) & (row < ds.height) & (col >= 0) & (col < ds.width)
-        nodata = ds.nodata
+        _check_band(ds, path, band, name)
+        row, col, inside = _raster_cells(ds, lon, lat)
         n_direct = n_nearest = 0
-        idx_in = np.flatnonzero(inside)
-        # points grouped by chunk; each group's window is its points' bounding box plus the search margin (a
-        # striped GTiff decompresses every row a window touches, so a map tile reads its own rows, not a chunk's)
-        n_cc = -(-ds.width // chunk_px)
-        key = (row[idx_in] // chunk_px) * n_cc + col[idx_in] // chunk_px
-        order = np.argsort(key, kind="stable")
-        cuts = np.flatnonzero(np.diff(key[order])) + 1
-        for grp in np.split(order, cuts) if len(idx_in) else []:
-            sel = idx_in[grp]
-            r0 = max(0, int(row[sel].min()) - search_px)
-            c0 = max(0, int(col[sel].min()) - search_px)
-            r1 = min(ds.height, int(row[sel].max()) + 1 + search_px)
-            c1 = min(ds.width, int(col[sel].max()) + 1 + search_px)
-            arr = ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
-            data = np.asarray(arr.astype(float).filled(np.nan))
-            invalid = np.ma.getmaskarray(arr) | ~np.isfinite(data)
-            if nodata is not None and np.isfinite(nodata):
-                invalid |= data == nodata
-            lr, lc = row[sel] - r0, col[sel] - c0
-            good = ~invalid[lr, lc]
-            out[sel[good]] = data[lr[good], lc[good]]
-            n_direct += int(good.sum())
-            bad = ~good
-            if bad.any() and (~invalid).any() and search_px > 0:
-                dist, (ir, ic) = distance_transform_edt(invalid, return_indices=True)
-                br, bc = lr[bad], lc[bad]
-                near = dist[br, bc] <= search_px
-                tgt = sel[bad][near]
-                out[tgt] = data[ir[br[near], bc[near]], ic[br[near], bc[near]]]
-                n_nearest += int(near.sum())
+        for sel in _chunk_groups(row, col, np.flatnonzero(inside), ds.width, chunk_px):
+            direct, nearest = _sample_window(ds, band, sel, row, col, search_px, out)
+            n_direct += direct
+            n_nearest += nearest
         crs = ds.crs.to_string()
         res = (float(ds.res[0]), float(ds.res[1]))
         bounds = ds.bounds
@@ -143,3 +99,75 @@ def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = ""
             "the "
             f"survey or lower data.covariate_min_coverage ({min_coverage})")
     return out, info
+
+
+def _check_band(ds: Any, path: str, band: int, name: str) -> None:
+    """The raster must have a CRS (to place the points) and the band asked for."""
+    if ds.crs is None:
+        raise DataError(f"{path}: the raster has no CRS; cannot place the points on it")
+    if not 1 <= band <= ds.count:
+        raise DataError(f"{path}: no band {band} (the raster has {ds.count}); "
+                        f"fix 'band' of layer {name!r}")
+
+
+def _raster_cells(ds: Any, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, inside) of each (lon, lat) point on the open raster ``ds``: the cell it falls in (-1 where it
+    cannot be projected) and whether that cell lies on the raster."""
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs("EPSG:4326", ds.crs, always_xy=True)
+    with np.errstate(all="ignore"):
+        x, y = tr.transform(lon, lat, errcheck=False)
+    a, b, c, d, e, f = (~ds.transform)[:6]
+    x, y = np.asarray(x), np.asarray(y)
+    colf, rowf = a * x + b * y + c, d * x + e * y + f
+    ok = np.isfinite(colf) & np.isfinite(rowf)
+    row = np.where(ok, np.floor(np.where(ok, rowf, 0)), -1).astype(np.int64)
+    col = np.where(ok, np.floor(np.where(ok, colf, 0)), -1).astype(np.int64)
+    inside = ok & (row >= 0) & (row < ds.height) & (col >= 0) & (col < ds.width)
+    return row, col, inside
+
+
+def _chunk_groups(row: np.ndarray, col: np.ndarray, idx_in: np.ndarray, width: int,
+                  chunk_px: int) -> list[np.ndarray]:
+    """The points ``idx_in`` grouped by the ``chunk_px`` x ``chunk_px`` raster chunk their cell lies in (each
+    group is read as its points' bounding box plus the search margin: a striped GTiff decompresses every row a
+    window touches, so a map tile reads its own rows, not a chunk's)."""
+    if not len(idx_in):
+        return []
+    n_cc = -(-width // chunk_px)
+    key = (row[idx_in] // chunk_px) * n_cc + col[idx_in] // chunk_px
+    order = np.argsort(key, kind="stable")
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    return [idx_in[grp] for grp in np.split(order, cuts)]
+
+
+def _sample_window(ds: Any, band: int, sel: np.ndarray, row: np.ndarray, col: np.ndarray, search_px: int,
+                   out: np.ndarray) -> tuple[int, int]:
+    """Read the window around the points ``sel`` and set their values in ``out``: their own cell's, else the
+    nearest valid cell's within ``search_px``. Returns how many took their own cell and how many a nearest."""
+    from rasterio.windows import Window
+    from scipy.ndimage import distance_transform_edt
+
+    r0 = max(0, int(row[sel].min()) - search_px)
+    c0 = max(0, int(col[sel].min()) - search_px)
+    r1 = min(ds.height, int(row[sel].max()) + 1 + search_px)
+    c1 = min(ds.width, int(col[sel].max()) + 1 + search_px)
+    arr = ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+    data = np.asarray(arr.astype(float).filled(np.nan))
+    invalid = np.ma.getmaskarray(arr) | ~np.isfinite(data)
+    nodata = ds.nodata
+    if nodata is not None and np.isfinite(nodata):
+        invalid |= data == nodata
+    lr, lc = row[sel] - r0, col[sel] - c0
+    good = ~invalid[lr, lc]
+    out[sel[good]] = data[lr[good], lc[good]]
+    bad = ~good
+    if not (bad.any() and (~invalid).any() and search_px > 0):
+        return int(good.sum()), 0
+    dist, (ir, ic) = distance_transform_edt(invalid, return_indices=True)
+    br, bc = lr[bad], lc[bad]
+    near = dist[br, bc] <= search_px
+    tgt = sel[bad][near]
+    out[tgt] = data[ir[br[near], bc[near]], ic[br[near], bc[near]]]
+    return int(good.sum()), int(near.sum())

@@ -41,6 +41,7 @@ import pandas as pd
 from socmap.config import DataConfig
 from socmap.data.columns import SurveyMapping
 from socmap.errors import DataError
+from socmap.geo import EARTH_RADIUS_KM, unit_tree
 
 __all__ = ["RULES", "Ledger", "depth_weight", "harmonise_rows", "merge_sites"]
 
@@ -302,14 +303,11 @@ def merge_sites(p: pd.DataFrame, settings: DataConfig, ledger: Ledger,
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
 
     if len(p) == 0:
         return p.assign(sample_id=pd.Series(dtype=str), n_profiles=pd.Series(dtype=int))
-    lon, lat = np.radians(p["lon"].to_numpy()), np.radians(p["lat"].to_numpy())
-    xyz = np.c_[np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]
-    r = settings.site_tolerance_m / 6_371_008.8
-    pairs = cKDTree(xyz).query_pairs(r, output_type="ndarray")
+    r = settings.site_tolerance_m / (1000.0 * EARTH_RADIUS_KM)  # the tolerance as an angle, radians
+    pairs = unit_tree(np.c_[p["lon"].to_numpy(), p["lat"].to_numpy()]).query_pairs(r, output_type="ndarray")
     n = len(p)
     g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else \
         coo_matrix((n, n))

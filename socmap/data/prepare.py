@@ -35,7 +35,7 @@ from socmap.data.split import block_split, stratified_split
 from socmap.errors import ConfigError, DataError
 from socmap.io import PREPARE_REPORT, SAMPLES, atomic_path, json_safe
 
-__all__ = ["REPORT_FILE", "SAMPLES_FILE", "SAMPLE_COLUMNS", "PrepareResult", "run"]
+__all__ = ["REPORT_FILE", "SAMPLES_FILE", "SAMPLE_COLUMNS", "PrepareResult", "plain_pipeline", "run"]
 
 SAMPLES_FILE = SAMPLES
 """Alias of :data:`socmap.io.SAMPLES`."""
@@ -258,21 +258,26 @@ def _report(hm: _Harmonised, samples: pd.DataFrame, ledger: Ledger, data: DataCo
     }
 
 
-def run(cfg: PipelineConfig | None, inputs: Sequence[str | Path] | None, out: str | Path, *,
+def plain_pipeline() -> PipelineConfig:
+    """The pipeline of a ``socmap prepare`` given no ``--region``/``--pipeline``: the default ``data`` settings, no
+    ``data.sources`` (the tables come from ``--input``) and no raster covariates."""
+    return PipelineConfig(name="plain", grid="global")
+
+
+def run(cfg: PipelineConfig, inputs: Sequence[str | Path] | None, out: str | Path, *,
         mappings: Sequence[str | Path | SurveyMapping] | None = None, data: DataConfig | None = None,
         split: str | None = None, progress: bool = True) -> PrepareResult:
     """Harmonise soil tables to one topsoil (0-30 cm) SOC value (g/kg) per site, split, add covariates.
 
     Args:
         cfg: the region's pipeline: its ``data`` block gives limits, raster covariates and the split; relative
-            paths in it resolve against the pipeline file. ``None``: plain defaults, no raster covariates.
+            paths in it resolve against the pipeline file (:func:`plain_pipeline`: defaults, no raster covariates).
         inputs: soil tables (CSV, Parquet, GeoPackage; paths or URLs). ``None``: the pipeline's data.sources.
         out: output folder (created, or its files replaced) holding samples.parquet, prepare_report.json,
             preprocess.json and preprocess_reference.parquet.
         mappings: one mapping (name of a shipped one, YAML path, or :class:`SurveyMapping`) for every input,
             or one per input.
-        data: settings to use instead of ``cfg.data`` (default: the pipeline's, else plain defaults
-            with no raster covariates).
+        data: settings to use instead of ``cfg.data``.
         split: ``random`` (stratified, paper 4.5) or ``block`` (spatial blocks), overriding the config.
         progress: show progress bars (on a terminal only).
 
@@ -281,7 +286,7 @@ def run(cfg: PipelineConfig | None, inputs: Sequence[str | Path] | None, out: st
     """
     t_start = time.perf_counter()
     if data is None:
-        data = cfg.data if cfg is not None else DataConfig()
+        data = cfg.data
     sources = _resolve_sources(inputs, mappings, cfg, data)
     ledger = Ledger()
     bar_off = None if progress else True  # None: tqdm shows bars on a terminal only

@@ -43,43 +43,37 @@ def read_table(path: str | Path, mapping: SurveyMapping) -> pd.DataFrame:
     """
     spath = str(path)
     if not _is_url(spath):
-        p = Path(spath)
-        if not p.is_file():
-            raise DataError(f"{spath}: file not found")
-        if p.stat().st_size == 0:
-            raise DataError(f"{spath}: the file is empty")
+        _check_file(spath)
     fmt = _format(spath)
-    crs: str | None = mapping.crs
+    df, crs = _read_format(spath, fmt, mapping)
+    if crs is None:
+        raise DataError(f"{spath}: no CRS for the coordinates; set 'crs' in the mapping {mapping.label}")
+    if len(df) == 0:
+        raise DataError(f"{spath}: the table has a header but no rows")
+    _check_columns(spath, df, mapping)
+    df.attrs["crs"] = crs
+    df.attrs["format"] = fmt
+    return df
+
+
+def _check_file(spath: str) -> None:
+    """A local table must exist and hold something."""
+    p = Path(spath)
+    if not p.is_file():
+        raise DataError(f"{spath}: file not found")
+    if p.stat().st_size == 0:
+        raise DataError(f"{spath}: the file is empty")
+
+
+def _read_format(spath: str, fmt: str, mapping: SurveyMapping) -> tuple[pd.DataFrame, str | None]:
+    """The table read as ``fmt`` (csv | parquet | gpkg) and the CRS of its coordinates (the mapping's, else a
+    GeoPackage layer's; None when neither names one); any reader failure becomes a one-line :class:`DataError`."""
     try:
         if fmt == "csv":
-            if not _is_url(spath):
-                with open(spath, "rb") as fh:
-                    head = fh.read(4096)
-                if b"\x00" in head:
-                    raise DataError(f"{spath}: not a text table (binary content); give a CSV, Parquet or "
-                                    "GeoPackage")
-            df = pd.read_csv(spath, sep=mapping.csv_sep, low_memory=False)
-        elif fmt == "parquet":
-            df = pd.read_parquet(spath)
-        else:
-            import pyogrio
-
-            df = pyogrio.read_dataframe(spath, layer=mapping.layer)
-            if mapping.x is None:
-                geom = df.geometry
-                if geom.isna().all() or not (geom.geom_type.dropna() == "Point").all():
-                    raise DataError(f"{spath}: the mapping takes x/y from the geometry, but the layer does "
-                                    "not hold points; name the x and y columns in the mapping")
-                if crs is None:
-                    if df.crs is None:
-                        raise DataError(f"{spath}: the layer has no CRS; set 'crs' in the mapping "
-                                        f"{mapping.label}")
-                    crs = df.crs.to_string()
-                df = pd.DataFrame(df.drop(columns="geometry")).assign(__x=geom.x, __y=geom.y)
-            else:
-                if crs is None and getattr(df, "crs", None) is not None:
-                    crs = df.crs.to_string()
-                df = pd.DataFrame(df.drop(columns="geometry", errors="ignore"))
+            return _read_csv(spath, mapping), mapping.crs
+        if fmt == "parquet":
+            return pd.read_parquet(spath), mapping.crs
+        return _read_gpkg(spath, mapping)
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -90,25 +84,58 @@ def read_table(path: str | Path, mapping: SurveyMapping) -> pd.DataFrame:
     except Exception as exc:  # pyarrow / pyogrio raise many types for a file that is not their format
         raise DataError(f"{spath}: not a readable {fmt.upper()} table ({type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:200]})") from None
+
+
+def _read_csv(spath: str, mapping: SurveyMapping) -> pd.DataFrame:
+    """A CSV table (a local file is first checked for binary content)."""
+    if not _is_url(spath):
+        with open(spath, "rb") as fh:
+            head = fh.read(4096)
+        if b"\x00" in head:
+            raise DataError(f"{spath}: not a text table (binary content); give a CSV, Parquet or "
+                            "GeoPackage")
+    return pd.read_csv(spath, sep=mapping.csv_sep, low_memory=False)
+
+
+def _read_gpkg(spath: str, mapping: SurveyMapping) -> tuple[pd.DataFrame, str | None]:
+    """A GeoPackage layer without its geometry column (point geometries become ``__x``/``__y`` when the mapping
+    names no x/y columns), and the CRS: the mapping's, else the layer's."""
+    import pyogrio
+
+    crs: str | None = mapping.crs
+    df = pyogrio.read_dataframe(spath, layer=mapping.layer)
+    if mapping.x is not None:
+        if crs is None and getattr(df, "crs", None) is not None:
+            crs = df.crs.to_string()
+        return pd.DataFrame(df.drop(columns="geometry", errors="ignore")), crs
+    geom = df.geometry
+    if geom.isna().all() or not (geom.geom_type.dropna() == "Point").all():
+        raise DataError(f"{spath}: the mapping takes x/y from the geometry, but the layer does "
+                        "not hold points; name the x and y columns in the mapping")
     if crs is None:
-        raise DataError(f"{spath}: no CRS for the coordinates; set 'crs' in the mapping {mapping.label}")
-    if len(df) == 0:
-        raise DataError(f"{spath}: the table has a header but no rows")
+        if df.crs is None:
+            raise DataError(f"{spath}: the layer has no CRS; set 'crs' in the mapping "
+                            f"{mapping.label}")
+        crs = df.crs.to_string()
+    return pd.DataFrame(df.drop(columns="geometry")).assign(__x=geom.x, __y=geom.y), crs
+
+
+def _check_columns(spath: str, df: pd.DataFrame, mapping: SurveyMapping) -> None:
+    """Every column the mapping names must be in the table; the error suggests the closest name of each missing
+    one."""
     needed = mapping.required_columns()
     if mapping.x is None:
         needed = [c for c in needed if c not in ("__x", "__y")]
     missing = [c for c in needed if c not in df.columns]
-    if missing:
-        import difflib
+    if not missing:
+        return
+    import difflib
 
-        hints = []
-        for c in missing:
-            lower = {str(x).lower(): str(x) for x in df.columns}
-            close = difflib.get_close_matches(c.lower(), list(lower), n=1, cutoff=0.5)
-            hints.append(f"{c!r}" + (f" (did you mean {lower[close[0]]!r}?)" if close else ""))
-        raise DataError(f"{spath}: missing column(s) {', '.join(hints)} named by {mapping.label}; "
-                        f"the table has {len(df.columns)} columns: {', '.join(map(str, df.columns[:12]))}"
-                        + ("..." if len(df.columns) > 12 else ""))
-    df.attrs["crs"] = crs
-    df.attrs["format"] = fmt
-    return df
+    hints = []
+    for c in missing:
+        lower = {str(x).lower(): str(x) for x in df.columns}
+        close = difflib.get_close_matches(c.lower(), list(lower), n=1, cutoff=0.5)
+        hints.append(f"{c!r}" + (f" (did you mean {lower[close[0]]!r}?)" if close else ""))
+    raise DataError(f"{spath}: missing column(s) {', '.join(hints)} named by {mapping.label}; "
+                    f"the table has {len(df.columns)} columns: {', '.join(map(str, df.columns[:12]))}"
+                    + ("..." if len(df.columns) > 12 else ""))

@@ -14,9 +14,12 @@ import pandas as pd
 
 from socmap.config import SplitConfig
 
-__all__ = ["SPLITS", "block_folds", "block_ids", "block_split", "stratified_split"]
+__all__ = ["SPLITS", "SPLIT_CODES", "block_folds", "block_ids", "block_split", "stratified_split"]
 
 SPLITS = ("train", "val", "test")
+
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+"""Split name -> the integer code a model bundle stores per graph node."""
 
 
 def _counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
@@ -102,9 +105,9 @@ def block_folds(lon: np.ndarray, lat: np.ndarray, split: SplitConfig, folds: int
     """Spatial K-fold cross-validation over whole ``split.block_km`` blocks: one ``train``/``val``/``test`` array
     per fold, and every sample is ``test`` in exactly one fold.
 
-    Why: one block split tests a few dozen blocks, so its RMSE moves with which blocks were drawn (issue 18: on the
-    Africa set the SpTGNN beat XGBoost by 10 % on the validation blocks and lost by 10 % on the test blocks of the
-    same split). K folds test every block once.
+    Why: one block split tests a few dozen blocks, so its RMSE moves with which blocks were drawn (on the Africa
+    set one model can lead a baseline on a split's validation blocks and trail it on the same split's test
+    blocks). K folds test every block once.
 
     Blocks are shuffled with ``split.seed`` and dealt, largest first, to the fold with the fewest samples so far,
     so the folds' test sets are within one block's count of n / K. In fold f the other folds' blocks are shuffled

@@ -18,45 +18,64 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from socmap.config import PipelineConfig, load_pipeline
+from socmap.config import PipelineConfig
 from socmap.demo.world import WorldSpec, default_world_dir, ensure_world
 from socmap.io import DEMO_AGGREGATE, DEMO_RUN, DEMO_ZONES, atomic_path
 
-__all__ = ["DemoContext", "run"]
+__all__ = ["DemoContext", "DemoResult", "run"]
 
 
 @dataclass
 class DemoContext:
-    """What the stages of a demo run share."""
+    """What the stages of a demo run share: the pipeline, the world folder, and the run's output folder ``out``
+    with one subfolder per kind of output (``data``, ``model``, ``report``, ``maps``, ``aggregate``)."""
 
     cfg: PipelineConfig
     world: Path
     out: Path
+    data: Path = field(init=False)
+    model: Path = field(init=False)
+    report: Path = field(init=False)
+    maps: Path = field(init=False)
+    aggregate: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in OUTPUT_FOLDERS:
+            setattr(self, name, self.out / name)
 
     @property
-    def data(self) -> Path:
-        return self.out / "data"
+    def folders(self) -> list[Path]:
+        """The output subfolders, in :data:`OUTPUT_FOLDERS` order."""
+        return [getattr(self, name) for name in OUTPUT_FOLDERS]
 
-    @property
-    def model(self) -> Path:
-        return self.out / "model"
 
-    @property
-    def report(self) -> Path:
-        return self.out / "report"
+OUTPUT_FOLDERS = ("data", "model", "report", "maps", "aggregate")
+"""The subfolders of a demo run's ``--out``, named as :class:`DemoContext`'s fields."""
 
-    @property
-    def maps(self) -> Path:
-        return self.out / "maps"
 
-    @property
-    def aggregate(self) -> Path:
-        return self.out / "aggregate"
+@dataclass
+class DemoResult:
+    """What a demo run did: the world it ran on, its output folder, each stage's summary line and seconds."""
+
+    world: Path
+    out: Path
+    stages: dict[str, object]
+    """Stage name -> ``{"summary": line, "seconds": s}`` (or why it did not run)."""
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        """The run summary as demo_run.json holds it."""
+        return {"world": str(self.world), "out": str(self.out), "stages": self.stages, "seconds": self.seconds}
+
+    def summary(self) -> str:
+        """One line for the CLI: the run's time and its folders."""
+        return (f"demo finished in {self.seconds} s: data {self.out / 'data'}, model {self.out / 'model'}, "
+                f"report {self.out / 'report'}, maps {self.out / 'maps'}")
 
 
 Stage = Callable[[DemoContext], str]
@@ -78,11 +97,10 @@ def _extract(ctx: DemoContext) -> str:
 
 
 def _embed(ctx: DemoContext) -> str:
-    from socmap.encoders import embed, load_embeddings
+    from socmap.encoders import embed
 
-    path = embed.run(ctx.cfg, ctx.data, ctx.data)
-    emb = load_embeddings(path)
-    return f"{int(emb.ok.sum())} embeddings of width {emb.embedding.shape[1]} -> {path}"
+    res = embed.run(ctx.cfg, ctx.data, ctx.data)
+    return f"{res.n_embedded} embeddings of width {res.width} -> {res.path}"
 
 
 def _train(ctx: DemoContext) -> str:
@@ -94,7 +112,7 @@ def _train(ctx: DemoContext) -> str:
 def _evaluate(ctx: DemoContext) -> str:
     from socmap.evaluate import stage
 
-    return stage.run(ctx.cfg, ctx.data, ctx.model, ctx.report, n_boot=1000, seed=0).summary()
+    return stage.run(ctx.cfg, ctx.data, ctx.model, ctx.report).summary()
 
 
 def _predict(ctx: DemoContext) -> str:
@@ -107,7 +125,7 @@ def _predict(ctx: DemoContext) -> str:
 
     year = ctx.cfg.output.year
     res = predict.run(ctx.cfg, ctx.model, ctx.maps, year=year, progress=True)
-    click.echo(res.summary_line())
+    click.echo(res.summary())
     truth = ctx.world / "truth" / f"soc_true_{year}.tif"
     layers = {name: res.root / f"{name}.vrt" for name in ("soc_mean", "soc_median")}
     if not truth.is_file() or not all(p.is_file() for p in layers.values()):
@@ -160,22 +178,31 @@ def _stages() -> list[tuple[str, Stage | None]]:
     ]
 
 
-def run(cfg: PipelineConfig | None, out: Path, *, seed: int = 0, regenerate: bool = False) -> dict[str, object]:
-    """Generate (or reuse) the demo world and run every landed stage on it. Returns the run summary.
+def run(cfg: PipelineConfig, out: Path, *, seed: int = 0, regenerate: bool = False) -> DemoResult:
+    """Generate (or reuse) the demo world and run every landed stage on it, one summary line per stage as it ends;
+    write ``out/demo_run.json``.
 
-    ``cfg``: the pipeline to run on the world; ``None`` (``socmap demo``): the shipped ``demo`` pipeline, whose
-    paths point into the generated world.
+    ``cfg``: the pipeline to run on the world (``socmap demo``: the shipped ``demo`` pipeline, whose paths point
+    into the generated world). ``seed``: the seed of the generated world; ``regenerate``: generate it again even
+    if a matching one exists.
     """
     t0 = time.perf_counter()
     out = Path(out).expanduser().resolve()
     world = ensure_world(default_world_dir(), WorldSpec(seed=seed), force=regenerate)
     click.echo(f"demo world: {world}")
-    ctx = DemoContext(cfg=cfg if cfg is not None else load_pipeline("demo"), world=world, out=out)
-    for sub in (ctx.data, ctx.model, ctx.report, ctx.maps, ctx.aggregate):
+    ctx = DemoContext(cfg=cfg, world=world, out=out)
+    for sub in ctx.folders:
         sub.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, object] = {"world": str(world), "out": str(out), "stages": {}}
-    stages = summary["stages"]
-    assert isinstance(stages, dict)
+    stages = _run_stages(ctx)
+    res = DemoResult(world=world, out=out, stages=stages, seconds=round(time.perf_counter() - t0, 1))
+    with atomic_path(out / DEMO_RUN) as tmp:
+        tmp.write_text(json.dumps(res.as_dict(), indent=1) + "\n")
+    return res
+
+
+def _run_stages(ctx: DemoContext) -> dict[str, object]:
+    """Run the chain in order, echoing each stage's summary line; each stage's summary and seconds."""
+    stages: dict[str, object] = {}
     for name, stage in _stages():
         if stage is None:
             click.echo(f"{name}: not implemented yet; the demo stops here")
@@ -185,9 +212,4 @@ def run(cfg: PipelineConfig | None, out: Path, *, seed: int = 0, regenerate: boo
         line = stage(ctx)
         stages[name] = {"summary": line, "seconds": round(time.perf_counter() - ts, 1)}
         click.echo(f"{name}: {line} ({time.perf_counter() - ts:.0f} s)")
-    summary["seconds"] = round(time.perf_counter() - t0, 1)
-    with atomic_path(out / DEMO_RUN) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    click.echo(f"demo finished in {summary['seconds']} s: data {ctx.data}, model {ctx.model}, "
-               f"report {ctx.report}, maps {ctx.maps}")
-    return summary
+    return stages

@@ -54,18 +54,10 @@ WORLD_FORMAT = 4
 
 # band -> (common name, vegetation reflectance, soil reflectance); resolutions and wavelengths from socmap.eo.bands
 _REFLECTANCE: dict[str, tuple[str, float, float]] = {
-    "B01": ("coastal", 0.030, 0.080),
-    "B02": ("blue", 0.040, 0.100),
-    "B03": ("green", 0.080, 0.140),
-    "B04": ("red", 0.040, 0.190),
-    "B05": ("rededge", 0.100, 0.210),
-    "B06": ("rededge", 0.250, 0.230),
-    "B07": ("rededge", 0.320, 0.250),
-    "B08": ("nir", 0.350, 0.260),
-    "B8A": ("nir08", 0.360, 0.270),
-    "B09": ("nir09", 0.300, 0.270),
-    "B11": ("swir16", 0.170, 0.330),
-    "B12": ("swir22", 0.080, 0.300),
+    "B01": ("coastal", 0.030, 0.080), "B02": ("blue", 0.040, 0.100), "B03": ("green", 0.080, 0.140),
+    "B04": ("red", 0.040, 0.190), "B05": ("rededge", 0.100, 0.210), "B06": ("rededge", 0.250, 0.230),
+    "B07": ("rededge", 0.320, 0.250), "B08": ("nir", 0.350, 0.260), "B8A": ("nir08", 0.360, 0.270),
+    "B09": ("nir09", 0.300, 0.270), "B11": ("swir16", 0.170, 0.330), "B12": ("swir22", 0.080, 0.300),
 }
 WORLD_S2_BANDS: tuple[Band, ...] = (Band("B01", "B01", "DN", 0.443, 60), *S2_BANDS)
 """The bands the world's S2 items carry: socmap's eleven (:data:`socmap.eo.bands.S2_BANDS`) plus B01, which a
@@ -319,6 +311,28 @@ def write_survey(path: Path, rng: np.random.Generator, land: Landscape, spec: Wo
     from pyproj import Transformer
 
     n, res = spec.n, spec.resolution_m
+    xmin, _, _, ymax = spec.bounds
+    xy = _site_positions(rng, spec)
+    col = np.clip(((xy[:, 0] - xmin) / res).astype(int), 0, n - 1) + spec.n_margin  # on the rasters' grid
+    row = np.clip(((ymax - xy[:, 1]) / res).astype(int), 0, n - 1) + spec.n_margin
+    years = rng.choice(np.array(spec.years), spec.n_sites)
+    soc_by_year = {int(y): land.soc(int(y)) for y in spec.years}
+    truth = np.array([soc_by_year[int(y)][r, c] for y, r, c in zip(years, row, col, strict=True)], dtype=np.float64)
+    lon, lat = Transformer.from_crs(spec.epsg, 4326, always_xy=True).transform(xy[:, 0], xy[:, 1])
+    shape = land.slope.shape
+    clay_field = np.clip(22.0 + 9.0 * gaussian_field(rng, shape, 60.0) + 4.0 * (land.slope > 0.1), 3, 70)
+    ph_field = np.clip(6.4 - 0.6 * (land.map - 800.0) / 200.0 + 0.3 * gaussian_field(rng, shape, 80.0), 4.2, 8.8)
+    df = _horizon_rows(rng, years, truth, lon, lat, clay_field[row, col], ph_field[row, col])
+    out = _with_quirks(rng, df)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+    return pd.DataFrame({"profile_id": [f"TZ-DEMO-{i + 1:04d}" for i in range(spec.n_sites)], "x": xy[:, 0],
+                         "y": xy[:, 1], "lon": lon, "lat": lat, "year": years, "soc_true_gkg": truth})
+
+
+def _site_positions(rng: np.random.Generator, spec: WorldSpec) -> np.ndarray:
+    """(n_sites, 2) survey site positions (x, y in the world's CRS, m, to 0.1 m), at least
+    :data:`MIN_SITE_SPACING_M` apart and ``margin_m`` inside the region."""
     xmin, ymin, xmax, ymax = spec.bounds
     m = spec.margin_m
     # half the sites in survey clusters (like AfSIS sentinel sites), half spread uniformly
@@ -338,19 +352,15 @@ def write_survey(path: Path, rng: np.random.Generator, land: Landscape, spec: Wo
                 break
     if len(keep) < spec.n_sites:
         raise ValueError(f"cannot place {spec.n_sites} sites {MIN_SITE_SPACING_M} m apart; enlarge size_m")
-    xy = cand[keep]
-    col = np.clip(((xy[:, 0] - xmin) / res).astype(int), 0, n - 1) + spec.n_margin  # on the rasters' grid
-    row = np.clip(((ymax - xy[:, 1]) / res).astype(int), 0, n - 1) + spec.n_margin
-    years = rng.choice(np.array(spec.years), spec.n_sites)
-    soc_by_year = {int(y): land.soc(int(y)) for y in spec.years}
-    truth = np.array([soc_by_year[int(y)][r, c] for y, r, c in zip(years, row, col, strict=True)], dtype=np.float64)
-    lon, lat = Transformer.from_crs(spec.epsg, 4326, always_xy=True).transform(xy[:, 0], xy[:, 1])
-    shape = land.slope.shape
-    clay_field = np.clip(22.0 + 9.0 * gaussian_field(rng, shape, 60.0) + 4.0 * (land.slope > 0.1), 3, 70)
-    ph_field = np.clip(6.4 - 0.6 * (land.map - 800.0) / 200.0 + 0.3 * gaussian_field(rng, shape, 80.0), 4.2, 8.8)
+    return cand[keep]
 
+
+def _horizon_rows(rng: np.random.Generator, years: np.ndarray, truth: np.ndarray, lon: np.ndarray,
+                  lat: np.ndarray, clay: np.ndarray, ph: np.ndarray) -> pd.DataFrame:
+    """The valid horizons of every site: a sampling date in its year, a horizon scheme, and per horizon the
+    depth-decayed true SOC with ~5 % lab noise; pH and clay (per-site field values ``ph``, ``clay``) with noise."""
     rows = []
-    for i in range(spec.n_sites):
+    for i in range(len(truth)):
         pid = f"TZ-DEMO-{i + 1:04d}"
         doy = int(rng.integers(1, 365))
         date = dt.date(int(years[i]), 1, 1) + dt.timedelta(days=doy - 1)
@@ -363,10 +373,15 @@ def write_survey(path: Path, rng: np.random.Generator, land: Landscape, spec: Wo
                 "longitude": round(float(lon[i]), 6), "latitude": round(float(lat[i]), 6),
                 "sampling_date": date.isoformat(), "upper_depth_cm": a, "lower_depth_cm": b,
                 "org_carbon_pct": round(val / 10.0, 3),
-                "ph_h2o": round(float(ph_field[row[i], col[i]] + rng.normal(0, 0.1)), 2),
-                "clay_pct": round(float(clay_field[row[i], col[i]] + rng.normal(0, 1.5)), 1),
+                "ph_h2o": round(float(ph[i] + rng.normal(0, 0.1)), 2),
+                "clay_pct": round(float(clay[i] + rng.normal(0, 1.5)), 1),
             })
-    df = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def _with_quirks(rng: np.random.Generator, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` plus the planted quirks of a real survey, rows shuffled: exact duplicate rows, replicate samples and
+    faulty extra profiles (empty coordinates, impossible latitude, implausible SOC)."""
     quirks = []
     # exact duplicate rows (a table merged twice)
     quirks.append(df.iloc[rng.choice(len(df), 4, replace=False)])
@@ -385,11 +400,7 @@ def write_survey(path: Path, rng: np.random.Generator, land: Landscape, spec: Wo
     bad.loc[6, "org_carbon_pct"] = 75.0
     quirks.append(bad)
     out = pd.concat([df, *quirks], ignore_index=True)
-    out = out.iloc[rng.permutation(len(out))].reset_index(drop=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, index=False)
-    return pd.DataFrame({"profile_id": [f"TZ-DEMO-{i + 1:04d}" for i in range(spec.n_sites)], "x": xy[:, 0],
-                         "y": xy[:, 1], "lon": lon, "lat": lat, "year": years, "soc_true_gkg": truth})
+    return out.iloc[rng.permutation(len(out))].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------- generate

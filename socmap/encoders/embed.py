@@ -35,15 +35,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from socmap.config import EncoderConfig, PipelineConfig
+from socmap.config import PipelineConfig
 from socmap.data.samples import TARGET, read_samples
+from socmap.device import AUTO, resolve_device
 from socmap.encoders.terramind import ImageEncoder, build_image_encoder
 from socmap.encoders.weights import ENCODER_INIT_SEED, save_encoder_weights
 from socmap.eo.store import PatchStore, open_patches
 from socmap.errors import DataError, ModelError
 from socmap.io import EMBEDDINGS, ENCODER_WEIGHTS, SAMPLES, VIT_FINETUNED, atomic_path
 
-__all__ = ["EMBEDDINGS", "FINETUNED", "Embeddings", "encode_batches", "load_embeddings", "resolve_device", "run"]
+__all__ = ["EMBEDDINGS", "FINETUNED", "EmbedResult", "Embeddings", "encode_batches", "load_embeddings", "run"]
 
 log = logging.getLogger(__name__)
 FINETUNED = VIT_FINETUNED
@@ -70,12 +71,6 @@ class Embeddings:
         return emb, ok
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @torch.no_grad()
 def encode_batches(encoder: ImageEncoder, store: PatchStore, rows: np.ndarray, batch_size: int, device: torch.device,
                    desc: str = "embed") -> np.ndarray:
@@ -89,28 +84,38 @@ def encode_batches(encoder: ImageEncoder, store: PatchStore, rows: np.ndarray, b
     return out
 
 
-def _encoder_cfg(cfg: PipelineConfig | EncoderConfig) -> EncoderConfig:
-    return cfg.model.encoder if isinstance(cfg, PipelineConfig) else cfg
+@dataclass
+class EmbedResult:
+    """What :func:`run` wrote: ``embeddings.zarr`` at ``path``, ``n_embedded`` rows of width ``width`` (the samples
+    with a usable patch; the others are NaN rows)."""
+
+    path: Path
+    n_embedded: int
+    width: int
+
+    def summary(self) -> str:
+        """One line for the CLI: where the embeddings went."""
+        return f"embeddings: {self.path}"
 
 
-def run(cfg: PipelineConfig | EncoderConfig, data_dir: str | Path, out: str | Path, *,
-        checkpoint: str | Path | None = None, batch_size: int | None = None, device: str = "auto") -> Path:
-    """Encode every usable patch once and write ``<out>/embeddings.zarr``; returns its path.
+def run(cfg: PipelineConfig, data_dir: str | Path, out: str | Path, *,
+        checkpoint: str | Path | None = None, batch_size: int | None = None, device: str = AUTO) -> EmbedResult:
+    """Encode every usable patch once and write ``<out>/embeddings.zarr``.
 
     Args:
-        cfg: the pipeline (or its ``model.encoder`` block).
+        cfg: the pipeline (its ``model.encoder`` block).
         data_dir: folder holding patches.zarr and samples.parquet.
         out: folder for embeddings.zarr (and, without a checkpoint, the seeded random encoder weights it was
             drawn with); ``socmap embed`` gives the data folder itself, where train reads it.
         checkpoint: encoder weights; default ``<data_dir>/vit_finetuned.pt`` if it exists (written by
             ``socmap finetune-vit``), else ``model.encoder.checkpoint`` (a raw TerraMind checkpoint), else random.
         batch_size: samples per forward pass (default ``model.encoder.batch_size``).
-        device: ``auto``, ``cpu`` or ``cuda``.
+        device: ``auto``, ``cpu`` or ``cuda`` (:mod:`socmap.device`).
     """
     import zarr
 
     data_dir, out_dir = Path(data_dir), Path(out)
-    enc_cfg = _encoder_cfg(cfg)
+    enc_cfg = cfg.model.encoder
     store = open_patches(data_dir, list(enc_cfg.modalities))
     samples = read_samples(data_dir, required=TARGET)
     unknown = np.setdiff1d(store.sample_id, samples["sample_id"].to_numpy())
@@ -122,7 +127,7 @@ def run(cfg: PipelineConfig | EncoderConfig, data_dir: str | Path, out: str | Pa
         if fin.exists():
             checkpoint = fin
         elif enc_cfg.checkpoint is not None:
-            checkpoint = cfg.resolve(enc_cfg.checkpoint) if isinstance(cfg, PipelineConfig) else enc_cfg.checkpoint
+            checkpoint = cfg.resolve(enc_cfg.checkpoint)
     encoder = build_image_encoder(enc_cfg, checkpoint, img_size=store.patch_size, seed=ENCODER_INIT_SEED)
     pretrained = checkpoint is not None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +153,7 @@ def run(cfg: PipelineConfig | EncoderConfig, data_dir: str | Path, out: str | Pa
         })
     log.info("wrote %s: %d embeddings of width %d (%d without a patch)", final, len(rows), encoder.dim,
              len(store) - len(rows))
-    return final
+    return EmbedResult(path=final, n_embedded=len(rows), width=int(encoder.dim))
 
 
 def load_embeddings(path: str | Path) -> Embeddings:

@@ -26,12 +26,12 @@ from tqdm.auto import tqdm
 
 from socmap.config import EncoderConfig, PipelineConfig
 from socmap.data.samples import TARGET, read_samples
-from socmap.encoders.embed import resolve_device
+from socmap.device import AUTO, resolve_device
 from socmap.encoders.terramind import ImageEncoder, build_image_encoder
 from socmap.eo.store import PatchStore, open_patches
 from socmap.errors import DataError
 from socmap.io import SAMPLES, VIT_FINETUNED, atomic_path
-from socmap.nn import MLP
+from socmap.layers import MLP
 
 __all__ = ["FinetuneOptions", "FinetuneResult", "run", "train_vit_regression"]
 
@@ -44,6 +44,11 @@ class FinetuneResult:
 
     path: Path
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the CLI: where the encoder went, its epochs and the last epoch's losses."""
+        last = self.history[-1] if self.history else {}
+        return f"fine-tuned encoder: {self.path} ({len(self.history)} epochs, last {last})"
 
 
 @dataclass(frozen=True)
@@ -137,23 +142,23 @@ def train_vit_regression(encoder: ImageEncoder, head: nn.Module, store: PatchSto
     return history
 
 
-def run(cfg: PipelineConfig | EncoderConfig, data_dir: str | Path, out: str | Path, *, epochs: int | None = None,
-        warmup_epochs: int | None = None, batch_size: int | None = None, device: str = "auto",
+def run(cfg: PipelineConfig, data_dir: str | Path, out: str | Path, *, epochs: int | None = None,
+        warmup_epochs: int | None = None, batch_size: int | None = None, device: str = AUTO,
         seed: int = 0) -> FinetuneResult:
     """Fine-tune on ``data_dir``'s patches and log SOC; write ``<out>/vit_finetuned.pt``.
 
     Args:
-        cfg: the pipeline (or its ``model.encoder`` block): encoder sizes, raw checkpoint, fine-tuning schedule.
+        cfg: the pipeline: its ``model.encoder`` block gives encoder sizes, raw checkpoint, fine-tuning schedule.
         data_dir: folder holding patches.zarr and samples.parquet.
         out: folder for ``vit_finetuned.pt`` (created); ``socmap finetune-vit`` gives the data folder itself,
             where ``socmap embed`` picks it up.
         epochs, warmup_epochs, batch_size: default ``model.encoder.finetune_epochs`` /
             ``finetune_warmup_epochs`` / ``batch_size``.
-        device: ``auto``, ``cpu`` or ``cuda``.
+        device: ``auto``, ``cpu`` or ``cuda`` (:mod:`socmap.device`).
         seed: seed of the head's initialisation and the batch order.
     """
     data_dir = Path(data_dir)
-    enc_cfg = cfg.model.encoder if isinstance(cfg, PipelineConfig) else cfg
+    enc_cfg = cfg.model.encoder
     opts = FinetuneOptions.from_config(enc_cfg, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size,
                                        seed=seed)
     if opts.epochs < 1:
@@ -177,7 +182,7 @@ def run(cfg: PipelineConfig | EncoderConfig, data_dir: str | Path, out: str | Pa
     ystd = (logy - mu) / sd
     ckpt = None
     if enc_cfg.checkpoint is not None:
-        ckpt = cfg.resolve(enc_cfg.checkpoint) if isinstance(cfg, PipelineConfig) else enc_cfg.checkpoint
+        ckpt = cfg.resolve(enc_cfg.checkpoint)
     encoder = build_image_encoder(enc_cfg, ckpt, img_size=store.patch_size)
     head = MLP(encoder.dim, [256], 1, dropout=0.1)
     history = train_vit_regression(encoder, head, store, train_rows, ystd[train_rows], val_rows, ystd[val_rows],

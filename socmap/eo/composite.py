@@ -146,95 +146,111 @@ def _nan_plane(geobox: Any, chunk_px: int, n: int | None = None, dtype: Any = np
 def build_composite(scenes: SceneSet, geobox: Any, year: int, *, chunk_px: int = 512,
                     patch_url: Callable[[str], str] | None = None) -> AnnualComposite:
     """Lazy annual composite of ``scenes`` on ``geobox`` (nothing is read until it is computed)."""
-    import dask.array as da
     import xarray as xr
 
     res = float(abs(geobox.resolution.x))
     coords = {"y": geobox.coords["y"].values, "x": geobox.coords["x"].values}
-    s2_names = [b.name for b in S2_BANDS]
-    data: dict[str, Any] = {}
-
-    # --- Sentinel-2: one load per processing-baseline offset, masked, concatenated along time
-    series = None
-    if scenes.s2:
-        by_offset: dict[float, list[Any]] = {}
-        for it in scenes.s2:
-            by_offset.setdefault(s2_offset(it.properties.get("s2:processing_baseline")), []).append(it)
-        parts, covers = [], []
-        resampling = {"*": "bilinear", "SCL": "nearest"}
-        for off, its in sorted(by_offset.items()):
-            ds = _load(its, [b.asset for b in S2_BANDS] + ["SCL"], geobox, chunk_px, resampling, patch_url)
-            bad = ds["SCL"].isin(sorted(S2_INVALID_SCL))
-            bands = []
-            for b in S2_BANDS:
-                raw = ds[b.asset]
-                v = (raw.astype(np.float32) + np.float32(off)).where((raw > 0) & ~bad)
-                bands.append(v)
-            parts.append(xr.concat(bands, dim="band").assign_coords(band=s2_names).transpose("time", "band", "y", "x"))
-            covers.append((ds[S2_BANDS[0].asset] > 0).any("time"))
-        series = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
-        series = series.drop_vars([c for c in series.coords if c not in ("time", "band", "y", "x")])
-        series = series.assign_coords(y=coords["y"], x=coords["x"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            med = series.chunk({"time": -1}).median("time", skipna=True)
-        data["S2L2A"] = (("band_s2", "y", "x"), med.data.astype(np.float32))
-        data["s2_clear"] = (("y", "x"), series.isel(band=0).notnull().sum("time").data.astype(np.int16))
-        cover = covers[0]
-        for c in covers[1:]:
-            cover = cover | c
-        data["s2_cover"] = (("y", "x"), cover.data)
-    else:
-        data["S2L2A"] = (("band_s2", "y", "x"), _nan_plane(geobox, chunk_px, len(S2_BANDS)))
-        data["s2_clear"] = (("y", "x"), da.zeros(tuple(geobox.shape), dtype=np.int16, chunks=chunk_px))
-        data["s2_cover"] = (("y", "x"), da.zeros(tuple(geobox.shape), dtype=bool, chunks=chunk_px))
-
-    # --- Sentinel-1 (map-projected gamma0): median of dB
-    if scenes.s1:
-        ds = _load(scenes.s1, list(S1_ASSETS), geobox, chunk_px, "bilinear", patch_url)
-        dbs = []
-        for key in S1_ASSETS:
-            v = ds[key].astype(np.float32)
-            v = v.where(v > 0)  # nodata (-32768) and non-positive power are not backscatter
-            dbs.append(10.0 * np.log10(v))
-        s1 = xr.concat(dbs, dim="band").transpose("time", "band", "y", "x")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            s1m = s1.chunk({"time": -1}).median("time", skipna=True)
-        data["S1GRD"] = (("band_s1", "y", "x"), s1m.data.astype(np.float32))
-        data["s1_cover"] = (("y", "x"), s1.notnull().any("band").any("time").data)
-    else:
-        data["S1GRD"] = (("band_s1", "y", "x"), _nan_plane(geobox, chunk_px, len(S1_BANDS)))
-        data["s1_cover"] = (("y", "x"), da.zeros(tuple(geobox.shape), dtype=bool, chunks=chunk_px))
-
-    # --- DEM and terrain
-    if scenes.dem:
-        ds = _load(scenes.dem, [DEM_ASSET], geobox, chunk_px, "bilinear", patch_url)
-        z = ds[DEM_ASSET].astype(np.float32)
-        nod = ds[DEM_ASSET].attrs.get("nodata")
-        z = z.where(z != nod) if nod is not None else z
-        z = z.where(z > -1000.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            zm = z.mean("time", skipna=True) if z.sizes["time"] > 1 else z.isel(time=0)
-        zd = zm.data.astype(np.float32)
-        data["DEM"] = (("band_dem", "y", "x"), zd[None])
-        data["dem_cover"] = (("y", "x"), da.isfinite(zd))
-        data["slope_deg"] = (("y", "x"), da.map_overlap(_slope_block, zd, depth=1, boundary="nearest",
-                                                         res=res, dtype=np.float32))
-        data["aspect_deg"] = (("y", "x"), da.map_overlap(_aspect_block, zd, depth=1, boundary="nearest",
-                                                          res=res, dtype=np.float32))
-    else:
-        data["DEM"] = (("band_dem", "y", "x"), _nan_plane(geobox, chunk_px, 1))
-        data["dem_cover"] = (("y", "x"), da.zeros(tuple(geobox.shape), dtype=bool, chunks=chunk_px))
-        data["slope_deg"] = (("y", "x"), _nan_plane(geobox, chunk_px))
-        data["aspect_deg"] = (("y", "x"), _nan_plane(geobox, chunk_px))
-
-    out = xr.Dataset(data, coords={**coords, "band_s2": s2_names, "band_s1": [b.name for b in S1_BANDS],
-                                     "band_dem": ["DEM"]})
+    data, series = _s2_layers(scenes, geobox, coords, chunk_px, patch_url)
+    data.update(_s1_layers(scenes, geobox, chunk_px, patch_url))
+    data.update(_dem_layers(scenes, geobox, res, chunk_px, patch_url))
+    out = xr.Dataset(data, coords={**coords, "band_s2": [b.name for b in S2_BANDS],
+                                   "band_s1": [b.name for b in S1_BANDS], "band_dem": ["DEM"]})
     out.attrs.update({"crs": str(geobox.crs), "transform": list(geobox.transform)[:6], "resolution_m": res,
                       "year": year, "items": scenes.ids()})
     return AnnualComposite(ds=out, series=series, scenes=scenes, geobox=geobox, year=year)
+
+
+def _s2_layers(scenes: SceneSet, geobox: Any, coords: dict[str, np.ndarray], chunk_px: int,
+               patch_url: Callable[[str], str] | None) -> tuple[dict[str, Any], Any]:
+    """Sentinel-2: one load per processing-baseline offset, SCL-masked, concatenated along time. Returns the
+    ``S2L2A`` median (DN), ``s2_clear`` (clear observations per pixel) and ``s2_cover`` layers, and the masked
+    (time, band, y, x) series (None without scenes)."""
+    import dask.array as da
+    import xarray as xr
+
+    if not scenes.s2:
+        return {"S2L2A": (("band_s2", "y", "x"), _nan_plane(geobox, chunk_px, len(S2_BANDS))),
+                "s2_clear": (("y", "x"), da.zeros(tuple(geobox.shape), dtype=np.int16, chunks=chunk_px)),
+                "s2_cover": (("y", "x"), da.zeros(tuple(geobox.shape), dtype=bool, chunks=chunk_px))}, None
+    s2_names = [b.name for b in S2_BANDS]
+    by_offset: dict[float, list[Any]] = {}
+    for it in scenes.s2:
+        by_offset.setdefault(s2_offset(it.properties.get("s2:processing_baseline")), []).append(it)
+    parts, covers = [], []
+    resampling = {"*": "bilinear", "SCL": "nearest"}
+    for off, its in sorted(by_offset.items()):
+        ds = _load(its, [b.asset for b in S2_BANDS] + ["SCL"], geobox, chunk_px, resampling, patch_url)
+        bad = ds["SCL"].isin(sorted(S2_INVALID_SCL))
+        bands = []
+        for b in S2_BANDS:
+            raw = ds[b.asset]
+            v = (raw.astype(np.float32) + np.float32(off)).where((raw > 0) & ~bad)
+            bands.append(v)
+        parts.append(xr.concat(bands, dim="band").assign_coords(band=s2_names).transpose("time", "band", "y", "x"))
+        covers.append((ds[S2_BANDS[0].asset] > 0).any("time"))
+    series = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
+    series = series.drop_vars([c for c in series.coords if c not in ("time", "band", "y", "x")])
+    series = series.assign_coords(y=coords["y"], x=coords["x"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        med = series.chunk({"time": -1}).median("time", skipna=True)
+    cover = covers[0]
+    for c in covers[1:]:
+        cover = cover | c
+    return {"S2L2A": (("band_s2", "y", "x"), med.data.astype(np.float32)),
+            "s2_clear": (("y", "x"), series.isel(band=0).notnull().sum("time").data.astype(np.int16)),
+            "s2_cover": (("y", "x"), cover.data)}, series
+
+
+def _s1_layers(scenes: SceneSet, geobox: Any, chunk_px: int,
+               patch_url: Callable[[str], str] | None) -> dict[str, Any]:
+    """Sentinel-1 (map-projected gamma0): the ``S1GRD`` median of dB and the ``s1_cover`` layer."""
+    import dask.array as da
+    import xarray as xr
+
+    if not scenes.s1:
+        return {"S1GRD": (("band_s1", "y", "x"), _nan_plane(geobox, chunk_px, len(S1_BANDS))),
+                "s1_cover": (("y", "x"), da.zeros(tuple(geobox.shape), dtype=bool, chunks=chunk_px))}
+    ds = _load(scenes.s1, list(S1_ASSETS), geobox, chunk_px, "bilinear", patch_url)
+    dbs = []
+    for key in S1_ASSETS:
+        v = ds[key].astype(np.float32)
+        v = v.where(v > 0)  # nodata (-32768) and non-positive power are not backscatter
+        dbs.append(10.0 * np.log10(v))
+    s1 = xr.concat(dbs, dim="band").transpose("time", "band", "y", "x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s1m = s1.chunk({"time": -1}).median("time", skipna=True)
+    return {"S1GRD": (("band_s1", "y", "x"), s1m.data.astype(np.float32)),
+            "s1_cover": (("y", "x"), s1.notnull().any("band").any("time").data)}
+
+
+def _dem_layers(scenes: SceneSet, geobox: Any, res: float, chunk_px: int,
+                patch_url: Callable[[str], str] | None) -> dict[str, Any]:
+    """DEM and terrain: the ``DEM`` (m, mean over the DEM items), ``dem_cover``, ``slope_deg`` and ``aspect_deg``
+    layers (Horn, on ``res`` m pixels)."""
+    import dask.array as da
+
+    if not scenes.dem:
+        return {"DEM": (("band_dem", "y", "x"), _nan_plane(geobox, chunk_px, 1)),
+                "dem_cover": (("y", "x"), da.zeros(tuple(geobox.shape), dtype=bool, chunks=chunk_px)),
+                "slope_deg": (("y", "x"), _nan_plane(geobox, chunk_px)),
+                "aspect_deg": (("y", "x"), _nan_plane(geobox, chunk_px))}
+    ds = _load(scenes.dem, [DEM_ASSET], geobox, chunk_px, "bilinear", patch_url)
+    z = ds[DEM_ASSET].astype(np.float32)
+    nod = ds[DEM_ASSET].attrs.get("nodata")
+    z = z.where(z != nod) if nod is not None else z
+    z = z.where(z > -1000.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zm = z.mean("time", skipna=True) if z.sizes["time"] > 1 else z.isel(time=0)
+    zd = zm.data.astype(np.float32)
+    return {"DEM": (("band_dem", "y", "x"), zd[None]),
+            "dem_cover": (("y", "x"), da.isfinite(zd)),
+            "slope_deg": (("y", "x"), da.map_overlap(_slope_block, zd, depth=1, boundary="nearest", res=res,
+                                                      dtype=np.float32)),
+            "aspect_deg": (("y", "x"), da.map_overlap(_aspect_block, zd, depth=1, boundary="nearest", res=res,
+                                                       dtype=np.float32))}
 
 
 def annual_composite(source: StacSource, stac_cfg: StacConfig, bounds: Bounds, epsg: int, year: int, *,

@@ -80,6 +80,11 @@ class ExtractResult:
     seconds: float
     failure_rows: list[dict[str, Any]] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """One line for the CLI: samples with patches, missing ones (and where they are listed), time."""
+        return (f"{self.patches}: {self.n_ok}/{self.n_samples} samples ok, {self.n_missing} missing "
+                f"(see {self.failures.name}), {self.n_extracted} extracted this run in {self.seconds:.1f} s")
+
 
 def imagery_year_for(years: Sequence[int] | np.ndarray, available: Sequence[int]) -> np.ndarray:
     """The imagery year of each sampling year: itself if in ``available``, else the nearest available year
@@ -319,6 +324,34 @@ def _write_outputs(store: PatchStore, out_dir: Path, report: dict[str, Any]) -> 
 
 
 # ------------------------------------------------------------------------------------------ public
+@dataclass
+class _ExtractPlan:
+    """What one extract run works on: the samples and their imagery years, the store (None until one exists) and
+    which samples it already holds, and the sample groups still to fetch."""
+
+    cfg: PipelineConfig
+    df: pd.DataFrame
+    out_dir: Path
+    token: str
+    """The source's identity, recorded in the store (a store of another source is not reused)."""
+    img_years: np.ndarray
+    store: PatchStore | None
+    done: np.ndarray
+    """(N,) bool: the sample was done before this run."""
+    groups: list[SampleGroup]
+    todo_groups: list[SampleGroup]
+
+    @property
+    def zpath(self) -> Path:
+        return self.out_dir / PATCHES
+
+    def open_store(self) -> PatchStore:
+        im = self.cfg.imagery
+        return PatchStore.open(self.zpath, self.df["sample_id"].tolist(), self.df["year"].to_numpy(),
+                               imagery_years=self.img_years, patch_size=im.patch_size,
+                               resolution_m=float(im.resolution_m), source=self.token)
+
+
 def run(cfg: PipelineConfig, samples: str | Path | pd.DataFrame, out: str | Path, *,
         scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> ExtractResult:
     """Fill ``out/patches.zarr`` and write ``image_covariates.parquet``, ``extract_failures.csv`` and
@@ -337,71 +370,82 @@ def run(cfg: PipelineConfig, samples: str | Path | pd.DataFrame, out: str | Path
 
     Samples already done in the store are not fetched again; a killed run resumes where it stopped.
     """
+    t0 = time.perf_counter()
+    plan = _plan_extract(cfg, samples, Path(out))
+    n_written, search_requests = 0, 0
+    if plan.todo_groups:
+        n_written, search_requests = _fetch_groups(plan, scheduler=scheduler, workers=workers, progress=progress)
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    if plan.store is None:  # no samples at all
+        plan.store = plan.open_store()
+    return _finish_extract(plan, plan.store, n_written, search_requests, t0=t0)
+
+
+def _plan_extract(cfg: PipelineConfig, samples: str | Path | pd.DataFrame, out_dir: Path) -> _ExtractPlan:
+    """Read the samples, open the store if one exists, and group the samples still to fetch; writes nothing."""
+    df = read_samples(samples, required=LOCATED)
+    im = cfg.imagery
+    img_years = imagery_year_for(df["year"].to_numpy(), im.years)
+    plan = _ExtractPlan(cfg=cfg, df=df, out_dir=out_dir, token=_source_token(cfg), img_years=img_years, store=None,
+                        done=np.zeros(len(df), dtype=bool), groups=[], todo_groups=[])
+    if PatchStore.read_meta(plan.zpath) is not None:
+        plan.store = plan.open_store()
+        plan.done = plan.store.done_mask()
+    plan.groups = group_samples(df["lon"].to_numpy(), df["lat"].to_numpy(), img_years, patch_size=im.patch_size,
+                                res=float(im.resolution_m), group_m=im.group_km * 1000.0)
+    plan.todo_groups = [g for g in plan.groups if not plan.done[g.rows].all()]
+    return plan
+
+
+def _fetch_groups(plan: _ExtractPlan, *, scheduler: str | None, workers: int | None,
+                  progress: bool) -> tuple[int, int]:
+    """Fetch every sample of ``plan.todo_groups`` not yet done into the store (opened or created here); the
+    number of samples written and of STAC search requests made."""
     from tqdm import tqdm
 
-    t0 = time.perf_counter()
-    df = read_samples(samples, required=LOCATED)
-    out_dir = Path(out)
-    im = cfg.imagery
-    token = _source_token(cfg)
-    zpath = out_dir / PATCHES
-    ids, years = df["sample_id"].tolist(), df["year"].to_numpy()
-    img_years = imagery_year_for(years, im.years)
-
-    def open_store() -> PatchStore:
-        return PatchStore.open(zpath, ids, years, imagery_years=img_years, patch_size=im.patch_size,
-                               resolution_m=float(im.resolution_m), source=token)
-
-    store: PatchStore | None = None
-    if PatchStore.read_meta(zpath) is not None:
-        store = open_store()
-        done = store.done_mask()
-    else:
-        done = np.zeros(len(df), dtype=bool)
-
-    groups = group_samples(df["lon"].to_numpy(), df["lat"].to_numpy(), img_years, patch_size=im.patch_size,
-                           res=float(im.resolution_m), group_m=im.group_km * 1000.0)
-    todo_groups = [g for g in groups if not done[g.rows].all()]
-    n_todo = int(sum((~done[g.rows]).sum() for g in todo_groups))
-    search_requests = 0
+    cfg, done = plan.cfg, plan.done
+    n_todo = int(sum((~done[g.rows]).sum() for g in plan.todo_groups))
+    source = StacSource.from_config(cfg)  # raises EOError before anything is written
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    writing = plan.store if plan.store is not None else plan.open_store()
+    plan.store = writing
+    stac = stac_config(cfg)
+    gdal = gdal_options(stac.timeout_s, stac.retries)
+    clear_gdal_http_cache()  # failures cached by an earlier run in this process must not be replayed
     n_written = 0
-    if todo_groups:
-        source = StacSource.from_config(cfg)  # raises EOError before anything is written
-        out_dir.mkdir(parents=True, exist_ok=True)
-        writing = store if store is not None else open_store()
-        store = writing
-        stac = stac_config(cfg)
-        gdal = gdal_options(stac.timeout_s, stac.retries)
-        clear_gdal_http_cache()  # failures cached by an earlier run in this process must not be replayed
-        bar = tqdm(total=n_todo, desc="extract", unit="sample", disable=not progress)
-        with dask_client(scheduler, workers=workers, gdal=gdal), ThreadPoolExecutor(4) as writers:
-            for g in todo_groups:
-                results = _process_group(g, ~done[g.rows], cfg, source, gdal)
-                list(writers.map(lambda r: writing.write_sample(r.row, r.patches, r.covariates, not r.failures,
-                                                                r.failures, r.provenance, r.done), results))
-                n_written += len(results)
-                bar.update(len(results))
-        bar.close()
-        search_requests = source.requests
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if store is None:  # no samples at all
-        store = open_store()
+    bar = tqdm(total=n_todo, desc="extract", unit="sample", disable=not progress)
+    with dask_client(scheduler, workers=workers, gdal=gdal), ThreadPoolExecutor(4) as writers:
+        for g in plan.todo_groups:
+            results = _process_group(g, ~done[g.rows], cfg, source, gdal)
+            list(writers.map(lambda r: writing.write_sample(r.row, r.patches, r.covariates, not r.failures,
+                                                            r.failures, r.provenance, r.done), results))
+            n_written += len(results)
+            bar.update(len(results))
+    bar.close()
+    return n_written, source.requests
+
+
+def _finish_extract(plan: _ExtractPlan, store: PatchStore, n_written: int, search_requests: int, *,
+                    t0: float) -> ExtractResult:
+    """Write the covariates table, the failures and the report from the store; the run's result (its wall time
+    counted from ``t0``, :func:`time.perf_counter`)."""
+    df, im, years = plan.df, plan.cfg.imagery, plan.df["year"].to_numpy()
     ok = store.ok
     done_now = store.done_mask()
     seconds = time.perf_counter() - t0
     report = {
         "samples": len(df), "ok": int(ok.sum()), "missing": int((~ok).sum()),
-        "extracted_this_run": n_written, "cached": int(done.sum()), "not_done": int((~done_now).sum()),
-        "groups": len(groups), "groups_processed": len(todo_groups), "patch_size": im.patch_size,
+        "extracted_this_run": n_written, "cached": int(plan.done.sum()), "not_done": int((~done_now).sum()),
+        "groups": len(plan.groups), "groups_processed": len(plan.todo_groups), "patch_size": im.patch_size,
         "resolution_m": im.resolution_m, "imagery_years": list(im.years),
-        "samples_imaged_in_another_year": int((img_years != years).sum()),
+        "samples_imaged_in_another_year": int((plan.img_years != years).sum()),
         "seconds": round(seconds, 3), "search_requests": search_requests,
-        "source": token, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": plan.token, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    cov_path, fail_path, rep_path, rows = _write_outputs(store, out_dir, report)
-    return ExtractResult(out_dir=out_dir, patches=zpath, covariates=cov_path, failures=fail_path, report=rep_path,
-                         n_samples=len(df), n_ok=int(ok.sum()), n_missing=int((~ok).sum()), n_extracted=n_written,
-                         n_groups=len(todo_groups), seconds=seconds, failure_rows=rows)
+    cov_path, fail_path, rep_path, rows = _write_outputs(store, plan.out_dir, report)
+    return ExtractResult(out_dir=plan.out_dir, patches=plan.zpath, covariates=cov_path, failures=fail_path,
+                         report=rep_path, n_samples=len(df), n_ok=int(ok.sum()), n_missing=int((~ok).sum()),
+                         n_extracted=n_written, n_groups=len(plan.todo_groups), seconds=seconds, failure_rows=rows)
 
 
 def result_dict(res: ExtractResult) -> dict[str, Any]:

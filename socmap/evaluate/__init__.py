@@ -2,13 +2,13 @@
 
 :func:`socmap.evaluate.stage.run` (``socmap evaluate``) scores a bundle on its data's held-out split against XGBoost
 and an RFSI-like spatial XGBoost and writes a report folder (report.md, report.json, figures). The metric tables with
-bootstrap intervals (:mod:`socmap.evaluate.metrics`, over the shared :mod:`socmap.metrics`), the z diagnostics and
+bootstrap intervals (:mod:`socmap.evaluate.bootstrap`, over the shared :mod:`socmap.metrics`), the z diagnostics and
 the baselines are usable on their own.
 """
 
 from socmap.evaluate.baselines import BaselineResult, run_baselines, spatial_lag_features
+from socmap.evaluate.bootstrap import point_metrics, uncertainty_metrics
 from socmap.evaluate.diagnostics import z_diagnostics
-from socmap.evaluate.metrics import point_metrics, uncertainty_metrics
 from socmap.evaluate.report import score_predictions, write_report
 from socmap.evaluate.stage import ABLATIONS, EvaluationResult
 

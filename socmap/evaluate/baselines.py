@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from socmap.errors import DataError
+from socmap.geo import sphere_knn
 
 __all__ = [
     "XGB_PARAMS",
@@ -40,8 +41,6 @@ __all__ = [
     "smearing_factor",
     "spatial_lag_features",
 ]
-
-EARTH_RADIUS_KM = 6371.0088
 
 XGB_PARAMS: dict[str, Any] = {
     "n_estimators": 500,
@@ -66,6 +65,18 @@ class BaselineResult:
     params: dict[str, Any] = field(default_factory=dict)
     smeared_gkg: np.ndarray | None = None
     """Mean predictions, g/kg, by Duan's smearing factor (``params['smear_factor']``); None when not asked."""
+
+
+def fit_and_eval_rows(samples: pd.DataFrame, train_mask: np.ndarray | None,
+                      eval_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a baseline fits on (default ``samples.split == "train"``: the very rows the SpTGNN learnt from)
+    and the rows it predicts, as boolean masks; a one-line :class:`DataError` when either is empty."""
+    if train_mask is None:
+        train_mask = (samples["split"] == "train").to_numpy()
+    train_mask, eval_mask = np.asarray(train_mask, bool), np.asarray(eval_mask, bool)
+    if not train_mask.any() or not eval_mask.any():
+        raise DataError("the baselines need training rows and rows to evaluate; check the split column")
+    return train_mask, eval_mask
 
 
 def baseline_inputs(samples: pd.DataFrame, feature_columns: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
@@ -126,11 +137,6 @@ def _result(name: str, x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndar
     return BaselineResult(name, pred, time.perf_counter() - t0, params, smeared)
 
 
-def _unit_vectors(lonlat: np.ndarray) -> np.ndarray:
-    lon, lat = np.radians(lonlat[:, 0]), np.radians(lonlat[:, 1])
-    return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
-
-
 def haversine_knn(ref_lonlat: np.ndarray, query_lonlat: np.ndarray, k: int, *,
                   exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Indices into ``ref`` and great-circle distances (km) of each query point's k nearest reference points.
@@ -138,15 +144,11 @@ def haversine_knn(ref_lonlat: np.ndarray, query_lonlat: np.ndarray, k: int, *,
     With ``exclude_self`` the query points ARE the reference points (same rows, same order) and each row's own
     index is removed from its neighbour list (leave-one-out); co-located other sites are kept.
     """
-    from scipy.spatial import cKDTree
-
-    ref = _unit_vectors(np.asarray(ref_lonlat, float))
-    qry = _unit_vectors(np.asarray(query_lonlat, float))
+    ref, qry = np.asarray(ref_lonlat, float), np.asarray(query_lonlat, float)
     kk = k + 1 if exclude_self else k
     if kk > len(ref):
         raise DataError(f"need at least {kk} training sites for k = {k} spatial-lag neighbours, have {len(ref)}")
-    chord, idx = cKDTree(ref).query(qry, k=kk)
-    chord, idx = chord.reshape(len(qry), kk), idx.reshape(len(qry), kk)
+    dist_km, idx = sphere_knn(ref, qry, kk)
     if exclude_self:
         own = idx == np.arange(len(qry))[:, None]
         # drop the own index where it was found, else the farthest (the own site is always among the k+1 nearest
@@ -154,9 +156,8 @@ def haversine_knn(ref_lonlat: np.ndarray, query_lonlat: np.ndarray, k: int, *,
         drop = np.where(own.any(axis=1), own.argmax(axis=1), kk - 1)
         keep = np.ones_like(own)
         keep[np.arange(len(qry)), drop] = False
-        chord = chord[keep].reshape(len(qry), k)
+        dist_km = dist_km[keep].reshape(len(qry), k)
         idx = idx[keep].reshape(len(qry), k)
-    dist_km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
     return idx, dist_km
 
 
@@ -182,11 +183,7 @@ def run_baselines(samples: pd.DataFrame, feature_columns: list[str] | None = Non
 
     ``train_mask`` defaults to ``samples.split == "train"``: the very rows the SpTGNN learnt from.
     """
-    if train_mask is None:
-        train_mask = (samples["split"] == "train").to_numpy()
-    train_mask, eval_mask = np.asarray(train_mask, bool), np.asarray(eval_mask, bool)
-    if not train_mask.any() or not eval_mask.any():
-        raise DataError("the baselines need training rows and rows to evaluate; check the split column")
+    train_mask, eval_mask = fit_and_eval_rows(samples, train_mask, eval_mask)
     x, cols = baseline_inputs(samples, feature_columns)
     y = samples["soc_gkg"].to_numpy(dtype=np.float64)
     out: dict[str, BaselineResult] = {}

@@ -1,4 +1,4 @@
-"""Does a map look like soil? Two figures no point RMSE catches (issue 18; ``benchmarks/map_realism.py``).
+"""Does a map look like soil? Two figures no point RMSE catches (``benchmarks/map_realism.py``).
 
 - **Facets** (:func:`facet_ratio`): a model whose inputs jump where a cell's nearest survey site changes draws a
   Voronoi mosaic of the sites. Compare the SOC step between 4-adjacent cells whose nearest training site differs
@@ -38,7 +38,15 @@ def nearest_site(cell_lonlat: np.ndarray, site_lonlat: np.ndarray, *,
 
 
 @dataclass(frozen=True)
-class FacetScore:
+class _Figures:
+    """A result of plain numbers, written to JSON as they are (:meth:`to_dict`)."""
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FacetScore(_Figures):
     """:func:`facet_ratio`'s figures; differences in the map's unit (g/kg for ``soc_mean``)."""
 
     facet_ratio: float
@@ -49,9 +57,6 @@ class FacetScore:
     """Mean |difference| between adjacent cells that share their nearest site."""
     pairs_across: int
     pairs_within: int
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def _adjacent_pairs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +145,7 @@ def facet_ratio_by_distance(values: np.ndarray, site: np.ndarray, dist_km: np.nd
 
 
 @dataclass(frozen=True)
-class SdRatio:
+class SdRatio(_Figures):
     """:func:`sd_ratio_aoa`'s figures; relative sd is unitless (sd / mean)."""
 
     sd_ratio_aoa: float
@@ -149,9 +154,6 @@ class SdRatio:
     median_rel_sd_outside: float
     cells_inside: int
     cells_outside: int
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def sd_ratio_aoa(mean: np.ndarray, sd: np.ndarray, aoa: np.ndarray) -> SdRatio:

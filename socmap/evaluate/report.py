@@ -21,10 +21,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from socmap.evaluate import figures
 from socmap.evaluate.baselines import BaselineResult
+from socmap.evaluate.bootstrap import N_BOOT, point_metrics, rmse_ratio, uncertainty_metrics
 from socmap.evaluate.diagnostics import z_diagnostics
-from socmap.evaluate.metrics import point_metrics, rmse_ratio, uncertainty_metrics
+from socmap.evaluate.figures import (
+    ensemble_size_figure,
+    pred_vs_obs_figure,
+    reliability_figure,
+    residual_map_figure,
+)
+from socmap.evaluate.skill import skill_markdown
 from socmap.io import (
     FIG_ENSEMBLE_SIZE,
     FIG_PRED_VS_OBS,
@@ -38,8 +44,8 @@ from socmap.io import (
 from socmap.metrics import ECE_LEVELS, coverage_width, ece, epistemic_fraction, gaussian_nll, mape, rmse
 
 if TYPE_CHECKING:
-    from socmap.train.calibration import Calibration
-    from socmap.train.ensemble import EnsemblePrediction
+    from socmap.inference.calibration import Calibration
+    from socmap.inference.predictive import EnsemblePrediction
 
 __all__ = ["FigureData", "ensemble_size_table", "score_predictions", "write_report"]
 
@@ -97,12 +103,12 @@ def ensemble_size_table(raw: EnsemblePrediction, calibration: Calibration | floa
 
 def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, calibration: Calibration | float, *,
                       baselines: dict[str, BaselineResult] | None = None, eval_split: str = "test",
-                      n_boot: int = 1000, seed: int = 0, dist_km: np.ndarray | None = None
+                      n_boot: int = N_BOOT, seed: int = 0, dist_km: np.ndarray | None = None
                       ) -> tuple[dict[str, Any], FigureData]:
     """Every number of the report for one model on one split, and the arrays its figures need.
 
     ``raw``: uncalibrated predictions for every row of ``samples`` (in order); ``calibration``: the bundle's
-    (:attr:`socmap.train.Bundle.calibration`; a bare T for eq. 7 alone), applied at ``dist_km``, each row's
+    (:attr:`socmap.inference.Bundle.calibration`; a bare T for eq. 7 alone), applied at ``dist_km``, each row's
     distance from the nearest training site (km; None: the distance pieces are left out); ``baselines``:
     predictions for the ``eval_split`` rows. All bootstrap intervals share one ``seed``, so they are paired across
     methods and across pre/post calibration.
@@ -157,7 +163,7 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, calibratio
 
 
 def _as_calibration(calibration: Calibration | float) -> Calibration:
-    from socmap.train.calibration import Calibration
+    from socmap.inference.calibration import Calibration
 
     return calibration if isinstance(calibration, Calibration) else Calibration(float(calibration))
 
@@ -181,7 +187,7 @@ survey cluster, within it, next to it, in the same landscape, off the data."""
 def error_by_distance(y_gkg: np.ndarray, pred: dict[str, np.ndarray], dist_km: np.ndarray,
                       edges: tuple[float, ...] = DISTANCE_BINS_KM) -> list[dict[str, Any]]:
     """RMSE and MAE (g/kg) of every method within bins of distance to the nearest training site (``dist_km``,
-    km, one per row): where the map's methods differ, which the pooled RMSE hides (issue 18: on Africa's
+    km, one per row): where the map's methods differ, which the pooled RMSE hides (on Africa's
     validation sites the RFSI-like baseline led within 0.5 km and the SpTGNN at 0.5-2 km). Empty bins are left
     out."""
     y, d = np.asarray(y_gkg, np.float64), np.asarray(dist_km, np.float64)
@@ -211,7 +217,7 @@ def top_error_share(y_gkg: np.ndarray, pred: dict[str, np.ndarray], fraction: fl
 
 def ratio_rows(y_gkg: np.ndarray, pred: dict[str, np.ndarray], *, n_boot: int, seed: int) -> dict[str, Any]:
     """The SpTGNN's RMSE (its expectation) over each baseline's, paired bootstrap 95 % intervals
-    (:func:`~socmap.evaluate.metrics.rmse_ratio`); issue 18's bar is a ratio to the better XGBoost form."""
+    (:func:`~socmap.evaluate.bootstrap.rmse_ratio`); the accuracy bar is a ratio to the better XGBoost form."""
     return {name: rmse_ratio(y_gkg, pred["SpTGNN"], p, n_boot=n_boot, seed=seed)
             for name, p in pred.items() if not name.startswith("SpTGNN")}
 
@@ -267,42 +273,51 @@ def _distance_table(rows: list[dict[str, Any]] | None) -> list[str]:
     return out
 
 
-def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
+def _header_lines(rep: dict[str, Any]) -> list[str]:
+    """Title, where the numbers come from, the split and how to read the brackets."""
     meta = rep.get("meta", {})
-    unc, diag = rep["uncertainty"], rep["diagnostics"]
-    pre, post = unc["pre"], unc["post"]
-    t = unc["temperature"]
     lines = [f"# socmap evaluation: {meta.get('pipeline', '')}", ""]
     for k in ("pipeline", "bundle", "data", "protocol"):
         if k in meta:
             lines.append(f"- {k}: `{meta[k]}`")
-    lines += [f"- members: {rep['members']}, temperature T = {t:.3f}",
+    lines += [f"- members: {rep['members']}, temperature T = {rep['uncertainty']['temperature']:.3f}",
               f"- evaluated on the `{rep['eval_split']}` split (n = {rep['n_eval']}); split sizes {rep['counts']}",
               "- brackets: percentile bootstrap 95 % intervals over the same resamples for every row (paired); "
               "ECE is a mean of absolute gaps, so its resampled values sit above the full-sample value on small "
               "sets and its interval can exclude it",
               "", f"**Scales.** {rep['scales']}", ""]
+    return lines
 
-    lines += ["## Point predictions (cf. paper Table 10), g/kg", ""]
+
+def _point_section(rep: dict[str, Any], figs: dict[str, str]) -> list[str]:
+    """Point predictions (g/kg) on the evaluated split, and the SpTGNN's on validation where scored."""
+    lines = ["## Point predictions (cf. paper Table 10), g/kg", ""]
     lines += _point_table(rep["point"], {"SpTGNN"})
     lines += _ratio_lines(rep.get("rmse_ratio"))
     lines += _top_share_lines(rep.get("top_error_share"))
     lines += _distance_table(rep.get("by_distance"))
+    lines += skill_markdown(rep.get("skill"))
     lines += ["", f"![predicted vs observed]({figs['pred_vs_obs']})", ""]
     if "point_val" in rep:
         lines += ["## SpTGNN on the validation split (cf. Table 4), g/kg", ""]
         lines += _point_table(rep["point_val"], {"SpTGNN"})
         lines += [""]
+    return lines
 
+
+def _calibration_section(rep: dict[str, Any], figs: dict[str, str]) -> list[str]:
+    """Calibration metrics before and after temperature scaling, log(1 + SOC)."""
+    unc = rep["uncertainty"]
+    pre, post, t = unc["pre"], unc["post"], unc["temperature"]
     dof = rep.get("tail_dof")
     tails = ("Gaussian" if dof is None else f"Student t with {dof:.2f} degrees of freedom at the same variance "
              "(fitted on validation after T)")
-    lines += [f"## Calibration before and after temperature scaling (cf. Table 7), log(1 + SOC); T = {t:.3f}", "",
-              f"Post-calibration predictive tails: {tails}; variance x (1 + d / 1 km)^"
-              f"{unc.get('distance_power', 0.0):.3f} with the distance d to the nearest training site. ECE and the "
-              "predictive's Cov@95 score its own central intervals; NLL and CRPS are Gaussian on the same variance; "
-              "pre-cal is the raw Gaussian.", "",
-              "| Metric | Pre-cal | Post-cal |", "|---|---|---|"]
+    lines = [f"## Calibration before and after temperature scaling (cf. Table 7), log(1 + SOC); T = {t:.3f}", "",
+             f"Post-calibration predictive tails: {tails}; variance x (1 + d / 1 km)^"
+             f"{unc.get('distance_power', 0.0):.3f} with the distance d to the nearest training site. ECE and the "
+             "predictive's Cov@95 score its own central intervals; NLL and CRPS are Gaussian on the same variance; "
+             "pre-cal is the raw Gaussian.", "",
+             "| Metric | Pre-cal | Post-cal |", "|---|---|---|"]
     for label, key, nd in (("ECE (20 levels, the predictive's intervals)", "ece", 3),
                            ("ECE (20 levels, Gaussian intervals)", "ece_gaussian", 3),
                            ("NLL (Gaussian)", "nll", 3), ("CRPS (Gaussian)", "crps", 3),
@@ -316,28 +331,41 @@ def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
                            ("MPIW@95, the predictive's, g/kg", "mpiw_predictive_gkg", 2)):
         lines.append(f"| {label} | {_f(pre[key], nd)} | {_f(post[key], nd)} |")
     lines += ["", f"![reliability diagram]({figs['reliability']})", ""]
+    return lines
 
-    lines += ["## Uncertainty decomposition, post-calibration (cf. Table 8), log(1 + SOC)^2", "",
-              "| Quantity | Value |", "|---|---|",
-              f"| Aleatoric variance (mean) | {_f(post['aleatoric_var_mean'])} |",
-              f"| Epistemic variance (mean) | {_ci(post['epistemic_var_mean'])} |",
-              f"| Total variance (mean) | {_f(post['total_var_mean'])} |",
-              f"| Epistemic fraction (mean of per-point ratios) | {_ci(post['epistemic_fraction'])} |",
-              f"| Pearson r(abs err, sigma) | {_f(post['corr_abs_error_sigma']['pearson'])} |",
-              f"| Spearman r(abs err, sigma) | {_f(post['corr_abs_error_sigma']['spearman'])} |", ""]
 
+def _decomposition_section(rep: dict[str, Any]) -> list[str]:
+    """Aleatoric and epistemic variance after calibration, log(1 + SOC)^2."""
+    post = rep["uncertainty"]["post"]
+    return ["## Uncertainty decomposition, post-calibration (cf. Table 8), log(1 + SOC)^2", "",
+            "| Quantity | Value |", "|---|---|",
+            f"| Aleatoric variance (mean) | {_f(post['aleatoric_var_mean'])} |",
+            f"| Epistemic variance (mean) | {_ci(post['epistemic_var_mean'])} |",
+            f"| Total variance (mean) | {_f(post['total_var_mean'])} |",
+            f"| Epistemic fraction (mean of per-point ratios) | {_ci(post['epistemic_fraction'])} |",
+            f"| Pearson r(abs err, sigma) | {_f(post['corr_abs_error_sigma']['pearson'])} |",
+            f"| Spearman r(abs err, sigma) | {_f(post['corr_abs_error_sigma']['spearman'])} |", ""]
+
+
+def _ensemble_size_section(rep: dict[str, Any], figs: dict[str, str]) -> list[str]:
+    """Scores of post-hoc member subsets, one column per ensemble size."""
     rows = rep["ensemble_size"]
-    lines += ["## Ensemble size, post-hoc member subsets (cf. Table 9), scaled by the full ensemble's T", "",
-              "| | " + " | ".join(f"M={r['members']}" for r in rows) + " |",
-              "|---|" + "---|" * len(rows)]
+    lines = ["## Ensemble size, post-hoc member subsets (cf. Table 9), scaled by the full ensemble's T", "",
+             "| | " + " | ".join(f"M={r['members']}" for r in rows) + " |",
+             "|---|" + "---|" * len(rows)]
     for label, key, nd in (("RMSE, g/kg", "rmse_gkg", 3), ("RMSE, log(1+SOC)", "rmse_log", 3),
                            ("MAPE %", "mape", 1), ("NLL", "nll", 3), ("ECE", "ece", 3),
                            ("Cov@95 (VP)", "cov95_vp", 3), ("Epistemic fraction", "epistemic_fraction", 3)):
         lines.append(f"| {label} | " + " | ".join(_f(r[key], nd) for r in rows) + " |")
     lines += ["", f"![ensemble size]({figs['ensemble_size']})", ""]
+    return lines
 
-    lines += ["## Diagnostics on z = (y - mu) / sigma, log(1 + SOC) (cf. Table 12)", "",
-              "| Statistic | Pre-cal | Post-cal |", "|---|---|---|"]
+
+def _diagnostics_section(rep: dict[str, Any], figs: dict[str, str]) -> list[str]:
+    """Normality and heteroscedasticity of the standardised residuals z, before and after calibration."""
+    diag = rep["diagnostics"]
+    lines = ["## Diagnostics on z = (y - mu) / sigma, log(1 + SOC) (cf. Table 12)", "",
+             "| Statistic | Pre-cal | Post-cal |", "|---|---|---|"]
     for label, a, b in (("Shapiro-Wilk W / p", "shapiro_w", "shapiro_p"),
                         ("Breusch-Pagan z^2 ~ sigma, LM / p", "bp_sigma_lm", "bp_sigma_p"),
                         ("Breusch-Pagan z^2 ~ mu, LM / p", "bp_mu_lm", "bp_mu_p")):
@@ -345,9 +373,13 @@ def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
                      f"{_f(diag['post'][a])} / {_f(diag['post'][b])} |")
     lines += [f"| mean(z) (-> 0) | {_f(diag['pre']['mean_z'])} | {_f(diag['post']['mean_z'])} |",
               f"| var(z) (-> 1) | {_f(diag['pre']['var_z'])} | {_f(diag['post']['var_z'])} |", ""]
-
     lines += [f"![residual map]({figs['residual_map']})", ""]
+    return lines
 
+
+def _retrain_sections(rep: dict[str, Any]) -> list[str]:
+    """The sections of the retraining protocols that ran (ablations, block split), g/kg."""
+    lines: list[str] = []
     for section, title in (("ablations", "Ablations under one protocol (cf. Table 11), g/kg"),
                            ("block", "Spatial block split (inductive), g/kg")):
         blk = rep.get(section)
@@ -358,6 +390,7 @@ def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
             lines += [blk["note"], ""]
         lines += _point_table(blk["point"], set())
         lines += _ratio_lines(blk.get("rmse_ratio"))
+        lines += skill_markdown(blk.get("skill"))
         if blk.get("folds"):
             names = [k for k in blk["folds"][0] if k != "n"]
             lines += ["", "Per fold, RMSE g/kg:", "", "| fold | n | " + " | ".join(names) + " |",
@@ -365,6 +398,18 @@ def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
             lines += [f"| {i + 1} | {f['n']} | " + " | ".join(_f(f[k], 2) for k in names) + " |"
                       for i, f in enumerate(blk["folds"])]
         lines += [""]
+    return lines
+
+
+def _markdown(rep: dict[str, Any], figs: dict[str, str]) -> str:
+    """report.md: the report's sections in order, figures linked by their file names ``figs``."""
+    lines = _header_lines(rep)
+    lines += _point_section(rep, figs)
+    lines += _calibration_section(rep, figs)
+    lines += _decomposition_section(rep)
+    lines += _ensemble_size_section(rep, figs)
+    lines += _diagnostics_section(rep, figs)
+    lines += _retrain_sections(rep)
     if rep.get("not_run"):
         lines += ["## Not run", ""] + [f"- {k}: {v}" for k, v in rep["not_run"].items()] + [""]
     return "\n".join(lines)
@@ -381,17 +426,17 @@ def write_report(report: dict[str, Any], out: Path, fig: FigureData) -> Path:
     report = {**report, "figures": names}
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
-        figures.pred_vs_obs_figure(tmp / names["pred_vs_obs"], fig.observed_gkg, fig.predictions_gkg)
+        pred_vs_obs_figure(tmp / names["pred_vs_obs"], fig.observed_gkg, fig.predictions_gkg)
         unc = report["uncertainty"]
         t = unc["temperature"]
-        figures.reliability_figure(tmp / names["reliability"], ECE_LEVELS, {
+        reliability_figure(tmp / names["reliability"], ECE_LEVELS, {
             "before calibration": np.asarray(unc["pre"]["reliability"]["coverage"]),
             f"after calibration (T = {t:.2f})": np.asarray(unc["post"]["reliability"]["coverage"]),
         })
-        figures.ensemble_size_figure(tmp / names["ensemble_size"], report["ensemble_size"])
-        figures.residual_map_figure(tmp / names["residual_map"], fig.lon, fig.lat,
-                                    fig.observed_gkg - fig.predictions_gkg["SpTGNN"],
-                                    title="SpTGNN residuals (observed - predicted), g/kg")
+        ensemble_size_figure(tmp / names["ensemble_size"], report["ensemble_size"])
+        residual_map_figure(tmp / names["residual_map"], fig.lon, fig.lat,
+                            fig.observed_gkg - fig.predictions_gkg["SpTGNN"],
+                            title="SpTGNN residuals (observed - predicted), g/kg")
         (tmp / REPORT_JSON).write_text(json.dumps(json_safe(report), indent=1) + "\n")
         (tmp / REPORT_MD).write_text(_markdown(report, names) + "\n")
     return out

@@ -8,21 +8,9 @@ from socmap.graph.relations import (
     attach_spatial_k,
     build_graph,
     edge_length_km,
-    lonlat_to_unit,
     node_covariates,
     spatial_knn,
 )
 
-__all__ = [
-    "RELATIONS",
-    "HeteroGraph",
-    "attach_edges",
-    "attach_spatial_k",
-    "build_graph",
-    "edge_length_km",
-    "local_morans_i",
-    "lonlat_to_unit",
-    "node_covariates",
-    "spatial_knn",
-    "spatial_local_morans_i",
-]
+__all__ = ["RELATIONS", "HeteroGraph", "attach_edges", "attach_spatial_k", "build_graph", "edge_length_km",
+           "local_morans_i", "node_covariates", "spatial_knn", "spatial_local_morans_i"]

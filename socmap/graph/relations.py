@@ -13,8 +13,8 @@ elevation  the spatial edges                           :math:`\\exp(-|\\nabla z|
                                                        |z_i - z_j| / d_{ij}` in m/km
 =========  ==========================================  ====================================================
 
-Distances are in km on a sphere of radius 6371.0088 km, found with :class:`scipy.spatial.cKDTree` on 3-D unit
-vectors (the chord is monotone in the great-circle distance, so the k-NN is exact). ``d`` is floored at
+Distances are great-circle km on the sphere of :mod:`socmap.geo`, found with a k-d tree over 3-D unit vectors
+(the chord is monotone in the great-circle distance, so the k-NN is exact). ``d`` is floored at
 ``min_distance_km`` (co-located samples).
 
 Interpretation of the paper's "HDBSCAN min cluster size" and "adaptive-k neighbours" (Table 6), which the paper
@@ -59,23 +59,21 @@ from torch import Tensor
 
 from socmap.config import GraphConfig
 from socmap.errors import DataError
+from socmap.geo import haversine_km, knn_km, unit_tree
 
 __all__ = [
-    "EARTH_RADIUS_KM",
     "RELATIONS",
     "HeteroGraph",
     "attach_edges",
     "attach_spatial_k",
     "build_graph",
     "edge_length_km",
-    "lonlat_to_unit",
     "node_covariates",
     "spatial_knn",
     "spatial_knn_next",
 ]
 
 _T = TypeVar("_T")
-EARTH_RADIUS_KM = 6371.0088
 RELATIONS: tuple[str, ...] = ("spatial", "ndvi", "elevation")
 
 
@@ -115,32 +113,25 @@ class HeteroGraph:
                            self.num_nodes, self.relations, self.num_sources, self.node_k)
 
 
-def lonlat_to_unit(lonlat: np.ndarray) -> np.ndarray:
-    """(N, 2) lon, lat in degrees -> (N, 3) unit vectors."""
-    lon, lat = np.radians(lonlat[:, 0]), np.radians(lonlat[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-
-
 def edge_length_km(src_lonlat: Tensor, dst_lonlat: Tensor, edge_index: Tensor) -> Tensor:
     """(E,) great-circle length, km, of each edge ``src_lonlat[edge_index[0]] -> dst_lonlat[edge_index[1]]``
     (lon, lat in degrees; haversine in the tensors' dtype)."""
-    a = torch.deg2rad(src_lonlat[edge_index[0]].double())
-    b = torch.deg2rad(dst_lonlat[edge_index[1]].double())
-    h = (torch.sin((b[:, 1] - a[:, 1]) / 2) ** 2
-         + torch.cos(a[:, 1]) * torch.cos(b[:, 1]) * torch.sin((b[:, 0] - a[:, 0]) / 2) ** 2)
-    return (2.0 * EARTH_RADIUS_KM * torch.asin(torch.sqrt(h.clamp(0.0, 1.0)))).to(src_lonlat.dtype)
+    a, b = src_lonlat[edge_index[0]].double(), dst_lonlat[edge_index[1]].double()
+    return haversine_km(a[:, 0], a[:, 1], b[:, 0], b[:, 1], xp=torch).to(src_lonlat.dtype)
 
 
+_TREES_MAX = 8
+"""Reference point sets whose k-d trees and thresholds :data:`_TREES` keeps (oldest dropped first)."""
 _TREES: dict[tuple, object] = {}
-"""The last few reference point sets' k-d trees and core-distance thresholds, keyed by a digest of their bytes:
-a map attaches every tile to the same training nodes, which need not be indexed again for each tile."""
+"""The last :data:`_TREES_MAX` reference point sets' k-d trees and core-distance thresholds, keyed by a digest of
+their bytes: a map attaches every tile to the same training nodes, which need not be indexed again for each tile."""
 
 
 def _memo(key: tuple, make: Callable[[], _T]) -> _T:
     value = _TREES.get(key)
     if value is None:
         value = make()
-        while len(_TREES) >= 8:  # oldest first; another thread may have dropped it already
+        while len(_TREES) >= _TREES_MAX:  # oldest first; another thread may have dropped it already
             _TREES.pop(next(iter(_TREES), key), None)
         _TREES[key] = value
     return value  # type: ignore[return-value]
@@ -157,11 +148,7 @@ def _digest(*arrays: np.ndarray) -> bytes:
 
 def _unit_tree(lonlat: np.ndarray) -> cKDTree:
     """k-d tree of ``lonlat`` (degrees) as 3-D unit vectors (memoised)."""
-    return _memo(("tree", _digest(lonlat)), lambda: cKDTree(lonlat_to_unit(lonlat)))
-
-
-def _chord_to_km(chord: np.ndarray) -> np.ndarray:
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    return _memo(("tree", _digest(lonlat)), lambda: unit_tree(lonlat))
 
 
 def spatial_knn(
@@ -205,17 +192,15 @@ def spatial_knn_next(
     if kmax == 0 or nq == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, e, np.zeros(0), np.full(nq, float(max_distance_km))
-    tree = _unit_tree(np.asarray(ref_lonlat, np.float64))
-    chord, idx = tree.query(lonlat_to_unit(query_lonlat), k=kmax)
-    chord, idx = chord.reshape(nq, kmax), idx.reshape(nq, kmax)
+    km, idx = knn_km(_unit_tree(np.asarray(ref_lonlat, np.float64)), query_lonlat, kmax)
     q = np.repeat(np.arange(nq), kmax).reshape(-1, kmax)
-    valid = np.isfinite(chord) & (idx < len(ref_lonlat))
+    valid = np.isfinite(km) & (idx < len(ref_lonlat))
     if exclude_self:
         valid &= idx != q
     rank = np.cumsum(valid, axis=1)  # 1-based rank among valid candidates (self excluded)
     keep = valid & (rank <= k_arr[:, None])
     nxt = valid & (rank == k_arr[:, None] + 1)
-    all_km = _chord_to_km(np.where(valid, chord, 0.0))
+    all_km = np.where(valid, km, 0.0)
     next_km = np.where(nxt.any(axis=1), np.where(nxt, all_km, np.inf).min(axis=1), np.inf)
     next_km = np.minimum(next_km, max_distance_km)
     dist = np.where(keep, all_km, 0.0)
@@ -396,9 +381,8 @@ def _elevation_edges(src, dst, dist_km, z_src, z_dst, cfg: GraphConfig, w_spatia
 
 def _core_distance_km(query_lonlat: np.ndarray, tree: cKDTree, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Distance (km) to the ``m``-th nearest tree point, and the index of the nearest, per query point."""
-    chord, idx = tree.query(lonlat_to_unit(query_lonlat), k=m)
-    chord, idx = chord.reshape(len(query_lonlat), m), idx.reshape(len(query_lonlat), m)
-    return _chord_to_km(chord[:, -1]), idx[:, 0]
+    km, idx = knn_km(tree, query_lonlat, m)
+    return km[:, -1], idx[:, 0]
 
 
 def attach_spatial_k(

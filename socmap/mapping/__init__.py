@@ -2,6 +2,7 @@
 :func:`socmap.mapping.predict.run`)."""
 
 from socmap.mapping.aoa import AOAReference
+from socmap.mapping.catalog import write_collection
 from socmap.mapping.predict import PredictResult, TilesFailedError, check_year
 from socmap.mapping.tile_job import MapContext, TileResult, load_context, predict_tile, tabular_features
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat, grid_tiles, select_tiles
@@ -24,4 +25,5 @@ __all__ = [
     "predict_tile",
     "select_tiles",
     "tabular_features",
+    "write_collection",
 ]

@@ -18,14 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from socmap.graph.relations import EARTH_RADIUS_KM, lonlat_to_unit
+from socmap.geo import chord_to_km, knn_km, lonlat_to_unit
 
 __all__ = ["AOAReference"]
-
-
-def _chord_to_km(chord: np.ndarray) -> np.ndarray:
-    """Great-circle km from the chord between unit vectors."""
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
 
 
 @dataclass
@@ -49,7 +44,7 @@ class AOAReference:
         unit = lonlat_to_unit(np.asarray(train_lonlat, float))
         if len(unit) >= 2:
             d, _ = cKDTree(unit).query(unit, k=2)
-            nn_km = _chord_to_km(d[:, 1])
+            nn_km = chord_to_km(d[:, 1])
             distance_km = float(np.quantile(nn_km, quantile))
         else:
             distance_km = float("inf")
@@ -67,8 +62,7 @@ class AOAReference:
 
         if not hasattr(self, "_tree"):
             self._tree = cKDTree(self.train_unit)
-        d, _ = self._tree.query(lonlat_to_unit(np.asarray(lonlat, float)), k=1)
-        return _chord_to_km(np.asarray(d))
+        return knn_km(self._tree, np.asarray(lonlat, float), 1)[0][:, 0]
 
     def flag(self, lonlat: np.ndarray, tabular: np.ndarray | None) -> np.ndarray:
         """(N,) uint8: 1 where a cell is outside the area of applicability, else 0."""

@@ -53,6 +53,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +74,10 @@ log = logging.getLogger(__name__)
 MODES = ("fast", "block", "exact")
 TOKEN_PX = 16
 """TerraMind's patch (token) edge, pixels."""
-_SOURCES: dict[tuple, Any] = {}
+_SOURCES_MAX = 4
+"""STAC sources a process keeps open (least recently used dropped first): a map worker serves one pipeline at a
+time, so a few cover a process that maps several."""
+_SOURCES: OrderedDict[tuple, Any] = OrderedDict()
 
 
 @dataclass
@@ -184,9 +188,13 @@ def _source(cfg: PipelineConfig) -> Any:
     s = stac_config(cfg)
     key = (s.api, cfg.resolve(s.catalog) if s.catalog else None, s.s2_collection, s.s1_collection,
            s.dem_collection, s.signing, s.max_cloud_pct)
-    if key not in _SOURCES:
-        _SOURCES[key] = StacSource.from_config(cfg)
-    return _SOURCES[key]
+    source = _SOURCES.pop(key, None)
+    if source is None:
+        source = StacSource.from_config(cfg)
+    _SOURCES[key] = source  # most recently used last
+    while len(_SOURCES) > _SOURCES_MAX:
+        _SOURCES.popitem(last=False)
+    return source
 
 
 # ------------------------------------------------------------------------------------------ composites
@@ -212,15 +220,10 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
     Raises:
         SourceError (an EOError): a search or a read that still fails after ``stac.retries`` retries.
     """
-    import dask
     import odc.stac
 
-    from socmap.eo.bands import S2_BANDS
-    from socmap.eo.composite import aligned_geobox, build_composite, search_scenes
-    from socmap.eo.dask_client import clear_gdal_http_cache, gdal_options
+    from socmap.eo.dask_client import gdal_options
     from socmap.eo.stac import stac_config
-    from socmap.errors import short_error
-    from socmap.io import retry, source_errors
 
     cell_x = np.asarray(cell_x, np.float64).ravel()
     cell_y = np.asarray(cell_y, np.float64).ravel()
@@ -230,70 +233,105 @@ def tile_composites(cfg: PipelineConfig, year: int, crs: str, cell_x: np.ndarray
         return []
     source = source if source is not None else _source(cfg)
     stac = stac_config(cfg)
-    im = cfg.imagery
-    P, res = int(im.patch_size), float(im.resolution_m)
+    P, res = int(cfg.imagery.patch_size), float(cfg.imagery.resolution_m)
     stride = _stride(P, stride_px)
     odc.stac.configure_rio(cloud_defaults=False, **gdal_options(stac.timeout_s, stac.retries))
     epsg, ux, uy = _to_utm(crs, cell_x, cell_y)
-    b04 = [b.name for b in S2_BANDS].index("B04")
-    b08 = [b.name for b in S2_BANDS].index("B08")
-    out = []
     span_m = max(int(max_block_px) - 2 * P, stride) * res
+    out = []
+    for e, cells in _zone_blocks(epsg, ux, uy, span_m):
+        t0 = time.perf_counter()
+        x, y = ux[cells], uy[cells]
+        bounds = _box(x, y, cell_size_m, P, res, stride)
+        tc = _block_composite(cfg, source, stac, int(year), e, bounds, cells, x, y, scheduler)
+        tc.seconds = time.perf_counter() - t0
+        out.append(tc)
+    return out
+
+
+def _zone_blocks(epsg: np.ndarray, ux: np.ndarray, uy: np.ndarray, span_m: float) -> list[tuple[int, np.ndarray]]:
+    """``(epsg, cells)`` of each composite to build: per UTM zone, per ``span_m`` square of its cells (positions
+    into ``epsg``)."""
     groups = []
     for e in np.unique(epsg):
         in_zone = np.flatnonzero(epsg == e)
         groups += [(int(e), in_zone[g]) for g in _sub_blocks(ux[in_zone], uy[in_zone], span_m)]
-    for e, cells in groups:
-        t0 = time.perf_counter()
-        x, y = ux[cells], uy[cells]
-        bounds = _box(x, y, cell_size_m, P, res, stride)
-        scenes = search_scenes(source, stac, bounds, int(e), int(year))
-        geobox = aligned_geobox(bounds, int(e), res)
-        comp = build_composite(scenes, geobox, int(year), chunk_px=im.chunk_px)
-        transform = tuple(float(v) for v in list(geobox.transform)[:6])
-        ds = comp.ds
-        lazy = [ds["S2L2A"].data, ds["S1GRD"].data, ds["DEM"].data, ds["s2_cover"].data, ds["s1_cover"].data,
-                ds["dem_cover"].data, ds["slope_deg"].data, ds["aspect_deg"].data]
-        tc = TileComposite(epsg=int(e), year=int(year), transform=transform, arrays={}, cover={}, found={},
-                           cells=cells, x=x, y=y, ndvi_p50=np.full(len(cells), np.nan), items=scenes.ids())
+    return groups
+
+
+def _block_composite(cfg: PipelineConfig, source: Any, stac: Any, year: int, epsg: int,
+                     bounds: tuple[float, float, float, float], cells: np.ndarray, x: np.ndarray, y: np.ndarray,
+                     scheduler: str) -> TileComposite:
+    """Search, composite and compute the year's imagery over ``bounds`` (``EPSG:epsg``) for the cells at ``x``,
+    ``y`` (their positions ``cells``)."""
+    from socmap.eo.composite import aligned_geobox, build_composite, search_scenes
+
+    scenes = search_scenes(source, stac, bounds, epsg, year)
+    geobox = aligned_geobox(bounds, epsg, float(cfg.imagery.resolution_m))
+    comp = build_composite(scenes, geobox, year, chunk_px=cfg.imagery.chunk_px)
+    transform = tuple(float(v) for v in list(geobox.transform)[:6])
+    ds = comp.ds
+    lazy = [ds["S2L2A"].data, ds["S1GRD"].data, ds["DEM"].data, ds["s2_cover"].data, ds["s1_cover"].data,
+            ds["dem_cover"].data, ds["slope_deg"].data, ds["aspect_deg"].data]
+    tc = TileComposite(epsg=epsg, year=year, transform=transform, arrays={}, cover={}, found={},
+                       cells=cells, x=x, y=y, ndvi_p50=np.full(len(cells), np.nan), items=scenes.ids())
+    if comp.series is not None:
+        import xarray as xr
+
         row, col = tc.pixels()
-        if comp.series is not None:
-            import xarray as xr
+        pts = comp.series.isel(y=xr.DataArray(row, dims="pt"), x=xr.DataArray(col, dims="pt"))
+        lazy.append(pts.data)  # (time, band, n)
+        tc.doy = pd.DatetimeIndex(comp.series["time"].values).dayofyear.to_numpy()
+    got = _compute_with_retries(lazy, scheduler, stac,
+                                what=f"the {year} composite of box {tuple(round(v) for v in bounds)} (EPSG:{epsg})")
+    _fill_composite(tc, got, scenes, with_series=comp.series is not None)
+    return tc
 
-            pts = comp.series.isel(y=xr.DataArray(row, dims="pt"), x=xr.DataArray(col, dims="pt"))
-            lazy.append(pts.data)  # (time, band, n)
-            tc.doy = pd.DatetimeIndex(comp.series["time"].values).dayofyear.to_numpy()
 
-        def compute(lazy: list[Any] = lazy) -> tuple[Any, ...]:
-            from rasterio.errors import NotGeoreferencedWarning
+def _compute_with_retries(lazy: list[Any], scheduler: str, stac: Any, *, what: str) -> tuple[Any, ...]:
+    """``dask.compute`` of ``lazy``, retried ``stac.retries`` times on source errors (the GDAL HTTP cache cleared
+    before each retry); a :class:`SourceError` naming ``what`` when every attempt failed."""
+    import dask
 
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                # as extract's workers: odc-stac's DEM reprojection and all-cloudy pixels warn harmlessly
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                warnings.simplefilter("ignore", RuntimeWarning)
-                return dask.compute(*lazy, scheduler=scheduler)
+    from socmap.eo.dask_client import clear_gdal_http_cache
+    from socmap.errors import short_error
+    from socmap.io import retry, source_errors
 
-        try:
-            got = retry(compute, attempts=stac.retries + 1, retry_on=source_errors(),
-                        on_retry=lambda i, exc: clear_gdal_http_cache())
-        except source_errors() as exc:
-            raise SourceError(f"reading the {year} composite of box {tuple(round(v) for v in bounds)} (EPSG:{e}) "
-                          f"failed after {stac.retries + 1} attempts: {short_error(exc)}") from None
-        tc.arrays = {"S2L2A": np.asarray(got[0], np.float32), "S1GRD": np.asarray(got[1], np.float32),
-                     "DEM": np.asarray(got[2], np.float32)}
-        tc.cover = {"S2L2A": np.asarray(got[3], bool), "S1GRD": np.asarray(got[4], bool),
-                    "DEM": np.asarray(got[5], bool)}
-        tc.found = {"S2L2A": bool(scenes.s2), "S1GRD": bool(scenes.s1), "DEM": bool(scenes.dem)}
-        tc.slope, tc.aspect = np.asarray(got[6], np.float32), np.asarray(got[7], np.float32)
-        if comp.series is not None:
-            tc.series = np.moveaxis(np.asarray(got[8], np.float64), -1, 0)  # (n, T, B)
-            red, nir = tc.series[:, :, b04].T, tc.series[:, :, b08].T
-            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-cloudy pixels
-                tc.ndvi_p50 = np.nanpercentile((nir - red) / (nir + red), 50, axis=0)
-        tc.seconds = time.perf_counter() - t0
-        out.append(tc)
-    return out
+    def compute() -> tuple[Any, ...]:
+        from rasterio.errors import NotGeoreferencedWarning
+
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            # as extract's workers: odc-stac's DEM reprojection and all-cloudy pixels warn harmlessly
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return dask.compute(*lazy, scheduler=scheduler)
+
+    try:
+        return retry(compute, attempts=stac.retries + 1, retry_on=source_errors(),
+                     on_retry=lambda i, exc: clear_gdal_http_cache())
+    except source_errors() as exc:
+        raise SourceError(f"reading {what} failed after {stac.retries + 1} attempts: {short_error(exc)}") from None
+
+
+def _fill_composite(tc: TileComposite, got: tuple[Any, ...], scenes: Any, *, with_series: bool) -> None:
+    """Put the computed arrays (in :func:`_block_composite`'s order) into ``tc``, with the served cells' NDVI
+    median when the S2 series was read."""
+    from socmap.eo.bands import S2_BANDS
+
+    tc.arrays = {"S2L2A": np.asarray(got[0], np.float32), "S1GRD": np.asarray(got[1], np.float32),
+                 "DEM": np.asarray(got[2], np.float32)}
+    tc.cover = {"S2L2A": np.asarray(got[3], bool), "S1GRD": np.asarray(got[4], bool),
+                "DEM": np.asarray(got[5], bool)}
+    tc.found = {"S2L2A": bool(scenes.s2), "S1GRD": bool(scenes.s1), "DEM": bool(scenes.dem)}
+    tc.slope, tc.aspect = np.asarray(got[6], np.float32), np.asarray(got[7], np.float32)
+    if with_series:
+        b04 = [b.name for b in S2_BANDS].index("B04")
+        b08 = [b.name for b in S2_BANDS].index("B08")
+        tc.series = np.moveaxis(np.asarray(got[8], np.float64), -1, 0)  # (n, T, B)
+        red, nir = tc.series[:, :, b04].T, tc.series[:, :, b08].T
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-cloudy pixels
+            tc.ndvi_p50 = np.nanpercentile((nir - red) / (nir + red), 50, axis=0)
 
 
 def _patch_ok(tc: TileComposite, patch: int) -> np.ndarray:

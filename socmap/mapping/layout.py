@@ -10,26 +10,12 @@ parts (region, year, version, tile ids) are checked first, so a pipeline or a fl
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-from socmap.errors import ConfigError, DataError
-from socmap.io import MAP_LATEST, MAP_SUMMARY, MAP_ZARR
+from socmap.errors import DataError
+from socmap.io import MAP_LATEST, MAP_SUMMARY, MAP_ZARR, check_path_name
 
 __all__ = ["check_path_name", "map_root", "resolve_maps"]
-
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def check_path_name(kind: str, name: str) -> str:
-    """``name`` if it is safe as one path part (letters, digits, ``. _ -``, not starting with a dot or dash, no
-    separators, at most 128 characters); else a one-line :class:`ConfigError` naming ``kind``."""
-    name = str(name)
-    if not _SAFE.match(name) or name in (".", ".."):
-        raise ConfigError(f"{kind} {name!r} cannot be used as a folder or file name (use letters, digits, '.', '_' "
-                          "and '-', starting with a letter or digit)")
-    return name
-
 
 def map_root(out: Path | str, region: str, year: int, version: str) -> Path:
     """``OUT/REGION/YEAR/VERSION``, every part checked with :func:`check_path_name`."""

@@ -56,6 +56,7 @@ from socmap.io import (
     MAP_ZARR,
     atomic_path,
 )
+from socmap.mapping.catalog import write_collection
 from socmap.mapping.layout import check_path_name, map_root
 from socmap.mapping.lock import version_lock
 from socmap.mapping.provenance import provenance
@@ -75,7 +76,7 @@ from socmap.mapping.writers import (
 )
 
 if TYPE_CHECKING:
-    from socmap.train import Bundle
+    from socmap.inference import Bundle
 
 __all__ = ["PredictResult", "TilesFailedError", "check_year", "default_version", "run"]
 
@@ -114,7 +115,8 @@ class PredictResult:
     def cells_per_s(self) -> float:
         return self.cells / self.seconds if self.seconds > 0 else float("nan")
 
-    def summary_line(self) -> str:
+    def summary(self) -> str:
+        """One line for the CLI, the demo and the run's log: tiles, cells, speed and where the map went."""
         return (f"{self.tiles_done} tiles done, {self.tiles_skipped} skipped (done before), {self.tiles_failed} "
                 f"failed; {self.cells} cells ({self.cells_mapped} mapped) in {self.seconds:.1f} s, "
                 f"{self.cells_per_s:.0f} cells/s -> {self.root}"
@@ -213,13 +215,77 @@ def run(cfg: PipelineConfig, model: Path, out: Path, *, year: int | None = None,
                             workers=workers, progress=progress, version=version)
 
 
+@dataclass
+class _Run:
+    """One mapping run, settled before anything is written: what to map, with which bundle, into which folder."""
+
+    cfg: PipelineConfig
+    year: int
+    mode: str
+    """Image embedding mode, ``fast`` | ``exact``."""
+    grid: GridConfig
+    chosen: list[Tile]
+    """The tiles asked for (done ones included)."""
+    model: Path
+    bundle: Bundle
+    bundle_sha: str
+    key: str
+    """Run key (:func:`_run_key`): tiles of runs with the same key are interchangeable."""
+    version: str
+    root: Path
+    """``OUT/REGION/YEAR/VERSION``."""
+    started: str
+    """UTC start time, ISO 8601."""
+
+    @property
+    def variables(self) -> list[str]:
+        return list(self.cfg.output.variables)
+
+    @property
+    def store(self) -> Path:
+        return self.root / MAP_ZARR
+
+    @property
+    def use_zarr(self) -> bool:
+        return "zarr" in self.cfg.output.formats
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """What every tile's COGs carry as GDAL metadata."""
+        return {"region": self.cfg.name, "year": str(self.year), "version": self.version,
+                "bundle_sha256": self.bundle_sha, "socmap_run_key": self.key}
+
+
 def _predict_map(stack: contextlib.ExitStack[Any], cfg: PipelineConfig, year: int | None, model: Path, out: Path,
                  *, scheduler: str | None, tiles: list[str] | None, mode: str | None, workers: int | None,
                  progress: bool, version: str | None) -> PredictResult:
     """:func:`run`'s body; ``stack`` holds the version folder's lock until it returns or raises."""
-    from socmap.train import load_bundle
-
     t0 = time.perf_counter()
+    run = _plan_run(cfg, year, model, out, tiles=tiles, mode=mode, version=version)
+    stack.enter_context(version_lock(run.root))  # a second run on this folder ends here, having written nothing
+    log = RunLog(run.root, run.started)
+    log.write(f"start: {cfg.name} {run.year} version {run.version} run key {run.key}, {len(run.chosen)} tiles chosen")
+    _prepare_folder(run)
+    todo, skipped = _split_done(run)
+    rec = _TileRecorder(run, log)
+    map_seconds = _map_tiles(run, todo, rec, scheduler=scheduler, workers=workers, progress=progress)
+    res, prov = _conclude(run, rec, skipped, t0=t0, map_seconds=map_seconds)
+    log.write(f"end: {res.summary()}")
+    if rec.failures:
+        first = next(iter(sorted(rec.failures.items())))
+        raise TilesFailedError(f"{len(rec.failures)} of {len(run.chosen)} tiles failed (first: {first[0]}: "
+                               f"{first[1]}); {res.tiles_done + res.tiles_skipped} done are kept, reasons in "
+                               f"{run.root}/tiles_failed/; run the same command again to retry only the failed tiles")
+    if not res.tiles_remaining:  # part of the grid only (--tiles): downstream users must not be pointed at it
+        _publish_latest(run, prov)
+    return res
+
+
+def _plan_run(cfg: PipelineConfig, year: int | None, model: Path, out: Path, *, tiles: list[str] | None,
+              mode: str | None, version: str | None) -> _Run:
+    """Check every input (options, region, year, bundle, output folder) and settle the run; writes nothing."""
+    from socmap.inference import load_bundle
+
     started = _utc_now()
     year = int(cfg.output.year if year is None else year)
     mode = mode or cfg.output.embedding_mode
@@ -240,57 +306,78 @@ def _predict_map(stack: contextlib.ExitStack[Any], cfg: PipelineConfig, year: in
     if other is not None and other != key:
         raise ConfigError(f"{root} holds maps of another bundle or other options (run key {other}, this run "
                           f"{key}); pick another --version, or leave --version out to get a folder of its own")
+    return _Run(cfg=cfg, year=year, mode=mode, grid=grid, chosen=chosen, model=model, bundle=bundle,
+                bundle_sha=bundle_sha, key=key, version=version, root=root, started=started)
 
-    stack.enter_context(version_lock(root))  # a second run on this folder ends here, having written nothing
-    log = RunLog(root, started)
-    log.write(f"start: {cfg.name} {year} version {version} run key {key}, {len(chosen)} tiles chosen")
-    root.mkdir(parents=True, exist_ok=True)
-    done_dir = root / MAP_DONE_DIR
-    store = root / MAP_ZARR
-    variables: list[str] = list(cfg.output.variables)
-    use_zarr = "zarr" in cfg.output.formats
-    if use_zarr and _zarr_key(store) != key:
-        zarr_template(store, grid, variables, cfg.output.nodata,
-                      {"socmap_run_key": key, "title": f"socmap SOC map {cfg.name} {year}", "year": year,
-                       "region": cfg.name, "model": str(model.resolve()), "Conventions": "CF-1.8"},
-                      members=len(bundle.members) if cfg.output.member_maps else 0)
-        for f in done_dir.glob("*.json"):  # a new store: every tile must be written again
+
+def _prepare_folder(run: _Run) -> None:
+    """Create the version folder and, where this run's key is not the zarr store's, a new store template (every
+    tile must then be written again, so the done records go)."""
+    cfg = run.cfg
+    run.root.mkdir(parents=True, exist_ok=True)
+    if run.use_zarr and _zarr_key(run.store) != run.key:
+        zarr_template(run.store, run.grid, run.variables, cfg.output.nodata,
+                      {"socmap_run_key": run.key, "title": f"socmap SOC map {cfg.name} {run.year}", "year": run.year,
+                       "region": cfg.name, "model": str(run.model.resolve()), "Conventions": "CF-1.8"},
+                      members=len(run.bundle.members) if cfg.output.member_maps else 0)
+        for f in (run.root / MAP_DONE_DIR).glob("*.json"):
             f.unlink()
+
+
+def _split_done(run: _Run) -> tuple[list[Tile], list[str]]:
+    """The chosen tiles still to map, and the ids of those an earlier run with the same key left done."""
     todo, skipped = [], []
-    for t in chosen:
-        if done_ok(root, t.id, key):
+    for t in run.chosen:
+        if done_ok(run.root, t.id, run.key):
             skipped.append(t.id)
         else:
             todo.append(t)
-    tags = {"region": cfg.name, "year": str(year), "version": version, "bundle_sha256": bundle_sha,
-            "socmap_run_key": key}
+    return todo, skipped
 
-    results: list[TileResult] = []
-    failures: dict[str, str] = {}
 
-    def finish(res: TileResult) -> None:
-        tile = chosen_by_id[res.tile_id]
+@dataclass
+class _TileRecorder:
+    """Records each tile as it ends: a result's arrays go into the zarr store and its files into ``tiles_done/``;
+    a source failure into ``tiles_failed/`` and the log (any other exception stops the run)."""
+
+    run: _Run
+    log: RunLog
+    results: list[TileResult] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    """Tile id -> reason (redacted, one line)."""
+    chosen_by_id: dict[str, Tile] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chosen_by_id = {t.id: t for t in self.run.chosen}
+
+    def finish(self, res: TileResult) -> None:
+        run = self.run
+        tile = self.chosen_by_id[res.tile_id]
         files = [Path(p) for p in res.cog_paths]
-        if use_zarr:
-            zarr_write_tile(store, tile, res.layers)
-            files += zarr_chunk_files(store, grid, tile)
+        if run.use_zarr:
+            zarr_write_tile(run.store, tile, res.layers)
+            files += zarr_chunk_files(run.store, run.grid, tile)
         stats = {k: v for k, v in asdict(res).items() if k not in ("layers", "cog_paths")}
-        write_done(root, res.tile_id, key, files, stats)
+        write_done(run.root, res.tile_id, run.key, files, stats)
         res.layers = {}
-        results.append(res)
+        self.results.append(res)
 
-    def fail(t: Tile, exc: BaseException) -> None:
-        if (stop := stop_error(t.id, exc, log)) is not None:  # not a source failure: a re-run cannot cure it
+    def fail(self, t: Tile, exc: BaseException) -> None:
+        if (stop := stop_error(t.id, exc, self.log)) is not None:  # not a source failure: a re-run cannot cure it
             raise stop from exc
         reason = str(exc) if isinstance(exc, SocmapError) else short_error(exc)
-        failures[t.id] = redact(" ".join(reason.split()))
-        write_failed(root, t.id, key, failures[t.id])
-        log.write(f"tile {t.id} failed: {failures[t.id]}")
+        self.failures[t.id] = redact(" ".join(reason.split()))
+        write_failed(self.run.root, t.id, self.run.key, self.failures[t.id])
+        self.log.write(f"tile {t.id} failed: {self.failures[t.id]}")
 
-    chosen_by_id = {t.id: t for t in chosen}
+
+def _map_tiles(run: _Run, todo: list[Tile], rec: _TileRecorder, *, scheduler: str | None, workers: int | None,
+               progress: bool) -> float:
+    """Map ``todo`` in this process or on a Dask cluster, recording each tile as it ends; the wall time, s."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(todo), desc=f"map {cfg.name} {year}", unit="tile", disable=not progress or not todo,
+    cfg = run.cfg
+    bar = tqdm(total=len(todo), desc=f"map {cfg.name} {run.year}", unit="tile", disable=not progress or not todo,
                file=sys.stderr)
     t_map = time.perf_counter()
     if todo:
@@ -300,35 +387,42 @@ def _predict_map(stack: contextlib.ExitStack[Any], cfg: PipelineConfig, year: in
         n_workers = workers or max(1, min(8, os.cpu_count() or 1))
         with dask_client(scheduler, workers=n_workers, threads_per_worker=1) as client:
             if client is None:
-                _run_local(cfg, bundle, todo, year, root, mode, tags, finish, fail, bar, progress)
+                _run_local(cfg, run.bundle, todo, run.year, run.root, run.mode, run.tags, rec.finish, rec.fail, bar,
+                           progress)
             else:
-                _run_cluster(client, cfg, model, todo, year, root, mode, tags, finish, fail, bar)
+                _run_cluster(client, cfg, run.model, todo, run.year, run.root, run.mode, run.tags, rec.finish,
+                             rec.fail, bar)
     bar.close()
-    map_seconds = time.perf_counter() - t_map
+    return time.perf_counter() - t_map
 
-    _remove_stale_temps(root)
-    prov = provenance(cfg, year=year, mode=mode, version=version, model=model, bundle=bundle, bundle_sha=bundle_sha,
-                      key=key, started=started, finished=_utc_now(), root=root, chosen=[t.id for t in chosen],
-                      done=[r.tile_id for r in results], skipped=skipped, failed=failures,
+
+def _conclude(run: _Run, rec: _TileRecorder, skipped: list[str], *, t0: float,
+              map_seconds: float) -> tuple[PredictResult, dict[str, Any]]:
+    """Mosaics, quick-looks, STAC Item, provenance and run summary from everything on disk; the run's result (its
+    wall time counted from ``t0``, :func:`time.perf_counter`) and its provenance."""
+    _remove_stale_temps(run.root)
+    results, failures = rec.results, rec.failures
+    prov = provenance(run.cfg, year=run.year, mode=run.mode, version=run.version, model=run.model, bundle=run.bundle,
+                      bundle_sha=run.bundle_sha, key=run.key, started=run.started, finished=_utc_now(),
+                      root=run.root, chosen=[t.id for t in run.chosen], done=[r.tile_id for r in results],
+                      skipped=skipped, failed=failures,
                       stac_items={r.tile_id: r.stac_items for r in results if r.stac_items})
-    outputs = _finish_outputs(cfg, grid, root, year, key, variables, prov)
-    res = PredictResult(root=root, tiles_done=len(results), tiles_skipped=len(skipped), tiles_failed=len(failures),
-                        cells=sum(r.n_cells for r in results), cells_mapped=sum(r.n_mapped for r in results),
-                        seconds=time.perf_counter() - t0, map_seconds=map_seconds, failures=failures,
-                        outputs=outputs,
-                        tiles_remaining=len(not_done(root, [t.id for t in grid_tiles(grid)], key)))
-    _write_summary(root, res, results, cfg, year, model, mode, key)
-    log.write(f"end: {res.summary_line()}")
-    if failures:
-        first = next(iter(sorted(failures.items())))
-        raise TilesFailedError(f"{len(failures)} of {len(chosen)} tiles failed (first: {first[0]}: {first[1]}); "
-                               f"{res.tiles_done + res.tiles_skipped} done are kept, reasons in "
-                               f"{root}/tiles_failed/; run the same command again to retry only the failed tiles")
-    if res.tiles_remaining:  # part of the grid only (--tiles): downstream users must not be pointed at it
-        return res
-    with atomic_path(root.parent / MAP_LATEST) as tmp:
-        tmp.write_text(json.dumps({"version": version, "run_key": key, "finished": prov["finished"]}) + "\n")
-    return res
+    outputs = _finish_outputs(run.cfg, run.grid, run.root, run.year, run.key, run.variables, prov)
+    res = PredictResult(root=run.root, tiles_done=len(results), tiles_skipped=len(skipped),
+                        tiles_failed=len(failures), cells=sum(r.n_cells for r in results),
+                        cells_mapped=sum(r.n_mapped for r in results), seconds=time.perf_counter() - t0,
+                        map_seconds=map_seconds,
+                        failures=failures, outputs=outputs,
+                        tiles_remaining=len(not_done(run.root, [t.id for t in grid_tiles(run.grid)], run.key)))
+    _write_summary(run.root, res, results, run.cfg, run.year, run.model, run.mode, run.key)
+    return res, prov
+
+
+def _publish_latest(run: _Run, prov: dict[str, Any]) -> None:
+    """Point ``OUT/REGION/YEAR/latest.json`` at this version and rewrite the region's STAC Collection."""
+    with atomic_path(run.root.parent / MAP_LATEST) as tmp:
+        tmp.write_text(json.dumps({"version": run.version, "run_key": run.key, "finished": prov["finished"]}) + "\n")
+    write_collection(run.root.parent.parent)  # OUT/REGION/collection.json: every finished year and version
 
 
 def _remove_stale_temps(root: Path) -> None:
@@ -477,56 +571,18 @@ def _finish_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, year: int
     outputs: dict[str, str] = {}
     assets: dict[str, dict[str, Any]] = {}
     if "cog" in cfg.output.formats:
-        for name in variables:
-            vrt = write_vrt(root, grid, name, cfg.output.nodata)
-            if vrt is None:
-                continue
-            outputs[f"{name}_vrt"] = str(vrt)
-            spec = LAYERS[name]
-            assets[name] = {"href": f"./{vrt.name}", "media_type": None, "roles": ["data"],
-                            "title": f"{name} mosaic (VRT over the tile COGs)",
-                            "description": f"{spec.title}; unit {spec.unit}; scale 1, offset 0"}
-            for p in sorted((root / "cog" / name).glob("*.tif")):
-                rel = p.relative_to(root).as_posix()
-                assets[f"{name}_{p.stem.removeprefix(name + '_')}"] = {
-                    "href": f"./{rel}", "media_type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                    "roles": ["data"], "title": f"{name} tile {p.stem.removeprefix(name + '_')}",
-                    "description": f"{spec.title}; unit {spec.unit}"}
+        _mosaic_outputs(cfg, grid, root, variables, outputs, assets)
     if "zarr" in cfg.output.formats:
-        zarr_consolidate(root / MAP_ZARR)
-        outputs["zarr"] = str(root / MAP_ZARR)
-        assets["zarr"] = {"href": f"./{MAP_ZARR}", "media_type": "application/vnd.zarr; version=3",
-                          "roles": ["data"], "title": "every layer, whole grid (zarr v3, CF grid_mapping)",
-                          "description": "; ".join(f"{n}: {LAYERS[n].unit}" for n in variables)}
+        _zarr_outputs(root, variables, outputs, assets)
     win = _done_window(grid, root)
     crs_label = CRS.from_user_input(grid.crs).to_string()
     if win is not None:
-        r0, r1, c0, c1 = win
-        xmin, _, _, ymax = grid.bounds
-        res = grid.resolution
-        extent = (xmin + c0 * res, xmin + c1 * res, ymax - r1 * res, ymax - r0 * res)
-        for name in QUICKLOOK_LAYERS:
-            if name not in variables:
-                continue
-            vals = _read_decimated(cfg, root, name, win)
-            png = quicklook_png(root / f"{name}.png", vals, extent, name, crs_label=crs_label,
-                                title=f"{cfg.name} {year}: {LAYERS[name].short}")
-            outputs[f"{name}_png"] = str(png)
-            assets[f"{name}_quicklook"] = {"href": f"./{png.name}", "media_type": "image/png",
-                                           "roles": ["overview"], "title": f"quick-look of {name}",
-                                           "description": f"{LAYERS[name].title} ({LAYERS[name].unit})"}
+        extent = _window_extent(grid, win)
+        _quicklook_outputs(cfg, root, year, variables, win, extent, crs_label, outputs, assets)
         bbox = transform_bounds(grid.crs, "EPSG:4326", extent[0], extent[2], extent[1], extent[3])
     else:
         bbox = transform_bounds(grid.crs, "EPSG:4326", *grid.bounds)
-    with atomic_path(root / MAP_PROVENANCE) as tmp:
-        tmp.write_text(json.dumps(prov, indent=1) + "\n")
-    outputs["provenance"] = str(root / MAP_PROVENANCE)
-    assets["provenance"] = {"href": f"./{MAP_PROVENANCE}", "media_type": "application/json", "roles": ["metadata"],
-                            "title": "provenance", "description": "code version, bundle checksum, pipeline, STAC "
-                            "items, start and end, tiles"}
-    assets["summary"] = {"href": f"./{MAP_SUMMARY}", "media_type": "application/json", "roles": ["metadata"],
-                         "title": "run summary", "description": "tiles, cells, seconds, cells per second",
-                         "rewritten": True}
+    _provenance_outputs(root, prov, outputs, assets)
     item = stac_item(root / MAP_ITEM, item_id=f"socmap-{cfg.name}-{year}-{prov['version']}",
                      bbox_lonlat=tuple(bbox), year=year,
                      properties={"title": f"Topsoil SOC (0-30 cm) {cfg.name} {year}",
@@ -537,6 +593,76 @@ def _finish_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, year: int
                      assets=assets)
     outputs["stac_item"] = str(item)
     return outputs
+
+
+def _mosaic_outputs(cfg: PipelineConfig, grid: GridConfig, root: Path, variables: list[str],
+                    outputs: dict[str, str], assets: dict[str, dict[str, Any]]) -> None:
+    """Each layer's VRT over its tile COGs; adds the VRT and every COG to ``outputs`` and ``assets``."""
+    for name in variables:
+        vrt = write_vrt(root, grid, name, cfg.output.nodata)
+        if vrt is None:
+            continue
+        outputs[f"{name}_vrt"] = str(vrt)
+        spec = LAYERS[name]
+        assets[name] = {"href": f"./{vrt.name}", "media_type": None, "roles": ["data"],
+                        "title": f"{name} mosaic (VRT over the tile COGs)",
+                        "description": f"{spec.title}; unit {spec.unit}; scale 1, offset 0"}
+        for p in sorted((root / "cog" / name).glob("*.tif")):
+            rel = p.relative_to(root).as_posix()
+            assets[f"{name}_{p.stem.removeprefix(name + '_')}"] = {
+                "href": f"./{rel}", "media_type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["data"], "title": f"{name} tile {p.stem.removeprefix(name + '_')}",
+                "description": f"{spec.title}; unit {spec.unit}"}
+
+
+def _zarr_outputs(root: Path, variables: list[str], outputs: dict[str, str],
+                  assets: dict[str, dict[str, Any]]) -> None:
+    """Consolidate the zarr store's metadata; adds the store to ``outputs`` and ``assets``."""
+    zarr_consolidate(root / MAP_ZARR)
+    outputs["zarr"] = str(root / MAP_ZARR)
+    assets["zarr"] = {"href": f"./{MAP_ZARR}", "media_type": "application/vnd.zarr; version=3",
+                      "roles": ["data"], "title": "every layer, whole grid (zarr v3, CF grid_mapping)",
+                      "description": "; ".join(f"{n}: {LAYERS[n].unit}" for n in variables)}
+
+
+def _window_extent(grid: GridConfig, win: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    """(xmin, xmax, ymin, ymax) in the grid's CRS of a (row0, row1, col0, col1) cell window."""
+    r0, r1, c0, c1 = win
+    xmin, _, _, ymax = grid.bounds
+    res = grid.resolution
+    return (xmin + c0 * res, xmin + c1 * res, ymax - r1 * res, ymax - r0 * res)
+
+
+def _quicklook_outputs(cfg: PipelineConfig, root: Path, year: int, variables: list[str],
+                       win: tuple[int, int, int, int], extent: tuple[float, float, float, float], crs_label: str,
+                       outputs: dict[str, str], assets: dict[str, dict[str, Any]]) -> None:
+    """A PNG quick-look of each :data:`QUICKLOOK_LAYERS` layer over the done window ``win`` (``extent`` in the
+    grid's CRS); adds each to ``outputs`` and ``assets``."""
+    for name in QUICKLOOK_LAYERS:
+        if name not in variables:
+            continue
+        vals = _read_decimated(cfg, root, name, win)
+        png = quicklook_png(root / f"{name}.png", vals, extent, name, crs_label=crs_label,
+                            title=f"{cfg.name} {year}: {LAYERS[name].short}")
+        outputs[f"{name}_png"] = str(png)
+        assets[f"{name}_quicklook"] = {"href": f"./{png.name}", "media_type": "image/png",
+                                       "roles": ["overview"], "title": f"quick-look of {name}",
+                                       "description": f"{LAYERS[name].title} ({LAYERS[name].unit})"}
+
+
+def _provenance_outputs(root: Path, prov: dict[str, Any], outputs: dict[str, str],
+                        assets: dict[str, dict[str, Any]]) -> None:
+    """Write ``provenance.json``; adds it and the run summary (written last, by :func:`_write_summary`) to
+    ``outputs`` and ``assets``."""
+    with atomic_path(root / MAP_PROVENANCE) as tmp:
+        tmp.write_text(json.dumps(prov, indent=1) + "\n")
+    outputs["provenance"] = str(root / MAP_PROVENANCE)
+    assets["provenance"] = {"href": f"./{MAP_PROVENANCE}", "media_type": "application/json", "roles": ["metadata"],
+                            "title": "provenance", "description": "code version, bundle checksum, pipeline, STAC "
+                            "items, start and end, tiles"}
+    assets["summary"] = {"href": f"./{MAP_SUMMARY}", "media_type": "application/json", "roles": ["metadata"],
+                         "title": "run summary", "description": "tiles, cells, seconds, cells per second",
+                         "rewritten": True}
 
 
 def _write_summary(root: Path, res: PredictResult, results: list[TileResult], cfg: PipelineConfig, year: int,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from socmap.config import PipelineConfig, redact_tree
 
 if TYPE_CHECKING:
-    from socmap.train import Bundle
+    from socmap.inference import Bundle
 
 __all__ = ["git_commit", "provenance"]
 
@@ -59,12 +59,11 @@ def provenance(cfg: PipelineConfig, *, year: int, mode: str, version: str, model
             items = {**{t: v for t, v in prev.items() if t in skipped}, **items}
         except (OSError, ValueError, AttributeError):
             pass
-    info = bundle.info
     return {
         "socmap_version": socmap.__version__,
         "git_commit": git_commit(),
         "bundle": {"path": str(Path(model).resolve()), "sha256": bundle_sha,
-                   "created": info.get("created") if isinstance(info, dict) else None},
+                   "created": bundle.info.created or None},
         "region": cfg.name, "year": int(year), "embedding_mode": mode, "version": version, "run_key": key,
         "pipeline": redact_tree(cfg.model_dump(mode="json")),
         "started": started, "finished": finished,

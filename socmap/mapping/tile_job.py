@@ -27,8 +27,8 @@ from socmap.mapping.writers import LAYERS, MEMBER_LAYER, layer_nodata, write_til
 
 if TYPE_CHECKING:
     from socmap.encoders.terramind import ImageEncoder
-    from socmap.train import Bundle
-    from socmap.train.ensemble import EnsemblePrediction
+    from socmap.inference import Bundle
+    from socmap.inference.predictive import EnsemblePrediction
 
 __all__ = ["CellInputs", "MapContext", "TileResult", "cell_inputs", "load_context", "predict_cells", "predict_tile",
            "tabular_features"]
@@ -52,7 +52,7 @@ class MapContext:
 
 def load_context(cfg: PipelineConfig, bundle: Bundle, *, load_encoder: bool = True, device: str = "cpu"
                  ) -> MapContext:
-    """The per-worker state for ``bundle`` (a loaded :class:`socmap.train.Bundle`); the image encoder goes to
+    """The per-worker state for ``bundle`` (a loaded :class:`socmap.inference.Bundle`); the image encoder goes to
     ``device``."""
     aoa = AOAReference.from_training(np.asarray(bundle.node_lonlat, float), bundle.tabular_range,
                                      quantile=cfg.output.aoa_distance_quantile, margin=cfg.output.aoa_range_margin)
@@ -152,7 +152,7 @@ def cell_inputs(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
 def predict_cells(ctx: MapContext, lonlat: np.ndarray, year: int | np.ndarray, inputs: CellInputs,
                   image: np.ndarray | None = None) -> EnsemblePrediction:
     """The map's prediction of cells at ``lonlat`` (degrees): the bundle's inductive path
-    (:meth:`socmap.train.Bundle.predict_new`), the training nodes' labels visible, the cells' own none."""
+    (:meth:`socmap.inference.Bundle.predict_new`), the training nodes' labels visible, the cells' own none."""
     import torch
 
     tab = inputs.features if "tabular" in ctx.cfg.model.streams else None
@@ -168,6 +168,35 @@ def predict_cells(ctx: MapContext, lonlat: np.ndarray, year: int | np.ndarray, i
         torch.set_num_threads(threads)
 
 
+@dataclass
+class _Laps:
+    """Seconds per stage of one tile, summed per stage name: each lap ends when it is called and began where the
+    previous one ended; ``step`` reports each stage as it ends."""
+
+    step: Callable[[str], None]
+    last: float
+    """:func:`time.perf_counter` at the end of the previous lap (or the tile's start)."""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.step(name)
+        self.last = now
+
+
+@dataclass
+class _TileImagery:
+    """A tile's image inputs: per cell its embedding and whether it has one, the STAC items used, and how to get
+    the cells' image NDVI and elevation (computed only when the graph relations ask for them)."""
+
+    embedding: np.ndarray
+    """(N, D) float32, NaN rows where ``ok`` is False."""
+    ok: np.ndarray
+    items: list[str]
+    ndvi_elevation: Callable[[], tuple[np.ndarray, np.ndarray]]
+
+
 def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, mode: str = "fast",
                  variables: list[str] | None = None, tags: dict[str, str] | None = None,
                  progress: Callable[[str], None] | None = None) -> TileResult:
@@ -177,94 +206,107 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     with ``output.member_maps``, ``soc_member`` (M, nrows, ncols) for the zarr store only (no COGs).
     """
     t0 = time.perf_counter()
-    cfg, grid, bundle = ctx.cfg, ctx.grid, ctx.bundle
+    cfg, grid = ctx.cfg, ctx.grid
     variables = list(variables or cfg.output.variables)
-    step = progress or (lambda _s: None)
-    timings: dict[str, float] = {}
-
-    def lap(name: str, ts: float) -> float:
-        now = time.perf_counter()
-        timings[name] = timings.get(name, 0.0) + now - ts
-        step(name)
-        return now
-
-    ts = t0
+    laps = _Laps(progress or (lambda _s: None), t0)
     x, y = cell_centres(grid, tile)
     lonlat = cell_lonlat(grid.crs, x, y)
     raw, mapped = _read_covariates(cfg, lonlat)
-    ts = lap("covariates", ts)
-    streams = cfg.model.streams
-    image = None
-    items: list[str] = []
-    from_image = None
-    if "image" in streams:
-        from socmap.mapping.imagery import tile_composites, tile_image_embeddings, tile_ndvi_elevation
-
-        comps = tile_composites(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution)
-        items = sorted({i for c in comps for ids in c.items.values() for i in ids})
-        ts = lap("composites", ts)
-        if ctx.encoder is None:
-            raise ModelError("this pipeline has an image stream but the map context holds no image encoder")
-        emb, ok = tile_image_embeddings(cfg, year, grid.crs, x, y, ctx.encoder, mode=mode,
-                                        cell_size_m=grid.resolution, composites=comps)
-        mapped &= np.asarray(ok, bool)
-        image = np.asarray(emb, np.float32)
-
-        def from_image() -> tuple[np.ndarray, np.ndarray]:
-            return tile_ndvi_elevation(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution, composites=comps)
-
-        ts = lap("image", ts)
+    laps.lap("covariates")
+    imagery = _tile_imagery(ctx, year, x, y, mode, laps) if "image" in cfg.model.streams else None
+    if imagery is not None:
+        mapped &= imagery.ok
     idx = np.flatnonzero(mapped)
-    n = tile.n_cells
+    pred: EnsemblePrediction | None = None
     vals: dict[str, np.ndarray] = {}
     n_outside = 0
     if len(idx):
-        feats = cell_inputs(ctx, raw, idx, from_image)
-        ts = lap("features", ts)
-        pred = predict_cells(ctx, lonlat[idx], year, feats, None if image is None else image[idx])
-        tab_all = feats.features
-        ts = lap("model", ts)
-        per = {
-            "soc_mean": lambda: pred.mean_gkg(),
-            "soc_median": lambda: pred.soc_gkg(),
-            "aleatoric_var": lambda: pred.var_gkg("aleatoric"),
-            "epistemic_var": lambda: pred.var_gkg("epistemic"),
-            "total_sd": lambda: np.sqrt(pred.var_gkg("total")),
-            "q05": lambda: pred.quantile_gkg(0.05),
-            "q95": lambda: pred.quantile_gkg(0.95),
-            "aoa": lambda: ctx.aoa.flag(lonlat[idx], tab_all),
-        }
-        for name in variables:
-            vals[name] = np.asarray(per[name]())
-        if "aoa" in vals:
-            n_outside = int(vals["aoa"].sum())
-        else:
-            n_outside = int(ctx.aoa.flag(lonlat[idx], tab_all).sum())
-    members = None
-    if cfg.output.member_maps:
-        members = np.full((bundle.n_members, n), cfg.output.nodata, dtype=MEMBER_LAYER.dtype)
-        if len(idx):
-            mv = pred.member_means_gkg()
-            members[:, idx] = np.where(np.isfinite(mv), mv, cfg.output.nodata)
-    layers: dict[str, np.ndarray] = {}
-    for name in variables:
-        spec = LAYERS[name]
-        full = np.full(n, layer_nodata(name, cfg.output.nodata), dtype=spec.dtype)
-        if len(idx):
-            v = vals[name]
-            if spec.dtype != "uint8":
-                v = np.where(np.isfinite(v), v, cfg.output.nodata)
-            full[idx] = v.astype(spec.dtype)
-        layers[name] = full.reshape(tile.nrows, tile.ncols)
+        pred, vals, n_outside = _cell_values(ctx, raw, lonlat, idx, year, imagery, variables, laps)
+    members = _member_layer(ctx, tile.n_cells, idx, pred) if cfg.output.member_maps else None
+    layers = {name: _full_layer(cfg.output.nodata, name, vals.get(name), idx, tile) for name in variables}
     paths: list[str] = []
     if root is not None and "cog" in cfg.output.formats:
         paths = [str(p) for p in write_tile_cogs(root, grid, tile, layers, cfg.output.nodata, tags or {})]
-        lap("write", ts)
+        laps.lap("write")
     if members is not None:
         layers[MEMBER_LAYER.name] = members.reshape(-1, tile.nrows, tile.ncols)
-    return TileResult(tile_id=tile.id, n_cells=n, n_mapped=len(idx), n_outside=n_outside,
-                      seconds=time.perf_counter() - t0, layers=layers, cog_paths=paths, timings=timings,
-                      stac_items=items)
+    return TileResult(tile_id=tile.id, n_cells=tile.n_cells, n_mapped=len(idx), n_outside=n_outside,
+                      seconds=time.perf_counter() - t0, layers=layers, cog_paths=paths, timings=laps.timings,
+                      stac_items=imagery.items if imagery is not None else [])
+
+
+def _tile_imagery(ctx: MapContext, year: int, x: np.ndarray, y: np.ndarray, mode: str, laps: _Laps) -> _TileImagery:
+    """The tile's composites and the cells' image embeddings (``mode``: fast | block | exact)."""
+    from socmap.mapping.imagery import tile_composites, tile_image_embeddings, tile_ndvi_elevation
+
+    cfg, grid = ctx.cfg, ctx.grid
+    comps = tile_composites(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution)
+    items = sorted({i for c in comps for ids in c.items.values() for i in ids})
+    laps.lap("composites")
+    if ctx.encoder is None:
+        raise ModelError("this pipeline has an image stream but the map context holds no image encoder")
+    emb, ok = tile_image_embeddings(cfg, year, grid.crs, x, y, ctx.encoder, mode=mode,
+                                    cell_size_m=grid.resolution, composites=comps)
+
+    def ndvi_elevation() -> tuple[np.ndarray, np.ndarray]:
+        return tile_ndvi_elevation(cfg, year, grid.crs, x, y, cell_size_m=grid.resolution, composites=comps)
+
+    imagery = _TileImagery(np.asarray(emb, np.float32), np.asarray(ok, bool), items, ndvi_elevation)
+    laps.lap("image")
+    return imagery
+
+
+def _cell_values(ctx: MapContext, raw: pd.DataFrame, lonlat: np.ndarray, idx: np.ndarray, year: int,
+                 imagery: _TileImagery | None, variables: list[str],
+                 laps: _Laps) -> tuple[EnsemblePrediction, dict[str, np.ndarray], int]:
+    """The prediction of the mapped cells ``idx``, each of ``variables`` at them, and how many lie outside the
+    area of applicability."""
+    feats = cell_inputs(ctx, raw, idx, None if imagery is None else imagery.ndvi_elevation)
+    laps.lap("features")
+    pred = predict_cells(ctx, lonlat[idx], year, feats, None if imagery is None else imagery.embedding[idx])
+    tab_all = feats.features
+    laps.lap("model")
+    per = {
+        "soc_mean": lambda: pred.mean_gkg(),
+        "soc_median": lambda: pred.soc_gkg(),
+        "aleatoric_var": lambda: pred.var_gkg("aleatoric"),
+        "epistemic_var": lambda: pred.var_gkg("epistemic"),
+        "total_sd": lambda: np.sqrt(pred.var_gkg("total")),
+        "q05": lambda: pred.quantile_gkg(0.05),
+        "q95": lambda: pred.quantile_gkg(0.95),
+        "aoa": lambda: ctx.aoa.flag(lonlat[idx], tab_all),
+    }
+    vals = {name: np.asarray(per[name]()) for name in variables}
+    if "aoa" in vals:
+        n_outside = int(vals["aoa"].sum())
+    else:
+        n_outside = int(ctx.aoa.flag(lonlat[idx], tab_all).sum())
+    return pred, vals, n_outside
+
+
+def _member_layer(ctx: MapContext, n: int, idx: np.ndarray, pred: EnsemblePrediction | None) -> np.ndarray:
+    """(M, n) each member's mean SOC, g/kg, at the tile's ``n`` cells (no-data off the mapped cells ``idx``)."""
+    nodata = ctx.cfg.output.nodata
+    members = np.full((ctx.bundle.n_members, n), nodata, dtype=MEMBER_LAYER.dtype)
+    if len(idx):
+        assert pred is not None
+        mv = pred.member_means_gkg()
+        members[:, idx] = np.where(np.isfinite(mv), mv, nodata)
+    return members
+
+
+def _full_layer(nodata: float, name: str, values: np.ndarray | None, idx: np.ndarray, tile: Tile) -> np.ndarray:
+    """(nrows, ncols) layer ``name`` of the tile in its dtype: ``values`` at the mapped cells ``idx``, the layer's
+    no-data elsewhere (and where a float value is not finite)."""
+    spec = LAYERS[name]
+    full = np.full(tile.n_cells, layer_nodata(name, nodata), dtype=spec.dtype)
+    if len(idx):
+        assert values is not None
+        v = values
+        if spec.dtype != "uint8":
+            v = np.where(np.isfinite(v), v, nodata)
+        full[idx] = v.astype(spec.dtype)
+    return full.reshape(tile.nrows, tile.ncols)
 
 
 def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:

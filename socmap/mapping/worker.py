@@ -34,7 +34,7 @@ class ContextPlugin(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         import torch
 
-        from socmap.train import load_bundle
+        from socmap.inference import load_bundle
 
         torch.set_num_threads(self.threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"  # a LocalCUDACluster worker sees its one GPU

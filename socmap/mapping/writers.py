@@ -60,10 +60,10 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
                      "range), 0 = inside", "1", "uint8", short="outside the area of applicability"),
 )}
 """Every layer ``socmap predict`` can write (``output.variables`` picks a subset). ``soc_mean`` is the expectation
-of the calibrated predictive (:meth:`socmap.train.EnsemblePrediction.mean_gkg`: the members' mean of their
+of the calibrated predictive (:meth:`socmap.inference.EnsemblePrediction.mean_gkg`: the members' mean of their
 log-normal means, with the variance in it capped at the bundle's ``mean_var_cap`` where one was fitted),
 ``soc_median`` its median (expm1 of the log-scale mean); the variances are the calibrated log-normal's exact
-variance (:meth:`socmap.train.EnsemblePrediction.var_gkg`), split between aleatoric and epistemic in proportion to
+variance (:meth:`socmap.inference.EnsemblePrediction.var_gkg`), split between aleatoric and epistemic in proportion to
 their log-scale parts, and the bounds the calibrated predictive's quantiles about the median: log-normal, or
 log-Student-t where the bundle fitted ``tail_dof`` (same total variance)."""
 
@@ -326,7 +326,8 @@ def _raster_meta(path: Path) -> dict[str, Any] | None:
         with rasterio.open(path) as ds:
             t, crs = ds.transform, ds.crs
             epsg = crs.to_epsg() if crs is not None else None
-            return {"code": f"EPSG:{epsg}" if epsg else None, "wkt2": None if epsg or crs is None else crs.to_wkt(),
+            return {"epsg": epsg, "code": f"EPSG:{epsg}" if epsg else None,
+                    "wkt2": None if epsg or crs is None else crs.to_wkt(),
                     "shape": [ds.height, ds.width], "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
                     "bbox": list(ds.bounds), "dtype": ds.dtypes[0], "nodata": ds.nodata, "unit": ds.units[0] or None,
                     "scale": ds.scales[0], "offset": ds.offsets[0], "res": abs(t.a)}
@@ -336,9 +337,14 @@ def _raster_meta(path: Path) -> dict[str, Any] | None:
 
 def _asset_extensions(asset: Any, path: Path, checksums: dict[str, str]) -> None:
     """Declare on ``asset`` (already added to its Item) the projection, raster and file extensions, from the file at
-    ``path``: proj:code (or proj:wkt2), proj:shape, proj:transform and proj:bbox in the map's CRS; raster:bands
-    with nodata, data type, unit, scale and offset; file:size (bytes) and file:checksum (sha2-256 multihash).
-    ``checksums`` (relative path -> sha256 hex, from the tile records) spares reading each tile COG again."""
+    ``path``: proj:code and proj:epsg (or proj:wkt2 where the CRS has no EPSG code), proj:shape, proj:transform and
+    proj:bbox in the map's CRS; raster:bands with nodata, data type, unit, scale and offset; file:size (bytes) and
+    file:checksum (sha2-256 multihash). ``checksums`` (relative path -> sha256 hex, from the tile records) spares
+    reading each tile COG again.
+
+    Both CRS fields, because readers differ: odc-stac and GDAL read ``proj:code`` (or ``proj:epsg``), stackstac
+    (0.5) reads only ``proj:epsg``; :func:`stac_item` declares the projection extension's v1.2.0 schema, the one
+    version that defines both."""
     from pystac.extensions.file import FileExtension
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
@@ -355,6 +361,8 @@ def _asset_extensions(asset: Any, path: Path, checksums: dict[str, str]) -> None
         return
     ProjectionExtension.ext(asset, add_if_missing=True).apply(
         code=meta["code"], wkt2=meta["wkt2"], shape=meta["shape"], transform=meta["transform"], bbox=meta["bbox"])
+    if meta["epsg"]:
+        asset.extra_fields[PROJ_EPSG] = int(meta["epsg"])
     band = RasterBand.create(nodata=meta["nodata"], data_type=DataType(meta["dtype"]), unit=meta["unit"],
                              scale=meta["scale"], offset=meta["offset"], spatial_resolution=meta["res"])
     RasterExtension.ext(asset, add_if_missing=True).apply([band])
@@ -375,6 +383,12 @@ def _tile_checksums(root: Path) -> dict[str, str]:
     return out
 
 
+PROJ_EPSG = "proj:epsg"
+PROJ_SCHEMA = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
+"""The projection extension's schema the Item declares: v1.2.0 defines ``proj:code`` and ``proj:epsg`` both (v2.0.0
+dropped ``proj:epsg``, which stackstac still needs)."""
+
+
 def core_validator() -> Any:
     """pystac's JSON-schema validator on the STAC core schemas pystac bundles, skipping the extensions' schemas
     (they live on stac-extensions.github.io; offline machines cannot fetch them)."""
@@ -390,7 +404,10 @@ def core_validator() -> Any:
 def stac_item(path: Path, *, item_id: str, bbox_lonlat: tuple[float, float, float, float], year: int,
               properties: dict[str, Any], assets: dict[str, dict[str, Any]]) -> Path:
     """Write the map's STAC Item, each asset with the projection, raster and file extensions where they apply
-    (:func:`_asset_extensions`), so odc-stac and stackstac place and read the layers with no other metadata.
+    (:func:`_asset_extensions`), so odc-stac, stackstac and GDAL place and read the layers with no other metadata
+    (no CRS to pass). pystac (1.12 on) migrates the projection fields to the extension's v2.0.0 when it reads the
+    file, dropping ``proj:epsg``: stackstac then needs the Item's JSON itself (a dict, or
+    ``pystac.Item.from_dict(d, migrate=False)``).
 
     ``assets``: key -> {"href" (relative to the item), "media_type", "roles", "title", "description", and
     "rewritten": True for a file written after the Item (no size or checksum declared)}. A raster
@@ -414,6 +431,7 @@ def stac_item(path: Path, *, item_id: str, bbox_lonlat: tuple[float, float, floa
         item.add_asset(key, asset)
         if not a.get("rewritten"):
             _asset_extensions(asset, path.parent / a["href"], sums)
+    item.stac_extensions = [PROJ_SCHEMA if "/projection/" in u else u for u in item.stac_extensions]
     item.validate(validator=core_validator())
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=1) + "\n")

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from socmap.config import MoEConfig
-from socmap.nn import MLP
+from socmap.layers import MLP
 
 __all__ = ["ConcatFusion", "MoEFusion", "MoEStats", "build_fusion", "moe_aux_losses"]
 

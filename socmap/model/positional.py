@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from socmap.config import PositionalConfig
-from socmap.nn import MLP
+from socmap.layers import MLP
 
 __all__ = ["PositionalEncoder"]
 

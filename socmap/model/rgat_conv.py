@@ -47,6 +47,25 @@ def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Te
         return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
 
 
+def _check_arguments(in_channels: int, out_channels: int, num_relations: int, num_bases: int | None,
+                     attention_mechanism: str, attention_mode: str, heads: int, dim: int, dropout: float) -> None:
+    """:class:`FastRGATConv`'s arguments must name a known mechanism and mode and be in range."""
+    if attention_mechanism not in MECHANISMS:
+        raise ValueError(f"attention_mechanism must be one of {MECHANISMS}, got {attention_mechanism!r}")
+    if attention_mode not in MODES:
+        raise ValueError(f"attention_mode must be one of {MODES}, got {attention_mode!r}")
+    if attention_mode == "additive-self-attention" and dim > 1:
+        raise ValueError("dim > 1 needs attention_mode='multiplicative-self-attention'")
+    for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                    ("num_relations", num_relations), ("heads", heads), ("dim", dim)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    if num_bases is not None and num_bases < 1:
+        raise ValueError(f"num_bases must be None or >= 1, got {num_bases}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+
+
 @dataclass(frozen=True)
 class _Plan:
     """CSR layout of one graph's attention matrix for a layer with ``K = H * D`` attention channels.
@@ -306,61 +325,60 @@ class FastRGATConv(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        if attention_mechanism not in MECHANISMS:
-            raise ValueError(f"attention_mechanism must be one of {MECHANISMS}, got {attention_mechanism!r}")
-        if attention_mode not in MODES:
-            raise ValueError(f"attention_mode must be one of {MODES}, got {attention_mode!r}")
-        if attention_mode == "additive-self-attention" and dim > 1:
-            raise ValueError("dim > 1 needs attention_mode='multiplicative-self-attention'")
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("num_relations", num_relations), ("heads", heads), ("dim", dim)):
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1, got {v}")
-        if num_bases is not None and num_bases < 1:
-            raise ValueError(f"num_bases must be None or >= 1, got {num_bases}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        _check_arguments(in_channels, out_channels, num_relations, num_bases, attention_mechanism, attention_mode,
+                         heads, dim, dropout)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.num_relations, self.num_bases = num_relations, num_bases
         self.attention_mechanism, self.attention_mode = attention_mechanism, attention_mode
         self.heads, self.dim, self.concat = heads, dim, concat
         self.negative_slope, self.dropout, self.edge_dim = negative_slope, dropout, edge_dim
-
-        hc = heads * out_channels
-        self.q = nn.Parameter(torch.empty(hc, heads * dim))
-        self.k = nn.Parameter(torch.empty(hc, heads * dim))
-        if bias:
-            self.bias = nn.Parameter(torch.empty((heads if concat else 1) * dim * out_channels))
-        else:
-            self.register_parameter("bias", None)
-        self.lin_edge: nn.Linear | None
-        if edge_dim is not None:
-            self.lin_edge = nn.utils.skip_init(nn.Linear, edge_dim, hc, bias=False)
-            self.e = nn.Parameter(torch.empty(hc, heads * dim))
-        else:
-            self.lin_edge = None
-            self.register_parameter("e", None)
+        # parameters are registered in a fixed order (query, key, bias, edge map, prior, relation weights): it is
+        # the order of .parameters(), which optimisers and gradient clipping follow
+        self._add_attention_parameters(bias)
         self.prior_min: float | None = None
         """Floor of the prior coefficients (None: free). At >= 1 a neighbour's attention vanishes with its weight
         (softmax of logit + c log w is at most w^c times the weight-free share): set under continuous weighting so
         a neighbour leaving the k-set (w -> 0) fades out of the attention instead of dropping out of it."""
-        if edge_prior:
-            self.edge_prior = nn.Parameter(torch.empty(num_relations, heads))
-        else:
-            self.register_parameter("edge_prior", None)
-        if num_bases is not None:
-            self.att = nn.Parameter(torch.empty(num_relations, num_bases))
-            self.basis = nn.Parameter(torch.empty(num_bases, in_channels, hc))
-            self.register_parameter("weight", None)
-        else:
-            self.weight = nn.Parameter(torch.empty(num_relations, in_channels, hc))
-            self.register_parameter("att", None)
-            self.register_parameter("basis", None)
+        self._add_relation_parameters(edge_prior)
         self._plan_key: tuple | None = None
         self._plan: _Plan | None = None
         self._prior_key: tuple | None = None
         self._prior_basis: Tensor | None = None
         self.reset_parameters()
+
+    def _add_attention_parameters(self, bias: bool) -> None:
+        """Query and key maps ``(H C, H D)``, the output bias and, with ``edge_dim``, the edge-feature maps."""
+        hc, hd = self.heads * self.out_channels, self.heads * self.dim
+        self.q = nn.Parameter(torch.empty(hc, hd))
+        self.k = nn.Parameter(torch.empty(hc, hd))
+        if bias:
+            self.bias = nn.Parameter(torch.empty((self.heads if self.concat else 1) * self.dim * self.out_channels))
+        else:
+            self.register_parameter("bias", None)
+        self.lin_edge: nn.Linear | None
+        if self.edge_dim is not None:
+            self.lin_edge = nn.utils.skip_init(nn.Linear, self.edge_dim, hc, bias=False)
+            self.e = nn.Parameter(torch.empty(hc, hd))
+        else:
+            self.lin_edge = None
+            self.register_parameter("e", None)
+
+    def _add_relation_parameters(self, edge_prior: bool) -> None:
+        """The log-weight prior coefficients ``(R, H)`` (with ``edge_prior``) and the relation weights: ``(R, F_in,
+        H C)``, or basis coefficients ``(R, B)`` and bases ``(B, F_in, H C)`` with ``num_bases``."""
+        r_count, f_in, hc = self.num_relations, self.in_channels, self.heads * self.out_channels
+        if edge_prior:
+            self.edge_prior = nn.Parameter(torch.empty(r_count, self.heads))
+        else:
+            self.register_parameter("edge_prior", None)
+        if self.num_bases is not None:
+            self.att = nn.Parameter(torch.empty(r_count, self.num_bases))
+            self.basis = nn.Parameter(torch.empty(self.num_bases, f_in, hc))
+            self.register_parameter("weight", None)
+        else:
+            self.weight = nn.Parameter(torch.empty(r_count, f_in, hc))
+            self.register_parameter("att", None)
+            self.register_parameter("basis", None)
 
     def reset_parameters(self) -> None:
         """Glorot for weights, bases, coefficients, query, key and edge maps; zeros for the bias; 1 for the
@@ -447,15 +465,27 @@ class FastRGATConv(nn.Module):
         """
         x_src, x_dst = x if isinstance(x, tuple) else (x, x)
         n_src, n_dst = x_src.size(0), x_dst.size(0)
-        r_count, heads, dim, c = self.num_relations, self.heads, self.dim, self.out_channels
-        k_ch = heads * dim
         if edge_attr is not None and self.lin_edge is None:
             raise ValueError("edge_attr given but the layer was built with edge_dim=None")
         if edge_weight is not None and self.edge_prior is None:
             raise ValueError("edge_weight given but the layer was built with edge_prior=False")
         plan = self._get_plan(edge_index, edge_type, n_src, n_dst)
-
         g = self._transform(x_src)  # (Ns, R H C)
+        qi, kj = self._queries_keys(x_src, x_dst, plan)
+        alpha = self._logits(qi, kj, edge_type, edge_attr, edge_weight)
+        alpha = _SegmentSoftmax.apply(alpha, plan.group, plan.num_groups)
+        att = alpha
+        if self.training and self.dropout > 0:
+            alpha = F.dropout(alpha, p=self.dropout, training=True)
+        out = self._aggregate(alpha, g, plan, n_dst)
+        if return_attention_weights:
+            return out, att
+        return out
+
+    def _queries_keys(self, x_src: Tensor, x_dst: Tensor, plan: _Plan) -> tuple[Tensor, Tensor]:
+        """Each edge's query (of its target) and key (of its source) under its relation, both ``(E, H D)``."""
+        n_src, n_dst = x_src.size(0), x_dst.size(0)
+        r_count, k_ch = self.num_relations, self.heads * self.dim
         # Queries and keys only need G_r Q and G_r K: fold Q and K into W_r first ((R, F, H D), narrow).
         w = self.relation_weights()
         wq, wk = torch.matmul(w, self.q), torch.matmul(w, self.k)
@@ -469,7 +499,13 @@ class FastRGATConv(nn.Module):
             k_tab = x_src @ wk.permute(1, 0, 2).reshape(self.in_channels, r_count * k_ch)
             qi = q_tab.view(n_dst * r_count, k_ch).index_select(0, plan.q_index)
             kj = k_tab.view(n_src * r_count, k_ch).index_select(0, plan.k_index)
+        return qi, kj
 
+    def _logits(self, qi: Tensor, kj: Tensor, edge_type: Tensor, edge_attr: Tensor | None,
+                edge_weight: Tensor | None) -> Tensor:
+        """``(E, H D)`` attention logits: additive (leaky ReLU of the sum) or multiplicative in query, key and the
+        edge-feature term, plus the log-weight prior of each edge's relation and head."""
+        heads, dim, k_ch = self.heads, self.dim, self.heads * self.dim
         alpha_edge: Tensor | None = None
         if edge_attr is not None:
             assert self.lin_edge is not None and self.e is not None
@@ -485,24 +521,23 @@ class FastRGATConv(nn.Module):
             alpha = qi * kj if alpha_edge is None else (qi * kj) * alpha_edge
         if edge_weight is not None:
             assert self.edge_prior is not None
-            coef = self.edge_prior
+            coef: Tensor = self.edge_prior
             if self.prior_min is not None:  # a floor that still passes the gradient at the floor (clamp does not)
                 coef = torch.where(coef >= self.prior_min, coef, coef.new_tensor(self.prior_min))
             prior = self._log_weight_by_relation(edge_weight, edge_type, alpha.dtype) @ coef  # (E, H)
             alpha = (alpha.view(-1, heads, dim) + prior.unsqueeze(2)).view(-1, k_ch)
+        return alpha
 
-        alpha = _SegmentSoftmax.apply(alpha, plan.group, plan.num_groups)
-        att = alpha
-        if self.training and self.dropout > 0:
-            alpha = F.dropout(alpha, p=self.dropout, training=True)
-
+    def _aggregate(self, alpha: Tensor, g: Tensor, plan: _Plan, n_dst: int) -> Tensor:
+        """Messages ``g`` (the transformed sources, ``(|V_s|, R H C)``) summed per target with the attention
+        ``alpha`` ``(E, H D)``: ``(|V_t|, H D C)``, or the heads' mean ``(|V_t|, D C)`` without ``concat``; plus
+        the bias."""
+        heads, dim, c = self.heads, self.dim, self.out_channels
         values = alpha.reshape(-1).index_select(0, plan.val_index).to(g.dtype)  # one dtype under autocast
-        out = _AttentionSpMM.apply(values, g.view(n_src * r_count * heads, c), plan)  # (Nt H D, C)
-        out = out.view(n_dst, k_ch * c) if self.concat else out.view(n_dst, heads, dim * c).mean(dim=1)
+        out = _AttentionSpMM.apply(values, g.view(g.size(0) * self.num_relations * heads, c), plan)  # (Nt H D, C)
+        out = out.view(n_dst, heads * dim * c) if self.concat else out.view(n_dst, heads, dim * c).mean(dim=1)
         if self.bias is not None:
             out = out + self.bias
-        if return_attention_weights:
-            return out, att
         return out
 
     def extra_repr(self) -> str:

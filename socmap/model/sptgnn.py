@@ -12,11 +12,11 @@ from torch import Tensor, nn
 
 from socmap.config import ModelConfig
 from socmap.graph.relations import HeteroGraph, edge_length_km
+from socmap.layers import MLP
 from socmap.model.moe import MoEStats, build_fusion
 from socmap.model.positional import PositionalEncoder
 from socmap.model.rgat_block import RGATBlock
 from socmap.model.temporal import TemporalEncoder
-from socmap.nn import MLP
 
 __all__ = ["NodeInputs", "SpTGNN", "SpTGNNOutput", "label_features"]
 

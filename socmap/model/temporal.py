@@ -9,9 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from socmap.config import TemporalConfig
-from socmap.nn import MLP
+from socmap.layers import MLP
 
-__all__ = ["TemporalEncoder"]
+__all__ = ["TemporalEncoder", "fit_year_range"]
 
 
 class TemporalEncoder(nn.Module):
@@ -110,3 +110,17 @@ class TemporalEncoder(nn.Module):
 
     def forward(self, year: Tensor) -> Tensor:
         return self.mlp(self.features(year))
+
+
+def fit_year_range(model: nn.Module, years: np.ndarray) -> bool:
+    """Fit the year range of ``model``'s temporal encoder to the training ``years`` (passed on as float32): the
+    model's own ``fit_year_range`` (SpTGNN's keeps a range the config fixes), else that of its ``time_encoder``
+    or of ``model`` itself when it is a :class:`TemporalEncoder`. Training calls it on a fresh member, loading a
+    bundle on each rebuilt one (from ``bundle.json``'s ``train_year_range``). False when there is none to fit."""
+    yrs = torch.as_tensor(np.asarray(years, np.float64), dtype=torch.float32)
+    for obj in (model, getattr(model, "time_encoder", None)):
+        fit = getattr(obj, "fit_year_range", None)
+        if obj is not None and callable(fit):
+            fit(yrs)
+            return True
+    return False

@@ -1,42 +1,27 @@
-"""socmap.train: losses, the transductive trainer, the deep ensemble, its calibration and the model bundle.
+"""socmap.train: the losses, the transductive trainer, the deep ensemble's training and the fit step.
 
-:func:`socmap.train.stage.run` (``socmap train``) writes a bundle; ``load_bundle`` reads it back for ``evaluate`` and
-``predict``.
+:func:`socmap.train.stage.run` (``socmap train``) trains the members, fits their calibration and writes the bundle
+through :mod:`socmap.inference`, which reads it back for ``evaluate``, ``predict`` and ``aggregate``. The other
+names are the pieces a caller that trains single members (``socmap tune``) uses.
 """
 
-from socmap.train.bundle import BUNDLE_FORMAT, Bundle, load_bundle
-from socmap.train.calibration import Calibration, fit_calibration, recalibrate
-from socmap.train.ensemble import (
-    EnsemblePrediction,
-    combine_members,
-    fit_distance_temperature,
-    fit_mean_var_cap,
-    fit_tail_dof,
-    fit_temperature,
-)
-from socmap.train.inputs import TargetScaler
+from socmap.train.inputs import TrainingData, load_training_data
 from socmap.train.losses import beta_nll_loss, gaussian_nll_loss, huber_loss, main_loss, mse_loss, total_loss
-from socmap.train.stage import TrainResult
+from socmap.train.stage import TrainResult, training_context
+from socmap.train.trainer import GraphContext, MemberResult, train_member
 
 __all__ = [
-    "BUNDLE_FORMAT",
-    "Bundle",
-    "Calibration",
-    "EnsemblePrediction",
-    "TargetScaler",
+    "GraphContext",
+    "MemberResult",
     "TrainResult",
+    "TrainingData",
     "beta_nll_loss",
-    "combine_members",
-    "fit_calibration",
-    "fit_distance_temperature",
-    "fit_mean_var_cap",
-    "fit_tail_dof",
-    "fit_temperature",
     "gaussian_nll_loss",
     "huber_loss",
-    "load_bundle",
+    "load_training_data",
     "main_loss",
     "mse_loss",
-    "recalibrate",
     "total_loss",
+    "train_member",
+    "training_context",
 ]

@@ -25,30 +25,25 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from socmap.config import PipelineConfig
+from socmap.device import resolve_device
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph
+from socmap.inference.scaler import TargetScaler
 from socmap.metrics import gaussian_nll, regression_metrics
 from socmap.model import NodeInputs, SpTGNN
-from socmap.train.inputs import TargetScaler, TrainingData
+from socmap.model.temporal import fit_year_range
+from socmap.train.inputs import TrainingData
 from socmap.train.losses import main_loss, total_loss
 
 __all__ = ["GraphContext", "MemberResult", "build_model", "khop_subgraph", "resolve_device",
            "sample_subgraph", "train_member"]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda was asked for but no CUDA device is available; use --device auto or cpu")
-    return torch.device(device)
 
 
 @dataclass
@@ -213,20 +208,6 @@ def build_model(cfg: PipelineConfig, tabular_dim: int, image_dim: int, seed: int
     return model
 
 
-def fit_year_range(model: SpTGNN, years: np.ndarray) -> bool:
-    """Call the model's year-range fit (``fit_year_range`` on SpTGNN or its TemporalEncoder) if it has one."""
-    yrs = torch.as_tensor(np.asarray(years, np.float64), dtype=torch.float32)
-    for obj in (model, getattr(model, "time_encoder", None)):
-        if obj is None:
-            continue
-        for name in ("fit_year_range", "fit_years", "fit_range"):
-            fn = getattr(obj, name, None)
-            if callable(fn):
-                fn(yrs)
-                return True
-    return False
-
-
 @dataclass
 class MemberResult:
     """One trained member: best-epoch weights loaded in ``model``, its per-epoch log and timings."""
@@ -311,6 +292,104 @@ def pick_mode(cfg: PipelineConfig, num_nodes: int) -> str:
     return mode
 
 
+def _masked_variants(ctx: GraphContext, cfg: PipelineConfig, mode: str) -> list[MaskedGraph]:
+    """The block-masked graphs a member's steps may use (none unless ``train.mask_block_km``); ModelError on an
+    option the step kind cannot honour."""
+    tc = cfg.train
+    if ctx.label_input and tc.loss_fraction >= 1.0 and mode == "full":
+        raise ModelError("model.label_input needs train.loss_fraction < 1: the loss nodes' labels are hidden, "
+                         "the other training labels are the visible inputs")
+    if tc.mask_block_km is not None and mode != "full":
+        raise ModelError("train.mask_block_km (block-masked steps) needs train.mode: full")
+    return ctx.masked if tc.mask_block_km is not None else []
+
+
+def _check_fanouts(cfg: PipelineConfig, mode: str, hops: int) -> None:
+    fanouts = cfg.train.fanouts
+    if mode == "minibatch" and fanouts is not None and len(fanouts) != hops:
+        raise ModelError(f"train.fanouts has {len(fanouts)} entries; the model has {hops} RGAT layers: give "
+                         "one fan-out per layer")
+
+
+@dataclass
+class _LossNodes:
+    """Draws the loss nodes of each optimiser step of one member, from the member's generator ``gen``: a
+    block-masked variant's held-out nodes (with probability ``train.mask_block_steps``), else a fresh random
+    ``train.loss_fraction`` of the training nodes (full graph) or the next mini-batch of seeds."""
+
+    ctx: GraphContext
+    mode: str
+    masked: list[MaskedGraph]
+    n_loss: int
+    mask_block_steps: float
+    gen: torch.Generator
+    batches: Iterator[Tensor]
+
+    def draw(self) -> tuple[HeteroGraph | None, Tensor]:
+        """``(graph, loss_nodes)``: the graph of a block-masked step (None: the training graph)."""
+        if self.masked and float(torch.rand(1, generator=self.gen)) < self.mask_block_steps:
+            variant = self.masked[int(torch.randint(len(self.masked), (1,), generator=self.gen))]
+            return variant.graph, variant.held
+        if self.mode == "full":
+            n_train = len(self.ctx.train_idx)
+            perm = torch.randperm(n_train, generator=self.gen)[:self.n_loss].to(self.ctx.device)
+            return None, self.ctx.train_idx[perm]
+        return None, next(self.batches)
+
+
+@dataclass
+class _Selection:
+    """Early stopping on the validation ``metric`` (lower is better): the best round so far and its weights."""
+
+    metric: str
+    score: float = math.inf
+    epoch: int = -1
+    val: dict[str, float] = field(default_factory=dict)
+    stale: int = 0
+    """Rounds since the best one."""
+    state: dict[str, Tensor] | None = None
+
+    def update(self, epoch: int, val: dict[str, float], model: SpTGNN) -> None:
+        if val[self.metric] < self.score:
+            self.score, self.epoch, self.val, self.stale = val[self.metric], epoch, val, 0
+            self.state = copy.deepcopy(model.state_dict())
+        else:
+            self.stale += 1
+
+
+def _train_round(model: SpTGNN, ctx: GraphContext, cfg: PipelineConfig, mode: str, opt: torch.optim.Optimizer,
+                 draws: _LossNodes, steps: int, epoch: int, delta: float) -> dict[str, float]:
+    """``steps`` optimiser steps; the round's mean of each loss term (``loss``, ``main``, ``autocorr``, ``moe``)."""
+    model.train()
+    parts: dict[str, float] = {"loss": 0.0, "main": 0.0, "autocorr": 0.0, "moe": 0.0}
+    for _ in range(steps):
+        step_graph, loss_nodes = draws.draw()
+        losses = _step_losses(model, ctx, cfg, mode, loss_nodes, epoch, delta, draws.gen, step_graph)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+        for k in parts:
+            parts[k] += float(losses[k].detach()) / steps
+    return parts
+
+
+def _progress_bar(progress: bool, total: int, desc: str, mode: str) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="round" if mode == "minibatch" else "epoch", leave=False)
+
+
+def _out_of_time(cfg: PipelineConfig, sel: _Selection, t0: float) -> bool:
+    """Early stopping (``train.early_stop_patience`` rounds without a better one) or ``train.max_minutes`` spent."""
+    tc = cfg.train
+    if sel.stale >= tc.early_stop_patience:
+        return True
+    return tc.max_minutes is not None and time.perf_counter() - t0 > 60.0 * tc.max_minutes
+
+
 def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image_dim: int, seed: int, *,
                  train_years: np.ndarray | None = None, progress: bool = True, desc: str = "member",
                  epochs: int | None = None,
@@ -323,81 +402,44 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
     """
     tc = cfg.train
     mode = pick_mode(cfg, ctx.graph.num_nodes)
-    if ctx.label_input and tc.loss_fraction >= 1.0 and mode == "full":
-        raise ModelError("model.label_input needs train.loss_fraction < 1: the loss nodes' labels are hidden, "
-                         "the other training labels are the visible inputs")
-    if tc.mask_block_km is not None and mode != "full":
-        raise ModelError("train.mask_block_km (block-masked steps) needs train.mode: full")
-    masked = ctx.masked if tc.mask_block_km is not None else []
+    masked = _masked_variants(ctx, cfg, mode)
     model = build_model(cfg, tabular_dim, image_dim, seed, train_years).to(ctx.device)
-    hops = len(model.layers)
-    if mode == "minibatch" and tc.fanouts is not None and len(tc.fanouts) != hops:
-        raise ModelError(f"train.fanouts has {len(tc.fanouts)} entries; the model has {hops} RGAT layers: give "
-                         "one fan-out per layer")
+    _check_fanouts(cfg, mode, len(model.layers))
     gen = torch.Generator(device="cpu").manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=tc.lr_patience)
     n_train = len(ctx.train_idx)
-    n_loss = max(1, math.ceil(tc.loss_fraction * n_train))
+    draws = _LossNodes(ctx, mode, masked, max(1, math.ceil(tc.loss_fraction * n_train)), tc.mask_block_steps, gen,
+                       _seed_batches(ctx, tc.batch_size, gen))
     delta = cfg.model.huber_delta / ctx.scaler.sd  # huber_delta is in log(1+SOC) units
     history: list[dict[str, float]] = []
-    best_state: dict[str, Tensor] | None = None
-    best_score, best_epoch, best_val, stale = math.inf, -1, {}, 0
-    select = f"val_{tc.select_metric}"
+    sel = _Selection(f"val_{tc.select_metric}")
     n_epochs = epochs or tc.epochs
-    batches = _seed_batches(ctx, tc.batch_size, gen)
-    steps_per_round = tc.val_every_steps or (1 if mode == "full" else math.ceil(n_train / tc.batch_size))
+    steps = tc.val_every_steps or (1 if mode == "full" else math.ceil(n_train / tc.batch_size))
     t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_epochs, desc=desc, unit="round" if mode == "minibatch" else "epoch", leave=False)
+    bar = _progress_bar(progress, n_epochs, desc, mode)
     try:
         for epoch in range(n_epochs):
             te = time.perf_counter()
-            model.train()
-            parts: dict[str, float] = {"loss": 0.0, "main": 0.0, "autocorr": 0.0, "moe": 0.0}
-            for _ in range(steps_per_round):
-                step_graph = None
-                if masked and float(torch.rand(1, generator=gen)) < tc.mask_block_steps:
-                    variant = masked[int(torch.randint(len(masked), (1,), generator=gen))]
-                    step_graph, loss_nodes = variant.graph, variant.held
-                elif mode == "full":
-                    loss_nodes = ctx.train_idx[torch.randperm(n_train, generator=gen)[:n_loss].to(ctx.device)]
-                else:
-                    loss_nodes = next(batches)
-                losses = _step_losses(model, ctx, cfg, mode, loss_nodes, epoch, delta, gen, step_graph)
-                opt.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                opt.step()
-                for k in parts:
-                    parts[k] += float(losses[k].detach()) / steps_per_round
+            parts = _train_round(model, ctx, cfg, mode, opt, draws, steps, epoch, delta)
             val = _val_scores(model, ctx, epoch, cfg)
             sched.step(val["val_loss"])
             row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], **{f"train_{k}": v for k, v in parts.items()},
                    **val, "seconds": time.perf_counter() - te, "elapsed": time.perf_counter() - t0}
             history.append(row)
-            if val[select] < best_score:
-                best_score, best_epoch, best_val, stale = val[select], epoch, val, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
+            sel.update(epoch, val, model)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{parts['loss']:.3f}", val_rmse=f"{val['val_rmse']:.2f}",
-                                val_mape=f"{val['val_mape']:.1f}", best=best_epoch)
+                                val_mape=f"{val['val_mape']:.1f}", best=sel.epoch)
             if on_epoch is not None:
                 on_epoch(epoch, row)
-            if stale >= tc.early_stop_patience:
-                break
-            if tc.max_minutes is not None and time.perf_counter() - t0 > 60.0 * tc.max_minutes:
+            if _out_of_time(cfg, sel, t0):
                 break
     finally:
         if bar is not None:
             bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if sel.state is not None:
+        model.load_state_dict(sel.state)
     model.eval()
-    return MemberResult(model, seed, history, best_epoch, best_val, time.perf_counter() - t0, mode)
+    return MemberResult(model, seed, history, sel.epoch, sel.val, time.perf_counter() - t0, mode)

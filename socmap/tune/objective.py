@@ -20,8 +20,7 @@ import numpy as np
 from socmap.config import PipelineConfig
 from socmap.errors import short_error
 from socmap.metrics import interval_coverage, regression_metrics
-from socmap.train.inputs import TrainingData
-from socmap.train.trainer import GraphContext
+from socmap.train import GraphContext, TrainingData
 
 __all__ = ["TrialTask", "final_run", "make_pruner", "make_sampler", "open_storage", "run_trial", "train_once"]
 
@@ -62,10 +61,10 @@ def make_pruner(pruner: dict[str, Any]) -> Any:
 
 def _context(data_dir: Path, cfg: PipelineConfig) -> tuple[TrainingData, GraphContext]:
     """Training data with the test labels hidden, and the graph context, cached per process."""
+    from socmap.data.split import SPLIT_CODES
+    from socmap.device import resolve_device
     from socmap.io import SAMPLES
-    from socmap.train.inputs import SPLIT_CODES, load_training_data
-    from socmap.train.stage import training_context
-    from socmap.train.trainer import resolve_device
+    from socmap.train import load_training_data, training_context
 
     m = cfg.model
     key = json.dumps([str(data_dir.resolve()), (data_dir / SAMPLES).stat().st_mtime_ns, m.graph.model_dump(mode="json"),
@@ -88,7 +87,7 @@ def train_once(data_dir: Path, cfg: PipelineConfig, *, epochs: int, seed: int,
     Returns the best epoch's validation metrics (``val_mape`` %, ``val_r2``, ``val_rmse``/``val_mae`` g/kg,
     ``val_loss``), ``best_epoch``, ``epochs_run`` and ``train_seconds``.
     """
-    from socmap.train.trainer import train_member
+    from socmap.train import train_member
 
     data, ctx = _context(Path(data_dir), cfg)
     tab = 0 if data.tabular is None else data.tabular.shape[1]
@@ -187,8 +186,8 @@ def final_run(data_dir: str, pipeline: dict[str, Any], out: str, *, members: int
     """
     import pandas as pd
 
+    from socmap.inference import load_bundle
     from socmap.io import SAMPLES
-    from socmap.train import load_bundle
     from socmap.train import stage as train
 
     cfg = PipelineConfig.model_validate(pipeline)

@@ -148,7 +148,7 @@ def plot_slices(df: pd.DataFrame, space: dict[str, TuneParam], keys: list[str], 
 
 def write_best_pipeline(cfg: PipelineConfig, path: Path, header: str) -> Path:
     """``cfg`` as a pipeline YAML (paths absolute, so it loads from anywhere), with a comment header."""
-    from socmap.train.bundle import resolved_pipeline_dict
+    from socmap.inference.format import resolved_pipeline_dict
 
     d = resolved_pipeline_dict(cfg)
     text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(d, sort_keys=False, width=110)

@@ -77,8 +77,7 @@ def test_member_maps_carry_the_epistemic_variance(maps: Path, map_bundle: Path) 
     # epi = g epi_members + (g - 1) alea + dv (1 + med)^2 (delta method, as the layers): take them out
     from pyproj import Transformer
 
-    from socmap.train import load_bundle
-    from socmap.train.ensemble import distance_growth
+    from socmap.inference import distance_growth, load_bundle
 
     x, y = np.meshgrid(xs, ys)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x[ok], y[ok])

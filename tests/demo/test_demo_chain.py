@@ -82,7 +82,7 @@ def test_extract_then_embed_agree_on_the_patch_contract(extracted: tuple[Path, o
     assert set(cov.sample_id) == set(samples.sample_id)
     assert cov.ndvi_p50.between(-0.2, 1.0).all() and (cov.slope_deg >= 0).all()
 
-    emb = load_embeddings(embed.run(cfg, out, out))
+    emb = load_embeddings(embed.run(cfg, out, out).path)
     vecs, ok = emb.aligned(samples.sample_id.to_numpy())
     assert ok.all() and np.isfinite(vecs).all() and vecs.shape == (len(samples), 192)
     assert np.unique(vecs.round(4), axis=0).shape[0] == len(samples)  # distinct patches, distinct vectors
@@ -139,7 +139,7 @@ def test_demo_pipeline_model_runs_on_the_demo_data(extracted: tuple[Path, object
     samples = pd.read_parquet(out / "samples.parquet")
     cov = pd.read_parquet(out / "image_covariates.parquet").set_index("sample_id").loc[samples.sample_id]
     emb_path = out / "embeddings.zarr"
-    emb = load_embeddings(emb_path if emb_path.exists() else embed.run(cfg, out, out))
+    emb = load_embeddings(emb_path if emb_path.exists() else embed.run(cfg, out, out).path)
     image, ok = emb.aligned(samples.sample_id.to_numpy())
     assert ok.all()
     tabular = samples[[c for c in samples if c.startswith("feat_")]].to_numpy()

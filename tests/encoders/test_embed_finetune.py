@@ -17,8 +17,9 @@ from socmap.errors import DataError, ModelError
 
 def test_embed_writes_group(data_dir, pipeline_file, device):
     cfg = load_pipeline(pipeline_file)
-    path = embed.run(cfg, data_dir, data_dir, device=device)
-    assert path == data_dir / "embeddings.zarr"
+    res = embed.run(cfg, data_dir, data_dir, device=device)
+    assert res.path == data_dir / "embeddings.zarr" and res.summary() == f"embeddings: {res.path}"
+    assert (res.n_embedded, res.width) == (5, 192)
     assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]  # no temporary left
     e = load_embeddings(data_dir)
     assert e.embedding.shape == (6, 192) and e.embedding.dtype == np.float32
@@ -42,7 +43,7 @@ def test_finetune_warmup_freezes_backbone_then_embed_uses_it(data_dir, pipeline_
     enc = build_image_encoder(cfg.model.encoder, res2.path)  # a fine-tuned checkpoint loads back
     assert enc.dim == 192
     # embed picks up DATA/vit_finetuned.pt by default and reproduces the checkpoint's encoder
-    e = load_embeddings(embed.run(cfg, data_dir, data_dir, device="cpu"))
+    e = load_embeddings(embed.run(cfg, data_dir, data_dir, device="cpu").path)
     assert e.attrs["checkpoint"].endswith("vit_finetuned.pt") and e.attrs["pretrained"]
     enc1 = build_image_encoder(cfg.model.encoder, res.path).eval()
     store = open_patches(data_dir, list(cfg.model.encoder.modalities))
@@ -53,7 +54,7 @@ def test_finetune_warmup_freezes_backbone_then_embed_uses_it(data_dir, pipeline_
 
 def test_backbone_frozen_during_warmup_and_trained_after(data_dir, pipeline_file):
     from socmap.encoders.finetune import FinetuneOptions, train_vit_regression
-    from socmap.nn import MLP
+    from socmap.layers import MLP
 
     cfg = load_pipeline(pipeline_file).model.encoder
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ from socmap.evaluate.baselines import run_baselines
 from socmap.evaluate.report import ensemble_size_table, score_predictions, write_report
 from socmap.metrics import rmse
 
-EnsemblePrediction = pytest.importorskip("socmap.train.ensemble").EnsemblePrediction
+EnsemblePrediction = pytest.importorskip("socmap.inference.predictive").EnsemblePrediction
 
 
 def _world(n: int = 300, members: int = 4, seed: int = 0) -> tuple[pd.DataFrame, object]:

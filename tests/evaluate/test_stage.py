@@ -17,7 +17,7 @@ from socmap.metrics import rmse
 
 
 def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineConfig], tmp_path: Path) -> None:
-    from socmap.train import load_bundle
+    from socmap.inference import load_bundle
 
     data, model, cfg = eval_case
     res = evaluate.run(cfg, data, model, tmp_path / "report", n_boot=100)

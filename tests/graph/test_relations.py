@@ -9,9 +9,9 @@ from sklearn.neighbors import BallTree
 
 from socmap.config import GraphConfig
 from socmap.errors import DataError
+from socmap.geo import EARTH_RADIUS_KM
 from socmap.graph import RELATIONS
 from socmap.graph.relations import (
-    EARTH_RADIUS_KM,
     attach_edges,
     attach_spatial_k,
     build_graph,

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from socmap.config import load_pipeline
+from socmap.data.split import SPLIT_CODES
 from socmap.errors import ModelError
+from socmap.inference import load_bundle
 from socmap.mapping.cells import cell_covariates
 from socmap.mapping.tile_job import cell_inputs, load_context, predict_cells
-from socmap.train import load_bundle
-from socmap.train.inputs import SPLIT_CODES
 
 
 @pytest.fixture(scope="session")

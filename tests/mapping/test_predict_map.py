@@ -282,9 +282,12 @@ def test_item_declares_projection_raster_and_file(runs: dict) -> None:
 
     root = runs["r4"].root
     item = pystac.Item.from_file(str(root / MAP_ITEM))
-    for uri in ("projection/v2.0.0", "raster/v1.1.0", "file/v2.1.0"):
+    for uri in ("projection/v2.0.0", "raster/v1.1.0", "file/v2.1.0"):  # as pystac reads it (migrated)
         assert any(uri in e for e in item.stac_extensions), uri
+    raw = json.loads((root / MAP_ITEM).read_text())  # as written: projection v1.2.0, proj:code and proj:epsg
+    assert "https://stac-extensions.github.io/projection/v1.2.0/schema.json" in raw["stac_extensions"]
     for name, spec in LAYERS.items():
+        assert (raw["assets"][name]["proj:code"], raw["assets"][name]["proj:epsg"]) == ("EPSG:4326", 4326)
         f = item.assets[name].extra_fields
         assert f["proj:code"] == "EPSG:4326" and f["proj:shape"] == [GRID_N, GRID_N]
         assert f["proj:transform"] == pytest.approx([GRID_RES, 0, 36.0, 0, -GRID_RES, -3.0])
@@ -301,9 +304,16 @@ def test_item_declares_projection_raster_and_file(runs: dict) -> None:
         assert f["file:size"] == len(data) and f["file:checksum"] == "1220" + hashlib.sha256(data).hexdigest()
 
 
-def test_item_loads_in_odc_stac_and_stackstac(runs: dict) -> None:
-    """The STAC Item as a GIS user loads it (odc-stac and stackstac, nothing but the Item) gives the zarr
-    store's and the VRT's values, cell for cell, on the same grid."""
+def _vrt(root: Path, name: str) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(root / f"{name}.vrt") as src:
+        return src.read(1, masked=True).astype(float).filled(np.nan)
+
+
+def test_item_loads_in_odc_stac_stackstac_and_rasterio(runs: dict) -> None:
+    """The STAC Item as a GIS user loads it, given no CRS, grid or bounds: odc-stac, stackstac and rasterio over
+    the assets' hrefs read the VRT's values (and the zarr store's), cell for cell, on the same grid."""
     import odc.stac
     import pystac
     import rasterio
@@ -311,29 +321,94 @@ def test_item_loads_in_odc_stac_and_stackstac(runs: dict) -> None:
 
     root = runs["r4"].root
     z = _zarr(root)
-    item = pystac.Item.from_file(str(root / MAP_ITEM))
     bands = ["soc_mean", "soc_median", "total_sd"]
-    ds = odc.stac.load([item], bands=bands)
+    vrt = {name: _vrt(root, name) for name in bands}
+    for name in bands:
+        np.testing.assert_array_equal(vrt[name], z[name], err_msg=name)  # NaN where NaN
     x = 36.0 + (np.arange(GRID_N) + 0.5) * GRID_RES
     y = -3.0 - (np.arange(GRID_N) + 0.5) * GRID_RES
+
+    # odc-stac, on the Item as pystac reads it (which migrates the projection fields to v2: proj:code)
+    item = pystac.Item.from_file(str(root / MAP_ITEM))
+    item.make_asset_hrefs_absolute()
+    ds = odc.stac.load([item], bands=bands)
+    assert ds.odc.crs.epsg == 4326 and ds.soc_mean.shape == (1, GRID_N, GRID_N)
     np.testing.assert_allclose(ds.longitude.values, x)
     np.testing.assert_allclose(ds.latitude.values, y)
     for name in bands:
         v = ds[name].isel(time=0).values.astype(float)
         v[v == ds[name].attrs["nodata"]] = np.nan
-        np.testing.assert_array_equal(v, z[name], err_msg=name)
-        with rasterio.open(root / f"{name}.vrt") as src:
-            np.testing.assert_array_equal(v, src.read(1, masked=True).astype(float).filled(np.nan), err_msg=name)
-    # stackstac opens an href as it is, and snapping the bounds to the resolution adds a column and a row where
-    # the grid's edge (36.0 degrees / 0.005) is not exact in floating point
-    item.make_asset_hrefs_absolute()
-    st = stackstac.stack([item], assets=bands, epsg=4326, fill_value=np.float32(np.nan), dtype="float32",
-                         rescale=False, xy_coords="center", snap_bounds=False).compute()
-    np.testing.assert_allclose(st.x.values, x)
-    np.testing.assert_allclose(st.y.values, y)
-    for name in bands:
-        v = st.sel(band=name).isel(time=0).values.astype(float)
-        np.testing.assert_array_equal(v, z[name], err_msg=name)
+        np.testing.assert_array_equal(v, vrt[name], err_msg=name)
+
+    # stackstac reads proj:epsg, which pystac's reader drops: the Item's JSON as written, as a dict or unmigrated
+    raw = json.loads((root / MAP_ITEM).read_text())
+    for a in raw["assets"].values():
+        a["href"] = str((root / a["href"]).resolve())
+    kept = pystac.Item.from_dict(json.loads((root / MAP_ITEM).read_text()), href=str(root / MAP_ITEM),
+                                 migrate=False)
+    kept.make_asset_hrefs_absolute()
+    # snapping the bounds to the resolution would add a column and a row where the grid's edge (36.0 degrees /
+    # 0.005) is not exact in floating point
+    for it in (raw, kept):
+        st = stackstac.stack([it], assets=bands, xy_coords="center", snap_bounds=False).compute()
+        assert st.shape == (1, len(bands), GRID_N, GRID_N) and int(st.epsg) == 4326
+        np.testing.assert_allclose(st.x.values, x)
+        np.testing.assert_allclose(st.y.values, y)
+        for name in bands:
+            np.testing.assert_array_equal(st.sel(band=name).isel(time=0).values, vrt[name], err_msg=name)
+
+    # rasterio over every raster asset's href finds the CRS, grid and nodata the Item declares
+    rasters = {k: a for k, a in raw["assets"].items() if "proj:shape" in a}
+    assert len(rasters) == len(LAYERS) * 5  # the VRT and 4 tile COGs of each layer
+    for key, a in rasters.items():
+        with rasterio.open(a["href"]) as src:
+            assert src.crs.to_epsg() == a["proj:epsg"] and a["proj:code"] == f"EPSG:{a['proj:epsg']}", key
+            assert [src.height, src.width] == a["proj:shape"], key
+            assert list(src.transform)[:6] == pytest.approx(a["proj:transform"]), key
+            assert src.nodata == a["raster:bands"][0]["nodata"], key
+    with rasterio.open(rasters["soc_mean"]["href"]) as src:
+        np.testing.assert_array_equal(src.read(1, masked=True).astype(float).filled(np.nan), vrt["soc_mean"])
+
+
+def test_collection_links_every_finished_year_and_version(runs: dict, map_world: dict[str, Path],
+                                                          map_bundle: Path) -> None:
+    """OUT/REGION/collection.json lists each finished year/version Item once (relative hrefs), with the extent
+    over them and the years, versions and layers in its summaries; a re-run does not add a link, a run over part of
+    the grid is not listed."""
+    import pystac
+
+    from socmap.mapping.catalog import COLLECTION
+    from socmap.mapping.writers import core_validator
+
+    out = runs["tmp"] / "series"
+    one = load_pipeline(map_world["pipeline1"])
+    r20 = predict.run(one, map_bundle, out, year=2020, scheduler="threads", progress=False)
+    r21 = predict.run(one, map_bundle, out, year=2021, scheduler="threads", progress=False)
+    again = predict.run(one, map_bundle, out, year=2021, scheduler="threads", progress=False)
+    assert again.tiles_skipped == 1
+    part = predict.run(load_pipeline(map_world["pipeline"]), map_bundle, out, year=2022, scheduler="threads",
+                       tiles=["r000_c000"], progress=False)
+    assert part.tiles_remaining == 3
+    path = out / "mapworld" / COLLECTION
+    doc = json.loads(path.read_text())
+    hrefs = [ln["href"] for ln in doc["links"] if ln["rel"] == "item"]
+    assert hrefs == [f"./{r.root.parent.name}/{r.root.name}/{MAP_ITEM}" for r in (r20, r21)]
+
+    coll = pystac.Collection.from_file(str(path))
+    coll.validate(validator=core_validator())
+    items = list(coll.get_items())
+    assert sorted(it.id for it in items) == sorted(json.loads((r.root / MAP_ITEM).read_text())["id"]
+                                                  for r in (r20, r21))
+    assert {it.assets["soc_mean"].get_absolute_href() for it in items} == {
+        str(r.root / "soc_mean.vrt") for r in (r20, r21)}
+    (w, s, e, n), = coll.extent.spatial.bboxes
+    for it in items:
+        assert w <= it.bbox[0] and s <= it.bbox[1] and e >= it.bbox[2] and n >= it.bbox[3]
+    (t0, t1), = coll.extent.temporal.intervals
+    assert (t0.year, t0.month, t0.day, t1.year, t1.month, t1.day) == (2020, 1, 1, 2021, 12, 31)
+    assert coll.summaries.get_list("socmap:year") == [2020, 2021]
+    assert coll.summaries.get_list("socmap:version") == sorted({r20.root.name, r21.root.name})
+    assert coll.summaries.get_list("socmap:layers") == list(LAYERS)
 
 
 def test_zarr_store_opens_quietly_with_consolidated_metadata(runs: dict) -> None:

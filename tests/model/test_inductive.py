@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from socmap.geo import EARTH_RADIUS_KM
 from socmap.graph import HeteroGraph, attach_edges, attach_spatial_k, build_graph
-from socmap.graph.relations import EARTH_RADIUS_KM, spatial_knn
+from socmap.graph.relations import spatial_knn
 from socmap.model import LayerCache, NodeInputs, SpTGNN, attach_and_predict, cache_layers, cached_forward
 from tests.conftest import to_inputs
 

@@ -37,7 +37,7 @@ def test_afsp_mapping_placeholder_dates_replicates_and_default_year(tmp_path: Pa
     ]
     csv = tmp_path / "afsp.csv"
     pd.DataFrame(rows, columns=AFSP_COLS).to_csv(csv, index=False)
-    res = prepare.run(None, [csv], tmp_path / "out", mappings=["afsp"], progress=False)
+    res = prepare.run(prepare.plain_pipeline(), [csv], tmp_path / "out", mappings=["afsp"], progress=False)
     s = res.samples.set_index("sample_id")
     assert s.loc["Af_soilspec:S-1", "soc_gkg"] == pytest.approx((12 * 20 + 6 * 10) / 30)
     assert s.loc["Af_soilspec:S-1", "year_is_placeholder"]
@@ -67,7 +67,7 @@ def test_demo_mapping_on_demo_shaped_survey(tmp_path: Path) -> None:
     ]
     csv = tmp_path / "soil_survey.csv"
     pd.DataFrame(rows, columns=cols).to_csv(csv, index=False)
-    res = prepare.run(None, [csv], tmp_path / "out", mappings=["demo"], progress=False)
+    res = prepare.run(prepare.plain_pipeline(), [csv], tmp_path / "out", mappings=["demo"], progress=False)
     s = res.samples.set_index("sample_id")
     assert list(s.index) == ["demo:P1", "demo:P2", "demo:P6"]
     assert s.loc["demo:P1", "soc_gkg"] == pytest.approx((20 * 10 + 10 * 20) / 30)
@@ -90,5 +90,5 @@ def test_sources_from_pipeline_and_mapping_count_mismatch(tmp_path: Path, survey
     res = prepare.run(load_pipeline(pipe), None, tmp_path / "out", progress=False)
     assert res.report["sites_out"] == 60 and res.report["split"]["method"] == "block"
     with pytest.raises(ConfigError, match="2 inputs but 3 mappings"):
-        prepare.run(None, [csv, csv], tmp_path / "o2", mappings=[mapping] * 3, progress=False)
+        prepare.run(prepare.plain_pipeline(), [csv, csv], tmp_path / "o2", mappings=[mapping] * 3, progress=False)
     assert not (tmp_path / "o2").exists()

@@ -78,9 +78,10 @@ def test_prepare_cli_multi_format_with_covariates(tmp_path: Path, survey: tuple[
 
 def test_prepare_block_split_and_rerun_replaces(tmp_path: Path, survey: tuple[Path, Path]) -> None:
     csv, mapping = survey
-    res = prepare.run(None, [csv], tmp_path / "o", mappings=[mapping], split="block", progress=False)
+    res = prepare.run(prepare.plain_pipeline(), [csv], tmp_path / "o", mappings=[mapping], split="block",
+                      progress=False)
     assert res.report["split"]["method"] == "block"
-    res2 = prepare.run(None, [csv], tmp_path / "o", mappings=[mapping], progress=False)
+    res2 = prepare.run(prepare.plain_pipeline(), [csv], tmp_path / "o", mappings=[mapping], progress=False)
     assert res2.report["split"]["method"] == "random"
     assert json.loads((tmp_path / "o" / "prepare_report.json").read_text())["split"]["method"] == "random"
 

@@ -14,9 +14,10 @@ import torch
 import socmap.train.trainer as trainer_mod
 from socmap.errors import DataError, ModelError
 from socmap.graph import build_graph, spatial_local_morans_i
+from socmap.inference import TargetScaler
 from socmap.model import SpTGNN
 from socmap.train import stage as train
-from socmap.train.inputs import TargetScaler, load_training_data
+from socmap.train.inputs import load_training_data
 from socmap.train.trainer import GraphContext, _step_losses, khop_subgraph, sample_subgraph
 
 from .conftest import tiny_pipeline

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from socmap import metrics
-from socmap.evaluate import metrics as m
+from socmap.evaluate import bootstrap as m
 
 
 def test_bootstrap_is_seeded_paired_and_brackets_the_value() -> None:

@@ -1,8 +1,9 @@
-"""Deep-ensemble aggregation (eq. 6), temperature scaling (eq. 7) and the prediction record others consume.
+"""The ensemble's predictive: eq. (6) over the members and the prediction record every consumer reads.
 
 Everything here is in the target's natural units, :math:`\\log(1 + \\mathrm{SOC})` (not standardised); the g/kg
 views (:meth:`EnsemblePrediction.soc_gkg`, :meth:`~EnsemblePrediction.quantile_gkg`,
-:meth:`~EnsemblePrediction.var_gkg`) back-transform at the end.
+:meth:`~EnsemblePrediction.var_gkg`) back-transform at the end. Calibration
+(:class:`socmap.inference.calibration.Calibration`) turns the raw record into the calibrated one.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import numpy as np
 
 from socmap.metrics import std_quantile
 
-__all__ = ["DISTANCE_KM", "DISTANCE_POWER_MAX", "TAIL_DOF_MAX", "EnsemblePrediction", "combine_members",
-           "distance_growth", "fit_distance_temperature", "fit_mean_var_cap", "fit_tail_dof", "fit_temperature"]
+__all__ = ["EnsemblePrediction", "combine_members"]
 
 
 def combine_members(member_mean: np.ndarray, member_var: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -32,125 +32,6 @@ def combine_members(member_mean: np.ndarray, member_var: np.ndarray) -> tuple[np
     alea = mv.mean(axis=0)
     epi = mm.var(axis=0, ddof=1) if mm.shape[0] >= 2 else np.zeros_like(mean)
     return mean, alea, epi
-
-
-def fit_temperature(mean: np.ndarray, var: np.ndarray, y: np.ndarray) -> float:
-    r"""Eq. (7): the scalar :math:`T > 0` minimising the Gaussian NLL of ``y`` under :math:`N(\mu, T^2\sigma^2)`.
-
-    The minimiser has a closed form, :math:`T^2 = \frac{1}{N}\sum_i (y_i - \mu_i)^2 / \sigma_i^2`, so no
-    optimiser is needed. Non-finite rows are ignored; with none left T = 1.
-    """
-    mean, var, y = (np.asarray(a, np.float64) for a in (mean, var, y))
-    ok = np.isfinite(mean) & np.isfinite(var) & np.isfinite(y) & (var > 0)
-    if not ok.any():
-        return 1.0
-    t2 = float(np.mean((y[ok] - mean[ok]) ** 2 / var[ok]))
-    return float(np.sqrt(t2)) if t2 > 0 else 1.0
-
-
-DISTANCE_KM = 1.0
-"""Length scale, km, of the distance growth of :func:`fit_distance_temperature`: the variance multiplier is
-``(1 + d / DISTANCE_KM) ** power`` (about the spacing of the closest survey sites, so it is 1 at a site)."""
-
-DISTANCE_POWER_MAX = 1.0
-"""Largest power :func:`fit_distance_temperature` may fit (the sd then grows as sqrt(d))."""
-
-
-_CHI2_1_95 = 3.841458820694124
-"""95 % quantile of chi^2 with 1 degree of freedom (scipy.stats.chi2.ppf(0.95, 1))."""
-
-
-def distance_growth(dist_km: np.ndarray, power: float) -> np.ndarray:
-    """Variance multiplier ``(1 + d / DISTANCE_KM) ** power`` at distance ``dist_km`` (km) from the nearest
-    training site: 1 at a site, and everywhere when ``power`` is 0."""
-    return np.power(1.0 + np.maximum(np.asarray(dist_km, np.float64), 0.0) / DISTANCE_KM, float(power))
-
-
-def fit_distance_temperature(mean: np.ndarray, var: np.ndarray, y: np.ndarray, dist_km: np.ndarray
-                             ) -> tuple[float, float]:
-    r"""Eq. (7) with a temperature that grows with the distance to the nearest training site: the ``(T, power)``,
-    power in [0, :data:`DISTANCE_POWER_MAX`], minimising the Gaussian NLL of ``y`` under
-    :math:`N(\mu, T^2 (1 + d / 1\,\mathrm{km})^{power} \sigma^2)`.
-
-    For a fixed power the best T has eq. (7)'s closed form, so only the power is searched (bounded, one
-    dimension). Power 0 is the paper's scalar T exactly (:func:`fit_temperature`), and it is kept unless a positive
-    power lowers the NLL significantly (likelihood-ratio test at 5 %). Why: the members' variance hardly changes
-    with distance, while their errors do (Africa, random validation sites: squared error / variance 0.77 within
-    2 km of a training site, 1.5-1.8 at 2-20 km; held-out 50 km blocks need T = 1.3-3.1).
-    """
-    from scipy import optimize
-
-    mean, var, y, d = (np.asarray(a, np.float64) for a in (mean, var, y, dist_km))
-    ok = np.isfinite(mean) & np.isfinite(var) & np.isfinite(y) & np.isfinite(d) & (var > 0)
-    if ok.sum() < 10:
-        return fit_temperature(mean, var, y), 0.0
-    r2, v, d = (y[ok] - mean[ok]) ** 2, var[ok], d[ok]
-
-    def nll(power: float) -> float:
-        vv = v * distance_growth(d, power)
-        t2 = float(np.mean(r2 / vv))
-        return float(0.5 * np.sum(np.log(t2 * vv)) + 0.5 * len(vv))
-
-    res = optimize.minimize_scalar(nll, bounds=(0.0, DISTANCE_POWER_MAX), method="bounded")
-    # keep the growth only where the validation sites support it: a likelihood-ratio test of power = 0 (chi^2, 1 dof)
-    power = round(float(res.x), 4) if 2.0 * (nll(0.0) - nll(float(res.x))) > _CHI2_1_95 else 0.0
-    t2 = float(np.mean(r2 / (v * distance_growth(d, power))))
-    return (float(np.sqrt(t2)) if t2 > 0 else 1.0), power
-
-
-MEAN_CAP_GRID = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
-"""Candidate caps of :func:`fit_mean_var_cap`, log(1+SOC)^2 (sd 0.14 to 1.7 on the log scale)."""
-
-
-def fit_mean_var_cap(pred: EnsemblePrediction, y_gkg: np.ndarray, *, tol: float = 1e-3) -> float | None:
-    """The cap on the variance in :meth:`EnsemblePrediction.mean_gkg` that minimises the RMSE (g/kg) of the
-    expectation on held-out sites ``y_gkg`` (the validation split), from :data:`MEAN_CAP_GRID` and None (no cap).
-
-    The largest cap (None first) whose RMSE is within ``tol`` (relative) of the best is chosen, so a cap is set
-    only where the validation sites show the uncapped mean overshooting. Like T, it is fitted on validation only.
-    """
-    y = np.asarray(y_gkg, np.float64)
-    ok = np.isfinite(y)
-    if not ok.any():
-        return None
-    cands: list[float | None] = [None, *sorted(MEAN_CAP_GRID, reverse=True)]
-    scores = [float(np.sqrt(np.mean((pred.with_mean_cap(c).mean_gkg()[ok] - y[ok]) ** 2))) for c in cands]
-    best = min(scores)
-    return next(c for c, r in zip(cands, scores, strict=True) if r <= best * (1.0 + tol))
-
-
-TAIL_DOF_MAX = 100.0
-"""Above this many degrees of freedom a fitted Student t is indistinguishable from the Gaussian (95 % half-width
-within 0.1 %): :func:`fit_tail_dof` returns None (Gaussian) instead."""
-
-
-def fit_tail_dof(mean: np.ndarray, var: np.ndarray, y: np.ndarray) -> float | None:
-    r"""The tail shape of the calibrated predictive: the degrees of freedom :math:`\nu > 2` of Student's t, scaled
-    to unit variance, that maximise the likelihood of the standardised errors :math:`z = (y - \mu) / \sigma` of
-    held-out sites (the validation split, after T and the distance term); None (Gaussian) when :math:`\nu` exceeds
-    :data:`TAIL_DOF_MAX` or fewer than 10 sites are given.
-
-    Why: the variance is already right after eq. (7) (:math:`E[z^2] = 1`), but on real soil data the errors are
-    heavier-tailed than a Gaussian (Africa: excess kurtosis 3.3 on validation), so Gaussian intervals of that
-    variance over-cover at the middle levels and the ECE stays high. Only the shape changes: the variance, the sd
-    layers, the NLL and the expectation are those of the Gaussian with the same variance; quantiles
-    (:meth:`EnsemblePrediction.quantile_gkg`) and interval coverage use the t (:func:`socmap.metrics.std_quantile`).
-    """
-    from scipy import optimize, stats
-
-    mean, var, y = (np.asarray(a, np.float64) for a in (mean, var, y))
-    ok = np.isfinite(mean) & np.isfinite(var) & np.isfinite(y) & (var > 0)
-    if ok.sum() < 10:
-        return None
-    z = (y[ok] - mean[ok]) / np.sqrt(var[ok])
-
-    def nll(log_excess: float) -> float:  # nu = 2 + exp(x), scale sqrt((nu - 2) / nu): unit variance
-        nu = 2.0 + np.exp(log_excess)
-        return float(-np.sum(stats.t.logpdf(z, nu, scale=np.sqrt((nu - 2.0) / nu))))
-
-    res = optimize.minimize_scalar(nll, bounds=(np.log(0.05), np.log(2.0 * TAIL_DOF_MAX)), method="bounded")
-    nu = 2.0 + float(np.exp(res.x))
-    return None if nu > TAIL_DOF_MAX else round(nu, 4)
 
 
 @dataclass(frozen=True)
@@ -173,10 +54,11 @@ class EnsemblePrediction:
     term), log(1+SOC)^2; None: none. It widens every member's predictive alike."""
     mean_var_cap: float | None = None
     """Cap, log(1+SOC)^2, on the variance that lifts the expectation above the median (:meth:`mean_gkg`), fitted
-    on the validation sites (:func:`fit_mean_var_cap`); None: no cap, the exact log-normal mixture mean."""
+    on the validation sites (:func:`socmap.inference.mean_cap.fit_mean_var_cap`); None: no cap, the exact
+    log-normal mixture mean."""
     tail_dof: float | None = None
-    """Degrees of freedom of the predictive's shape on log(1+SOC) (:func:`fit_tail_dof`): quantiles are Student
-    t's scaled to :attr:`total_var`; None: Gaussian (the paper's)."""
+    """Degrees of freedom of the predictive's shape on log(1+SOC) (:func:`socmap.inference.tails.fit_tail_dof`):
+    quantiles are Student t's scaled to :attr:`total_var`; None: Gaussian (the paper's)."""
 
     @classmethod
     def from_members(cls, member_mean: np.ndarray, member_var: np.ndarray, temperature: float = 1.0
@@ -249,8 +131,8 @@ class EnsemblePrediction:
         With :attr:`mean_var_cap` (``socmap train`` fits it on the validation sites), where :math:`v` exceeds the
         cap the mixture is shrunk about :math:`\mu` to variance cap before its mean is taken. Why: far from the
         survey the calibrated log-scale variance reaches 1-3, and :math:`\exp(v/2)` lifts the mean 2-4x above
-        the median, while the held-out sites there are fitted best by a mean much closer to the median (issue 18:
-        on Africa's 50 km blocks, 5-fold, the uncapped expectation's RMSE was 14.14 g/kg, the median's 13.15 and
+        the median, while the held-out sites there are fitted best by a mean much closer to the median
+        (on Africa's 50 km blocks, 5-fold, the uncapped expectation's RMSE was 14.14 g/kg, the median's 13.15 and
         XGBoost's 13.09; the capped expectation's 13.01). Below the cap, which covers nearly all sites near the
         survey, nothing changes.
         """
@@ -287,7 +169,7 @@ class EnsemblePrediction:
         term only, low by :math:`e^{v}(e^{v} - 1) / v` = 1.16x at v = 0.1, 1.7x at 0.35 and 4.7x at 1, and so
         most where the model knows least; on the Africa bundle's validation sites, in quartiles of v, the
         squared error of the expectation averaged 19, 64 and 95 (g/kg)^2 in the lower three against 17, 58
-        and 86 exact and 14, 46 and 62 by the delta method (issue 18). Not capped by :attr:`mean_var_cap`.
+        and 86 exact and 14, 46 and 62 by the delta method. Not capped by :attr:`mean_var_cap`.
         """
         var = {"aleatoric": self.aleatoric_var, "epistemic": self.epistemic_var, "total": self.total_var}
         if kind not in var:
@@ -310,7 +192,7 @@ class EnsemblePrediction:
 
     def add_epistemic(self, extra_var: np.ndarray | None, *, in_mean: bool = True) -> EnsemblePrediction:
         """A copy with ``extra_var`` (N,) log(1+SOC)^2 added to the epistemic variance: the distance-aware term
-        of :mod:`socmap.train.distance_var`, added after calibration (T does not scale it). None: unchanged.
+        of :mod:`socmap.inference.distance`, added after calibration (T does not scale it). None: unchanged.
 
         ``in_mean``: it also widens every member's log-normal, so the expectation (:meth:`mean_gkg`) rises with
         it; False: it widens the intervals and the sd only (the distance growth of T, whose full log-normal lift

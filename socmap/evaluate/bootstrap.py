@@ -33,11 +33,14 @@ from socmap.metrics import (
     rmse,
 )
 
-__all__ = ["bootstrap", "point_metrics", "rmse_ratio", "uncertainty_metrics"]
+__all__ = ["N_BOOT", "bootstrap", "point_metrics", "rmse_ratio", "uncertainty_metrics"]
+
+N_BOOT = 1000
+"""Default bootstrap resamples of every interval (``socmap evaluate --bootstrap``)."""
 
 
 # ------------------------------------------------------------------------------------------- bootstrap
-def bootstrap(stat: Callable[..., np.ndarray], *arrays: np.ndarray, n_boot: int = 1000, seed: int = 0,
+def bootstrap(stat: Callable[..., np.ndarray], *arrays: np.ndarray, n_boot: int = N_BOOT, seed: int = 0,
               level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of ``stat(*arrays)`` over ``n_boot`` resamples of the N rows.
 
@@ -60,7 +63,7 @@ def _with_ci(stat: Callable[..., np.ndarray], *arrays: np.ndarray, n_boot: int, 
     return out
 
 
-def point_metrics(y_gkg: np.ndarray, pred_gkg: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def point_metrics(y_gkg: np.ndarray, pred_gkg: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
     """MAE, RMSE (g/kg), MAPE (%) and R2 of point predictions on the original SOC scale, each with a 95 % CI.
 
     Returns ``{"n": N, "mae": {"value": v, "ci95": [lo, hi]}, "rmse": ..., "mape": ..., "r2": ...}``
@@ -73,7 +76,7 @@ def point_metrics(y_gkg: np.ndarray, pred_gkg: np.ndarray, *, n_boot: int = 1000
     return out
 
 
-def rmse_ratio(y_gkg: np.ndarray, pred_gkg: np.ndarray, ref_gkg: np.ndarray, *, n_boot: int = 1000,
+def rmse_ratio(y_gkg: np.ndarray, pred_gkg: np.ndarray, ref_gkg: np.ndarray, *, n_boot: int = N_BOOT,
                seed: int = 0) -> dict[str, Any]:
     """RMSE of ``pred_gkg`` over RMSE of ``ref_gkg`` on the same rows, with a *paired* bootstrap 95 % interval
     (both RMSEs from the same resamples), so the interval says whether one model is really ahead: two separate
@@ -89,7 +92,7 @@ def rmse_ratio(y_gkg: np.ndarray, pred_gkg: np.ndarray, ref_gkg: np.ndarray, *, 
 
 # ------------------------------------------------------------------------------------- uncertainty metrics
 def uncertainty_metrics(y_log: np.ndarray, mu_log: np.ndarray, aleatoric_var: np.ndarray,
-                        epistemic_var: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                        epistemic_var: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0,
                         level: float = 0.95, dof: float | np.ndarray | None = None) -> dict[str, Any]:
     """Every uncertainty metric of one predictive on log(1 + SOC) with mean mu and variance aleatoric + epistemic.
 

@@ -1,4 +1,4 @@
-"""Epistemic variance that grows away from the training sites (issue 18, item 5).
+"""Epistemic variance that grows away from the training sites.
 
 A deep ensemble's members agree wherever they were trained alike, and nothing makes them disagree over a desert
 with no site in 300 km: the ensemble's epistemic variance stays small exactly where a map knows least. This module

@@ -3,40 +3,35 @@
 Four pieces, each fitted on the validation split only (the test split is never seen):
 
 1. the temperature T of eq. (7), with a variance that may grow as ``(1 + d / 1 km) ** distance_power`` with the
-   distance d to the nearest training site (:func:`~socmap.train.ensemble.fit_distance_temperature`; power 0 is
-   the paper's scalar T);
-2. the distance-aware epistemic term (:class:`~socmap.train.distance_var.DistanceVariance`, from the training
+   distance d to the nearest training site (:func:`~socmap.inference.temperature.fit_distance_temperature`; power 0
+   is the paper's scalar T);
+2. the distance-aware epistemic term (:class:`~socmap.inference.distance.DistanceVariance`, from the training
    labels' semivariogram), added after T;
-3. the cap on the variance inside the expectation (:func:`~socmap.train.ensemble.fit_mean_var_cap`);
-4. the predictive's tail shape (:func:`~socmap.train.ensemble.fit_tail_dof`): Student t degrees of freedom.
+3. the cap on the variance inside the expectation (:func:`~socmap.inference.mean_cap.fit_mean_var_cap`);
+4. the predictive's tail shape (:func:`~socmap.inference.tails.fit_tail_dof`): Student t degrees of freedom.
 
 Each needs only the members' node outputs, the labels and the split, so a bundle can be re-calibrated without
-retraining (:func:`recalibrate`, ``socmap calibrate``): members take tens of minutes to hours to train, the fit
-below seconds, and an improved calibration reaches an existing bundle (and its maps) without changing a weight.
+retraining (:func:`socmap.inference.recalibrate.run`, ``socmap calibrate``): members take tens of minutes to hours
+to train, the fit below seconds, and an improved calibration reaches an existing bundle (and its maps) without
+changing a weight.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from socmap.errors import DataError
+from socmap.inference.distance import DistanceVariance, nearest_site_km
+from socmap.inference.mean_cap import fit_mean_var_cap
+from socmap.inference.predictive import EnsemblePrediction
+from socmap.inference.tails import fit_tail_dof
+from socmap.inference.temperature import distance_growth, fit_distance_temperature
 from socmap.metrics import gaussian_nll, interval_coverage, regression_metrics
-from socmap.train.distance_var import DistanceVariance, nearest_site_km
-from socmap.train.ensemble import (
-    EnsemblePrediction,
-    distance_growth,
-    fit_distance_temperature,
-    fit_mean_var_cap,
-    fit_tail_dof,
-)
 
-__all__ = ["Calibration", "fit_calibration", "recalibrate", "validation_metrics"]
+__all__ = ["Calibration", "fit_calibration", "validation_metrics"]
 
 
 @dataclass(frozen=True)
@@ -121,45 +116,3 @@ def validation_metrics(cal: EnsemblePrediction, soc_gkg: np.ndarray) -> dict[str
     metrics["nll"] = float(gaussian_nll(np.log1p(y), cal.mean, cal.total_var))
     metrics["picp95"] = float(interval_coverage(y, cal.quantile_gkg(0.025), cal.quantile_gkg(0.975)))
     return metrics
-
-
-def recalibrate(model: Path | str, data_dir: Path | str) -> Calibration:
-    """Refit the calibration of the bundle at ``model`` from its stored node outputs and the labels in
-    ``data_dir``/samples.parquet (the data it was trained on), and rewrite its bundle.json and model card.
-
-    The weights, the graph and the node outputs are untouched; so is the split (the bundle's own). Every file is
-    composed before any is replaced, and each is written under a temporary name and renamed. Fitting the same
-    bundle twice gives the same calibration, and a bundle the current ``socmap train`` wrote keeps its own.
-    """
-    from socmap.io import SAMPLES, atomic_path
-    from socmap.train.bundle import BUNDLE_JSON, CARD_JSON, CARD_MD, load_bundle
-    from socmap.train.inputs import SPLIT_CODES
-    from socmap.train.stage import card_markdown
-
-    root = Path(model)
-    bundle = load_bundle(root, None, load_members=False)
-    samples_path = Path(data_dir) / SAMPLES
-    if not samples_path.is_file():
-        raise DataError(f"{samples_path} does not exist: pass the data folder the bundle was trained on")
-    samples = pd.read_parquet(samples_path, columns=["sample_id", "soc_gkg"])
-    bundle.check_samples(samples, samples_path)
-    seeds = bundle.info.get("seeds") or [0]
-    soc = samples["soc_gkg"].to_numpy(np.float64)
-    val = bundle.node_split == SPLIT_CODES["val"]
-    cal, cal_val = fit_calibration(bundle.node_member_mean, bundle.node_member_var, soc, bundle.node_lonlat,
-                                   bundle.node_split == SPLIT_CODES["train"], val, seed=int(seeds[0]))
-    card_path, md_path = root / CARD_JSON, root / CARD_MD
-    docs = {root / BUNDLE_JSON: json.loads((root / BUNDLE_JSON).read_text())}
-    if card_path.is_file():
-        card = json.loads(card_path.read_text())
-        card["validation"] = validation_metrics(cal_val, soc[val])
-        docs[card_path] = card
-    for doc in docs.values():
-        doc.update(cal.to_info())
-    texts = {path: json.dumps(doc, indent=1, default=str) + "\n" for path, doc in docs.items()}
-    if card_path in docs:
-        texts[md_path] = card_markdown(docs[card_path])
-    for path, text in texts.items():
-        with atomic_path(path) as tmp:
-            tmp.write_text(text)
-    return cal

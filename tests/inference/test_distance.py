@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from socmap.train.distance_var import DistanceVariance, nearest_site_km
-from socmap.train.ensemble import EnsemblePrediction
+from socmap.inference import DistanceVariance, EnsemblePrediction, nearest_site_km
 
 
 def _field(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

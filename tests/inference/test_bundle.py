@@ -1,4 +1,4 @@
-"""The bundle: round trip, determinism, damaged/incompatible bundles, and the CLI's one-line errors."""
+"""The bundle: round trip, damaged/incompatible bundles, lazy members, and the CLI's one-line errors."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ from click.testing import CliRunner
 
 from socmap.cli import cli
 from socmap.errors import ModelError
-from socmap.train import load_bundle
-from socmap.train import stage as train
-
-from .conftest import COVARIATES, tiny_pipeline
+from socmap.inference import load_bundle
+from tests.train.conftest import COVARIATES, tiny_pipeline
 
 
 def _new_points(data: Path) -> tuple[np.ndarray, ...]:
@@ -27,7 +25,6 @@ def _new_points(data: Path) -> tuple[np.ndarray, ...]:
     tab = df[[f"feat_{c}" for c in COVARIATES]].to_numpy(np.float32)
     return lonlat, df.year.to_numpy(), tab, df.ndvi.to_numpy(), df.elevation.to_numpy()
 
-
 def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path) -> None:
     b = load_bundle(syn_bundle, tiny_pipeline())
     n = len(pd.read_parquet(syn_data / "samples.parquet"))
@@ -35,7 +32,7 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     assert b.feature_columns == list(COVARIATES) and b.node_lonlat.shape == (n, 2)
     assert b.tabular_range.shape == (len(COVARIATES), 2)
     assert np.isfinite(b.node_ndvi).all() and np.isfinite(b.node_elevation).all()
-    assert b.temperature > 0 and b.card["members"] == 2
+    assert b.temperature > 0 and b.card.members == 2
     for f in ("MODEL_CARD.md", "model_card.json", "pipeline.yaml", "preprocess.json", "members/00/log.csv",
               "members/01/weights.safetensors", "members/01/cache.safetensors", "graph.safetensors"):
         assert (syn_bundle / f).is_file(), f
@@ -54,18 +51,17 @@ def test_bundle_loads_and_matches_the_contract(syn_bundle: Path, syn_data: Path)
     np.testing.assert_allclose(p.total_var, raw.total_var * cal.temperature**2 * growth + cal.distance_var(dist))
     np.testing.assert_allclose(p.total_var[train_nodes], raw.total_var[train_nodes] * cal.temperature**2)
 
-
 def test_mean_var_cap_is_fitted_stored_and_applied(syn_bundle: Path, syn_data: Path, tmp_path: Path) -> None:
     """train fits the cap on the validation sites and writes it; predict_nodes and predict_new (the map) apply the
     stored cap; a bundle without the key (written before it existed) has none."""
     import dataclasses
 
-    from socmap.train import EnsemblePrediction, fit_mean_var_cap
+    from socmap.inference import EnsemblePrediction, fit_mean_var_cap
 
     b = load_bundle(syn_bundle, tiny_pipeline())
     s = pd.read_parquet(syn_data / "samples.parquet")
     val = (s.split == "val").to_numpy()
-    assert "mean_var_cap" in b.info
+    assert "mean_var_cap" in json.loads((syn_bundle / "bundle.json").read_text())
     raw = b.predict_nodes(calibrated=False)
     no_cap = dataclasses.replace(b.calibration, mean_var_cap=None)
     uncapped = no_cap.apply(raw, b.site_distance_km(b.node_lonlat))
@@ -88,7 +84,6 @@ def test_mean_var_cap_is_fitted_stored_and_applied(syn_bundle: Path, syn_data: P
     (copy / "bundle.json").write_text(json.dumps(info))
     assert load_bundle(copy).mean_var_cap is None
 
-
 def test_stored_node_outputs_equal_a_forward_of_the_reloaded_members(syn_bundle: Path) -> None:
     b = load_bundle(syn_bundle)
     assert b.node_inputs is not None
@@ -97,7 +92,6 @@ def test_stored_node_outputs_equal_a_forward_of_the_reloaded_members(syn_bundle:
             out = model(b.node_inputs, b.graph)
         mean = b.scaler.inverse(out.soc.double().numpy())
         np.testing.assert_allclose(mean, b.node_member_mean[m], rtol=1e-5, atol=1e-5)
-
 
 def test_predict_new_round_trip_is_identical(syn_bundle: Path, syn_data: Path) -> None:
     args = _new_points(syn_data)
@@ -109,26 +103,11 @@ def test_predict_new_round_trip_is_identical(syn_bundle: Path, syn_data: Path) -
     np.testing.assert_allclose(p3.member_mean, p1.member_mean, rtol=1e-6)
     assert np.isfinite(p1.soc_gkg()).all() and (p1.quantile_gkg(0.05) < p1.quantile_gkg(0.95)).all()
 
-
-def test_same_seed_same_weights(syn_data: Path, tmp_path: Path) -> None:
-    cfg = tiny_pipeline(epochs=3)
-    for name in ("a", "b"):
-        train.run(cfg, syn_data, tmp_path / name, members=1, seed=5, progress=False)
-    a, b = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
-    for (ka, va), (kb, vb) in zip(a.members[0].state_dict().items(), b.members[0].state_dict().items(),
-                                  strict=True):
-        assert ka == kb and torch.equal(va, vb), ka
-    np.testing.assert_array_equal(a.node_member_mean, b.node_member_mean)
-    train.run(cfg, syn_data, tmp_path / "c", members=1, seed=6, progress=False)
-    assert not np.array_equal(load_bundle(tmp_path / "c").node_member_mean, a.node_member_mean)
-
-
 @pytest.fixture
 def bundle_copy(syn_bundle: Path, tmp_path: Path) -> Path:
     out = tmp_path / "model"
     shutil.copytree(syn_bundle, out)
     return out
-
 
 @pytest.mark.parametrize("damage", ["no-json", "format", "weights", "truncated-graph", "missing-folder"])
 def test_damaged_bundle_is_one_line_model_error(bundle_copy: Path, damage: str) -> None:
@@ -149,13 +128,11 @@ def test_damaged_bundle_is_one_line_model_error(bundle_copy: Path, damage: str) 
         load_bundle(bundle_copy)
     assert "\n" not in str(exc.value) and str(bundle_copy) in str(exc.value)
 
-
 def test_covariates_differ_from_pipeline(bundle_copy: Path) -> None:
     cfg = tiny_pipeline()
     cfg.data.covariates = cfg.data.covariates[:1]
     with pytest.raises(ModelError, match=r"covariates differ .*lacks \['b', 'c', 'd', 'e', 'f'\]"):
         load_bundle(bundle_copy, cfg)
-
 
 def test_cli_damaged_bundle_exit_code_2(bundle_copy: Path, tmp_path: Path) -> None:
     # `socmap train` over a data folder without samples, then loading a damaged bundle through the CLI's wrapper
@@ -168,7 +145,6 @@ def test_cli_damaged_bundle_exit_code_2(bundle_copy: Path, tmp_path: Path) -> No
     res = CliRunner().invoke(_cli_loader(_one_line_errors), [str(bundle_copy)])
     assert res.exit_code == 2 and "socmap: error: model bundle" in res.output and res.output.count("\n") == 1
 
-
 def _cli_loader(wrap):  # type: ignore[no-untyped-def]
     import click
 
@@ -179,21 +155,6 @@ def _cli_loader(wrap):  # type: ignore[no-untyped-def]
         load_bundle(Path(path))
 
     return load
-
-
-def test_cli_train_writes_a_bundle(syn_data: Path, tmp_path: Path) -> None:
-    import yaml
-
-    from socmap.train.bundle import resolved_pipeline_dict
-
-    cfg = tiny_pipeline(epochs=2)
-    pf = tmp_path / "p.yaml"
-    pf.write_text(yaml.safe_dump(resolved_pipeline_dict(cfg)))
-    res = CliRunner().invoke(cli, ["train", "--pipeline", str(pf), "--data", str(syn_data), "--out",
-                                   str(tmp_path / "m"), "--members", "1", "--device", "cpu", "--no-progress"])
-    assert res.exit_code == 0, res.output
-    assert "val RMSE" in res.output and load_bundle(tmp_path / "m").card["members"] == 1
-
 
 def test_members_load_only_when_needed(syn_bundle: Path, tmp_path: Path) -> None:
     """Scoring the stored node outputs never reads the members' weights or layer caches (evaluate, aggregate);
@@ -212,61 +173,3 @@ def test_members_load_only_when_needed(syn_bundle: Path, tmp_path: Path) -> None
     train = eager.node_split == 0
     assert all(c.hidden[0].shape[0] == int(train.sum()) for c in eager.caches)
     assert np.array_equal(eager.caches[0].node_k, eager.node_k[train])
-
-
-def test_calibration_is_fitted_stored_and_refitted_without_retraining(syn_bundle: Path, syn_data: Path,
-                                                                      tmp_path: Path) -> None:
-    """train stores what fit_calibration fits on the validation sites (T, distance term, mean cap, tail shape);
-    `socmap calibrate` refits the same from the stored node outputs (idempotent on a current bundle), restores a
-    bundle whose calibration keys are missing or stale, and leaves the weights alone; predictions apply the tails."""
-    from socmap.train import fit_calibration
-    from socmap.train.inputs import SPLIT_CODES
-
-    b = load_bundle(syn_bundle, tiny_pipeline())
-    s = pd.read_parquet(syn_data / "samples.parquet")
-    cal, cal_val = fit_calibration(b.node_member_mean, b.node_member_var, s.soc_gkg.to_numpy(), b.node_lonlat,
-                                   b.node_split == SPLIT_CODES["train"], b.node_split == SPLIT_CODES["val"],
-                                   seed=b.info["seeds"][0])
-    assert {k: b.info[k] for k in cal.to_info()} == cal.to_info()
-    assert b.tail_dof == cal.tail_dof and b.predict_nodes().tail_dof == cal.tail_dof
-    assert len(cal_val) == int((s.split == "val").sum())
-
-    copy = tmp_path / "model"
-    shutil.copytree(syn_bundle, copy)
-    info = json.loads((copy / "bundle.json").read_text())
-    stale = {**info, "temperature": 9.0, "tail_dof": 3.0}
-    del stale["mean_var_cap"]
-    (copy / "bundle.json").write_text(json.dumps(stale))
-    assert load_bundle(copy).tail_dof == 3.0
-    weights = (copy / "members/00/weights.safetensors").read_bytes()
-    res = CliRunner().invoke(cli, ["calibrate", "--data", str(syn_data), "--model", str(copy)])
-    assert res.exit_code == 0, res.output
-    assert "calibrate: T" in res.output and res.output.count("\n") == 1
-    assert json.loads((copy / "bundle.json").read_text()) == info  # every key back as train wrote it
-    assert json.loads((copy / "model_card.json").read_text())["temperature"] == info["temperature"]
-    assert f"{info['temperature']:.4f}" in (copy / "MODEL_CARD.md").read_text()
-    assert (copy / "members/00/weights.safetensors").read_bytes() == weights
-    assert not list(copy.glob(".*"))  # no temporary left behind
-    # a Gaussian-tailed bundle (written before tails existed) predicts Gaussian quantiles
-    del info["tail_dof"]
-    (copy / "bundle.json").write_text(json.dumps(info))
-    old = load_bundle(copy)
-    assert old.tail_dof is None and old.predict_nodes().tail_dof is None
-    args = _new_points(syn_data)
-    assert load_bundle(syn_bundle).predict_new(*args[:3], None, *args[3:]).tail_dof == cal.tail_dof
-
-
-def test_cli_calibrate_bad_input_is_one_line(syn_bundle: Path, syn_data: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "model"
-    shutil.copytree(syn_bundle, copy)
-    before = (copy / "bundle.json").read_text()
-    other = tmp_path / "other"
-    other.mkdir()
-    s = pd.read_parquet(syn_data / "samples.parquet")
-    s.assign(sample_id=s.sample_id + "x").to_parquet(other / "samples.parquet")
-    for args in (["--data", str(tmp_path / "nowhere")], ["--data", str(other)]):
-        res = CliRunner().invoke(cli, ["calibrate", "--model", str(copy), *args])
-        assert res.exit_code == 2 and res.output.startswith("socmap: error:") and res.output.count("\n") == 1
-    res = CliRunner().invoke(cli, ["calibrate", "--model", str(tmp_path / "none"), "--data", str(syn_data)])
-    assert res.exit_code == 2 and "model bundle" in res.output
-    assert (copy / "bundle.json").read_text() == before
