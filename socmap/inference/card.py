@@ -49,7 +49,9 @@ class ModelCard:
     software: dict[str, str] = field(default_factory=dict)
     """Package -> version."""
     train_config: dict[str, Any] = field(default_factory=dict)
-    """The pipeline's ``train`` block."""
+    """The pipeline's ``train`` block (its ``epochs`` bound and ``max_minutes`` safety net among them)."""
+    stopped_by: list[str] = field(default_factory=list)
+    """Why each member stopped: ``early stopping``, ``epoch bound`` or ``time budget`` (empty on older cards)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, keys in the order train writes them."""
@@ -61,6 +63,7 @@ class ModelCard:
             "member_seconds": list(self.member_seconds), "loss": self.loss, **self.calibration.to_info(),
             "validation": self.validation, "baseline_val_rmse": self.baseline_val_rmse, "software": self.software,
             "train_config": self.train_config,
+            **({"stopped_by": list(self.stopped_by)} if self.stopped_by else {}),
         }
 
     @classmethod
@@ -74,12 +77,19 @@ class ModelCard:
             member_seconds=list(d.get("member_seconds", [])), loss=str(d["loss"]),
             calibration=Calibration.from_info(d), validation=dict(d["validation"]),
             baseline_val_rmse=float(d["baseline_val_rmse"]), software=dict(d.get("software", {})),
-            train_config=dict(d.get("train_config", {})),
+            train_config=dict(d.get("train_config", {})), stopped_by=list(d.get("stopped_by", [])),
         )
 
 
 def _tails(dof: float | None) -> str:
     return "Gaussian" if dof is None else f"Student t, {dof:.2f} degrees of freedom (fitted on validation)"
+
+
+def _budget_line(card: ModelCard) -> list[str]:
+    minutes = card.train_config.get("max_minutes")
+    return [f"- Warning: {card.stopped_by.count('time budget')} member(s) stopped at the time budget "
+            f"(train.max_minutes {minutes}) before early stopping or the epoch bound: on an idle machine the "
+            "same command trains them longer and gives another model"]
 
 
 def card_markdown(card: ModelCard) -> str:
@@ -96,7 +106,8 @@ def card_markdown(card: ModelCard) -> str:
         f"- Inputs: streams {inputs['streams']}, {len(inputs['feature_columns'])} tabular features, "
         f"relations {inputs['relations']}, label input {inputs['label_input']}",
         f"- Ensemble: {card.members} members, seeds {card.seeds}, epochs run {card.epochs}, "
-        f"best epochs {card.best_epochs}",
+        f"best epochs {card.best_epochs}" + (f", stopped by {card.stopped_by}" if card.stopped_by else ""),
+        *(_budget_line(card) if "time budget" in card.stopped_by else []),
         f"- Loss: {card.loss}; temperature T = {card.calibration.temperature:.4f} (fitted on validation, eq. 7); "
         f"predictive tails: {_tails(card.calibration.tail_dof)}", "",
         "## Validation (g/kg)", "",

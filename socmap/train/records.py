@@ -93,7 +93,7 @@ def model_card(cfg: PipelineConfig, data_dir: Path, data: TrainingData, graph: H
         best_epochs=[r.best_epoch for r in results], member_val=[r.best_val for r in results],
         member_seconds=[r.seconds for r in results], loss=cfg.train.loss, calibration=info.calibration,
         validation=validation, baseline_val_rmse=baseline, software=software_versions(),
-        train_config=cfg.train.model_dump(mode="json"),
+        train_config=cfg.train.model_dump(mode="json"), stopped_by=[r.stopped_by for r in results],
     )
 
 

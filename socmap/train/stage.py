@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,10 @@ from socmap.train.inputs import TrainingData, load_training_data
 from socmap.train.records import bundle_info, encoder_source, graph_tensors, model_card
 from socmap.train.trainer import GraphContext, MaskedGraph, MemberResult, evaluate_nodes, resolve_device, train_member
 
-__all__ = ["TrainResult", "run", "training_context"]
+__all__ = ["WEAK_R2", "TrainResult", "run", "training_context"]
+
+WEAK_R2 = 0.10
+"""Validation R2 below which ``socmap train`` warns that the ensemble barely beats the training mean."""
 
 
 @dataclass
@@ -41,12 +44,27 @@ class TrainResult:
     """Epochs each member ran."""
     mode: str
     device: str
+    stopped_by: list[str] = field(default_factory=list)
+    """Why each member stopped (:attr:`socmap.train.trainer.MemberResult.stopped_by`)."""
 
     def summary(self) -> str:
         v = self.val
         return (f"{self.members} member(s), {self.mode} graph on {self.device}, {self.seconds:.0f} s: val RMSE "
                 f"{v['rmse']:.2f} g/kg (train-mean baseline {self.baseline_val_rmse:.2f}), R2 {v['r2']:.3f}, "
-                f"MAPE {v['mape']:.1f} %, T {self.temperature:.2f}, PICP95 {v['picp95']:.2f} -> {self.path}")
+                f"MAPE {v['mape']:.1f} %, T {self.temperature:.2f}, PICP95 {v['picp95']:.2f} -> {self.path}"
+                + "".join(f"; warning: {w}" for w in self.warnings()))
+
+    def warnings(self) -> list[str]:
+        """What a user should know before mapping with this bundle: an ensemble that barely beats the training
+        mean on validation (R2 below :data:`WEAK_R2`), and members the time budget cut short."""
+        out = []
+        if self.val["r2"] < WEAK_R2:
+            out.append(f"the ensemble barely beats the training mean on validation (R2 {self.val['r2']:.2f}; check "
+                       "the covariates and the model and train sections, e.g. those of pipelines/africa-coarse.yaml)")
+        if cut := self.stopped_by.count("time budget"):
+            out.append(f"{cut} member(s) stopped at train.max_minutes before early stopping: a busier machine gives "
+                       "another model; raise train.max_minutes for a reproducible one")
+        return out
 
 
 def training_context(data: TrainingData, cfg: PipelineConfig, dev: torch.device) -> tuple[HeteroGraph, GraphContext]:
@@ -181,4 +199,5 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
                  graph_tensors=graph_tensors(data, graph, ctx.scaler), members=kept, card=card, encoder_src=enc_src)
     return TrainResult(path=Path(out), members=n_members, temperature=fit.calibration.temperature,
                        val=fit.validation, baseline_val_rmse=fit.baseline, seconds=time.perf_counter() - t0,
-                       epochs=[len(r.history) for r in results], mode=results[0].mode, device=str(dev))
+                       epochs=[len(r.history) for r in results], mode=results[0].mode, device=str(dev),
+                       stopped_by=[r.stopped_by for r in results])

@@ -219,6 +219,10 @@ class MemberResult:
     best_val: dict[str, float]
     seconds: float
     mode: str
+    stopped_by: str = "epoch bound"
+    """Why training stopped: ``early stopping`` (``train.early_stop_patience``), ``epoch bound`` (``train.epochs``
+    rounds run) or ``time budget`` (``train.max_minutes`` spent first: the member is shorter than the same command
+    gives on an idle machine)."""
 
 
 @torch.no_grad()
@@ -382,12 +386,15 @@ def _progress_bar(progress: bool, total: int, desc: str, mode: str) -> Any:
     return tqdm(total=total, desc=desc, unit="round" if mode == "minibatch" else "epoch", leave=False)
 
 
-def _out_of_time(cfg: PipelineConfig, sel: _Selection, t0: float) -> bool:
-    """Early stopping (``train.early_stop_patience`` rounds without a better one) or ``train.max_minutes`` spent."""
+def _stop_reason(cfg: PipelineConfig, sel: _Selection, t0: float) -> str | None:
+    """``early stopping`` (``train.early_stop_patience`` rounds without a better one), ``time budget``
+    (``train.max_minutes`` spent: a safety net, so a busy machine cannot train forever) or None (go on)."""
     tc = cfg.train
     if sel.stale >= tc.early_stop_patience:
-        return True
-    return tc.max_minutes is not None and time.perf_counter() - t0 > 60.0 * tc.max_minutes
+        return "early stopping"
+    if tc.max_minutes is not None and time.perf_counter() - t0 > 60.0 * tc.max_minutes:
+        return "time budget"
+    return None
 
 
 def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image_dim: int, seed: int, *,
@@ -418,6 +425,7 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
     steps = tc.val_every_steps or (1 if mode == "full" else math.ceil(n_train / tc.batch_size))
     t0 = time.perf_counter()
     bar = _progress_bar(progress, n_epochs, desc, mode)
+    stopped_by = "epoch bound"
     try:
         for epoch in range(n_epochs):
             te = time.perf_counter()
@@ -434,7 +442,9 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
                                 val_mape=f"{val['val_mape']:.1f}", best=sel.epoch)
             if on_epoch is not None:
                 on_epoch(epoch, row)
-            if _out_of_time(cfg, sel, t0):
+            reason = _stop_reason(cfg, sel, t0)
+            if reason is not None and epoch + 1 < n_epochs:
+                stopped_by = reason
                 break
     finally:
         if bar is not None:
@@ -442,4 +452,4 @@ def train_member(ctx: GraphContext, cfg: PipelineConfig, tabular_dim: int, image
     if sel.state is not None:
         model.load_state_dict(sel.state)
     model.eval()
-    return MemberResult(model, seed, history, sel.epoch, sel.val, time.perf_counter() - t0, mode)
+    return MemberResult(model, seed, history, sel.epoch, sel.val, time.perf_counter() - t0, mode, stopped_by)
