@@ -19,9 +19,15 @@ Usage::
     python benchmarks/map_reference.py --pipeline pipelines/africa-coarse.yaml --model DIR/model \\
         --data DIR/data --maps maps/africa-coarse/2012
 
-Ends with one JSON line: ``sptgnn_facet_ratio``, ``sptgnn_facet_ratio_by_distance``, the same for each baseline
-(``xgboost_*``, ``rfsi_*``), ``facet_ratio_vs_<baseline>`` and ``facet_ratio_by_distance_vs_<baseline>`` (SpTGNN
-over baseline), and the seconds each baseline map took.
+Each baseline's map is a full ``socmap predict`` map folder under ``--out/<baseline>/REGION/YEAR/VERSION/``,
+with a VRT mosaic per layer (``soc_mean.vrt`` ...; COGs are written even where the pipeline asks for zarr only), so
+it opens in QGIS or GDAL and scores with ``map_realism.py`` like any map; without ``--out`` they go to a temporary
+folder, deleted at the end.
+
+Ends with one JSON line: ``sptgnn_<figure>`` for ``facet_ratio``, ``facet_ratio_by_distance`` and
+``facet_ratio_by_distance_log`` (the same on log1p(SOC) steps), the same for each baseline (``xgboost_*``,
+``rfsi_*``), ``<figure>_vs_<baseline>`` (SpTGNN over baseline, e.g. ``facet_ratio_by_distance_log_vs_xgboost``),
+each baseline's ``soc_mean`` VRT (``<baseline>_vrt``, with ``--out``) and the seconds each baseline map took.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("xgboost", "rfsi")
-FIGURES = ("facet_ratio", "facet_ratio_by_distance")
+FIGURES = ("facet_ratio", "facet_ratio_by_distance", "facet_ratio_by_distance_log")
 
 
 def baseline_predictor(name: str, samples: Any, feature_columns: list[str], *, k: int = 10, seed: int = 0) -> Any:
@@ -74,6 +80,9 @@ def map_baseline(name: str, cfg: Any, model: Path, samples: Any, feature_columns
     """Map baseline ``name`` through ``socmap predict``'s tiles (in this process) into ``out``; the map's root."""
     from socmap.mapping import predict, tile_job
 
+    if "cog" not in cfg.output.formats:  # the VRT mosaics are made over the tile COGs
+        cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"formats": [*cfg.output.formats,
+                                                                                       "cog"]})})
     original = tile_job.predict_cells
     tile_job.predict_cells = baseline_predictor(name, samples, feature_columns)
     try:
@@ -122,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             root = map_baseline(name, cfg, args.model, samples, list(bundle.feature_columns), out, year)
             figs = realism(["--maps", str(root), *site_args])
             result[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
+            if args.out is not None:
+                result[f"{name}_vrt"] = str(root / "soc_mean.vrt")
             for f in FIGURES:
                 result[f"{name}_{f}"] = figs[f]
                 mine, theirs = ours[f], figs[f]

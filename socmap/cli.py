@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from socmap.device import DEVICES
-from socmap.errors import SocmapError
+from socmap.errors import ConfigError, SocmapError
 
 if TYPE_CHECKING:
     from socmap.config import PipelineConfig
@@ -515,11 +515,18 @@ def aggregate(maps: Path, zones: Path, field: str, out: Path, level: float | Non
 @_pipeline_options
 @_one_line_errors
 def check_config(region: str | None, pipeline_file: Path | None) -> None:
-    """Validate a pipeline (and its grid) and print where it was read from."""
+    """Validate a pipeline (and its grid) and print where it was read from and the preset its model and train
+    keys start from.
+
+    Also checks that every graph relation has its input: a covariate layer named ``ndvi`` / ``elevation``, or
+    imagery (``socmap train`` would otherwise stop on it after ``prepare``)."""
     cfg = _load(region, pipeline_file)
     grid = cfg.load_grid()
-    click.echo(f"{cfg.source_file}: ok (grid {grid.name}: {grid.crs}, {grid.resolution:g} units/cell, "
-               f"{grid.shape[0]} x {grid.shape[1]} cells)")
+    missing = cfg.missing_relation_inputs()
+    if missing:
+        raise ConfigError(f"{cfg.source_file}: " + "; ".join(missing))
+    click.echo(f"{cfg.source_file}: ok (preset {cfg.preset}; grid {grid.name}: {grid.crs}, {grid.resolution:g} "
+               f"units/cell, {grid.shape[0]} x {grid.shape[1]} cells)")
 
 
 def main(args: list[str] | None = None) -> None:

@@ -147,14 +147,14 @@ def test_every_stage_has_help(cmd: str) -> None:
 
 
 def test_package_exports_every_public_class_and_function_of_its_modules() -> None:
-    """``from socmap.config import X`` works for every public class and function that schema, files, loading,
-    dotted and secrets define, and ``socmap.config.__all__`` is the one list of them."""
+    """``from socmap.config import X`` works for every public class and function that schema, presets, files,
+    loading, dotted and secrets define, and ``socmap.config.__all__`` is the one list of them."""
     import inspect
 
     import socmap.config as pkg
-    from socmap.config import dotted, files, loading, schema, secrets
+    from socmap.config import dotted, files, loading, presets, schema, secrets
 
-    modules = (schema, files, loading, dotted, secrets)
+    modules = (schema, presets, files, loading, dotted, secrets)
     defined = {name for mod in modules for name, obj in vars(mod).items()
                if not name.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj))
                and obj.__module__ == mod.__name__}
@@ -162,3 +162,51 @@ def test_package_exports_every_public_class_and_function_of_its_modules() -> Non
     assert len(pkg.__all__) == len(set(pkg.__all__))
     for name in pkg.__all__:
         assert getattr(pkg, name) is getattr(next(m for m in modules if hasattr(m, name)), name)
+
+
+def test_a_pipeline_naming_only_its_data_gets_the_cpu_preset(tmp_path: Path) -> None:
+    """No model or train section: every key the cpu preset sets takes its value; ``preset: table6`` gives the
+    schema's Table 6 defaults; a key the YAML sets wins and its section's other keys still come from the preset."""
+    from socmap.config import PRESETS, ModelConfig, TrainConfig, get_dotted
+    from socmap.config.presets import _CPU
+
+    data = {"name": "t", "grid": "demo", "stac": None, "imagery": {"enabled": False},
+            "data": {"sources": [{"path": "s.csv", "mapping": "demo"}]}}
+    cpu = load_pipeline(_write(tmp_path, data, "cpu.yaml"))
+    assert cpu.preset == "cpu" and PRESETS["cpu"] is _CPU
+    resolved = cpu.model_dump(mode="json")
+    for section, values in _CPU.items():
+        for key, value in values.items():
+            got = get_dotted(resolved, f"{section}.{key}")
+            assert (got if not isinstance(value, dict) else {k: got[k] for k in value}) == value, key
+    assert cpu.model.rgat.hidden_dims == [128, 64] and cpu.model.label_input and cpu.train.ensemble_members == 3
+    assert cpu.model.streams == ModelConfig().streams and cpu.model.encoder == ModelConfig().encoder
+
+    t6 = load_pipeline(_write(tmp_path, {**data, "preset": "table6"}, "t6.yaml"))
+    assert t6.model == ModelConfig() and t6.train == TrainConfig()
+    assert t6.model.moe.fusion_dim == 512 and t6.model.moe.experts == 8 and not t6.model.label_input
+    assert t6.model.rgat.hidden_dims == [512, 256, 128, 64] and t6.train.learning_rate == pytest.approx(1.95e-4)
+
+    over = load_pipeline(_write(tmp_path, {**data, "model": {"rgat": {"dropout": 0.2}, "streams": ["tabular"]},
+                                           "train": {"epochs": 7}}, "over.yaml"))
+    assert over.model.rgat.dropout == 0.2 and over.model.rgat.hidden_dims == [128, 64]
+    assert over.model.streams == ["tabular"] and over.train.epochs == 7 and over.train.max_minutes == 30.0
+
+
+def test_unknown_preset_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"preset: .*'cpu' or 'table6'"):
+        load_pipeline(_write(tmp_path, {**GOOD, "preset": "gpu"}))
+
+
+def test_check_config_names_the_layer_a_relation_needs(tmp_path: Path) -> None:
+    """ndvi and elevation relations (the default) with no such covariate layer and no imagery: one line naming
+    the layers to add; with both layers listed the pipeline is ok and the line names its preset."""
+    pipe = {"name": "t", "grid": "demo", "stac": None, "imagery": {"enabled": False},
+            "data": {"covariates": [{"name": "bio1", "path": "bio1.tif"}]}}
+    result = CliRunner().invoke(cli, ["check-config", "--pipeline", str(_write(tmp_path, pipe))])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    for rel in ("ndvi", "elevation"):
+        assert f"add a covariate layer named {rel!r} to data.covariates" in result.stderr
+    pipe["data"]["covariates"] += [{"name": "ndvi", "path": "n.tif"}, {"name": "elevation", "path": "e.tif"}]
+    result = CliRunner().invoke(cli, ["check-config", "--pipeline", str(_write(tmp_path, pipe))])
+    assert result.exit_code == 0 and "ok (preset cpu;" in result.output, result.output

@@ -8,6 +8,8 @@ A page asks for generated content with one marker line (an HTML comment, so the 
   (``socmap.config.PipelineConfig`` and ``GridConfig``): key, type, default and description (the field's
   ``description`` or the attribute docstring under it).
 - ``<!-- socmap:schema MODULE.CLASS -->``: the same tables for another pydantic model (the survey mapping).
+- ``<!-- socmap:presets -->``: every ``model`` / ``train`` key a preset sets (``socmap.config.presets``), with
+  each preset's value side by side.
 - ``<!-- socmap:results NAME -->``: a results table read from ``benchmarks/results/*.json`` (see ``RESULTS``), every
   stored run; ``<!-- socmap:results NAME latest -->``: the last stored run only.
 - ``<!-- socmap:shipped PROTOCOL -->``: the shipped model against the baselines under one evaluation protocol
@@ -192,6 +194,33 @@ def schema_reference(dotted: str) -> str:
     except (ImportError, AttributeError) as exc:
         raise PluginError(f"socmap:schema: cannot import {dotted} ({exc})") from None
     return "\n".join(_config_tables(model, "", set(), "top level"))
+
+
+def _dotted_leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of a nested dict's leaves (a list is a leaf), in order."""
+    keys: list[str] = []
+    for key, value in tree.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        keys += _dotted_leaves(value, dotted) if isinstance(value, dict) else [dotted]
+    return keys
+
+
+def preset_table() -> str:
+    """Every key on which the presets differ, with the value each preset resolves it to (the schema default where
+    a preset leaves it alone); keys a preset sets to the schema default are left out."""
+    from socmap.config import PipelineConfig, get_dotted
+    from socmap.config.presets import PRESETS
+
+    names = list(PRESETS)
+    resolved = {n: PipelineConfig(name="x", grid="global", preset=n).model_dump(mode="json") for n in names}
+    keys = list(dict.fromkeys(k for values in PRESETS.values() for k in _dotted_leaves(values)))
+    lines = ["| key | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---|" * len(names)]
+    for key in keys:
+        cells = [f"`{json.dumps(get_dotted(resolved[n], key))}`" for n in names]
+        if len(set(cells)) == 1:
+            continue
+        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------- benchmark results
@@ -502,6 +531,8 @@ def _render(match: re.Match[str]) -> str:
         return config_reference()
     if kind == "schema" and len(args) == 1:
         return schema_reference(args[0])
+    if kind == "presets" and not args:
+        return preset_table()
     if kind == "results" and (len(args) == 1 or (len(args) == 2 and args[1] == "latest")):
         if args[0] not in RESULTS:
             raise PluginError(f"socmap:results: unknown table {args[0]!r} (have: {', '.join(RESULTS)})")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from socmap.config.dotted import set_dotted
 from socmap.config.files import find_grid, resolve_path, validate_yaml
+from socmap.config.presets import DEFAULT_PRESET, Preset, apply_preset
 from socmap.device import AUTO, Device
 
 
@@ -570,6 +571,11 @@ class OutputConfig(_Strict):
 class PipelineConfig(_Strict):
     """A whole region's pipeline: data, imagery, model, training and outputs."""
 
+    preset: Preset = DEFAULT_PRESET
+    """Set-up the ``model`` and ``train`` keys this YAML leaves out come from (:mod:`socmap.config.presets`):
+    ``cpu``, the configuration measured on 2 CPU cores (narrow widths, label trick, full-graph steps, 3
+    members); ``table6``, the paper's Table 6 set-up for GPUs (the defaults listed in the ``model`` and ``train``
+    tables). Keys the YAML sets always win; nested sections merge key by key."""
     name: str
     description: str = ""
     grid: str
@@ -586,6 +592,12 @@ class PipelineConfig(_Strict):
 
     source_file: Path | None = Field(default=None, exclude=True)
     """The YAML this config was read from (set by :func:`load_pipeline`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        """The preset's ``model`` / ``train`` values under every key the YAML does not set."""
+        return apply_preset(data)
 
     @model_validator(mode="after")
     def _tune_keys(self) -> PipelineConfig:
@@ -618,6 +630,21 @@ class PipelineConfig(_Strict):
     def resolve(self, path: str | None) -> str | None:
         """A path from this pipeline, made absolute against the YAML's folder (URLs pass through)."""
         return resolve_path(path, self.source_file)
+
+    def missing_relation_inputs(self) -> list[str]:
+        """One message per graph relation whose per-site value nothing in this pipeline provides.
+
+        The ``ndvi`` and ``elevation`` relations read a covariate layer of that name (at the sites and at every
+        map cell) or, with imagery, the image covariates ``socmap extract`` writes; ``socmap train`` stops on the
+        same gap once the data is prepared, this finds it from the YAML alone.
+        """
+        layers = {layer.name for layer in self.data.covariates}
+        imagery = self.imagery.enabled and self.stac is not None
+        return [f"the {rel!r} relation needs a per-sample {rel} value: add a covariate layer named {rel!r} to "
+                f"data.covariates" + (", run `socmap extract` (image covariates)," if imagery else "")
+                + f" or drop {rel!r} from model.graph.relations"
+                for rel in ("ndvi", "elevation")
+                if rel in self.model.graph.relations and rel not in layers and not imagery]
 
     def load_grid(self) -> GridConfig:
         """The grid this pipeline maps onto."""

@@ -5,7 +5,8 @@
   with the step between adjacent cells that share it: about 1 for a map that varies continuously (a Voronoi edge
   is then no special place), far above 1 for a mosaic (flat inside each polygon, a jump at its edges).
 - **Uncertainty off the data** (:func:`sd_ratio_aoa`): the relative sd (total sd / SOC) should be larger outside
-  the area of applicability (far from the sites, covariates out of range) than inside it.
+  the area of applicability (covariates unlike the training sites') than inside it; on the log scale
+  (:func:`log_scale_sd`), the predictive's own sd of log(1 + SOC).
 
 Both work on map arrays (rows, cols) with NaN where there is no data, so they neither read nor know the map
 layout; :func:`nearest_site` gives the nearest training site of each cell (great-circle).
@@ -19,7 +20,8 @@ import numpy as np
 
 from socmap.graph.relations import spatial_knn
 
-__all__ = ["FacetScore", "SdRatio", "facet_ratio", "facet_ratio_by_distance", "nearest_site", "sd_ratio_aoa"]
+__all__ = ["FacetScore", "SdRatio", "facet_ratio", "facet_ratio_by_distance", "log_scale_sd", "nearest_site",
+           "sd_ratio_aoa"]
 
 
 def nearest_site(cell_lonlat: np.ndarray, site_lonlat: np.ndarray, *,
@@ -175,3 +177,19 @@ def sd_ratio_aoa(mean: np.ndarray, sd: np.ndarray, aoa: np.ndarray) -> SdRatio:
     med_out = float(np.median(rel[outside])) if outside.any() else float("nan")
     ratio = med_out / med_in if med_in > 0 else float("nan")
     return SdRatio(ratio, med_in, med_out, int(inside.sum()), int(outside.sum()))
+
+
+def log_scale_sd(total_sd: np.ndarray, q05: np.ndarray, q95: np.ndarray) -> np.ndarray:
+    r"""The predictive's sd of log(1 + SOC), exactly, from the map layers ``total_sd``, ``q05`` and ``q95`` (g/kg).
+
+    The map's predictive of log(1 + SOC) has centre :math:`\mu` and variance :math:`v`
+    (:meth:`socmap.inference.EnsemblePrediction.var_gkg`): ``total_sd`` :math:`^2 = e^{2\mu} e^{v} (e^{v} - 1)`,
+    and the bounds sit symmetrically about :math:`\mu` on the log scale (Gaussian or Student t tails alike), so
+    :math:`e^{\mu} = \sqrt{(1 + q_{05})(1 + q_{95})}`. With :math:`r = \mathrm{total\_sd}^2 / e^{2\mu}`,
+    :math:`e^{v} = (1 + \sqrt{1 + 4r}) / 2`. Unlike ``(log1p(q95) - log1p(q05)) / (2 * 1.6449)``, this holds
+    with t tails too. NaN where a layer is. Unit: log(1 + SOC g/kg).
+    """
+    sd, lo, hi = (np.asarray(a, np.float64) for a in (total_sd, q05, q95))
+    with np.errstate(invalid="ignore"):
+        r = sd**2 / ((1.0 + lo) * (1.0 + hi))
+        return np.sqrt(np.log((1.0 + np.sqrt(1.0 + 4.0 * r)) / 2.0))

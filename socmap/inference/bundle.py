@@ -80,7 +80,7 @@ class Bundle:
     node_ndvi: np.ndarray | None
     node_elevation: np.ndarray | None
     tabular_range: np.ndarray
-    """(d, 2) per-feature (min, max) over the training nodes (area of applicability)."""
+    """(d, 2) per-feature (min, max) over the training nodes, preprocessed units."""
     node_k: np.ndarray
     """(N,) spatial k per node as training built the graph (``HeteroGraph.node_k``): map cells are attached by
     the same rule from the training nodes' values, with no clustering at prediction time."""

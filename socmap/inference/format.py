@@ -4,7 +4,7 @@ Layout (format ``socmap-bundle/2``)::
 
     BUNDLE/
       bundle.json                    format, members, seeds, calibration, feature columns, widths, node covariate
-                                     sources and fill values (:class:`BundleInfo`)
+                                     sources and fill values, area of applicability (:class:`BundleInfo`)
       pipeline.yaml                  the resolved pipeline the ensemble was trained with
       target_scaler.json             log(1+SOC) mean and sd of the training split
       preprocess.json                covariate preprocessing fitted on train (+ preprocess_reference.parquet)
@@ -125,11 +125,16 @@ class BundleInfo:
     """The embeddings' encoder settings (backbone, modalities, ...), None without the image stream."""
     sample_id: list[str] = field(default_factory=list)
     """Every node's sample id, in samples.parquet order."""
+    applicability: dict[str, Any] | None = None
+    """Area of applicability (:mod:`socmap.inference.applicability`): the predictors' ``weights`` (their
+    permutation ``importance``, validation RMSE increase in log(1 + SOC), clipped at 0), the training points'
+    ``mean_distance`` and the DI ``threshold``. None (tabular stream off, or bundles written before it): equal
+    weights, with the mean distance and the threshold computed from the training nodes when a map is made."""
     format: str = BUNDLE_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document, keys in the order train writes them."""
-        return {
+        """The JSON document, keys in the order train writes them (``applicability`` only where there is one)."""
+        doc = {
             "format": self.format, "created": self.created, "members": self.members, "seeds": list(self.seeds),
             **self.calibration.to_info(), "feature_columns": list(self.feature_columns),
             "tabular_dim": self.tabular_dim, "image_dim": self.image_dim, "relations": list(self.relations),
@@ -138,6 +143,9 @@ class BundleInfo:
             "node_covariates": dict(self.node_covariates), "node_covariate_fill": dict(self.node_covariate_fill),
             "encoder_checkpoint": self.encoder_checkpoint, "encoder": self.encoder, "sample_id": list(self.sample_id),
         }
+        if self.applicability is not None:
+            doc["applicability"] = self.applicability
+        return doc
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BundleInfo:
@@ -153,5 +161,6 @@ class BundleInfo:
             node_covariates={str(k): str(v) for k, v in d["node_covariates"].items()},
             node_covariate_fill={str(k): float(v) for k, v in d["node_covariate_fill"].items()},
             encoder_checkpoint=d.get("encoder_checkpoint"), encoder=d.get("encoder"),
-            sample_id=[str(s) for s in d.get("sample_id", [])], format=str(d["format"]),
+            sample_id=[str(s) for s in d.get("sample_id", [])], applicability=d.get("applicability"),
+            format=str(d["format"]),
         )

@@ -1,73 +1,71 @@
-"""Area of applicability: which map cells lie outside what the model saw in training.
+"""Area of applicability of a map: each cell's dissimilarity index (DI, layer ``di``) and whether it lies outside
+the area of applicability (layer ``aoa``, 1 = DI above the threshold).
 
-The paper names the missing out-of-distribution detection as a limitation; the map keeps every prediction and adds
-a flag layer (uint8, 1 = outside) that says which cells to trust less. A cell is flagged when
-
-* **distance**: its nearest training node is farther (great circle, km) than the ``q`` quantile (default 0.99) of
-  the training nodes' own nearest-neighbour distances, i.e. farther from the data than almost any training node
-  is from its closest fellow; the graph then attaches it to neighbours that say little about it; or
-* **range**: any tabular model input (the preprocessed ``feature_columns``) lies outside its training
-  ``[min, max]`` by more than ``margin`` x (max - min) (default 10 %): the covariates are extrapolated.
-
-Both rules need only the training nodes' positions and feature ranges, which the bundle carries.
+The DI and its threshold are Meyer and Pebesma's (2021), as :mod:`socmap.inference.applicability` computes them
+over the model's tabular predictors (the cell's preprocessed ``feature_columns``). The bundle carries the
+predictors' importance weights, the training points' mean distance and the threshold (``bundle.json``
+``applicability``); a bundle without them gets equal weights, and the mean distance and the threshold are
+computed here from its training nodes with the same cross-validation rule. A bundle without training tabular
+inputs (tabular stream off) has no predictor space to measure: its ``di`` and ``aoa`` are no-data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from socmap.geo import chord_to_km, knn_km, lonlat_to_unit
+from socmap.inference.applicability import AreaOfApplicability, spatial_folds
 
-__all__ = ["AOAReference"]
+if TYPE_CHECKING:
+    from socmap.inference import Bundle
+
+__all__ = ["AOA_UNKNOWN", "AOAReference"]
+
+AOA_UNKNOWN = 255
+"""``aoa`` value of a cell whose DI cannot be computed (the layer's no-data)."""
+
+
+def bundle_applicability(bundle: Bundle) -> AreaOfApplicability | None:
+    """The bundle's area of applicability over its training nodes' tabular inputs (None without them)."""
+    from socmap.data.split import SPLIT_CODES
+
+    tab = None if bundle.node_inputs is None else bundle.node_inputs.tabular
+    if tab is None or tab.shape[1] == 0:
+        return None
+    train = np.flatnonzero(bundle.node_split == SPLIT_CODES["train"])
+    x = tab.double().cpu().numpy()[train]
+    stored = bundle.info.applicability
+    if stored is not None:
+        return AreaOfApplicability.from_info(x, stored)
+    split = bundle.pipeline.data.split
+    return AreaOfApplicability.fit(x, spatial_folds(bundle.node_lonlat[train], split), seed=split.seed)
 
 
 @dataclass
 class AOAReference:
-    """What the flag compares a cell against (built once per worker from the bundle)."""
+    """What a map cell's DI and flag are computed against (built once per worker from the bundle)."""
 
-    train_unit: np.ndarray
-    """(N, 3) unit vectors of the training nodes."""
-    distance_km: float
-    """Threshold on the distance to the nearest training node, km."""
-    low: np.ndarray
-    high: np.ndarray
-    """(F,) allowed range of each tabular input (training range widened by the margin)."""
+    area: AreaOfApplicability | None
+    """None: the bundle has no training tabular inputs (DI unknown)."""
 
     @classmethod
-    def from_training(cls, train_lonlat: np.ndarray, tabular_range: np.ndarray | None, *, quantile: float = 0.99,
-                      margin: float = 0.1) -> AOAReference:
-        """Thresholds from the training nodes' (lon, lat) degrees and their (F, 2) per-feature (min, max)."""
-        from scipy.spatial import cKDTree
+    def from_bundle(cls, bundle: Bundle) -> AOAReference:
+        return cls(bundle_applicability(bundle))
 
-        unit = lonlat_to_unit(np.asarray(train_lonlat, float))
-        if len(unit) >= 2:
-            d, _ = cKDTree(unit).query(unit, k=2)
-            nn_km = chord_to_km(d[:, 1])
-            distance_km = float(np.quantile(nn_km, quantile))
-        else:
-            distance_km = float("inf")
-        if tabular_range is None or len(tabular_range) == 0:
-            low = high = np.empty(0)
-        else:
-            rng = np.asarray(tabular_range, float).reshape(-1, 2)
-            width = rng[:, 1] - rng[:, 0]
-            low, high = rng[:, 0] - margin * width, rng[:, 1] + margin * width
-        return cls(train_unit=unit, distance_km=distance_km, low=low, high=high)
+    def di(self, tabular: np.ndarray | None, n: int) -> np.ndarray:
+        """(n,) DI of ``n`` cells from their (n, F) preprocessed predictors; NaN where unknown."""
+        if self.area is None or tabular is None:
+            return np.full(n, np.nan)
+        return self.area.di(tabular)
 
-    def nearest_km(self, lonlat: np.ndarray) -> np.ndarray:
-        """Distance of each point to its nearest training node, km."""
-        from scipy.spatial import cKDTree
-
-        if not hasattr(self, "_tree"):
-            self._tree = cKDTree(self.train_unit)
-        return knn_km(self._tree, np.asarray(lonlat, float), 1)[0][:, 0]
-
-    def flag(self, lonlat: np.ndarray, tabular: np.ndarray | None) -> np.ndarray:
-        """(N,) uint8: 1 where a cell is outside the area of applicability, else 0."""
-        out = self.nearest_km(lonlat) > self.distance_km
-        if tabular is not None and tabular.size and len(self.low):
-            x = np.asarray(tabular, float)
-            out |= ((x < self.low) | (x > self.high)).any(axis=1)
-        return out.astype(np.uint8)
+    def flag(self, di: np.ndarray) -> np.ndarray:
+        """(n,) uint8 from the cells' DI: 1 outside the area of applicability (DI above the threshold), 0 inside,
+        :data:`AOA_UNKNOWN` where the DI is NaN."""
+        d = np.asarray(di, np.float64)
+        if self.area is None:
+            return np.full(d.shape, AOA_UNKNOWN, np.uint8)
+        out = self.area.outside(d).astype(np.uint8)
+        out[np.isnan(d)] = AOA_UNKNOWN
+        return out

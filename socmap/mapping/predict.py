@@ -66,6 +66,7 @@ from socmap.mapping.tile_job import TileResult, load_context, predict_tile
 from socmap.mapping.tiles import Tile, grid_tiles, select_tiles
 from socmap.mapping.writers import (
     LAYERS,
+    map_layers,
     quicklook_png,
     stac_item,
     write_vrt,
@@ -105,6 +106,12 @@ class PredictResult:
     """Wall time of the whole run (checks, bundle load, tiles, mosaics), s."""
     map_seconds: float = 0.0
     """Wall time of the tile loop alone (cluster start-up and per-worker bundle loads included), s."""
+    plan_seconds: float = 0.0
+    """Checks and the bundle's load before any tile, s."""
+    startup_seconds: float = 0.0
+    """Starting the Dask cluster (or the local runner), s: part of :attr:`map_seconds`."""
+    finish_seconds: float = 0.0
+    """Mosaics (VRT), quick-looks, STAC Item and Collection, provenance after the last tile, s."""
     failures: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     tiles_remaining: int = 0
@@ -113,13 +120,19 @@ class PredictResult:
 
     @property
     def cells_per_s(self) -> float:
-        return self.cells / self.seconds if self.seconds > 0 else float("nan")
+        """Mapped cells (land, inside the mask) per second of the whole run: masked cells cost next to nothing,
+        so counting them would flatter the speed."""
+        return self.cells_mapped / self.seconds if self.seconds > 0 else float("nan")
 
     def summary(self) -> str:
-        """One line for the CLI, the demo and the run's log: tiles, cells, speed and where the map went."""
+        """One line for the CLI, the demo and the run's log: tiles, cells, speed, where the time went and where the
+        map went."""
+        tiles = self.map_seconds - self.startup_seconds
         return (f"{self.tiles_done} tiles done, {self.tiles_skipped} skipped (done before), {self.tiles_failed} "
                 f"failed; {self.cells} cells ({self.cells_mapped} mapped) in {self.seconds:.1f} s, "
-                f"{self.cells_per_s:.0f} cells/s -> {self.root}"
+                f"{self.cells_per_s:.0f} mapped cells/s (checks and bundle {self.plan_seconds:.1f} s, cluster "
+                f"start {self.startup_seconds:.1f} s, tiles {tiles:.1f} s, mosaics and metadata "
+                f"{self.finish_seconds:.1f} s) -> {self.root}"
                 + (f"; {self.tiles_remaining} tiles of the grid remain, so {MAP_LATEST} was not moved"
                    if self.tiles_remaining else ""))
 
@@ -169,9 +182,11 @@ def _check_writable(out: Path) -> None:
 
 def _run_key(bundle_sha: str, year: int, mode: str, cfg: PipelineConfig, grid: GridConfig) -> str:
     """What makes two runs' tiles interchangeable: the bundle's bytes, the year, the embedding mode, the output
-    options, the grid and the covariate layers (not the folders, so a moved bundle still resumes)."""
+    options and the layers they make, the grid and the covariate layers (not the folders, so a moved bundle still
+    resumes)."""
     blob = json.dumps({"bundle_sha256": bundle_sha, "year": year, "mode": mode,
-                       "output": cfg.output.model_dump(mode="json"), "grid": grid.model_dump(mode="json"),
+                       "output": cfg.output.model_dump(mode="json"), "layers": map_layers(cfg.output.variables),
+                       "grid": grid.model_dump(mode="json"),
                        "covariates": [c.model_dump(mode="json", exclude={"path"}) for c in cfg.data.covariates]},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -239,7 +254,8 @@ class _Run:
 
     @property
     def variables(self) -> list[str]:
-        return list(self.cfg.output.variables)
+        """The layers written: ``output.variables`` and their companions (:func:`map_layers`)."""
+        return map_layers(self.cfg.output.variables)
 
     @property
     def store(self) -> Path:
@@ -268,8 +284,11 @@ def _predict_map(stack: contextlib.ExitStack[Any], cfg: PipelineConfig, year: in
     _prepare_folder(run)
     todo, skipped = _split_done(run)
     rec = _TileRecorder(run, log)
-    map_seconds = _map_tiles(run, todo, rec, scheduler=scheduler, workers=workers, progress=progress)
-    res, prov = _conclude(run, rec, skipped, t0=t0, map_seconds=map_seconds)
+    plan_seconds = time.perf_counter() - t0
+    map_seconds, startup_seconds = _map_tiles(run, todo, rec, scheduler=scheduler, workers=workers,
+                                              progress=progress)
+    res, prov = _conclude(run, rec, skipped, t0=t0, times={"plan_seconds": plan_seconds, "map_seconds": map_seconds,
+                                                          "startup_seconds": startup_seconds})
     log.write(f"end: {res.summary()}")
     if rec.failures:
         first = next(iter(sorted(rec.failures.items())))
@@ -372,20 +391,23 @@ class _TileRecorder:
 
 
 def _map_tiles(run: _Run, todo: list[Tile], rec: _TileRecorder, *, scheduler: str | None, workers: int | None,
-               progress: bool) -> float:
-    """Map ``todo`` in this process or on a Dask cluster, recording each tile as it ends; the wall time, s."""
+               progress: bool) -> tuple[float, float]:
+    """Map ``todo`` in this process or on a Dask cluster, recording each tile as it ends; the wall time and the
+    part of it spent starting the cluster, s."""
     from tqdm.auto import tqdm
 
     cfg = run.cfg
     bar = tqdm(total=len(todo), desc=f"map {cfg.name} {run.year}", unit="tile", disable=not progress or not todo,
                file=sys.stderr)
     t_map = time.perf_counter()
+    startup = 0.0
     if todo:
         from socmap.eo.dask_client import dask_client
 
         # one torch thread per worker process, one worker per CPU (at most 8: each holds the bundle)
         n_workers = workers or max(1, min(8, os.cpu_count() or 1))
         with dask_client(scheduler, workers=n_workers, threads_per_worker=1) as client:
+            startup = time.perf_counter() - t_map
             if client is None:
                 _run_local(cfg, run.bundle, todo, run.year, run.root, run.mode, run.tags, rec.finish, rec.fail, bar,
                            progress)
@@ -393,13 +415,14 @@ def _map_tiles(run: _Run, todo: list[Tile], rec: _TileRecorder, *, scheduler: st
                 _run_cluster(client, cfg, run.model, todo, run.year, run.root, run.mode, run.tags, rec.finish,
                              rec.fail, bar)
     bar.close()
-    return time.perf_counter() - t_map
+    return time.perf_counter() - t_map, startup
 
 
 def _conclude(run: _Run, rec: _TileRecorder, skipped: list[str], *, t0: float,
-              map_seconds: float) -> tuple[PredictResult, dict[str, Any]]:
+              times: dict[str, float]) -> tuple[PredictResult, dict[str, Any]]:
     """Mosaics, quick-looks, STAC Item, provenance and run summary from everything on disk; the run's result (its
-    wall time counted from ``t0``, :func:`time.perf_counter`) and its provenance."""
+    wall time counted from ``t0``, :func:`time.perf_counter`; ``times``: the earlier steps' seconds by
+    :class:`PredictResult` field) and its provenance."""
     _remove_stale_temps(run.root)
     results, failures = rec.results, rec.failures
     prov = provenance(run.cfg, year=run.year, mode=run.mode, version=run.version, model=run.model, bundle=run.bundle,
@@ -407,11 +430,12 @@ def _conclude(run: _Run, rec: _TileRecorder, skipped: list[str], *, t0: float,
                       root=run.root, chosen=[t.id for t in run.chosen], done=[r.tile_id for r in results],
                       skipped=skipped, failed=failures,
                       stac_items={r.tile_id: r.stac_items for r in results if r.stac_items})
+    t_finish = time.perf_counter()
     outputs = _finish_outputs(run.cfg, run.grid, run.root, run.year, run.key, run.variables, prov)
     res = PredictResult(root=run.root, tiles_done=len(results), tiles_skipped=len(skipped),
                         tiles_failed=len(failures), cells=sum(r.n_cells for r in results),
                         cells_mapped=sum(r.n_mapped for r in results), seconds=time.perf_counter() - t0,
-                        map_seconds=map_seconds,
+                        finish_seconds=time.perf_counter() - t_finish, **times,
                         failures=failures, outputs=outputs,
                         tiles_remaining=len(not_done(run.root, [t.id for t in grid_tiles(run.grid)], run.key)))
     _write_summary(run.root, res, results, run.cfg, run.year, run.model, run.mode, run.key)
@@ -676,7 +700,8 @@ def _write_summary(root: Path, res: PredictResult, results: list[TileResult], cf
            "tiles_remaining": res.tiles_remaining,
            "failures": res.failures, "cells": res.cells, "cells_mapped": res.cells_mapped,
            "cells_outside_aoa": sum(r.n_outside for r in results), "seconds": round(res.seconds, 3),
-           "map_seconds": round(res.map_seconds, 3),
+           "map_seconds": round(res.map_seconds, 3), "plan_seconds": round(res.plan_seconds, 3),
+           "startup_seconds": round(res.startup_seconds, 3), "finish_seconds": round(res.finish_seconds, 3),
            "cells_per_s": round(res.cells_per_s, 1) if res.cells else None,
            "task_seconds_by_stage": {k: round(v, 3) for k, v in timings.items()}, "outputs": res.outputs}
     with atomic_path(root / MAP_SUMMARY) as tmp:

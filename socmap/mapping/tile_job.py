@@ -23,7 +23,7 @@ from socmap.errors import ModelError, SourceError, short_error
 from socmap.mapping.aoa import AOAReference
 from socmap.mapping.cells import cell_covariates
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat
-from socmap.mapping.writers import LAYERS, MEMBER_LAYER, layer_nodata, write_tile_cogs
+from socmap.mapping.writers import LAYERS, MEMBER_LAYER, layer_nodata, map_layers, write_tile_cogs
 
 if TYPE_CHECKING:
     from socmap.encoders.terramind import ImageEncoder
@@ -54,8 +54,7 @@ def load_context(cfg: PipelineConfig, bundle: Bundle, *, load_encoder: bool = Tr
                  ) -> MapContext:
     """The per-worker state for ``bundle`` (a loaded :class:`socmap.inference.Bundle`); the image encoder goes to
     ``device``."""
-    aoa = AOAReference.from_training(np.asarray(bundle.node_lonlat, float), bundle.tabular_range,
-                                     quantile=cfg.output.aoa_distance_quantile, margin=cfg.output.aoa_range_margin)
+    aoa = AOAReference.from_bundle(bundle)
     encoder = None
     if load_encoder and "image" in cfg.model.streams:
         from socmap.mapping.imagery import load_map_encoder
@@ -202,12 +201,13 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
                  progress: Callable[[str], None] | None = None) -> TileResult:
     """Predict every cell of ``tile`` for ``year``; write its COGs under ``root`` (None: write nothing).
 
-    Returns the layers as (nrows, ncols) arrays with no-data filled (``output.nodata``; 255 for ``aoa``), plus,
+    Returns the layers (:func:`socmap.mapping.writers.map_layers` of ``variables``) as (nrows, ncols) arrays with
+    no-data filled (``output.nodata``; 255 for ``aoa``), plus,
     with ``output.member_maps``, ``soc_member`` (M, nrows, ncols) for the zarr store only (no COGs).
     """
     t0 = time.perf_counter()
     cfg, grid = ctx.cfg, ctx.grid
-    variables = list(variables or cfg.output.variables)
+    variables = map_layers(variables or cfg.output.variables)
     laps = _Laps(progress or (lambda _s: None), t0)
     x, y = cell_centres(grid, tile)
     lonlat = cell_lonlat(grid.crs, x, y)
@@ -264,8 +264,10 @@ def _cell_values(ctx: MapContext, raw: pd.DataFrame, lonlat: np.ndarray, idx: np
     feats = cell_inputs(ctx, raw, idx, None if imagery is None else imagery.ndvi_elevation)
     laps.lap("features")
     pred = predict_cells(ctx, lonlat[idx], year, feats, None if imagery is None else imagery.embedding[idx])
-    tab_all = feats.features
     laps.lap("model")
+    di = ctx.aoa.di(feats.features, len(idx))
+    flag = ctx.aoa.flag(di)
+    laps.lap("aoa")
     per = {
         "soc_mean": lambda: pred.mean_gkg(),
         "soc_median": lambda: pred.soc_gkg(),
@@ -274,14 +276,11 @@ def _cell_values(ctx: MapContext, raw: pd.DataFrame, lonlat: np.ndarray, idx: np
         "total_sd": lambda: np.sqrt(pred.var_gkg("total")),
         "q05": lambda: pred.quantile_gkg(0.05),
         "q95": lambda: pred.quantile_gkg(0.95),
-        "aoa": lambda: ctx.aoa.flag(lonlat[idx], tab_all),
+        "di": lambda: di,
+        "aoa": lambda: flag,
     }
     vals = {name: np.asarray(per[name]()) for name in variables}
-    if "aoa" in vals:
-        n_outside = int(vals["aoa"].sum())
-    else:
-        n_outside = int(ctx.aoa.flag(lonlat[idx], tab_all).sum())
-    return pred, vals, n_outside
+    return pred, vals, int((flag == 1).sum())
 
 
 def _member_layer(ctx: MapContext, n: int, idx: np.ndarray, pred: EnsemblePrediction | None) -> np.ndarray:

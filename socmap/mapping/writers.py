@@ -10,6 +10,7 @@ writes whose chunks are the tiles, so two tiles never touch the same chunk.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from socmap.config import GridConfig
 from socmap.io import MAP_COG_DIR, atomic_path
 from socmap.mapping.tiles import Tile, grid_tiles, grid_transform
 
-__all__ = ["LAYERS", "MEMBER_LAYER", "LayerSpec", "cog_path", "core_validator", "quicklook_png", "stac_item",
-           "write_tile_cogs", "write_vrt", "zarr_chunk_files", "zarr_consolidate", "zarr_template", "zarr_write_tile"]
+__all__ = ["COMPANIONS", "LAYERS", "MEMBER_LAYER", "LayerSpec", "cog_path", "core_validator", "map_layers",
+           "quicklook_png", "stac_item", "write_tile_cogs", "write_vrt", "zarr_chunk_files", "zarr_consolidate",
+           "zarr_template", "zarr_write_tile"]
 
 AOA_NODATA = 255
 
@@ -56,8 +58,11 @@ LAYERS: dict[str, LayerSpec] = {s.name: s for s in (
               short="SOC 5 % bound"),
     LayerSpec("q95", "SOC 95 % bound (calibrated predictive on log(1 + SOC), total variance)", "g/kg",
               short="SOC 95 % bound"),
-    LayerSpec("aoa", "Area of applicability flag: 1 = outside (far from training data or covariates out of "
-                     "range), 0 = inside", "1", "uint8", short="outside the area of applicability"),
+    LayerSpec("di", "Dissimilarity index (Meyer and Pebesma 2021): distance to the nearest training site in the "
+                    "importance-weighted standardised covariate space, over the training sites' mean distance", "1",
+              short="dissimilarity index"),
+    LayerSpec("aoa", "Area of applicability flag: 1 = outside (dissimilarity index di above the cross-validated "
+                     "threshold), 0 = inside", "1", "uint8", short="outside the area of applicability"),
 )}
 """Every layer ``socmap predict`` can write (``output.variables`` picks a subset). ``soc_mean`` is the expectation
 of the calibrated predictive (:meth:`socmap.inference.EnsemblePrediction.mean_gkg`: the members' mean of their
@@ -65,7 +70,18 @@ log-normal means, with the variance in it capped at the bundle's ``mean_var_cap`
 ``soc_median`` its median (expm1 of the log-scale mean); the variances are the calibrated log-normal's exact
 variance (:meth:`socmap.inference.EnsemblePrediction.var_gkg`), split between aleatoric and epistemic in proportion to
 their log-scale parts, and the bounds the calibrated predictive's quantiles about the median: log-normal, or
-log-Student-t where the bundle fitted ``tail_dof`` (same total variance)."""
+log-Student-t where the bundle fitted ``tail_dof`` (same total variance). ``di`` and ``aoa`` are the area of
+applicability (:mod:`socmap.mapping.aoa`); ``aoa`` always comes with ``di`` (:func:`map_layers`)."""
+
+COMPANIONS = {"aoa": ("di",)}
+"""Layers written whenever the key layer is: the flag's DI, so a user can see how far outside a cell is."""
+
+
+def map_layers(variables: Sequence[str]) -> list[str]:
+    """The layers a map of ``output.variables`` holds, in :data:`LAYERS` order: ``variables`` and their
+    :data:`COMPANIONS`."""
+    chosen = set(variables) | {c for v in variables for c in COMPANIONS.get(v, ())}
+    return [name for name in LAYERS if name in chosen]
 
 MEMBER_LAYER = LayerSpec("soc_member", "Topsoil (0-30 cm) SOC under each ensemble member, calibrated expectation "
                                        "(members spread about the ensemble by the temperature T; their mean is "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,8 +56,9 @@ def encoder_source(cfg: PipelineConfig, data: TrainingData, data_dir: Path) -> P
 
 def bundle_info(cfg: PipelineConfig, data: TrainingData, graph: HeteroGraph, results: list[MemberResult],
                 calibration: Calibration, cov_sources: dict[str, str], encoder_src: Path | None,
-                created: str) -> BundleInfo:
-    """bundle.json of the ensemble ``results`` trained on ``data`` over ``graph``."""
+                created: str, applicability: dict[str, Any] | None = None) -> BundleInfo:
+    """bundle.json of the ensemble ``results`` trained on ``data`` over ``graph``; ``applicability`` from
+    :func:`socmap.train.importance.training_applicability`."""
     train = data.mask("train")
     train_years = data.year[train]
     tab_range = (np.stack([data.tabular[train].min(0), data.tabular[train].max(0)], axis=1)
@@ -71,7 +73,7 @@ def bundle_info(cfg: PipelineConfig, data: TrainingData, graph: HeteroGraph, res
         node_covariates=cov_sources, node_covariate_fill=data.fill_values,
         encoder_checkpoint=None if encoder_src is None else str(encoder_src),
         encoder=None if attrs is None else {k: attrs.get(k) for k in ENCODER_KEYS},
-        sample_id=data.sample_id.tolist(),
+        sample_id=data.sample_id.tolist(), applicability=applicability,
     )
 
 

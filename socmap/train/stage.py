@@ -18,6 +18,7 @@ from socmap.inference.scaler import TargetScaler
 from socmap.inference.writing import BundleMember, write_bundle
 from socmap.metrics import rmse
 from socmap.model import cache_layers
+from socmap.train.importance import member_importance, training_applicability
 from socmap.train.inputs import TrainingData, load_training_data
 from socmap.train.records import bundle_info, encoder_source, graph_tensors, model_card
 from socmap.train.trainer import GraphContext, MaskedGraph, MemberResult, evaluate_nodes, resolve_device, train_member
@@ -60,7 +61,7 @@ class TrainResult:
         out = []
         if self.val["r2"] < WEAK_R2:
             out.append(f"the ensemble barely beats the training mean on validation (R2 {self.val['r2']:.2f}; check "
-                       "the covariates and the model and train sections, e.g. those of pipelines/africa-coarse.yaml)")
+                       "the covariates; on a CPU, use preset: cpu, the default, and few model and train keys over it)")
         if cut := self.stopped_by.count("time budget"):
             out.append(f"{cut} member(s) stopped at train.max_minutes before early stopping: a busier machine gives "
                        "another model; raise train.max_minutes for a reproducible one")
@@ -188,11 +189,13 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
     # compute
     results, kept = train_members(ctx, data, cfg, n_members, seed0, progress=progress, epochs=epochs)
     fit = _calibrate(data, kept, seed0)
+    importance = member_importance(cfg, data, kept[0], ctx.scaler, graph.node_k, seed0)
+    applicability = training_applicability(cfg, data, importance)
     seconds = time.perf_counter() - t0
     # write
     enc_src = encoder_source(cfg, data, data_dir)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    info = bundle_info(cfg, data, graph, results, fit.calibration, cov_sources, enc_src, created)
+    info = bundle_info(cfg, data, graph, results, fit.calibration, cov_sources, enc_src, created, applicability)
     card = model_card(cfg, data_dir, data, graph, ctx.scaler, info, results, fit.validation, fit.baseline, seconds,
                       str(dev))
     write_bundle(Path(out), cfg=cfg, info=info, scaler=ctx.scaler, data_dir=data_dir,

@@ -135,8 +135,10 @@ def test_sd_ratio_aoa(world: dict) -> None:
     assert none_out.cells_outside == 0 and np.isnan(none_out.sd_ratio_aoa)
 
 
-def _write_map(out: Path, crs: str, soc: np.ndarray, sd: np.ndarray, aoa: np.ndarray, sea: np.ndarray) -> Path:
-    """A version folder OUT/synth/2020/v1 with soc.zarr written by the predict writers, tile by tile."""
+def _write_map(out: Path, crs: str, soc: np.ndarray, sd: np.ndarray, aoa: np.ndarray, sea: np.ndarray,
+               extra: dict[str, np.ndarray] | None = None) -> Path:
+    """A version folder OUT/synth/2020/v1 with soc.zarr written by the predict writers, tile by tile (``extra``:
+    more float layers, by name)."""
     from socmap.config import GridConfig
     from socmap.io import MAP_ZARR
     from socmap.mapping.layout import map_root
@@ -148,9 +150,9 @@ def _write_map(out: Path, crs: str, soc: np.ndarray, sd: np.ndarray, aoa: np.nda
                       tile_size=12)
     root = map_root(out, "synth", 2020, "v1")
     store = root / MAP_ZARR
-    zarr_template(store, grid, list(LAYERS), NODATA, {"note": "synthetic"})
+    zarr_template(store, grid, [*LAYERS, *(extra or {})], NODATA, {"note": "synthetic"})
     var = (sd**2) / 2
-    full = {"soc_mean": soc, "aleatoric_var": var, "epistemic_var": var, "total_sd": sd}
+    full = {"soc_mean": soc, "aleatoric_var": var, "epistemic_var": var, "total_sd": sd, **(extra or {})}
     for t in grid_tiles(grid):
         win = (slice(t.row0, t.row0 + t.nrows), slice(t.col0, t.col0 + t.ncols))
         layers = {k: np.where(sea[win], NODATA, a[win]).astype(np.float32) for k, a in full.items()}
@@ -198,6 +200,43 @@ def test_benchmark_reads_a_written_map(crs: str, tmp_path: Path, capsys: pytest.
     assert smooth["cells"] == int((~sea).sum()) and smooth["sites"] == 8
     assert smooth["sd_ratio_aoa"] == pytest.approx(2.5, rel=1e-3)
     assert smooth["cells_outside_aoa"] == int((far & ~sea).sum())
+    assert smooth["facet_ratio_by_distance_log"] > 0 and smooth["sd_ratio_aoa_log"] is None  # no q05 / q95
+
+
+def test_benchmark_log_scale_figures(tmp_path: Path) -> None:
+    """A log-normal map whose sd of log(1 + SOC) is 0.5 off the data and 0.2 on it: sd_ratio_aoa_log 2.5, read
+    back through total_sd, q05 and q95; the log facet figure is facet_ratio_by_distance of log1p(soc_mean)."""
+    from socmap.io import SAMPLES
+
+    crs = "EPSG:4326"
+    data = tmp_path / "data"
+    data.mkdir()
+    world = _make_world(crs)
+    pd.DataFrame({"lon": world["train"][:, 0], "lat": world["train"][:, 1], "split": "train"}).to_parquet(
+        data / SAMPLES)
+    far, sea, soc = world["far"], world["sea"], world["smooth"]
+    s = np.where(far, 0.5, 0.2)
+    mu = np.log1p(soc)  # soc is the median here
+    sd = np.sqrt(np.exp(2 * mu + s**2) * np.expm1(s**2))
+    q = {"q05": np.expm1(mu - 1.6449 * s), "q95": np.expm1(mu + 1.6449 * s)}
+    root = _write_map(tmp_path / "ln", crs, soc, sd, far.astype(np.uint8), sea, q)
+    res = _benchmark().main(["--maps", str(root), "--data", str(data)])
+    assert res["sd_ratio_aoa_log"] == pytest.approx(2.5, rel=1e-3)
+    site, km = nearest_site(np.c_[world["lon"].ravel(), world["lat"].ravel()], world["train"], return_km=True)
+    site, km = np.where(sea, -1, site.reshape(soc.shape)), np.where(sea, np.nan, km.reshape(soc.shape))
+    direct = facet_ratio_by_distance(np.where(sea, np.nan, np.log1p(soc)), site, km)
+    assert res["facet_ratio_by_distance_log"] == pytest.approx(direct, rel=1e-3)
+
+
+def test_log_scale_sd_is_the_predictives_own() -> None:
+    """Exact for a calibrated ensemble with Student t tails (where the q05 / q95 Gaussian reading is not)."""
+    from socmap.evaluate.realism import log_scale_sd
+    from socmap.inference.predictive import EnsemblePrediction
+
+    mm, mv = np.array([[1.0, 2.0, 3.0], [1.2, 2.5, 2.0]]), np.array([[0.1, 0.3, 1.0], [0.2, 0.1, 0.5]])
+    p = EnsemblePrediction.from_members(mm, mv).calibrate(1.5).with_tail_dof(5.0)
+    got = log_scale_sd(np.sqrt(p.var_gkg("total")), p.quantile_gkg(0.05), p.quantile_gkg(0.95))
+    np.testing.assert_allclose(got, np.sqrt(p.total_var), rtol=1e-10)
 
 
 def test_benchmark_error_is_one_line(tmp_path: Path) -> None:

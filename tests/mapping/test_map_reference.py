@@ -41,6 +41,8 @@ def sptgnn_map(map_world: dict[str, Path], map_bundle: Path, tmp_path_factory: p
 def test_baseline_maps_share_the_cells_and_score_as_ratios(map_world: dict[str, Path], map_bundle: Path,
                                                            sptgnn_map: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import rasterio
+
     from socmap.mapping import tile_job
 
     original = tile_job.predict_cells
@@ -62,8 +64,14 @@ def test_baseline_maps_share_the_cells_and_score_as_ratios(map_world: dict[str, 
         np.testing.assert_allclose(theirs["soc_mean"][ok], theirs["soc_median"][ok], rtol=1e-6)
         assert np.abs(theirs["soc_mean"][ok] - ours["soc_mean"][ok]).mean() > 0.01
         assert (theirs["soc_mean"][ok] > 0).all()
-        for f in ("facet_ratio", "facet_ratio_by_distance"):
+        for f in ("facet_ratio", "facet_ratio_by_distance", "facet_ratio_by_distance_log"):
             assert res[f"{name}_{f}"] > 0
             assert res[f"{f}_vs_{name}"] == pytest.approx(res[f"sptgnn_{f}"] / res[f"{name}_{f}"], rel=1e-3)
+        # the baseline's map opens as a VRT and holds the zarr store's values
+        vrt = Path(res[f"{name}_vrt"])
+        assert vrt == roots[0].parent / "soc_mean.vrt" and vrt.is_file()
+        with rasterio.open(vrt) as ds:
+            band = ds.read(1, masked=True)
+        np.testing.assert_allclose(band.filled(np.nan)[ok], theirs["soc_mean"][ok], rtol=1e-6)
     # the RFSI-like map also sees the nearest training labels: not XGBoost's map
     assert np.abs(maps["rfsi"]["soc_mean"][ok] - maps["xgboost"]["soc_mean"][ok]).mean() > 0.01

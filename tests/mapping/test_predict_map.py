@@ -79,25 +79,43 @@ def test_sea_is_nodata_and_land_is_mapped(runs: dict) -> None:
                                rtol=1e-3)
 
 
-def test_aoa_flags_cells_far_from_training_data(runs: dict) -> None:
+def test_aoa_is_the_di_above_its_threshold(runs: dict, map_bundle: Path) -> None:
+    """The map's ``di`` layer and ``aoa`` = 1 exactly where the DI exceeds the threshold; the stored bundle
+    predates the stored applicability, so both come from its training nodes (equal weights, spatial CV folds)."""
+    from socmap.inference import load_bundle
+    from socmap.mapping.aoa import AOAReference
+
     z = _zarr(runs["r4"].root)
+    area = AOAReference.from_bundle(load_bundle(map_bundle, load_members=False)).area
+    assert area is not None and area.weights.tolist() == [1.0] * 6 and 0 < area.threshold < 1
+    di, aoa = z["di"], z["aoa"]
+    land = np.isfinite(di)
+    np.testing.assert_array_equal(np.isfinite(aoa), land)
+    assert (di[land] >= 0).all()
+    np.testing.assert_array_equal(aoa[land] == 1, di[land] > area.threshold)
+    assert 0 < np.mean(aoa[land]) < 1  # the world's covariates reach beyond the sites' in places
     lon = 36.0 + (np.arange(GRID_N) + 0.5) * GRID_RES
-    aoa = z["aoa"]
-    near = lon < SITES_WEST_OF - 0.04
-    far = lon > SITES_WEST_OF + 0.08
-    assert np.nanmean(aoa[:, near]) < 0.1
-    assert np.nanmean(aoa[:, far]) == 1.0
+    assert np.nanmedian(di[:, lon < SITES_WEST_OF - 0.04]) < np.nanmedian(di[:, lon > SITES_WEST_OF + 0.08])
 
 
-def test_aoa_range_rule() -> None:
-    from socmap.mapping import AOAReference
+def test_stored_applicability_is_used(map_bundle: Path) -> None:
+    """A bundle carrying ``applicability`` (as train writes it) gets the DI from those numbers."""
+    from dataclasses import replace
 
-    ref = AOAReference.from_training(np.array([[0.0, 0.0], [0.01, 0.0], [0.0, 0.01], [0.01, 0.01]]),
-                                     np.array([[0.0, 1.0], [-2.0, 2.0]]), quantile=0.99, margin=0.1)
-    ll = np.array([[0.005, 0.005]] * 4)
-    tab = np.array([[0.5, 0.0], [1.05, 0.0], [1.2, 0.0], [0.5, -2.5]])
-    assert ref.flag(ll, tab).tolist() == [0, 0, 1, 1]
-    assert ref.flag(np.array([[1.0, 1.0]]), tab[:1]).tolist() == [1]  # 150 km from every node
+    from socmap.inference import load_bundle
+    from socmap.mapping.aoa import AOAReference
+
+    b = load_bundle(map_bundle, load_members=False)
+    fitted = AOAReference.from_bundle(b).area
+    assert fitted is not None
+    info = {**fitted.to_info(), "weights": [2.0, 1.0, 1.0, 0.0, 0.0, 1.0], "threshold": 0.5}
+    b.info = replace(b.info, applicability=info)
+    stored = AOAReference.from_bundle(b).area
+    assert stored is not None and stored.threshold == 0.5 and stored.weights.tolist() == info["weights"]
+    assert stored.mean_distance == fitted.mean_distance
+    x = np.zeros((1, 6))
+    assert AOAReference(stored).flag(stored.di(x)).tolist() == [int(stored.di(x)[0] > 0.5)]
+    assert AOAReference(None).flag(np.array([np.nan])).tolist() == [255]
 
 
 def test_every_output_reads_back(runs: dict, map_world: dict[str, Path]) -> None:
@@ -141,6 +159,12 @@ def test_every_output_reads_back(runs: dict, map_world: dict[str, Path]) -> None
         assert img.ndim == 3 and img.shape[0] > 200
     summary = json.loads((root / MAP_SUMMARY).read_text())
     assert summary["tiles_done"] == 4 and summary["cells"] == GRID_N**2 and summary["cells_per_s"] > 0
+    # the speed counts mapped cells only (the world's sea corner is masked), and the time is accounted for
+    assert summary["cells_mapped"] < summary["cells"]
+    assert summary["cells_per_s"] == pytest.approx(summary["cells_mapped"] / summary["seconds"], rel=1e-3)
+    parts = [summary[k] for k in ("plan_seconds", "map_seconds", "finish_seconds")]
+    assert min(parts) > 0 and 0 <= summary["startup_seconds"] <= summary["map_seconds"]
+    assert sum(parts) <= summary["seconds"] + 1e-3
 
 
 def test_rerun_skips_done_tiles_and_tiles_option(runs: dict, map_world: dict[str, Path], map_bundle: Path) -> None:

@@ -78,6 +78,7 @@ def write_map_world(root: Path) -> dict[str, Path]:
             "name": name, "crs": "EPSG:4326", "resolution": GRID_RES, "bounds": GRID_BOUNDS, "tile_size": tile}))
     pipe = {
         "name": "mapworld", "description": "mapping test world", "grid": "grid4.yaml",
+        "preset": "table6",  # the keys below over Table 6's defaults: what the stored bundle was trained with
         "data": {"sources": [{"path": "survey.csv", "mapping": "demo"}],
                  "covariates": [{"name": "temp", "path": "temp.tif", "unit": "degC"},
                                 {"name": "ndvi", "path": "ndvi.tif", "unit": "1"},
