@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from socmap.device import DEVICES
-from socmap.errors import ConfigError, SocmapError
+from socmap.errors import SocmapError
 
 if TYPE_CHECKING:
     from socmap.config import PipelineConfig
@@ -518,13 +518,13 @@ def check_config(region: str | None, pipeline_file: Path | None) -> None:
     """Validate a pipeline (and its grid) and print where it was read from and the preset its model and train
     keys start from.
 
-    Also checks that every graph relation has its input: a covariate layer named ``ndvi`` / ``elevation``, or
-    imagery (``socmap train`` would otherwise stop on it after ``prepare``)."""
+    Also warns (one line, exit 0) when a graph relation has no input it can see: a covariate layer or survey
+    covariate named ``ndvi`` / ``elevation``, or imagery (``socmap train`` would stop on it after ``prepare``)."""
     cfg = _load(region, pipeline_file)
     grid = cfg.load_grid()
     missing = cfg.missing_relation_inputs()
-    if missing:
-        raise ConfigError(f"{cfg.source_file}: " + "; ".join(missing))
+    if missing:  # a warning, not an error: a prepared data folder may carry the column from elsewhere
+        click.echo(f"socmap: warning: {cfg.source_file}: " + "; ".join(missing), err=True)
     click.echo(f"{cfg.source_file}: ok (preset {cfg.preset}; grid {grid.name}: {grid.crs}, {grid.resolution:g} "
                f"units/cell, {grid.shape[0]} x {grid.shape[1]} cells)")
 

@@ -635,10 +635,10 @@ class PipelineConfig(_Strict):
         """One message per graph relation whose per-site value nothing in this pipeline provides.
 
         The ``ndvi`` and ``elevation`` relations read a covariate layer of that name (at the sites and at every
-        map cell) or, with imagery, the image covariates ``socmap extract`` writes; ``socmap train`` stops on the
-        same gap once the data is prepared, this finds it from the YAML alone.
+        map cell), a survey covariate of that name or, with imagery, the image covariates ``socmap extract``
+        writes; ``socmap train`` stops on the same gap once the data is prepared, this finds it from the YAML alone.
         """
-        layers = {layer.name for layer in self.data.covariates}
+        layers = {layer.name for layer in self.data.covariates} | set(self.data.survey_covariates)
         imagery = self.imagery.enabled and self.stac is not None
         return [f"the {rel!r} relation needs a per-sample {rel} value: add a covariate layer named {rel!r} to "
                 f"data.covariates" + (", run `socmap extract` (image covariates)," if imagery else "")
