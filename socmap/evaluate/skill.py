@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from socmap.evaluate.baselines import fit_and_eval_rows
 from socmap.evaluate.clusters import cell_clusters, cluster_counts, percentile_interval, resampled_means
 from socmap.evaluate.probabilistic import INTERVAL_LEVELS, ProbabilisticResult, run_probabilistic_baselines
 from socmap.geo import sphere_knn
@@ -130,9 +131,7 @@ def skill_rows(samples: pd.DataFrame, feature_columns: list[str] | None, eval_ma
     ``var_log``, ``dof``: the SpTGNN's calibrated predictive on log(1 + SOC) at those rows. ``train_mask``
     defaults to ``samples.split == "train"``.
     """
-    if train_mask is None:
-        train_mask = (samples["split"] == "train").to_numpy()
-    train_mask, eval_mask = np.asarray(train_mask, bool), np.asarray(eval_mask, bool)
+    train_mask, eval_mask = fit_and_eval_rows(samples, train_mask, eval_mask)
     y = samples["soc_gkg"].to_numpy(np.float64)[eval_mask]
     lonlat = samples[["lon", "lat"]].to_numpy(np.float64)
     dist, _ = sphere_knn(lonlat[train_mask], lonlat[eval_mask], 1)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from socmap.config import socmap_home
-from socmap.errors import ModelError
+from socmap.errors import ConfigError, ModelError
 from socmap.io import MODEL_LATEST, MODELS_DIR, atomic_path, check_path_name
 
 __all__ = ["latest_bundle", "models_root", "new_version", "publish"]
@@ -58,7 +58,7 @@ def latest_bundle(region: str, home: Path | None = None) -> Path:
                          f"`socmap train --region {region} --data DATA` (or pass --model BUNDLE)")
     try:
         version = check_path_name("version", json.loads(latest.read_text())["version"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, ConfigError) as exc:
         raise ModelError(f"{latest} is damaged ({exc}); train again or pass --model BUNDLE") from None
     if not (root / version).is_dir():
         raise ModelError(f"{latest} names version {version!r}, which is not in {root}; train again or pass --model")

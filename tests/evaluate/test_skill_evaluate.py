@@ -42,20 +42,3 @@ def test_evaluate_reports_every_method_by_every_metric(eval_case: tuple[Path, Pa
     md = (tmp_path / "report" / "report.md").read_text()
     assert "Methods by metric" in md and "| QRF (mean) |" in md and "| RK (median) |" in md
 
-
-def test_block_protocol_pools_every_method_over_its_folds(eval_case: tuple[Path, Path, PipelineConfig],
-                                                          tmp_path: Path) -> None:
-    data, model, cfg = eval_case
-    evaluate.run(cfg, data, model, tmp_path / "report", n_boot=20, protocol="block", block_folds=2, block_members=1)
-    rep = json.loads((tmp_path / "report" / "report.json").read_text())
-    blk = rep["block"]
-    n = len(pd.read_parquet(data / "samples.parquet"))
-    assert blk["skill"]["n"] == n and len(blk["skill"]["baselines"]) == 2  # every site once; QRF and RK per fold
-    for label in ("SpTGNN", "XGBoost (smeared)"):  # the pooled rows are the block point table's
-        assert blk["skill"]["methods"][label]["rmse"]["value"] == pytest.approx(blk["point"][label]["rmse"]["value"])
-    line = skill_json(blk["skill"], "block_")
-    for m in METHODS:
-        assert all(f"block_{m}_{k}" in line for k in ("rmse", "mae", "rmse_log", "r2"))
-    assert all(f"block_{m}_{k}" in line for m in ("sptgnn", "qrf", "rk") for k in ("crps", "cov95"))
-    assert len(line["block_ratio_rmse_best_ci95"]) == 2 and "block_cov95_by_distance" in line
-    assert "skill" in rep  # the random split's section is there too

@@ -13,7 +13,9 @@ import pytest
 from socmap.config import PipelineConfig
 from socmap.errors import DataError, ModelError
 from socmap.evaluate import stage as evaluate
+from socmap.evaluate.skill import skill_json
 from socmap.metrics import rmse
+from tests.evaluate.test_skill_evaluate import METHODS as SKILL_METHODS
 
 
 def test_evaluate_report_matches_bundle(eval_case: tuple[Path, Path, PipelineConfig], tmp_path: Path) -> None:
@@ -93,6 +95,16 @@ def test_evaluate_block_folds_test_every_site_once(eval_case: tuple[Path, Path, 
         assert blk["point"][name]["rmse"]["value"] == pytest.approx(np.sqrt(pooled))
     assert set(blk["rmse_ratio"]) == {"XGBoost", "RFSI-like XGBoost", "XGBoost (smeared)",
                                       "RFSI-like XGBoost (smeared)"}
+    # the methods-by-metric table pools every method over the folds: every site once, QRF and RK fitted per fold
+    assert blk["skill"]["n"] == n and len(blk["skill"]["baselines"]) == 2
+    for label in ("SpTGNN", "XGBoost (smeared)"):  # the pooled rows are the block point table's
+        assert blk["skill"]["methods"][label]["rmse"]["value"] == pytest.approx(blk["point"][label]["rmse"]["value"])
+    line = skill_json(blk["skill"], "block_")
+    for m in SKILL_METHODS:
+        assert all(f"block_{m}_{k}" in line for k in ("rmse", "mae", "rmse_log", "r2"))
+    assert all(f"block_{m}_{k}" in line for m in ("sptgnn", "qrf", "rk") for k in ("crps", "cov95"))
+    assert len(line["block_ratio_rmse_best_ci95"]) == 2 and "block_cov95_by_distance" in line
+    assert "skill" in rep  # the random split's section is there too
     md = (tmp_path / "report" / "report.md").read_text()
     assert "2-fold cross-validation" in md and "Per fold" in md
     with pytest.raises(DataError, match="block_folds"):

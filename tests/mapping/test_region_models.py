@@ -65,13 +65,14 @@ def test_a_failed_training_leaves_latest_on_the_previous_bundle(map_world: dict[
     assert registry.latest_bundle("mapworld") == first
 
 
-@pytest.mark.parametrize("damage", ["missing", "damaged", "gone"])
+@pytest.mark.parametrize("damage", ["missing", "damaged", "unsafe", "gone"])
 def test_latest_bundle_errors_name_the_fix(home: Path, damage: str) -> None:
     root = registry.models_root("r1")
     if damage != "missing":
         root.mkdir(parents=True)
-        (root / "latest.json").write_text("{" if damage == "damaged" else json.dumps({"version": "v1"}))
-    with pytest.raises(ModelError, match="train" if damage != "damaged" else "damaged"):
+        text = {"damaged": "{", "unsafe": json.dumps({"version": "../x"}), "gone": json.dumps({"version": "v1"})}
+        (root / "latest.json").write_text(text[damage])
+    with pytest.raises(ModelError, match="damaged" if damage in ("damaged", "unsafe") else "train"):
         registry.latest_bundle("r1")
 
 
