@@ -10,7 +10,7 @@ of imagery pipelines; they are null here (no-imagery pipeline) unless ``socmap.m
 
 Usage::
 
-    python benchmarks/map_scaling.py --pipeline pipelines/africa-coarse.yaml --model MODEL [--tile r003_c003]
+    python benchmarks/map_scaling.py --pipeline pipelines/africa-coarse.yaml --model MODEL [--tile r001_c001]
 
 The last line printed is one JSON object.
 """
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--pipeline", default="pipelines/africa-coarse.yaml", help="no-imagery pipeline YAML")
     ap.add_argument("--model", required=True, help="bundle trained with that pipeline")
     ap.add_argument("--year", type=int, default=None, help="map year (default: the pipeline's output.year)")
-    ap.add_argument("--tile", default="r003_c003", help="the 1x tile; 4x adds its right, lower, lower-right")
+    ap.add_argument("--tile", default="r001_c001", help="the 1x tile; 4x adds its right, lower, lower-right")
     args = ap.parse_args(argv)
     from socmap.config import load_pipeline
 

@@ -437,11 +437,14 @@ def tune(data_dir: Path, out_dir: Path, trials: int | None, epochs: int | None, 
 @click.option("--version", "version", default=None,
               help="Version folder name (default: derived from the bundle's checksum and the options, so the same "
                    "command resumes the same folder).")
-@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None,
-              help="Address of an existing Dask scheduler, or 'threads' to run the tiles in this process "
-                   "(default: a LocalCluster, or LocalCUDACluster where a GPU is present).")
+@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None, cls=_StageOption,
+              help_refs={"cells": "socmap.mapping.predict:LOCAL_RUN_MAX_CELLS"},
+              help="Address of an existing Dask scheduler, 'threads' to run the tiles in this process on --workers "
+                   "threads, or 'synchronous' for one tile after another (default: 'threads' for jobs of at most "
+                   "{cells:,} cells without a GPU, else a LocalCluster, or LocalCUDACluster where a GPU is present).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="LocalCluster worker processes, one thread each (default: one per CPU, at most 8).")
+              help="LocalCluster worker processes, or tile threads in this process; one torch thread each "
+                   "(default: one per CPU, at most 8).")
 @click.option("--tiles", default=None, help="Comma-separated tile ids to map (e.g. r003_c012,r003_c013).")
 @click.option("--mode", type=click.Choice(["fast", "exact"]), default=None,
               help="Image embedding per cell (imagery pipelines; default: output.embedding_mode).")

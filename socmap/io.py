@@ -94,6 +94,7 @@ __all__ = [
     "VIT_FINETUNED",
     "atomic_path",
     "check_path_name",
+    "is_local_path",
     "is_source_failure",
     "json_safe",
     "replace_path",
@@ -311,6 +312,12 @@ def atomic_path(final: Path | str) -> Iterator[Path]:
         replace_path(tmp, final)
     finally:
         _remove(tmp)
+
+
+def is_local_path(path: str | Path) -> bool:
+    """Whether ``path`` is a file on this machine: not a URL (``scheme://``) nor a GDAL virtual path (``/vsi...``)."""
+    p = str(path)
+    return "://" not in p and not p.startswith("/vsi")
 
 
 def check_path_name(kind: str, name: str) -> str:

@@ -5,18 +5,32 @@ Where that cell is no-data (a coastal point on a land-only layer, a hole), the n
 ``search_px`` cells (Euclidean distance in cells) is used; beyond that the value is NaN and the imputer fills
 it later. Rasters are read in windows of ``chunk_px`` cells around the points they hold, so a large COG is
 read only where points are; local paths and http(s) URLs (read through GDAL's /vsicurl/) both work.
+
+A caller that samples the same raster many times over one area (the map job, tile after tile) can read the
+area's window once with :func:`load_raster_window` and pass the :class:`InMemoryRaster` instead of the path: the
+windows are then sliced from memory, with the same cell coordinates, so the values are the same bit for bit.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from socmap.errors import DataError, SourceError
+from socmap.io import is_local_path
 
-__all__ = ["LayerSample", "sample_raster"]
+__all__ = ["MAX_CACHED_BYTES", "InMemoryRaster", "LayerSample", "load_raster_window",
+           "sample_raster"]
+
+MAX_CACHED_BYTES = 256 * 2**20
+"""Largest window, bytes (cell values plus a one-byte mask per cell), that :func:`load_raster_window` holds in
+memory for one layer. A 10 arc-minute layer over a continent is about 1 MB and is read once; a 250 m continental
+layer (tens of GB) is not, and the map keeps reading it tile by tile, as each tile needs only its own part. The
+limit is per layer and per map worker: a pipeline of n layers may hold up to n times this."""
 
 
 @dataclass
@@ -51,16 +65,112 @@ def _open(path: str) -> Any:
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:
-        local = "://" not in path and not path.startswith("/vsi")
-        kind = DataError if local and not os.path.exists(path) else SourceError
+        kind = DataError if is_local_path(path) and not os.path.exists(path) else SourceError
         raise kind(f"{path}: cannot open the raster ({' '.join(str(exc).split())[:200]}); "
                    "check the covariate path or URL in the pipeline") from None
 
 
-def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = "", band: int = 1,
+class InMemoryRaster:
+    """One band of a raster read once over a window, standing in for the open dataset where
+    :func:`sample_raster` reads it.
+
+    It keeps the full raster's geometry (``height``, ``width``, ``transform``, ``crs``, ``res``, ``bounds``,
+    ``count``, ``nodata``), so cells and windows are computed in the full raster's coordinates exactly as on the
+    file; :meth:`read` slices the held part. A window reaching outside the held part (a point the loader's bounds
+    did not foresee) is read from ``path`` instead, and counted in :attr:`n_fallback_reads`. Read-only after
+    construction, so threads may share it.
+    """
+
+    def __init__(self, path: str, band: int, data: np.ma.MaskedArray, row_off: int, col_off: int, *, height: int,
+                 width: int, transform: Any, crs: Any, nodata: float | None, res: tuple[float, float], bounds: Any,
+                 count: int) -> None:
+        self.path, self.band = path, band
+        self.data = data
+        """(rows, cols) masked band values of the held window, the raster's own dtype (mask: no-data)."""
+        self.row_off, self.col_off = row_off, col_off
+        """Full-raster row and column, cells, of the held window's first cell."""
+        self.height, self.width, self.transform, self.crs = height, width, transform, crs
+        self.nodata, self.res, self.bounds, self.count = nodata, res, bounds, count
+        self.n_fallback_reads = 0
+        """How many windows were read from the file because they reached outside the held part."""
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the values plus the one-byte mask per cell."""
+        return int(self.data.size * (self.data.dtype.itemsize + 1))
+
+    def __enter__(self) -> InMemoryRaster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def read(self, band: int, window: Any, masked: bool = True) -> np.ndarray:
+        """Band ``band`` over ``window`` (a :class:`rasterio.windows.Window` of whole cells, in full-raster
+        coordinates), as ``rasterio``'s ``DatasetReader.read`` gives it."""
+        r0, c0 = int(window.row_off), int(window.col_off)
+        r1, c1 = r0 + int(window.height), c0 + int(window.width)
+        h, w = self.data.shape
+        if (band == self.band and self.row_off <= r0 <= r1 <= self.row_off + h
+                and self.col_off <= c0 <= c1 <= self.col_off + w):
+            part = self.data[r0 - self.row_off:r1 - self.row_off, c0 - self.col_off:c1 - self.col_off]
+            return part if masked else np.asarray(part.data)
+        self.n_fallback_reads += 1
+        with _open(self.path) as ds:
+            return ds.read(band, window=window, masked=masked)
+
+
+def load_raster_window(path: str, band: int, bounds_wgs84: tuple[float, float, float, float], *, margin_px: int,
+                       max_bytes: int = MAX_CACHED_BYTES) -> InMemoryRaster | None:
+    """Band ``band`` of the raster at ``path`` read once over the area ``bounds_wgs84`` (west, south, east, north,
+    degrees) plus ``margin_px`` cells on every side, clipped to the raster.
+
+    ``margin_px`` should be at least the nearest-valid search radius (``data.covariate_search_px``) plus a cell or
+    two, so every window :func:`sample_raster` asks for about points inside the area lies in the held part.
+
+    Returns None where that window would hold more than ``max_bytes`` (values plus mask), or where the area does
+    not meet the raster: such a layer is read per call from ``path``, as before.
+
+    Raises:
+        DataError: the raster cannot be opened or has no CRS or no such band (as :func:`sample_raster`).
+        SourceError: a remote raster cannot be opened (a retry may cure it); read errors of GDAL come up as is.
+    """
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window
+
+    with _open(path) as ds:
+        _check_band(ds, path, band, "")
+        r0, c0, r1, c1 = 0, 0, ds.height, ds.width
+        try:
+            west, south, east, north = transform_bounds("EPSG:4326", ds.crs, *bounds_wgs84, densify_pts=21)
+        except Exception:  # bounds that cannot be projected to the raster's CRS: hold the whole raster
+            west = south = east = north = np.nan
+        if all(np.isfinite([west, south, east, north])) and east > west and north > south:
+            inv = ~ds.transform
+            cols, rows = zip(*(inv * (x, y) for x in (west, east) for y in (south, north)), strict=True)
+            r0 = max(0, int(np.floor(min(rows))) - margin_px)
+            c0 = max(0, int(np.floor(min(cols))) - margin_px)
+            r1 = min(ds.height, int(np.ceil(max(rows))) + margin_px)
+            c1 = min(ds.width, int(np.ceil(max(cols))) + margin_px)
+        # else (an area across the antimeridian, or not projectable): the whole raster, within the budget
+        if r1 <= r0 or c1 <= c0:
+            return None
+        if (r1 - r0) * (c1 - c0) * (np.dtype(ds.dtypes[band - 1]).itemsize + 1) > max_bytes:
+            return None
+        data = ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+        data.flags.writeable = False
+        return InMemoryRaster(path, band, data, r0, c0, height=ds.height, width=ds.width, transform=ds.transform,
+                              crs=ds.crs, nodata=ds.nodata, res=(float(ds.res[0]), float(ds.res[1])),
+                              bounds=ds.bounds, count=ds.count)
+
+
+def sample_raster(path: str | InMemoryRaster, lon: np.ndarray, lat: np.ndarray, *, name: str = "", band: int = 1,
                   scale: float = 1.0, offset: float = 0.0, search_px: int, min_coverage: float,
                   chunk_px: int = 1024) -> tuple[np.ndarray, LayerSample]:
     """Values of ``band`` of the raster at (lon, lat) WGS 84 points, times ``scale`` plus ``offset``.
+
+    ``path`` is the raster's path or URL, or an :class:`InMemoryRaster` of it (:func:`load_raster_window`), which
+    gives the same values without opening the file; one holding another band is not used (the path is read).
 
     ``search_px`` (raster cells) and ``min_coverage`` (fraction of the points) come from the pipeline's
     ``data.covariate_search_px`` and ``data.covariate_min_coverage``: where a point falls on no-data the nearest
@@ -72,11 +182,14 @@ def sample_raster(path: str, lon: np.ndarray, lat: np.ndarray, *, name: str = ""
         DataError: the raster cannot be opened, has no CRS or no such band, or gives a value for fewer than
             ``min_coverage`` of the points (it does not cover them); the message names the file.
     """
+    held: InMemoryRaster | None = None
+    if isinstance(path, InMemoryRaster):
+        held, path = (path if path.band == band else None), path.path
     lon = np.asarray(lon, float)
     lat = np.asarray(lat, float)
     n = len(lon)
     out = np.full(n, np.nan)
-    with _open(path) as ds:
+    with held if held is not None else _open(path) as ds:
         _check_band(ds, path, band, name)
         row, col, inside = _raster_cells(ds, lon, lat)
         n_direct = n_nearest = 0
@@ -113,9 +226,7 @@ def _check_band(ds: Any, path: str, band: int, name: str) -> None:
 def _raster_cells(ds: Any, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, col, inside) of each (lon, lat) point on the open raster ``ds``: the cell it falls in (-1 where it
     cannot be projected) and whether that cell lies on the raster."""
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs("EPSG:4326", ds.crs, always_xy=True)
+    tr = _transformer(ds.crs.to_wkt(), threading.get_ident())
     with np.errstate(all="ignore"):
         x, y = tr.transform(lon, lat, errcheck=False)
     a, b, c, d, e, f = (~ds.transform)[:6]
@@ -126,6 +237,16 @@ def _raster_cells(ds: Any, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray
     col = np.where(ok, np.floor(np.where(ok, colf, 0)), -1).astype(np.int64)
     inside = ok & (row >= 0) & (row < ds.height) & (col >= 0) & (col < ds.width)
     return row, col, inside
+
+
+@functools.lru_cache(maxsize=64)
+def _transformer(crs_wkt: str, thread: int) -> Any:
+    """The WGS 84 (lon, lat) -> ``crs_wkt`` transformer, built once per CRS and per thread ``thread`` (a
+    :func:`threading.get_ident`): building one costs milliseconds, a map samples every layer of every tile, and a
+    pyproj Transformer must not be shared between threads (tiles may run on several threads of one process)."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs("EPSG:4326", crs_wkt, always_xy=True)
 
 
 def _chunk_groups(row: np.ndarray, col: np.ndarray, idx_in: np.ndarray, width: int,

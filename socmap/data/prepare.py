@@ -61,10 +61,6 @@ class PrepareResult:
                 f"train/val/test {c['train']}/{c['val']}/{c['test']}); rules: {dropped}")
 
 
-def _is_url(p: str) -> bool:
-    return p.startswith(("http://", "https://", "s3://", "gs://", "/vsi"))
-
-
 def _resolve_sources(inputs: Sequence[str | Path] | None,
                      mappings: Sequence[str | Path | SurveyMapping] | None, pipeline: PipelineConfig | None,
                      data: DataConfig) -> list[tuple[str, SurveyMapping]]:

@@ -12,16 +12,13 @@ import pandas as pd
 
 from socmap.data.columns import SurveyMapping
 from socmap.errors import DataError
+from socmap.io import is_local_path
 
 __all__ = ["read_table"]
 
 _CSV = {".csv", ".txt", ".tsv"}
 _PARQUET = {".parquet", ".pq"}
 _GPKG = {".gpkg"}
-
-
-def _is_url(path: str) -> bool:
-    return path.startswith(("http://", "https://", "s3://", "gs://"))
 
 
 def _format(path: str) -> str:
@@ -42,7 +39,7 @@ def read_table(path: str | Path, mapping: SurveyMapping) -> pd.DataFrame:
         DataError: missing or empty file, not a table, or a mapped column that is not there.
     """
     spath = str(path)
-    if not _is_url(spath):
+    if is_local_path(spath):
         _check_file(spath)
     fmt = _format(spath)
     df, crs = _read_format(spath, fmt, mapping)
@@ -88,7 +85,7 @@ def _read_format(spath: str, fmt: str, mapping: SurveyMapping) -> tuple[pd.DataF
 
 def _read_csv(spath: str, mapping: SurveyMapping) -> pd.DataFrame:
     """A CSV table (a local file is first checked for binary content)."""
-    if not _is_url(spath):
+    if is_local_path(spath):
         with open(spath, "rb") as fh:
             head = fh.read(4096)
         if b"\x00" in head:

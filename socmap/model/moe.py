@@ -75,9 +75,13 @@ class _Expert(nn.Module):
         assert self.proj is not None
         if self.gate is None:  # additive: a nonlinear projection per stream, summed; no cross-stream term
             return self.out(torch.stack([F.gelu(p(x)) for p, x in zip(self.proj, parts, strict=True)]).sum(0))
-        # cross-gated: each stream's projection is gated by all streams
-        gated = [torch.sigmoid(g(z)) * p(x) for p, g, x in zip(self.proj, self.gate, parts, strict=True)]
-        return self.out(F.gelu(torch.stack(gated).sum(0)))
+        # cross-gated: each stream's projection is gated by all streams, summed in place (no stacked copy)
+        acc: Tensor | None = None
+        for p, g, x in zip(self.proj, self.gate, parts, strict=True):
+            term = torch.sigmoid(g(z)) * p(x)
+            acc = term if acc is None else acc + term
+        assert acc is not None
+        return self.out(F.gelu(acc))
 
 
 class MoEFusion(nn.Module):
@@ -110,7 +114,8 @@ class MoEFusion(nn.Module):
     - *cross-gated* lets every stream open or close every other stream's projection, a multiplicative interaction
       ("expert types cross-gated" of Table 6 is this reading).
 
-    Experts are evaluated only on the nodes routed to them.
+    With top-k routing an expert is evaluated only on the nodes routed to them; with dense routing on every node,
+    without gathering or scattering rows.
 
     Args:
         stream_dims (dict[str, int]): width of each active stream (order kept).
@@ -161,6 +166,9 @@ class MoEFusion(nn.Module):
         gates = self.route(z)
         out = z.new_zeros(z.size(0), self.out_dim)
         for e, expert in enumerate(self.experts):
+            if self.top_k is None or self.top_k >= self.num_experts:  # dense: every node, no gather or scatter
+                out = out + gates[:, e, None] * expert(parts, z)
+                continue
             idx = torch.nonzero(gates[:, e] > 0, as_tuple=True)[0]
             if idx.numel() == 0:
                 continue

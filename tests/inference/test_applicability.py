@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from socmap.config import SplitConfig
+from socmap.inference import applicability
 from socmap.inference.applicability import (
     AreaOfApplicability,
     importance_weights,
@@ -33,6 +34,23 @@ def test_di_of_a_hand_worked_case() -> None:
     assert b.di(np.array([[0.5, 0.5]]))[0] == pytest.approx(0.365068, abs=1e-6)
     c = AreaOfApplicability.fit(train, np.array([0, 1, 2]), np.array([1.0, -3.0]))
     assert c.weights.tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("block", [5, 1 << 22], ids=["many-blocks", "one-block"])
+@pytest.mark.parametrize("n_features", [1, 20])
+def test_nearest_distance_is_the_brute_force_one(monkeypatch: pytest.MonkeyPatch, block: int,
+                                                 n_features: int) -> None:
+    """The blocked single-precision search gives the double-precision brute-force nearest distance, for points
+    inside, on and far outside the reference cloud, however the queries are split into blocks."""
+    from scipy.spatial.distance import cdist
+
+    monkeypatch.setattr(applicability, "BLOCK_ELEMENTS", block)
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((300, n_features))
+    x = np.vstack([rng.standard_normal((200, n_features)), ref[:20], 8.0 + rng.standard_normal((30, n_features))])
+    got = applicability._NearestIndex(ref).distance(x)
+    np.testing.assert_allclose(got, cdist(x, ref).min(axis=1), rtol=1e-5, atol=1e-9)
+    assert got[200:220].tolist() == [0.0] * 20
 
 
 def test_importance_weights_fall_back_to_equal() -> None:

@@ -74,7 +74,7 @@ def test_sigkill_half_way_then_resume_is_byte_identical(map_world: dict[str, Pat
     tile is recorded, the same command again: every output equals an uninterrupted run's, byte for byte."""
     pipe = map_world["pipeline"]
     cmd = [sys.executable, "-m", "socmap", "predict", "--pipeline", str(pipe), "--year", str(YEAR), "--model",
-           str(map_bundle), "--out", str(tmp_path / "killed"), "--scheduler", "threads", "--no-progress"]
+           str(map_bundle), "--out", str(tmp_path / "killed"), "--scheduler", "synchronous", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(Path(socmap.__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     year_dir = tmp_path / "killed" / "mapworld" / str(YEAR)
@@ -172,7 +172,7 @@ def test_flaky_http_covariates_retry_record_failure_exit_3_and_rerun(map_world: 
         monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
         pipe = _pipeline(map_world, tmp_path, tile=32, covariate_base=served.url)
         args = ["predict", "--pipeline", str(pipe), "--year", str(YEAR), "--model", str(map_bundle), "--out",
-                str(out), "--scheduler", "threads", "--no-progress"]
+                str(out), "--scheduler", "synchronous", "--no-progress"]
         r = CliRunner().invoke(cli, args)
         lines = [ln for ln in r.output.splitlines() if ln.strip()]
         assert r.exit_code == 3, r.output

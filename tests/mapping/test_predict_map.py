@@ -31,7 +31,7 @@ def _zarr(root: Path) -> dict[str, np.ndarray]:
 def runs(map_world: dict[str, Path], map_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("maps")
     r4 = predict.run(load_pipeline(map_world["pipeline"]), map_bundle, tmp / "out4", year=YEAR, scheduler="threads",
-                     progress=False)
+                     workers=2, progress=False)
     r1 = predict.run(load_pipeline(map_world["pipeline1"]), map_bundle, tmp / "out1", year=YEAR, scheduler="threads",
                      progress=False)
     return {"r4": r4, "r1": r1, "tmp": tmp}
@@ -60,6 +60,21 @@ def test_no_seams_tiles_agree_with_one_tile(runs: dict) -> None:
     jump_edge = max(np.nanmax(np.abs(m[TILE] - m[TILE - 1])), np.nanmax(np.abs(m[:, TILE] - m[:, TILE - 1])))
     jump_inside = np.nanmax(np.abs(np.diff(m[: TILE - 1], axis=0)))
     assert jump_edge <= 2 * jump_inside + 1e-6
+
+
+def test_tiles_on_two_threads_equal_tiles_one_after_another(runs: dict, map_world: dict[str, Path],
+                                                            map_bundle: Path) -> None:
+    """The in-process run's tile threads share one context: the map is the one a single thread makes, bit for
+    bit, and the process's torch thread count is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    seq = predict.run(load_pipeline(map_world["pipeline"]), map_bundle, runs["tmp"] / "out_sync", year=YEAR,
+                      scheduler="synchronous", progress=False)
+    assert torch.get_num_threads() == threads
+    a, b = _zarr(seq.root), _zarr(runs["r4"].root)
+    for name in LAYERS:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 def test_sea_is_nodata_and_land_is_mapped(runs: dict) -> None:
