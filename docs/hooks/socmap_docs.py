@@ -318,6 +318,14 @@ def _map_scaling(latest: bool = False) -> str:
         ("max_rss_mib_1x", "peak RSS MiB 1x"), ("max_rss_mib_4x", "peak RSS MiB 4x")])
 
 
+def _map_throughput(latest: bool = False) -> str:
+    return _key_table(latest, "map_throughput", [
+        ("cells_per_s", "mapped cells/s (the run)"), ("process_cells_per_s", "mapped cells/s (the process)"),
+        ("cells_mapped", "mapped cells"), ("run_seconds", "run s"), ("process_seconds", "process s"),
+        ("plan_seconds", "checks and bundle s"), ("startup_seconds", "start-up s"), ("map_seconds", "tiles s"),
+        ("finish_seconds", "mosaics and metadata s"), ("scheduler", "scheduler")])
+
+
 def _map_realism(latest: bool = False) -> str:
     return _key_table(latest, "map_realism", [
         ("facet_ratio", "facet ratio (goal <= 1.3)"),
@@ -482,6 +490,7 @@ RESULTS: dict[str, Callable[..., str]] = {
     "real_data": _real_data,
     "paper": _paper,
     "map_scaling": _map_scaling,
+    "map_throughput": _map_throughput,
     "map_realism": _map_realism,
     "map_reference": _map_reference,
     "map_parity": _map_parity,
