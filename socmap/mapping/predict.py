@@ -347,25 +347,6 @@ def _prepare_folder(run: _Run) -> None:
             f.unlink()
 
 
-def _warm_quicklook_imports(variables: list[str]) -> None:
-    """Import matplotlib's Figure and Agg canvas in a daemon thread while the tiles compute, when a quick-look
-    will be drawn: the import takes about 0.5 s in a process that already holds torch and dask (mostly pyparsing's
-    class checks), which the finish otherwise spends before its first PNG. An import that fails here fails
-    again, with its message, where :func:`socmap.mapping.writers.quicklook_png` imports it."""
-    import importlib
-    import threading
-
-    if not any(name in variables for name in QUICKLOOK_LAYERS):
-        return
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
-                importlib.import_module(module)
-
-    threading.Thread(target=load, name="socmap-import-matplotlib", daemon=True).start()
-
-
 def _split_done(run: _Run) -> tuple[list[Tile], list[str]]:
     """The chosen tiles still to map, and the ids of those an earlier run with the same key left done."""
     todo, skipped = [], []
@@ -432,7 +413,6 @@ def _map_tiles(run: _Run, todo: list[Tile], rec: _TileRecorder, *, scheduler: st
         scheduler = scheduler or _default_scheduler(cfg, todo)
         with dask_client(scheduler, workers=n_workers, threads_per_worker=1) as client:
             startup = time.perf_counter() - t_map
-            _warm_quicklook_imports(run.variables)  # after the cluster's imports: the two would queue on the GIL
             if client is None:
                 _run_local(cfg, run.bundle, todo, run.year, run.root, run.mode, run.tags, rec.finish, rec.fail, bar,
                            progress, threads=1 if scheduler in ("synchronous", "sync") else n_workers)
