@@ -526,8 +526,6 @@ def _run_local(cfg: PipelineConfig, bundle: Bundle, todo: list[Tile], year: int,
 
     from threadpoolctl import threadpool_limits
 
-    from socmap.device import one_torch_thread
-
     ctx = load_context(cfg, bundle)
     if threads <= 1 or not ctx.reads_only_memory:
         for t in todo:
@@ -536,9 +534,8 @@ def _run_local(cfg: PipelineConfig, bundle: Bundle, todo: list[Tile], year: int,
         return
     # one torch and one BLAS thread per tile thread, as a Dask worker process has (its nanny sets
     # OPENBLAS_NUM_THREADS=1); OpenMP keeps torch's count per thread, so each tile thread sets its own
-    with one_torch_thread(), threadpool_limits(limits=1), \
-            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="socmap-tile",
-                               initializer=_one_torch_thread_here) as pool:
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=threads, thread_name_prefix="socmap-tile",
+                                                          initializer=_one_torch_thread_here) as pool:
         futs = {pool.submit(_local_tile, ctx, t, year, root, mode, tags, False): t for t in todo}
         try:
             for fut in as_completed(futs):
