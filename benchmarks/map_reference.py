@@ -28,6 +28,9 @@ Ends with one JSON line: ``sptgnn_<figure>`` for ``facet_ratio``, ``facet_ratio_
 ``facet_ratio_by_distance_log`` (the same on log1p(SOC) steps), the same for each baseline (``xgboost_*``,
 ``rfsi_*``), ``<figure>_vs_<baseline>`` (SpTGNN over baseline, e.g. ``facet_ratio_by_distance_log_vs_xgboost``),
 each baseline's ``soc_mean`` VRT (``<baseline>_vrt``, with ``--out``) and the seconds each baseline map took.
+With ``--truth TIF`` (a world whose true SOC is known, such as the demo's ``truth/soc_true_YEAR.tif``), every map's
+``soc_mean`` is also scored against it (:func:`socmap.mapping.score.score_map`: the truth averaged onto the map
+grid): ``<map>_r2_vs_truth`` and ``<map>_rmse_vs_truth`` (g/kg) for ``sptgnn`` and each baseline.
 """
 
 from __future__ import annotations
@@ -92,6 +95,14 @@ def map_baseline(name: str, cfg: Any, model: Path, samples: Any, feature_columns
     return Path(res.root)
 
 
+def truth_scores(name: str, root: Path, truth: Path) -> dict[str, float]:
+    """``{name}_r2_vs_truth`` and ``{name}_rmse_vs_truth`` of the map folder ``root``'s ``soc_mean`` mosaic."""
+    from socmap.mapping.score import score_map
+
+    s = score_map(root / "soc_mean.vrt", truth)
+    return {f"{name}_r2_vs_truth": round(s["r2"], 4), f"{name}_rmse_vs_truth": round(s["rmse"], 4)}
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pipeline", required=True, type=Path, help="the bundle's pipeline YAML")
@@ -101,6 +112,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--year", type=int, default=None, help="map year (default: the pipeline's output.year)")
     ap.add_argument("--baselines", nargs="+", choices=BASELINES, default=list(BASELINES))
     ap.add_argument("--out", type=Path, default=None, help="where the baseline maps go (default: a temporary folder)")
+    ap.add_argument("--truth", type=Path, default=None,
+                    help="a raster of the true SOC (g/kg) to score every map's soc_mean against")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,6 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     from socmap.errors import SocmapError
     from socmap.inference import load_bundle
     from socmap.io import SAMPLES
+    from socmap.mapping.layout import resolve_maps
 
     try:
         cfg = load_pipeline(args.pipeline)
@@ -124,6 +138,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ours = realism(["--maps", str(args.maps), *site_args])
     for f in FIGURES:
         result[f"sptgnn_{f}"] = ours[f]
+    if args.truth is not None:
+        result.update(truth_scores("sptgnn", resolve_maps(args.maps), args.truth))
     with tempfile.TemporaryDirectory(prefix="socmap-mapref-") as tmp:
         for name in args.baselines:
             t0 = time.perf_counter()
@@ -133,6 +149,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             result[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
             if args.out is not None:
                 result[f"{name}_vrt"] = str(root / "soc_mean.vrt")
+            if args.truth is not None:
+                result.update(truth_scores(name, root, args.truth))
             for f in FIGURES:
                 result[f"{name}_{f}"] = figs[f]
                 mine, theirs = ours[f], figs[f]

@@ -1,10 +1,11 @@
 """The spatial correlogram of the model's errors, fitted on held-out points with gstools.
 
-Residuals are taken on the model's own scale, log(1 + SOC): ``r = (y - mu) / sd`` for the bundle's validation and
-test nodes, with ``mu`` and ``sd`` the calibrated transductive ensemble prediction of each held-out node
-(:meth:`socmap.inference.Bundle.predict_nodes`, as ``socmap evaluate`` scores them) and ``sd`` its total predictive
-standard deviation. The empirical semivariogram of ``r`` (Matheron, distance bins at quantiles of the pair
-distances, :data:`BIN_QUANTILES`) is fitted with an exponential model plus a nugget; the correlogram is
+Residuals are taken on the model's own scale, log(1 + SOC): ``r = (y - mu) / sd`` for the bundle's validation
+nodes (never the test nodes, which stay a once-scored hold-out), with ``mu`` and ``sd`` the calibrated
+transductive ensemble prediction of each validation node (:meth:`socmap.inference.Bundle.predict_nodes`, as
+``socmap evaluate`` scores them) and ``sd`` its total predictive standard deviation. The empirical semivariogram
+of ``r`` (Matheron, distance bins at quantiles of the pair distances, :data:`BIN_QUANTILES`) is fitted with an
+exponential model plus a nugget; the correlogram is
 
     rho(0) = 1,    rho(d) = shared_share + partial_share * exp(-d / len_scale)    for d > 0   (d in km),
 
@@ -92,12 +93,15 @@ def distances_km(a: np.ndarray, b: np.ndarray, geographic: bool) -> np.ndarray:
 
 
 def heldout_residuals(bundle: Bundle) -> tuple[np.ndarray, np.ndarray]:
-    """(lonlat (n, 2) degrees, standardised residuals (n,)) of the bundle's validation and test nodes."""
+    """(lonlat (n, 2) degrees, standardised residuals (n,)) of the bundle's validation nodes.
+
+    The test nodes stay out: they are scored once, by ``socmap evaluate``, and nothing a map or a zone total
+    reports may be fitted on them."""
     from socmap.data.split import SPLIT_CODES
 
     if bundle.node_split is None or bundle.node_label_log is None:
         raise ModelError(f"model bundle {bundle.path} holds no node labels or splits; train it again")
-    held = np.isin(bundle.node_split, [SPLIT_CODES["val"], SPLIT_CODES["test"]])
+    held = np.asarray(bundle.node_split) == SPLIT_CODES["val"]
     pred = bundle.predict_nodes(calibrated=True)
     y = np.asarray(bundle.node_label_log, np.float64)
     sd = np.sqrt(np.asarray(pred.total_var, np.float64))

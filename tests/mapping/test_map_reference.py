@@ -44,19 +44,26 @@ def test_baseline_maps_share_the_cells_and_score_as_ratios(map_world: dict[str, 
     import rasterio
 
     from socmap.mapping import tile_job
+    from socmap.mapping.score import score_map
 
+    # a "truth" raster that is the SpTGNN map itself: its own score is perfect, the baselines' are not
+    truth = tmp_path / "truth.tif"
+    with rasterio.open(sptgnn_map / "soc_mean.vrt") as src:
+        profile = {**src.profile, "driver": "GTiff"}
+        with rasterio.open(truth, "w", **profile) as dst:
+            dst.write(src.read())
     original = tile_job.predict_cells
     bench = _load("map_reference")
     res = bench.main(["--pipeline", str(map_world["pipeline"]), "--model", str(map_bundle), "--data",
                       str(map_bundle.parent / "data"), "--maps", str(sptgnn_map), "--year", "2020", "--out",
-                      str(tmp_path)])
+                      str(tmp_path / "maps"), "--truth", str(truth)])
     assert tile_job.predict_cells is original  # the map path's model step is put back
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == res
     ours = _zarr(sptgnn_map)
     ok = np.isfinite(ours["soc_mean"])
     maps = {}
     for name in ("xgboost", "rfsi"):
-        roots = list((tmp_path / name).glob("*/2020/*/soc.zarr"))
+        roots = list((tmp_path / "maps" / name).glob("*/2020/*/soc.zarr"))
         assert len(roots) == 1, name
         theirs = maps[name] = _zarr(roots[0].parent)
         # the same cells mapped, other values; a baseline's map is its point prediction (no variance)
@@ -73,5 +80,9 @@ def test_baseline_maps_share_the_cells_and_score_as_ratios(map_world: dict[str, 
         with rasterio.open(vrt) as ds:
             band = ds.read(1, masked=True)
         np.testing.assert_allclose(band.filled(np.nan)[ok], theirs["soc_mean"][ok], rtol=1e-6)
+        scored = score_map(vrt, truth)  # against the truth: as score_map scores the baseline's mosaic, below 1
+        assert res[f"{name}_r2_vs_truth"] == pytest.approx(scored["r2"], abs=1e-4) and scored["r2"] < 0.999
+        assert res[f"{name}_rmse_vs_truth"] == pytest.approx(scored["rmse"], abs=1e-4) and scored["rmse"] > 0.01
+    assert res["sptgnn_r2_vs_truth"] == pytest.approx(1.0) and res["sptgnn_rmse_vs_truth"] == pytest.approx(0.0)
     # the RFSI-like map also sees the nearest training labels: not XGBoost's map
     assert np.abs(maps["rfsi"]["soc_mean"][ok] - maps["xgboost"]["soc_mean"][ok]).mean() > 0.01

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from socmap.aggregate import heldout_residuals
 from socmap.inference import load_bundle
 from socmap.train import stage as train
 from tests.train.conftest import tiny_pipeline
@@ -32,5 +33,7 @@ def test_perturbing_only_test_labels_changes_no_trained_or_validation_figure(syn
     np.testing.assert_array_equal(ba.node_member_mean, bb.node_member_mean)
     np.testing.assert_array_equal(ba.node_member_var, bb.node_member_var)
     assert ba.card.validation == bb.card.validation and ba.card.member_val == bb.card.member_val
+    for x, y in zip(heldout_residuals(ba), heldout_residuals(bb), strict=True):  # the error correlogram's points
+        np.testing.assert_array_equal(x, y)
     # the perturbation was real: the bundles do record different test labels
     assert not np.array_equal(ba.node_label_log, bb.node_label_log)
