@@ -381,7 +381,10 @@ PROTOCOLS: dict[str, tuple[str, str]] = {"random": ("real_data", ""), "block": (
 
 METHODS = (("sptgnn", "SpTGNN, expectation (`soc_mean`)"), ("sptgnn_median", "SpTGNN, median (`soc_median`)"),
            ("xgb", "XGBoost"), ("xgb_smeared", "XGBoost, smeared (a mean)"), ("rfsi", "RFSI-like XGBoost"),
-           ("rfsi_smeared", "RFSI-like XGBoost, smeared"))
+           ("rfsi_smeared", "RFSI-like XGBoost, smeared"), ("qrf", "QRF, mean"), ("qrf_median", "QRF, median"),
+           ("rk", "Regression kriging, mean"), ("rk_median", "Regression kriging, median"))
+RATIO_METRICS = (("rmse", "RMSE"), ("mae", "MAE"), ("rmse_log", "RMSE of log(1 + SOC)"))
+DISTANCE_BINS = ("0-2", "2-10", "10-50", ">50")
 
 
 def _shipped_runs(protocol: str) -> tuple[str, list[dict[str, Any]]]:
@@ -401,8 +404,9 @@ def _with_ci(value: Any, ci: Any) -> str:
 
 
 def _method_rows(run: dict[str, Any], prefix: str) -> list[tuple[str, list[str], float | None]]:
-    """(method, metric cells, RMSE) for each method the run scored: RMSE with its 95 % interval, MAE, R2, MAPE, the
-    paired SpTGNN / method RMSE ratio, and (SpTGNN rows) the calibrated predictive's ECE and 95 % coverage."""
+    """(method, metric cells, RMSE) for each method the run scored: RMSE with its 95 % interval, MAE, RMSE of
+    log(1 + SOC), R2, MAPE, the paired SpTGNN / method RMSE ratio, and for the probabilistic methods the CRPS and
+    the coverage of their own 95 % interval (the SpTGNN's also its ECE)."""
     r = run["result"]
     rows = []
     for key, label in METHODS:
@@ -411,18 +415,43 @@ def _method_rows(run: dict[str, Any], prefix: str) -> list[tuple[str, list[str],
             continue
         ratio = "-" if key.startswith("sptgnn") else _with_ci(r.get(f"{prefix}rmse_ratio_{key}"),
                                                                 r.get(f"{prefix}rmse_ratio_{key}_ci95"))
-        cov = r.get(f"{prefix}cov95_predictive_post", r.get(f"{prefix}cov95_gaussian_post"))
         own = key == "sptgnn"
+        cov = r.get(f"{prefix}{key}_cov95")
+        if own and cov is None:
+            cov = r.get(f"{prefix}cov95_predictive_post", r.get(f"{prefix}cov95_gaussian_post"))
         rows.append((label, [_with_ci(rmse, r.get(f"{prefix}{key}_rmse_ci95")),
-                             _fmt(r.get(f"{prefix}{key}_mae")), _fmt(r.get(f"{prefix}{key}_r2")),
-                             _fmt(r.get(f"{prefix}{key}_mape")), ratio,
-                             _fmt(r.get(f"{prefix}ece_post")) if own else "-", _fmt(cov) if own else "-"],
+                             _fmt(r.get(f"{prefix}{key}_mae")), _fmt(r.get(f"{prefix}{key}_rmse_log")),
+                             _fmt(r.get(f"{prefix}{key}_r2")), _fmt(r.get(f"{prefix}{key}_mape")), ratio,
+                             _fmt(r.get(f"{prefix}{key}_crps")), _fmt(cov),
+                             _fmt(r.get(f"{prefix}ece_post")) if own else "-"],
                      float(rmse)))
     return rows
 
 
-SHIPPED_COLUMNS = ["RMSE g/kg [95 %]", "MAE g/kg", "R2", "MAPE %", "SpTGNN / method RMSE [paired 95 %]",
-                   "ECE", "Cov@95"]
+SHIPPED_COLUMNS = ["RMSE g/kg [95 %]", "MAE g/kg", "RMSE log(1+SOC)", "R2", "MAPE %",
+                   "SpTGNN / method RMSE [paired 95 %]", "CRPS g/kg", "Cov@95 (own interval)", "ECE"]
+
+
+def _ratio_lines(run: dict[str, Any], prefix: str) -> list[str]:
+    """The SpTGNN over the best baseline for each metric, with the 10 km cluster-bootstrap interval, and the
+    SpTGNN's 95 % coverage by distance to the nearest training site (empty for runs without them)."""
+    r = run["result"]
+    rows = [(title, r.get(f"{prefix}ratio_{m}_best_method"), r.get(f"{prefix}ratio_{m}_best"),
+             r.get(f"{prefix}ratio_{m}_best_ci95")) for m, title in RATIO_METRICS]
+    rows = [row for row in rows if row[2] is not None]
+    lines: list[str] = []
+    if rows:
+        lines += ["SpTGNN (expectation) over the best baseline for each metric (below 1: the SpTGNN is ahead), "
+                  "with 95 % intervals from resampling 10 km clusters of sites:", "",
+                  "| metric | best baseline | SpTGNN / best [95 %] |", "|---|---|---|"]
+        lines += [f"| {t} | {_cell(str(b))} | {_with_ci(v, ci)} |" for t, b, v, ci in rows]
+        lines.append("")
+    cov = r.get(f"{prefix}cov95_by_distance")
+    if isinstance(cov, dict) and cov:
+        lines += ["Coverage of the SpTGNN's 95 % interval by distance to the nearest training site (km):", "",
+                  "| " + " | ".join(DISTANCE_BINS) + " |", "|" + "---|" * len(DISTANCE_BINS),
+                  "| " + " | ".join(_fmt(cov.get(b)) for b in DISTANCE_BINS) + " |", ""]
+    return lines
 
 
 def _bar_chart(bars: list[tuple[str, float, bool]], unit: str) -> str:
@@ -470,6 +499,10 @@ def shipped_table(protocol: str) -> str:
     lines += ["", f"{_fmt(n)} held-out sites" + (f"; SpTGNN ensemble of {members} members" if members else "")
               + "; " + ("runs" if settings else "run") + ": " + "; ".join(f"*{_cell(r['run'])}*" for r in runs)
               + ".", "", _bar_chart(bars, "g/kg"), ""]
+    for run in runs:
+        extra = _ratio_lines(run, prefix)
+        if extra:
+            lines += ([f"*{_cell(str(run['result'].get('setting', '')))}*:", ""] if settings else []) + extra
     maps = [(key, title) for key, title in MAP_SCORES if key in first]
     if maps:  # the whole map against a known truth (the demo world)
         lines += ["The map against the true SOC, every cell:", "",
