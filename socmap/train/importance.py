@@ -67,7 +67,9 @@ def permutation_importance(predict: Callable[[np.ndarray], np.ndarray], x: np.nd
 def _training_cache(cache: LayerCache, data: TrainingData, node_k: np.ndarray | None) -> LayerCache:
     """``cache`` (every graph node) cut to the training nodes, as a bundle's member holds it."""
     train = np.flatnonzero(data.mask("train"))
-    t = torch.as_tensor(train, device=cache.hidden[0].device)
+    device = (cache.hidden[0].device if cache.hidden  # a model without RGAT layers caches no hidden state
+              else cache.label.device if cache.label is not None else torch.device("cpu"))
+    t = torch.as_tensor(train, device=device)
     return LayerCache(hidden=[h[t] for h in cache.hidden], lonlat=np.ascontiguousarray(data.lonlat[train]),
                       ndvi=None if data.ndvi is None else data.ndvi[train],
                       elevation=None if data.elevation is None else data.elevation[train],
