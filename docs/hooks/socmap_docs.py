@@ -296,6 +296,12 @@ def _real_data(latest: bool = False) -> str:
         ("distance_power", "T's distance power"), ("temperature", "T"), ("seconds", "seconds"),
         ("rmse_ratio_xgb_smeared", "SpTGNN / XGBoost smeared RMSE"),
         ("rmse_ratio_xgb_smeared_ci95", "its paired 95 % interval"),
+        ("sptgnn_mae", "SpTGNN MAE"), ("sptgnn_median_mae", "SpTGNN median MAE"), ("rfsi_mae", "RFSI-like MAE"),
+        ("sptgnn_rmse_log", "SpTGNN RMSE log(1+SOC)"), ("rfsi_rmse_log", "RFSI-like RMSE log(1+SOC)"),
+        ("qrf_rmse", "QRF (mean) RMSE"), ("rk_rmse", "RK (mean) RMSE"), ("sptgnn_crps", "SpTGNN CRPS"),
+        ("qrf_crps", "QRF CRPS"), ("rk_crps", "RK CRPS"), ("ratio_mae_best", "SpTGNN / best MAE"),
+        ("ratio_mae_best_ci95", "its cluster 95 % interval"), ("ratio_rmse_log_best", "SpTGNN / best RMSE log"),
+        ("ratio_rmse_log_best_ci95", "its cluster 95 % interval"),
         ("block_folds", "blocks: folds (1: one held-out set)"), ("block_n", "blocks: sites scored"),
         ("block_sptgnn_rmse", "blocks: SpTGNN RMSE"), ("block_sptgnn_median_rmse", "blocks: SpTGNN median RMSE"),
         ("block_xgb_rmse", "blocks: XGBoost RMSE"),
@@ -304,6 +310,25 @@ def _real_data(latest: bool = False) -> str:
         ("block_cov95_post", "blocks: Cov@95 (VP)"), ("block_cov95_gaussian_post", "blocks: Cov@95 (Gaussian)"),
         ("block_rmse_ratio_xgb_smeared", "blocks: SpTGNN / XGBoost smeared RMSE"),
         ("block_rmse_ratio_xgb_smeared_ci95", "its paired 95 % interval")], by_key=True)
+
+
+ABLATION_VARIANTS = (("shipped", "shipped"), ("no_graph", "without RGAT layers (the same inputs through the MLPs)"),
+                     ("no_label_inputs", "without the neighbours' labels as inputs"))
+
+
+def _ablation(latest: bool = False) -> str:
+    """One row per variant of the stored ablation run(s): validation RMSE, MAE and log-scale RMSE of the
+    expectation and of the median."""
+    runs = _load_runs("ablation")[-1:] if latest else _load_runs("ablation")
+    cols = [("rmse", "RMSE g/kg"), ("mae", "MAE g/kg"), ("rmse_log", "RMSE log(1+SOC)"),
+            ("median_mae", "median: MAE"), ("median_rmse_log", "median: RMSE log(1+SOC)"), ("epochs", "rounds")]
+    lines = ["| variant | " + " | ".join(t for _, t in cols) + " |", "|---|" + "---|" * len(cols)]
+    for run in runs:
+        r = run["result"]
+        for key, title in ABLATION_VARIANTS:
+            if f"{key}_rmse" in r:
+                lines.append(f"| {title} | " + " | ".join(_fmt(r.get(f"{key}_{c}")) for c, _ in cols) + " |")
+    return "\n".join([*lines, "", _provenance("ablation", runs)])
 
 
 def _paper(latest: bool = False) -> str:
@@ -330,7 +355,9 @@ def _map_realism(latest: bool = False) -> str:
     return _key_table(latest, "map_realism", [
         ("facet_ratio", "facet ratio (goal <= 1.3)"),
         ("facet_ratio_by_distance", "facet ratio at equal distance from the sites"),
+        ("facet_ratio_by_distance_log", "the same on log(1 + SOC) steps"),
         ("sd_ratio_aoa", "sd ratio outside/inside AOA (goal >= 1.5)"),
+        ("sd_ratio_aoa_log", "the same on the log-scale sd"), ("cells_outside_aoa", "cells outside the AOA"),
         ("cells", "cells"), ("mean_diff_across", "mean diff across borders"),
         ("mean_diff_within", "mean diff within"), ("median_rel_sd_inside", "median rel. sd inside AOA"),
         ("median_rel_sd_outside", "median rel. sd outside AOA")], by_key=True)
@@ -344,7 +371,28 @@ def _map_reference(latest: bool = False) -> str:
         ("xgboost_facet_ratio_by_distance", "XGBoost, at equal distance"),
         ("rfsi_facet_ratio_by_distance", "RFSI-like, at equal distance"),
         ("facet_ratio_vs_xgboost", "SpTGNN / XGBoost"), ("facet_ratio_by_distance_vs_xgboost",
-                                                          "SpTGNN / XGBoost at equal distance")], by_key=True)
+                                                          "SpTGNN / XGBoost at equal distance"),
+        ("sptgnn_facet_ratio_by_distance_log", "SpTGNN, at equal distance, log(1 + SOC) steps"),
+        ("xgboost_facet_ratio_by_distance_log", "XGBoost, the same"),
+        ("facet_ratio_by_distance_log_vs_xgboost", "SpTGNN / XGBoost, the same (goal <= 1.05)"),
+        ("sptgnn_r2_vs_truth", "SpTGNN map R2 against the truth"), ("xgboost_r2_vs_truth", "XGBoost map, the same"),
+        ("rfsi_r2_vs_truth", "RFSI-like map, the same")], by_key=True)
+
+
+def _map_reference_truth(latest: bool = False) -> str:
+    """The stored map_reference runs that scored every map against a known truth (``--truth``): one row per map."""
+    runs = [r for r in _load_runs("map_reference") if "sptgnn_r2_vs_truth" in r["result"]]
+    if not runs:
+        raise PluginError("socmap:results: no run in map_reference.json has the key 'sptgnn_r2_vs_truth'")
+    runs = runs[-1:] if latest else runs
+    lines = ["| run | map | R2 against the truth | RMSE g/kg against the truth |", "|---|---|---|---|"]
+    for run in runs:
+        r = run["result"]
+        for key, title in (("sptgnn", "SpTGNN"), ("xgboost", "XGBoost"), ("rfsi", "RFSI-like XGBoost")):
+            if f"{key}_r2_vs_truth" in r:
+                lines.append(f"| {_cell(run['run'])} | {title} | {_fmt(r[f'{key}_r2_vs_truth'])} | "
+                             f"{_fmt(r.get(f'{key}_rmse_vs_truth'))} |")
+    return "\n".join([*lines, "", _provenance("map_reference", runs)])
 
 
 def _map_parity(latest: bool = False) -> str:
@@ -521,11 +569,13 @@ MAP_SCORES = (("map_year", "year"), ("map_cells", "cells"), ("map_r2", "R2 (`soc
 
 RESULTS: dict[str, Callable[..., str]] = {
     "real_data": _real_data,
+    "ablation": _ablation,
     "paper": _paper,
     "map_scaling": _map_scaling,
     "map_throughput": _map_throughput,
     "map_realism": _map_realism,
     "map_reference": _map_reference,
+    "map_reference_truth": _map_reference_truth,
     "map_parity": _map_parity,
     "aggregate_coverage": _aggregate_coverage,
     "train_africa": _train_africa,
