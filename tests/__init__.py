@@ -11,10 +11,11 @@ import importlib
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["has_cuda", "has_rustac", "requires_cuda", "requires_rustac", "rustac_exe"]
+__all__ = ["has_cuda", "has_rustac", "load_benchmark", "requires_cuda", "requires_rustac", "rustac_exe"]
 
 
 def _importorskip(modname: str) -> tuple[bool, pytest.MarkDecorator]:
@@ -47,3 +48,15 @@ def rustac_exe() -> str | None:
 
 has_rustac = rustac_exe() is not None
 requires_rustac = pytest.mark.skipif(not has_rustac, reason="requires the rustac CLI (pip install socmap[test])")
+
+
+def load_benchmark(name: str) -> Any:
+    """The script ``benchmarks/NAME.py`` as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -9,7 +9,6 @@ site, nearest found by brute-force haversine here) must score facet_ratio far ab
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,8 @@ import pandas as pd
 import pytest
 
 from socmap.evaluate.realism import facet_ratio, facet_ratio_by_distance, nearest_site, sd_ratio_aoa
+from tests import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 24
 GRIDS = {"EPSG:4326": (10.0, 0.0, 0.01), "EPSG:32737": (500_000.0, 9_668_000.0, 100.0)}
 """CRS -> (xmin, ymax, cell size) in CRS units."""
@@ -161,12 +160,6 @@ def _write_map(out: Path, crs: str, soc: np.ndarray, sd: np.ndarray, aoa: np.nda
     return root
 
 
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("map_realism", ROOT / "benchmarks" / "map_realism.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("crs", list(GRIDS))
@@ -182,7 +175,7 @@ def test_benchmark_reads_a_written_map(crs: str, tmp_path: Path, capsys: pytest.
     pd.DataFrame({"lon": sites[:, 0], "lat": sites[:, 1], "split": ["train"] * 8 + ["val"] * 4}).to_parquet(
         data / SAMPLES)
     far, sea = world["far"], world["sea"]
-    bench = _benchmark()
+    bench = load_benchmark("map_realism")
     figures = {}
     for name in ("mosaic", "smooth"):
         soc = world[name]
@@ -220,7 +213,7 @@ def test_benchmark_log_scale_figures(tmp_path: Path) -> None:
     sd = np.sqrt(np.exp(2 * mu + s**2) * np.expm1(s**2))
     q = {"q05": np.expm1(mu - 1.6449 * s), "q95": np.expm1(mu + 1.6449 * s)}
     root = _write_map(tmp_path / "ln", crs, soc, sd, far.astype(np.uint8), sea, q)
-    res = _benchmark().main(["--maps", str(root), "--data", str(data)])
+    res = load_benchmark("map_realism").main(["--maps", str(root), "--data", str(data)])
     assert res["sd_ratio_aoa_log"] == pytest.approx(2.5, rel=1e-3)
     site, km = nearest_site(np.c_[world["lon"].ravel(), world["lat"].ravel()], world["train"], return_km=True)
     site, km = np.where(sea, -1, site.reshape(soc.shape)), np.where(sea, np.nan, km.reshape(soc.shape))
@@ -241,4 +234,4 @@ def test_log_scale_sd_is_the_predictives_own() -> None:
 
 def test_benchmark_error_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"^map_realism: error: no maps in"):
-        _benchmark().main(["--maps", str(tmp_path), "--data", str(tmp_path)])
+        load_benchmark("map_realism").main(["--maps", str(tmp_path), "--data", str(tmp_path)])

@@ -3,22 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests import load_benchmark
 
 
 def _zarr(root: Path) -> dict[str, np.ndarray]:
@@ -53,7 +44,7 @@ def test_baseline_maps_share_the_cells_and_score_as_ratios(map_world: dict[str, 
         with rasterio.open(truth, "w", **profile) as dst:
             dst.write(src.read())
     original = tile_job.predict_cells
-    bench = _load("map_reference")
+    bench = load_benchmark("map_reference")
     res = bench.main(["--pipeline", str(map_world["pipeline"]), "--model", str(map_bundle), "--data",
                       str(map_bundle.parent / "data"), "--maps", str(sptgnn_map), "--year", "2020", "--out",
                       str(tmp_path / "maps"), "--truth", str(truth)])

@@ -3,7 +3,6 @@ model card's for the expectation and agree with the calibrated median's by hand.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +11,12 @@ import pytest
 from socmap.data.split import SPLIT_CODES
 from socmap.inference import load_bundle
 from socmap.train import stage as train
+from tests import load_benchmark
 from tests.train.conftest import tiny_pipeline
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_validation_scores_match_the_card_and_the_median(syn_bundle: Path) -> None:
-    scores = _bench().validation_scores(syn_bundle)
+    scores = load_benchmark("ablation").validation_scores(syn_bundle)
     bundle = load_bundle(syn_bundle)
     assert scores["rmse"] == pytest.approx(bundle.card.validation["rmse"], abs=1e-3)
     assert scores["mae"] == pytest.approx(bundle.card.validation["mae"], abs=1e-3)
@@ -40,7 +30,7 @@ def test_validation_scores_match_the_card_and_the_median(syn_bundle: Path) -> No
 
 @pytest.mark.parametrize("variant", ["no_graph", "no_label_inputs"])
 def test_variants_set_their_keys_and_train(variant: str, syn_data: Path, tmp_path: Path) -> None:
-    bench = _bench()
+    bench = load_benchmark("ablation")
     cfg = tiny_pipeline(epochs=2)
     cfg.model.label_input = True
     cfg.train.loss_fraction = 0.5
