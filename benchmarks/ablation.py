@@ -55,6 +55,7 @@ def validation_scores(bundle_dir: Path) -> dict[str, float]:
     sites of a bundle."""
     from socmap.data.split import SPLIT_CODES
     from socmap.inference import load_bundle
+    from socmap.metrics import mae, rmse
 
     bundle = load_bundle(bundle_dir)
     pred = bundle.predict_nodes(calibrated=True)
@@ -62,9 +63,9 @@ def validation_scores(bundle_dir: Path) -> dict[str, float]:
     y = np.expm1(np.asarray(bundle.node_label_log, np.float64)[val])
     out: dict[str, float] = {}
     for name, est in (("", pred.mean_gkg()[val]), ("median_", np.expm1(np.asarray(pred.mean)[val]))):
-        out[f"{name}rmse"] = round(float(np.sqrt(np.mean((est - y) ** 2))), 4)
-        out[f"{name}mae"] = round(float(np.mean(np.abs(est - y))), 4)
-        out[f"{name}rmse_log"] = round(float(np.sqrt(np.mean((np.log1p(est) - np.log1p(y)) ** 2))), 4)
+        out[f"{name}rmse"] = round(float(rmse(y, est)), 4)
+        out[f"{name}mae"] = round(float(mae(y, est)), 4)
+        out[f"{name}rmse_log"] = round(float(rmse(np.log1p(y), np.log1p(est))), 4)
     return out
 
 

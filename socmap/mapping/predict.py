@@ -532,10 +532,9 @@ def _run_local(cfg: PipelineConfig, bundle: Bundle, todo: list[Tile], year: int,
             res, exc = _local_tile(ctx, t, year, root, mode, tags, progress)
             _tile_ended(t, res, exc, finish, fail, bar)
         return
-    # one torch and one BLAS thread per tile thread, as a Dask worker process has (its nanny sets
-    # OPENBLAS_NUM_THREADS=1); OpenMP keeps torch's count per thread, so each tile thread sets its own
-    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=threads, thread_name_prefix="socmap-tile",
-                                                          initializer=_one_torch_thread_here) as pool:
+    # one BLAS thread per tile thread, as a Dask worker process has (its nanny sets OPENBLAS_NUM_THREADS=1); the
+    # model step sets one torch thread itself (tile_job.predict_cells)
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=threads, thread_name_prefix="socmap-tile") as pool:
         futs = {pool.submit(_local_tile, ctx, t, year, root, mode, tags, False): t for t in todo}
         try:
             for fut in as_completed(futs):
@@ -544,12 +543,6 @@ def _run_local(cfg: PipelineConfig, bundle: Bundle, todo: list[Tile], year: int,
         except BaseException:  # a bug or a full disk stops the run: no tile starts after it
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-
-
-def _one_torch_thread_here() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _local_tile(ctx: MapContext, t: Tile, year: int, root: Path, mode: str, tags: dict[str, str],
