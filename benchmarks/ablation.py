@@ -80,23 +80,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from socmap.config import load_pipeline
-    from socmap.train import stage as train
+    from socmap.errors import SocmapError
 
-    cfg = load_pipeline(args.pipeline)
-    result: dict[str, Any] = {"pipeline": cfg.name}
-    for name in args.variants:
-        t0 = time.perf_counter()
-        res = train.run(variant_pipeline(cfg, VARIANTS[name]), args.data, args.out / name, members=args.members,
-                        seed=args.seed, progress=False)
-        scores = validation_scores(args.out / name)
-        result.update({f"{name}_{k}": v for k, v in scores.items()})
-        result[f"{name}_epochs"] = list(res.epochs)
-        result[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
-        print(f"{name}: validation RMSE {scores['rmse']:.3f} g/kg, MAE {scores['mae']:.3f}, RMSE log "
-              f"{scores['rmse_log']:.4f} (median: {scores['median_rmse']:.3f} / {scores['median_mae']:.3f} / "
-              f"{scores['median_rmse_log']:.4f}), epochs {list(res.epochs)}", flush=True)
+    result: dict[str, Any] = {}
+    try:
+        cfg = load_pipeline(args.pipeline)
+        result["pipeline"] = cfg.name
+        for name in args.variants:
+            result.update(_variant(name, cfg, args))
+    except SocmapError as exc:
+        raise SystemExit(f"ablation: error: {exc}") from None
     print(json.dumps(result))
     return result
+
+
+def _variant(name: str, cfg: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Train variant ``name`` of ``cfg`` into ``args.out / name`` and return its figures."""
+    from socmap.train import stage as train
+
+    t0 = time.perf_counter()
+    res = train.run(variant_pipeline(cfg, VARIANTS[name]), args.data, args.out / name, members=args.members,
+                    seed=args.seed, progress=False)
+    scores = validation_scores(args.out / name)
+    print(f"{name}: validation RMSE {scores['rmse']:.3f} g/kg, MAE {scores['mae']:.3f}, RMSE log "
+          f"{scores['rmse_log']:.4f} (median: {scores['median_rmse']:.3f} / {scores['median_mae']:.3f} / "
+          f"{scores['median_rmse_log']:.4f}), epochs {list(res.epochs)}", flush=True)
+    return {**{f"{name}_{k}": v for k, v in scores.items()}, f"{name}_epochs": list(res.epochs),
+            f"{name}_seconds": round(time.perf_counter() - t0, 1)}
 
 
 if __name__ == "__main__":

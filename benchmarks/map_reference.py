@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--truth", type=Path, default=None,
                     help="a raster of the true SOC (g/kg) to score every map's soc_mean against")
     args = ap.parse_args(argv)
+    if args.truth is not None and not args.truth.is_file():
+        raise SystemExit(f"map_reference: error: no truth raster at {args.truth}")
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import pandas as pd
