@@ -402,6 +402,17 @@ class TrainConfig(_Strict):
     mask_variants: PositiveInt = 8
     """Block layouts (random grid offset and block draw) built once before training, each a graph the masked
     steps cycle through at random (a graph build takes seconds; one per step would dominate the step)."""
+    variance_blocks_km: list[PositiveFloat] = Field(default_factory=list)
+    """Spatial block cross-validation inside the training part for the variance growth, km: for each size one
+    extra model (one member, the same configuration) is trained without a random ``variance_block_fraction`` of
+    the blocks of that size that hold training sites, and predicts them. Its residuals there, at their distance to
+    the remaining sites and their dissimilarity index, fit how the variance grows away from the data
+    (:mod:`socmap.inference.growth`); sizes from the site spacing to a sizeable share of the region let the
+    held-out distances span the map's. Each size costs about one member's training; a size whose one block holds
+    every training site is skipped. Empty: the growth is fitted on the validation sites alone, almost all of them
+    near a training site."""
+    variance_block_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    """Share of the occupied blocks each ``variance_blocks_km`` fold holds out."""
 
 
 # ---------------------------------------------------------------------------------------------- tuning

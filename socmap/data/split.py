@@ -14,7 +14,7 @@ import pandas as pd
 
 from socmap.config import SplitConfig
 
-__all__ = ["SPLITS", "SPLIT_CODES", "block_folds", "block_ids", "block_split", "stratified_split"]
+__all__ = ["SPLITS", "SPLIT_CODES", "block_folds", "block_ids", "block_split", "draw_held_blocks", "stratified_split"]
 
 SPLITS = ("train", "val", "test")
 
@@ -68,6 +68,21 @@ def block_ids(lon: np.ndarray, lat: np.ndarray, block_km: float,
     bx = np.floor((np.asarray(x) - 1000.0 * offset_km[0]) / size).astype(np.int64)
     by = np.floor((np.asarray(y) - 1000.0 * offset_km[1]) / size).astype(np.int64)
     return bx * 1_000_003 + by
+
+
+def draw_held_blocks(lon: np.ndarray, lat: np.ndarray, block_km: float, fraction: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float]]:
+    """Hold out a random ``fraction`` of the occupied ``block_km`` blocks, the grid moved by a random offset: (N,)
+    True at the points inside a held-out block, and the offset (km). At least one block is held out and at least
+    one kept; ValueError where the points fill a single block."""
+    offset = rng.uniform(0.0, block_km, 2)
+    off = (float(offset[0]), float(offset[1]))
+    ids = block_ids(lon, lat, block_km, off)
+    blocks = np.unique(ids)
+    if len(blocks) < 2:
+        raise ValueError(f"the points fill one {block_km:g} km block")
+    n_held = min(len(blocks) - 1, max(1, round(fraction * len(blocks))))
+    return np.isin(ids, rng.choice(blocks, n_held, replace=False)), off
 
 
 def block_split(lon: np.ndarray, lat: np.ndarray, split: SplitConfig) -> np.ndarray:

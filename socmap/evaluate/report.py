@@ -69,11 +69,13 @@ class FigureData:
 
 
 def ensemble_size_table(raw: EnsemblePrediction, calibration: Calibration | float, y_log: np.ndarray,
-                        mask: np.ndarray, dist_km: np.ndarray | None = None) -> list[dict]:
+                        mask: np.ndarray, dist_km: np.ndarray | None = None,
+                        di: np.ndarray | None = None) -> list[dict]:
     """Table 9: accuracy and calibration of the first M members, M = 1..M_total, no retraining.
 
     Each subset is re-aggregated by eq. 6 (``raw.subset``) and calibrated by the full ensemble's ``calibration``
-    (a bare T for eq. 7 alone) at the rows' distances ``dist_km`` from the training sites; g/kg figures score its
+    (a bare T for eq. 7 alone) at the rows' distances ``dist_km`` from the training sites and their DI ``di``; g/kg
+    figures score its
     expectation, ECE and ``cov95_predictive`` its own intervals.
     """
     calib = _as_calibration(calibration)
@@ -81,7 +83,7 @@ def ensemble_size_table(raw: EnsemblePrediction, calibration: Calibration | floa
     y_gkg = np.expm1(y_log)
     rows = []
     for m in range(1, n_members + 1):
-        sub = calib.apply(raw.subset(list(range(m))), dist_km)
+        sub = calib.apply(raw.subset(list(range(m))), dist_km, di)
         mu = np.asarray(sub.mean)[mask]
         point = sub.mean_gkg()[mask]
         a, e = np.asarray(sub.aleatoric_var)[mask], np.asarray(sub.epistemic_var)[mask]
@@ -103,13 +105,14 @@ def ensemble_size_table(raw: EnsemblePrediction, calibration: Calibration | floa
 
 def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, calibration: Calibration | float, *,
                       baselines: dict[str, BaselineResult] | None = None, eval_split: str = "test",
-                      n_boot: int = N_BOOT, seed: int = 0, dist_km: np.ndarray | None = None
-                      ) -> tuple[dict[str, Any], FigureData]:
+                      n_boot: int = N_BOOT, seed: int = 0, dist_km: np.ndarray | None = None,
+                      di: np.ndarray | None = None) -> tuple[dict[str, Any], FigureData]:
     """Every number of the report for one model on one split, and the arrays its figures need.
 
     ``raw``: uncalibrated predictions for every row of ``samples`` (in order); ``calibration``: the bundle's
     (:attr:`socmap.inference.Bundle.calibration`; a bare T for eq. 7 alone), applied at ``dist_km``, each row's
-    distance from the nearest training site (km; None: the distance pieces are left out); ``baselines``:
+    distance from the nearest training site (km; None: the distance pieces are left out), and ``di``, each row's
+    dissimilarity index (None: the growth's DI factor is left out); ``baselines``:
     predictions for the ``eval_split`` rows. All bootstrap intervals share one ``seed``, so they are paired across
     methods and across pre/post calibration.
     """
@@ -122,7 +125,7 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, calibratio
         raise ValueError(f"predictions have {len(raw.mean)} rows, samples {len(samples)}")
     y_gkg_all = samples["soc_gkg"].to_numpy(dtype=np.float64)
     y_log_all = np.log1p(y_gkg_all)
-    cal = calib.apply(raw, dist_km)
+    cal = calib.apply(raw, dist_km, di)
     y_gkg, y_log = y_gkg_all[mask], y_log_all[mask]
     pred = {"SpTGNN": cal.mean_gkg()[mask], "SpTGNN (median)": np.expm1(np.asarray(raw.mean, float)[mask])}
     pred.update(baseline_predictions(baselines))
@@ -150,7 +153,7 @@ def score_predictions(samples: pd.DataFrame, raw: EnsemblePrediction, calibratio
         diag[tag] = z_diagnostics(y_log, mu, np.sqrt(a + e), seed=seed)
     report["uncertainty"] = unc
     report["diagnostics"] = diag
-    report["ensemble_size"] = ensemble_size_table(raw, calib, y_log, mask, dist_km)
+    report["ensemble_size"] = ensemble_size_table(raw, calib, y_log, mask, dist_km, di)
     report["calibration"] = calib.to_info()
     report["mean_var_cap"] = calib.mean_var_cap
     report["tail_dof"] = calib.tail_dof
@@ -313,8 +316,8 @@ def _calibration_section(rep: dict[str, Any], figs: dict[str, str]) -> list[str]
     tails = ("Gaussian" if dof is None else f"Student t with {dof:.2f} degrees of freedom at the same variance "
              "(fitted on validation after T)")
     lines = [f"## Calibration before and after temperature scaling (cf. Table 7), log(1 + SOC); T = {t:.3f}", "",
-             f"Post-calibration predictive tails: {tails}; variance x (1 + d / 1 km)^"
-             f"{unc.get('distance_power', 0.0):.3f} with the distance d to the nearest training site. ECE and the "
+             f"Post-calibration predictive tails: {tails}; {_growth_text(rep, unc)}, with the distance d to the "
+             "nearest training site and the dissimilarity index DI. ECE and the "
              "predictive's Cov@95 score its own central intervals; NLL and CRPS are Gaussian on the same variance; "
              "pre-cal is the raw Gaussian.", "",
              "| Metric | Pre-cal | Post-cal |", "|---|---|---|"]
@@ -441,3 +444,11 @@ def write_report(report: dict[str, Any], out: Path, fig: FigureData) -> Path:
         (tmp / REPORT_MD).write_text(_markdown(report, names) + "\n")
     return out
 
+
+def _growth_text(rep: dict[str, Any], unc: dict[str, Any]) -> str:
+    """The report's phrase for the variance growth (reports that predate ``calibration`` give the power alone)."""
+    from socmap.inference.calibration import Calibration
+
+    if "calibration" in rep:
+        return Calibration.from_info(rep["calibration"]).growth_text()
+    return f"variance x (1 + d / 1 km)^{unc.get('distance_power', 0.0):.3f}"

@@ -276,10 +276,11 @@ def _score_bundle(cfg: PipelineConfig, data_dir: Path, model: Path, samples: pd.
     test = (samples["split"] == "test").to_numpy()
     base = run_baselines(samples, bundle.feature_columns, eval_mask=test, seed=seed) if baselines else None
     dist = bundle.site_distance_km(bundle.node_lonlat)
+    di = bundle.node_di() if bundle.calibration.uses_di else None
     report, fig = score_predictions(samples, raw, bundle.calibration, baselines=base, n_boot=n_boot, seed=seed,
-                                    dist_km=dist)
+                                    dist_km=dist, di=di)
     if base is not None:  # the probabilistic baselines and every method by every metric
-        rows = sptgnn_skill_rows(samples, list(bundle.feature_columns), bundle.calibration.apply(raw, dist), test,
+        rows = sptgnn_skill_rows(samples, list(bundle.feature_columns), bundle.calibration.apply(raw, dist, di), test,
                                  fig.predictions_gkg, seed=seed)
         report["skill"] = skill_report(rows, n_boot=n_boot, seed=seed)
     report["meta"] = {"pipeline": cfg.name, "bundle": str(model.resolve()),

@@ -17,10 +17,12 @@ from socmap.config import PipelineConfig
 from socmap.data.split import SPLIT_CODES
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph
+from socmap.inference.applicability import AreaOfApplicability, spatial_folds
 from socmap.inference.calibration import Calibration
 from socmap.inference.card import ModelCard
 from socmap.inference.distance import DistanceVariance, nearest_site_km
-from socmap.inference.format import BundleInfo
+from socmap.inference.format import RESIDUALS_FILE, BundleInfo
+from socmap.inference.growth import BlockResiduals
 from socmap.inference.members import read_members
 from socmap.inference.predict import member_outputs, new_points
 from socmap.inference.predictive import EnsemblePrediction
@@ -98,6 +100,7 @@ class Bundle:
     device: str = "cpu"
     _models: list[SpTGNN] | None = field(default=None, repr=False)
     _caches: list[LayerCache] | None = field(default=None, repr=False)
+    _area: list[AreaOfApplicability | None] = field(default_factory=list, repr=False)
 
     calibration = _InfoField[Calibration](
         "calibration", "Everything ``socmap train`` (or ``socmap calibrate``) fitted on the validation sites "
@@ -184,10 +187,52 @@ class Bundle:
         train = self.node_split == SPLIT_CODES["train"]
         return nearest_site_km(lonlat, self.node_lonlat[train])
 
+    @property
+    def applicability(self) -> AreaOfApplicability | None:
+        """The area of applicability over the training nodes' tabular inputs (:mod:`socmap.inference.applicability`:
+        the stored weights, mean distance and threshold; a bundle without them gets equal weights and the CV rule
+        over its training nodes); None without training tabular inputs (read on first use)."""
+        if not self._area:
+            self._area.append(self._applicability())
+        return self._area[0]
+
+    def _applicability(self) -> AreaOfApplicability | None:
+        tab = None if self.node_inputs is None else self.node_inputs.tabular
+        if tab is None or tab.shape[1] == 0:
+            return None
+        train = np.flatnonzero(self.node_split == SPLIT_CODES["train"])
+        x = tab.double().cpu().numpy()[train]
+        if self.info.applicability is not None:
+            return AreaOfApplicability.from_info(x, self.info.applicability)
+        split = self.pipeline.data.split
+        return AreaOfApplicability.fit(x, spatial_folds(self.node_lonlat[train], split), seed=split.seed)
+
+    def di(self, tabular: np.ndarray | None) -> np.ndarray | None:
+        """(N,) dissimilarity index of points with (N, d) preprocessed tabular inputs ``tabular`` to the training
+        nodes; None where it cannot be computed (no tabular inputs, no area of applicability)."""
+        area = self.applicability
+        if area is None or tabular is None:
+            return None
+        return area.di(np.asarray(tabular, np.float64))
+
+    def node_di(self) -> np.ndarray | None:
+        """(N,) dissimilarity index of every graph node to the training nodes (0 at a training node); None
+        without tabular inputs."""
+        tab = None if self.node_inputs is None else self.node_inputs.tabular
+        return None if tab is None else self.di(tab.double().cpu().numpy())
+
+    @property
+    def block_residuals(self) -> BlockResiduals | None:
+        """The out-of-fold block residuals the variance growth was fitted on (``block_residuals.parquet``); None
+        for a bundle trained without ``train.variance_blocks_km``."""
+        path = self.path / RESIDUALS_FILE
+        return BlockResiduals.from_frame(pd.read_parquet(path)) if path.is_file() else None
+
     def predict_nodes(self, calibrated: bool = True) -> EnsemblePrediction:
         """Transductive prediction of every training-graph node (rows in samples.parquet order); calibrated:
-        :attr:`calibration` applied (T, distance growth and term, mean cap, tail shape)."""
-        return self._finish(self.node_member_mean, self.node_member_var, self.node_lonlat, calibrated)
+        :attr:`calibration` applied (T, growth with distance and DI, distance term, mean cap, tail shape)."""
+        di = self.node_di() if calibrated and self.calibration.uses_di else None
+        return self._finish(self.node_member_mean, self.node_member_var, self.node_lonlat, calibrated, di)
 
     def fill_gaps(self, name: str, values: np.ndarray) -> np.ndarray:
         """``values`` (float64) of relation covariate ``name`` with NaN replaced as training filled its own."""
@@ -198,7 +243,8 @@ class Bundle:
 
     def predict_new(self, lonlat: np.ndarray, year: np.ndarray, tabular: np.ndarray | None,
                     image: np.ndarray | None, ndvi: np.ndarray | None, elevation: np.ndarray | None, *,
-                    batch_size: int = 65536, calibrated: bool = True) -> EnsemblePrediction:
+                    batch_size: int = 65536, calibrated: bool = True, di: np.ndarray | None = None
+                    ) -> EnsemblePrediction:
         """Predict new points attached to the training nodes by k-NN in-edges (the inductive cached path,
         :func:`socmap.model.attach_and_predict`; the map and the parity test use this one path).
 
@@ -209,16 +255,20 @@ class Bundle:
             ndvi, elevation: (N,) for the ``ndvi`` / ``elevation`` relations; NaN is filled with
                 :attr:`fill_values` (as training filled its nodes).
             batch_size: points per attachment + forward chunk.
+            di: (N,) the points' dissimilarity index when the caller has it (the map computes it for its ``di``
+                layer); None: computed from ``tabular`` where the calibration's growth needs it.
         """
         points = new_points(self.pipeline, len(self.feature_columns), self.fill_gaps, lonlat, year, tabular, image,
                             ndvi, elevation)
         mm, mv = member_outputs(self.members, self.caches, self.scaler, self.pipeline, points, batch_size)
-        return self._finish(mm, mv, points.lonlat, calibrated)
+        if calibrated and di is None and self.calibration.uses_di:
+            di = self.di(points.tabular)
+        return self._finish(mm, mv, points.lonlat, calibrated, di)
 
     def _finish(self, member_mean: np.ndarray, member_var: np.ndarray, lonlat: np.ndarray,
-                calibrated: bool) -> EnsemblePrediction:
+                calibrated: bool, di: np.ndarray | None = None) -> EnsemblePrediction:
         """The ensemble of members' outputs at ``lonlat``; calibrated: :attr:`calibration` applied at the points'
-        distances from the training sites (the one place both prediction paths calibrate)."""
+        distances from the training sites and their DI ``di`` (the one place both prediction paths calibrate)."""
         raw = EnsemblePrediction.from_members(member_mean, member_var)
-        return self.calibration.apply(raw, self.site_distance_km(lonlat)) if calibrated else raw
+        return self.calibration.apply(raw, self.site_distance_km(lonlat), di) if calibrated else raw
 

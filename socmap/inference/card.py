@@ -109,7 +109,7 @@ def card_markdown(card: ModelCard) -> str:
         f"best epochs {card.best_epochs}" + (f", stopped by {card.stopped_by}" if card.stopped_by else ""),
         *(_budget_line(card) if "time budget" in card.stopped_by else []),
         f"- Loss: {card.loss}; temperature T = {card.calibration.temperature:.4f} (fitted on validation, eq. 7); "
-        f"predictive tails: {_tails(card.calibration.tail_dof)}", "",
+        f"predictive tails: {_tails(card.calibration.tail_dof)}; {card.calibration.growth_text()}", "",
         "## Validation (g/kg)", "",
         "| metric | ensemble | train-mean baseline |", "|---|---|---|",
         f"| RMSE | {v['rmse']:.3f} | {card.baseline_val_rmse:.3f} |",

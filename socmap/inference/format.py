@@ -16,6 +16,8 @@ Layout (format ``socmap-bundle/2``)::
       members/NN/nodes.npz           its transductive outputs on every node: mean, logvar (log(1+SOC) units)
       members/NN/log.csv             per-epoch training log
       encoder.pt                     the image encoder weights `embed` used (image stream on, when a file)
+      block_residuals.parquet        out-of-fold residuals of the block cross-validation the variance growth was
+                                     fitted on (``train.variance_blocks_km`` set; :class:`BlockResiduals`)
       MODEL_CARD.md, model_card.json the model card (:class:`socmap.inference.card.ModelCard`)
 
 Written by :func:`socmap.inference.writing.write_bundle`, read by :func:`socmap.inference.loading.load_bundle`.
@@ -48,6 +50,7 @@ LOG_FILE = "log.csv"
 ENCODER_FILE = "encoder.pt"
 CARD_MD = "MODEL_CARD.md"
 CARD_JSON = "model_card.json"
+RESIDUALS_FILE = "block_residuals.parquet"
 
 
 def member_dir(root: Path, m: int) -> Path:

@@ -41,8 +41,8 @@ class CalibrateResult:
         cal = self.calibration
         cap = "none" if cal.mean_var_cap is None else f"{cal.mean_var_cap:g}"
         tails = "Gaussian" if cal.tail_dof is None else f"Student t, {cal.tail_dof:.2f} dof"
-        return (f"calibrate: T {cal.temperature:.4f} x (1 + d / 1 km)^{cal.distance_power:.3f} in variance, tails "
-                f"{tails}, mean cap {cap} -> {self.path}")
+        return (f"calibrate: T {cal.temperature:.4f}, {cal.growth_text()}, tails {tails}, mean cap {cap} -> "
+                f"{self.path}")
 
 
 def _read_labels(data_dir: Path) -> pd.DataFrame:
@@ -61,8 +61,9 @@ def _replace_files(texts: dict[Path, str]) -> None:
 
 
 def run(cfg: PipelineConfig, data_dir: Path, model: Path, *, progress: bool = True) -> CalibrateResult:
-    """Refit the calibration of the bundle ``model`` from its stored node outputs and the labels in
-    ``data_dir``/samples.parquet (the data it was trained on), and rewrite its bundle.json and model card.
+    """Refit the calibration of the bundle ``model`` from its stored node outputs, its stored block residuals (when
+    trained with ``train.variance_blocks_km``) and the labels in ``data_dir``/samples.parquet (the data it was
+    trained on), and rewrite its bundle.json and model card.
 
     Args:
         cfg: the pipeline; its covariates, streams and relations must be the bundle's (the CLI passes the
@@ -82,8 +83,11 @@ def run(cfg: PipelineConfig, data_dir: Path, model: Path, *, progress: bool = Tr
     soc = samples["soc_gkg"].to_numpy(np.float64)
     val = bundle.node_split == SPLIT_CODES["val"]
     seeds = bundle.info.seeds or [0]
+    area = bundle.applicability
     cal, cal_val = fit_calibration(bundle.node_member_mean, bundle.node_member_var, soc, bundle.node_lonlat,
-                                   bundle.node_split == SPLIT_CODES["train"], val, seed=int(seeds[0]))
+                                   bundle.node_split == SPLIT_CODES["train"], val, seed=int(seeds[0]),
+                                   residuals=bundle.block_residuals, di=bundle.node_di(),
+                                   di_scale=float("nan") if area is None else area.threshold)
     metrics = validation_metrics(cal_val, soc[val])
     info = dataclasses.replace(bundle.info, calibration=cal)
     card = dataclasses.replace(bundle.card, calibration=cal, validation=metrics)

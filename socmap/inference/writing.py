@@ -25,12 +25,14 @@ from socmap.inference.format import (
     LOG_FILE,
     NODES_FILE,
     PIPELINE_YAML,
+    RESIDUALS_FILE,
     SCALER_JSON,
     WEIGHTS_FILE,
     BundleInfo,
     member_dir,
     resolved_pipeline_dict,
 )
+from socmap.inference.growth import BlockResiduals
 from socmap.inference.scaler import TargetScaler
 from socmap.model import LayerCache, SpTGNN
 
@@ -84,10 +86,10 @@ def info_json(info: BundleInfo) -> str:
 
 def write_bundle(out: Path, *, cfg: PipelineConfig, info: BundleInfo, scaler: TargetScaler, data_dir: Path,
                  graph_tensors: dict[str, torch.Tensor], members: list[BundleMember], card: ModelCard,
-                 encoder_src: Path | None) -> Path:
+                 encoder_src: Path | None, residuals: BlockResiduals | None = None) -> Path:
     """Write every bundle file into ``out`` atomically: the ensemble trained with ``cfg`` on ``data_dir`` (whose
-    covariate preprocessing it copies), its training graph's tensors and, with the image stream, the encoder
-    weights ``encoder_src``."""
+    covariate preprocessing it copies), its training graph's tensors, with the image stream the encoder weights
+    ``encoder_src``, and the block residuals its variance growth was fitted on."""
     from safetensors.torch import save_file
 
     from socmap.io import PREPROCESS, PREPROCESS_REFERENCE, atomic_path
@@ -104,5 +106,7 @@ def write_bundle(out: Path, *, cfg: PipelineConfig, info: BundleInfo, scaler: Ta
             _write_member(member_dir(tmp, m), member)
         if encoder_src is not None:
             shutil.copy2(encoder_src, tmp / ENCODER_FILE)
+        if residuals is not None:
+            residuals.to_frame().to_parquet(tmp / RESIDUALS_FILE, index=False)
         write_card(tmp, card)
     return Path(out)

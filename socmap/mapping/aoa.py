@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from socmap.inference.applicability import AreaOfApplicability, spatial_folds
+from socmap.inference.applicability import AreaOfApplicability
 
 if TYPE_CHECKING:
     from socmap.inference import Bundle
@@ -25,22 +25,6 @@ __all__ = ["AOA_UNKNOWN", "AOAReference"]
 
 AOA_UNKNOWN = 255
 """``aoa`` value of a cell whose DI cannot be computed (the layer's no-data)."""
-
-
-def bundle_applicability(bundle: Bundle) -> AreaOfApplicability | None:
-    """The bundle's area of applicability over its training nodes' tabular inputs (None without them)."""
-    from socmap.data.split import SPLIT_CODES
-
-    tab = None if bundle.node_inputs is None else bundle.node_inputs.tabular
-    if tab is None or tab.shape[1] == 0:
-        return None
-    train = np.flatnonzero(bundle.node_split == SPLIT_CODES["train"])
-    x = tab.double().cpu().numpy()[train]
-    stored = bundle.info.applicability
-    if stored is not None:
-        return AreaOfApplicability.from_info(x, stored)
-    split = bundle.pipeline.data.split
-    return AreaOfApplicability.fit(x, spatial_folds(bundle.node_lonlat[train], split), seed=split.seed)
 
 
 @dataclass
@@ -52,7 +36,7 @@ class AOAReference:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> AOAReference:
-        return cls(bundle_applicability(bundle))
+        return cls(bundle.applicability)
 
     def di(self, tabular: np.ndarray | None, n: int) -> np.ndarray:
         """(n,) DI of ``n`` cells from their (n, F) preprocessed predictors; NaN where unknown."""

@@ -173,16 +173,17 @@ def cell_inputs(ctx: MapContext, raw: pd.DataFrame, idx: np.ndarray,
 
 
 def predict_cells(ctx: MapContext, lonlat: np.ndarray, year: int | np.ndarray, inputs: CellInputs,
-                  image: np.ndarray | None = None) -> EnsemblePrediction:
+                  image: np.ndarray | None = None, di: np.ndarray | None = None) -> EnsemblePrediction:
     """The map's prediction of cells at ``lonlat`` (degrees): the bundle's inductive path
-    (:meth:`socmap.inference.Bundle.predict_new`), the training nodes' labels visible, the cells' own none."""
+    (:meth:`socmap.inference.Bundle.predict_new`), the training nodes' labels visible, the cells' own none;
+    ``di`` the cells' dissimilarity index where already computed (the calibration's growth may read it)."""
     from socmap.device import one_torch_thread
 
     tab = inputs.features if "tabular" in ctx.cfg.model.streams else None
     years = np.broadcast_to(np.asarray(year, np.int64), (len(lonlat),))
     with one_torch_thread():
         return ctx.bundle.predict_new(lonlat, years, tab, image, inputs.ndvi, inputs.elevation,
-                                      batch_size=MAP_BATCH_CELLS)
+                                      batch_size=MAP_BATCH_CELLS, di=di)
 
 
 @dataclass
@@ -281,11 +282,11 @@ def _cell_values(ctx: MapContext, raw: pd.DataFrame, lonlat: np.ndarray, idx: np
     area of applicability."""
     feats = cell_inputs(ctx, raw, idx, None if imagery is None else imagery.ndvi_elevation)
     laps.lap("features")
-    pred = predict_cells(ctx, lonlat[idx], year, feats, None if imagery is None else imagery.embedding[idx])
-    laps.lap("model")
     di = ctx.aoa.di(feats.features, len(idx))
     flag = ctx.aoa.flag(di)
     laps.lap("aoa")
+    pred = predict_cells(ctx, lonlat[idx], year, feats, None if imagery is None else imagery.embedding[idx], di)
+    laps.lap("model")
     per = {
         "soc_mean": lambda: pred.mean_gkg(),
         "soc_median": lambda: pred.soc_gkg(),

@@ -10,20 +10,23 @@ import numpy as np
 import torch
 
 from socmap.config import PipelineConfig
-from socmap.data.split import block_ids
+from socmap.data.split import draw_held_blocks
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph, build_graph, spatial_local_morans_i
+from socmap.inference.applicability import AreaOfApplicability
 from socmap.inference.calibration import Calibration, fit_calibration, validation_metrics
+from socmap.inference.growth import BlockResiduals
 from socmap.inference.scaler import TargetScaler
 from socmap.inference.writing import BundleMember, write_bundle
 from socmap.metrics import rmse
 from socmap.model import cache_layers
+from socmap.train.block_residuals import block_residuals
 from socmap.train.importance import member_importance, training_applicability
 from socmap.train.inputs import TrainingData, load_training_data
 from socmap.train.records import bundle_info, encoder_source, graph_tensors, model_card
 from socmap.train.trainer import GraphContext, MaskedGraph, MemberResult, evaluate_nodes, resolve_device, train_member
 
-__all__ = ["WEAK_R2", "TrainResult", "run", "training_context"]
+__all__ = ["WEAK_R2", "TrainResult", "node_di", "run", "training_context"]
 
 WEAK_R2 = 0.10
 """Validation R2 below which ``socmap train`` warns that the ensemble barely beats the training mean."""
@@ -100,18 +103,17 @@ def block_masked_graphs(data: TrainingData, cfg: PipelineConfig, train_mask: np.
     tr = np.flatnonzero(train_mask)
     out = []
     for _ in range(tc.mask_variants):
-        offset = rng.uniform(0.0, tc.mask_block_km, 2)
-        ids = block_ids(data.lonlat[tr, 0], data.lonlat[tr, 1], tc.mask_block_km, (offset[0], offset[1]))
-        blocks = np.unique(ids)
-        n_held = min(len(blocks) - 1, max(1, round(tc.mask_block_fraction * len(blocks))))
-        if n_held < 1:
+        try:
+            inside, offset = draw_held_blocks(data.lonlat[tr, 0], data.lonlat[tr, 1], tc.mask_block_km,
+                                              tc.mask_block_fraction, rng)
+        except ValueError:
             raise ModelError(f"train.mask_block_km {tc.mask_block_km:g}: the training nodes fill one block; "
-                             "choose smaller blocks")
-        held = tr[np.isin(ids, rng.choice(blocks, n_held, replace=False))]
+                             "choose smaller blocks") from None
+        held = tr[inside]
         keep = train_mask.copy()
         keep[held] = False
         g = build_graph(data.lonlat, cfg.model.graph, ndvi=data.ndvi, elevation=data.elevation, train_mask=keep)
-        out.append(MaskedGraph(g.to(dev), torch.as_tensor(held, device=dev), (float(offset[0]), float(offset[1]))))
+        out.append(MaskedGraph(g.to(dev), torch.as_tensor(held, device=dev), offset))
     return out
 
 
@@ -153,15 +155,28 @@ class _Fit:
     """RMSE of the training sites' mean SOC."""
 
 
-def _calibrate(data: TrainingData, members: list[BundleMember], seed: int) -> _Fit:
-    """Fit the calibration on the validation sites and score the calibrated ensemble there."""
+def _calibrate(data: TrainingData, members: list[BundleMember], seed: int, applicability: dict | None,
+               residuals: BlockResiduals | None) -> _Fit:
+    """Fit the calibration on the held-out sites (validation split, block residuals) and score the calibrated
+    ensemble on the validation split."""
     member_mean = np.stack([m.node_mean for m in members])
     member_var = np.exp(np.stack([m.node_logvar for m in members]))
     train, val = data.mask("train"), data.mask("val")
-    calib, cal = fit_calibration(member_mean, member_var, data.soc_gkg, data.lonlat, train, val, seed=seed)
+    di, di_scale = node_di(data, applicability)
+    calib, cal = fit_calibration(member_mean, member_var, data.soc_gkg, data.lonlat, train, val, seed=seed,
+                                 residuals=residuals, di=di, di_scale=di_scale)
     metrics = validation_metrics(cal, data.soc_gkg[val])
     baseline = float(rmse(data.soc_gkg[val], np.full_like(data.soc_gkg[val], data.soc_gkg[train].mean())))
     return _Fit(calib, metrics, baseline)
+
+
+def node_di(data: TrainingData, applicability: dict | None) -> tuple[np.ndarray | None, float]:
+    """Every node's dissimilarity index to the training nodes and the AoA threshold (the growth's DI unit); (None,
+    NaN) without an area of applicability."""
+    if applicability is None or data.tabular is None:
+        return None, float("nan")
+    area = AreaOfApplicability.from_info(data.tabular[data.mask("train")], applicability)
+    return area.di(data.tabular), float(area.threshold)
 
 
 def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None = None, device: str | None = None,
@@ -188,9 +203,10 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
     graph, ctx = training_context(data, cfg, dev)
     # compute
     results, kept = train_members(ctx, data, cfg, n_members, seed0, progress=progress, epochs=epochs)
-    fit = _calibrate(data, kept, seed0)
     importance = member_importance(cfg, data, kept[0], ctx.scaler, graph.node_k, seed0)
     applicability = training_applicability(cfg, data, importance)
+    residuals = block_residuals(data, cfg, dev, applicability, seed=seed0, progress=progress, epochs=epochs)
+    fit = _calibrate(data, kept, seed0, applicability, residuals)
     seconds = time.perf_counter() - t0
     # write
     enc_src = encoder_source(cfg, data, data_dir)
@@ -199,7 +215,8 @@ def run(cfg: PipelineConfig, data_dir: Path, out: Path, *, members: int | None =
     card = model_card(cfg, data_dir, data, graph, ctx.scaler, info, results, fit.validation, fit.baseline, seconds,
                       str(dev))
     write_bundle(Path(out), cfg=cfg, info=info, scaler=ctx.scaler, data_dir=data_dir,
-                 graph_tensors=graph_tensors(data, graph, ctx.scaler), members=kept, card=card, encoder_src=enc_src)
+                 graph_tensors=graph_tensors(data, graph, ctx.scaler), members=kept, card=card, encoder_src=enc_src,
+                 residuals=residuals)
     return TrainResult(path=Path(out), members=n_members, temperature=fit.calibration.temperature,
                        val=fit.validation, baseline_val_rmse=fit.baseline, seconds=time.perf_counter() - t0,
                        epochs=[len(r.history) for r in results], mode=results[0].mode, device=str(dev),

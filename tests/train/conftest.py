@@ -59,7 +59,7 @@ def tiny_pipeline(**train: object) -> PipelineConfig:
         "post_mlp": {"hidden": [8], "out": 8, "dropout": 0.0},
     })
     d["train"].update({"epochs": 8, "learning_rate": 5e-3, "early_stop_patience": 50, "warm_start_epochs": 3,
-                       "ensemble_members": 2, "device": "cpu", **train})
+                       "ensemble_members": 2, "device": "cpu", "variance_blocks_km": [], **train})
     return PipelineConfig.model_validate(d)
 
 
