@@ -67,7 +67,8 @@ def baseline_predictor(name: str, samples: Any, feature_columns: list[str], *, k
         xt = np.column_stack([xt, spatial_lag_features(lonlat[train], ylog, lonlat[train], k=k, exclude_self=True)])
     model = fit_xgboost(xt, y[train], seed=seed)
 
-    def predict(ctx: Any, cell_lonlat: np.ndarray, year: Any, inputs: Any, image: Any = None) -> EnsemblePrediction:
+    def predict(ctx: Any, cell_lonlat: np.ndarray, year: Any, inputs: Any, image: Any = None,
+                di: Any = None) -> EnsemblePrediction:
         years = np.broadcast_to(np.asarray(year, np.float64), (len(cell_lonlat),))
         xq = np.column_stack([inputs.features, cell_lonlat, years])
         if name == "rfsi":
