@@ -260,6 +260,19 @@ class GraphConfig(_Strict):
     :math:`w_{ij} \\propto K(d_{ij}) - K(d_{i,(k+1)})`, so a neighbour's weight reaches 0 as it leaves the k-set
     and a cell's inputs change continuously as it moves; elevation edges carry the spatial weight times the
     slope factor, and the label features and attention follow the weights."""
+    label_k: PositiveInt | None = None
+    """Scale-adaptive label neighbourhood (``model.label_input``): with a value, the neighbours' labels enter
+    through their own set of up to ``label_k`` nearest training sites instead of the spatial relation's k, each
+    weighted by a biweight kernel :math:`(1 - (d / R)^2)^2` whose radius R is ``label_radius`` times the distance
+    to the nearest observed site (at least ``label_min_radius_km``) and at most the distance to the farthest of
+    the set. The weights reach 0 at R, so the label features change continuously as a cell moves, and far from
+    the sites R grows with the gap: the features average many sites where the nearest one is hundreds of km away,
+    instead of following whichever 10 sites are nearest (:mod:`socmap.model.label_kernel`). ``null``: the spatial
+    relation's edges and weights."""
+    label_radius: PositiveFloat = 3.0
+    """R of the ``label_k`` kernel as a multiple of the distance to the nearest observed training site."""
+    label_min_radius_km: PositiveFloat = 1.0
+    """Smallest R of the ``label_k`` kernel, km (a cell on top of a site still averages its close neighbours)."""
 
 
 class RGATConfig(_Strict):

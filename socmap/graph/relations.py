@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
@@ -68,6 +68,8 @@ __all__ = [
     "attach_spatial_k",
     "build_graph",
     "edge_length_km",
+    "graph_label_edges",
+    "label_edges",
     "node_covariates",
     "spatial_knn",
     "spatial_knn_next",
@@ -96,6 +98,10 @@ class HeteroGraph:
     """(num_nodes,) spatial neighbours asked for per target node (``k_spatial`` or, for sparse nodes under adaptive
     k, ``adaptive_k``). A training graph's ``node_k`` is what :func:`attach_edges` needs (``train_k``) to attach new
     points by the training rule; fewer edges exist where ``max_distance_km`` drops far pairs."""
+    label_edges: tuple[Tensor, Tensor] | None = field(default=None, repr=False)
+    """``(edge_index (2, E) int64, dist_km (E,) float32)``: each target's ``label_k`` nearest training sites, the
+    neighbourhood of the scale-adaptive label features (``model.graph.label_k``; None when off). Sources index the
+    same nodes as :attr:`edge_index`'s."""
 
     @property
     def num_relations(self) -> int:
@@ -109,8 +115,9 @@ class HeteroGraph:
         return self.edge_index[:, mask], self.edge_weight[mask]
 
     def to(self, device: torch.device | str) -> HeteroGraph:
+        le = None if self.label_edges is None else (self.label_edges[0].to(device), self.label_edges[1].to(device))
         return HeteroGraph(self.edge_index.to(device), self.edge_type.to(device), self.edge_weight.to(device),
-                           self.num_nodes, self.relations, self.num_sources, self.node_k)
+                           self.num_nodes, self.relations, self.num_sources, self.node_k, le)
 
 
 def edge_length_km(src_lonlat: Tensor, dst_lonlat: Tensor, edge_index: Tensor) -> Tensor:
@@ -286,6 +293,29 @@ def _spatial_k(lonlat: np.ndarray, cfg: GraphConfig) -> np.ndarray:
     return k
 
 
+def label_edges(tgt_lonlat: np.ndarray, src_lonlat: np.ndarray, k: int, *, exclude_self: bool
+                ) -> tuple[Tensor, Tensor]:
+    """``(edge_index, dist_km)`` from each target's ``k`` nearest sources (degrees in; great-circle km), no
+    distance cut: the neighbourhood of the scale-adaptive label features (``model.graph.label_k``)."""
+    src, dst, dist = spatial_knn(np.asarray(tgt_lonlat, np.float64), np.asarray(src_lonlat, np.float64), k, np.inf,
+                                 exclude_self)
+    return (torch.from_numpy(np.stack([src, dst]).astype(np.int64)), torch.from_numpy(dist.astype(np.float32)))
+
+
+def graph_label_edges(lonlat: np.ndarray, k: int, train_mask: np.ndarray | None) -> tuple[Tensor, Tensor]:
+    """:func:`label_edges` of a whole graph: every node's ``k`` nearest training nodes (all nodes without
+    ``train_mask``), never itself; indices are the graph's node indices."""
+    lonlat = np.asarray(lonlat, np.float64)
+    if train_mask is None:
+        return label_edges(lonlat, lonlat, k, exclude_self=True)
+    tr, ho = np.flatnonzero(train_mask), np.flatnonzero(~np.asarray(train_mask, bool))
+    (ei_tr, d_tr), (ei_ho, d_ho) = (label_edges(lonlat[tr], lonlat[tr], k, exclude_self=True),
+                                    label_edges(lonlat[ho], lonlat[tr], k, exclude_self=False))
+    tr_t, ho_t = torch.from_numpy(tr), torch.from_numpy(ho)
+    ei = torch.cat([torch.stack([tr_t[ei_tr[0]], tr_t[ei_tr[1]]]), torch.stack([tr_t[ei_ho[0]], ho_t[ei_ho[1]]])], 1)
+    return ei, torch.cat([d_tr, d_ho])
+
+
 def build_graph(
     lonlat: np.ndarray,
     cfg: GraphConfig,
@@ -316,10 +346,11 @@ def build_graph(
     relations = tuple(cfg.relations)
     _check(lonlat, ndvi, elevation, relations)
     n = len(lonlat)
+    labels = None if cfg.label_k is None else graph_label_edges(lonlat, cfg.label_k, train_mask)
     if train_mask is None:
         k = _spatial_k(lonlat, cfg)
         parts = _relation_parts(lonlat, lonlat, ndvi, ndvi, elevation, elevation, k, cfg, exclude_self=True)
-        return _assemble(parts, relations, n, None, k)
+        return replace(_assemble(parts, relations, n, None, k), label_edges=labels)
     train_mask = np.asarray(train_mask, bool)
     if train_mask.shape != (n,) or not train_mask.any():
         raise DataError(f"train_mask must be ({n},) bool with at least one training node, got shape "
@@ -339,7 +370,7 @@ def build_graph(
     parts += [(r, tr[ei[0, et == r]], ho[ei[1, et == r]], ew[et == r]) for r in range(len(relations))]
     k = np.empty(n, np.int64)
     k[tr], k[ho] = k_tr, held.node_k
-    return _assemble(parts, relations, n, None, k)
+    return replace(_assemble(parts, relations, n, None, k), label_edges=labels)
 
 
 def _relation_parts(tgt_lonlat, src_lonlat, tgt_ndvi, src_ndvi, tgt_z, src_z, k, cfg: GraphConfig, *,
@@ -457,7 +488,8 @@ def attach_edges(
         k = np.full(len(new_lonlat), k_spatial, dtype=np.int64)
     parts = _relation_parts(new_lonlat, train_lonlat, new_ndvi, train_ndvi, new_elevation, train_elevation, k, cfg,
                             exclude_self=False)
-    return _assemble(parts, relations, len(new_lonlat), len(train_lonlat), k)
+    labels = None if cfg.label_k is None else label_edges(new_lonlat, train_lonlat, cfg.label_k, exclude_self=False)
+    return replace(_assemble(parts, relations, len(new_lonlat), len(train_lonlat), k), label_edges=labels)
 
 
 def node_covariates(

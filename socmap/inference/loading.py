@@ -17,8 +17,10 @@ import torch
 import yaml
 
 from socmap.config import PipelineConfig
+from socmap.data.split import SPLIT_CODES
 from socmap.errors import ModelError
 from socmap.graph import HeteroGraph
+from socmap.graph.relations import graph_label_edges
 from socmap.inference.bundle import Bundle
 from socmap.inference.card import ModelCard
 from socmap.inference.format import (
@@ -154,9 +156,15 @@ def _check(files: _Files, cfg: PipelineConfig | None, root: Path) -> BundleInfo:
         raise bundle_error(root, f"damaged {BUNDLE_JSON} ({exc.__class__.__name__}: {exc}); train it again") from None
 
 
-def _graph(gt: dict[str, torch.Tensor], info: BundleInfo) -> HeteroGraph:
+def _graph(gt: dict[str, torch.Tensor], info: BundleInfo, pipeline: PipelineConfig) -> HeteroGraph:
+    """The training graph as ``train`` built it; the label edges (``model.graph.label_k``), a k-NN of the stored
+    coordinates, are rebuilt rather than stored."""
+    labels = None
+    if pipeline.model.graph.label_k is not None:
+        train = gt["split"].numpy().astype(np.int8) == SPLIT_CODES["train"]
+        labels = graph_label_edges(gt["lonlat"].double().numpy(), pipeline.model.graph.label_k, train)
     return HeteroGraph(gt["edge_index"].long(), gt["edge_type"].long(), gt["edge_weight"].float(), info.num_nodes,
-                       tuple(info.relations), node_k=gt["node_k"].long().numpy())
+                       tuple(info.relations), node_k=gt["node_k"].long().numpy(), label_edges=labels)
 
 
 def _node_inputs(gt: dict[str, torch.Tensor], pipeline: PipelineConfig) -> NodeInputs:
@@ -200,7 +208,7 @@ def load_bundle(path: Path | str, cfg: PipelineConfig | None = None, device: str
     enc = root / ENCODER_FILE
     bundle = Bundle(
         path=root, pipeline=files.pipeline, info=info, card=files.card, preprocessor=files.preprocessor,
-        scaler=files.scaler, graph=_graph(gt, info), node_lonlat=gt["lonlat"].double().numpy(),
+        scaler=files.scaler, graph=_graph(gt, info, files.pipeline), node_lonlat=gt["lonlat"].double().numpy(),
         node_year=gt["year"].double().numpy(), node_ndvi=gt["ndvi"].double().numpy() if "ndvi" in gt else None,
         node_elevation=gt["elevation"].double().numpy() if "elevation" in gt else None,
         tabular_range=np.asarray(info.tabular_range or np.zeros((0, 2)), np.float64).reshape(-1, 2),

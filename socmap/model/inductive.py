@@ -101,10 +101,13 @@ def cached_forward(model: SpTGNN, cache: LayerCache, new_inputs: NodeInputs, att
         if model.label_input:
             if cache.label is None:
                 raise ValueError("model.label_input is on but the cache holds no labels")
-            ei_s, w_s = attach.relation("spatial")
-            src_lonlat = torch.as_tensor(cache.lonlat, dtype=new_inputs.lonlat.dtype, device=ei_s.device)
-            label_feats = model.label_features(cache.label.to(ei_s.device).float(), ei_s, w_s, src_lonlat,
-                                               new_inputs.lonlat)
+            if model.cfg.graph.label_k is not None:
+                label_feats = model.kernel_label_features(cache.label.float(), attach)
+            else:
+                ei_s, w_s = attach.relation("spatial")
+                src_lonlat = torch.as_tensor(cache.lonlat, dtype=new_inputs.lonlat.dtype, device=ei_s.device)
+                label_feats = model.label_features(cache.label.to(ei_s.device).float(), ei_s, w_s, src_lonlat,
+                                                   new_inputs.lonlat)
         h, stats = model.encode(new_inputs, label_feats)
         used, ei = local_sources(attach) if local is None else local
         for layer, h_src_all in zip(model.layers, cache.hidden, strict=False):

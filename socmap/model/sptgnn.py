@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from socmap.config import ModelConfig
 from socmap.graph.relations import HeteroGraph, edge_length_km
 from socmap.layers import MLP
+from socmap.model.label_kernel import adaptive_label_features
 from socmap.model.moe import MoEStats, build_fusion
 from socmap.model.positional import PositionalEncoder
 from socmap.model.rgat_block import RGATBlock
@@ -266,8 +267,22 @@ class SpTGNN(nn.Module):
             return None
         if inputs.label is None:
             raise ValueError("model.label_input is on but NodeInputs.label is None (NaN marks hidden labels)")
+        if self.cfg.graph.label_k is not None:
+            return self.kernel_label_features(inputs.label.float(), graph)
         ei, w = graph.relation("spatial")
         return self.label_features(inputs.label.float(), ei, w, inputs.lonlat, inputs.lonlat)
+
+    def kernel_label_features(self, label_src: Tensor, graph: HeteroGraph) -> Tensor:
+        """The scale-adaptive label features (``model.graph.label_k``,
+        :func:`socmap.model.label_kernel.adaptive_label_features`) of ``graph``'s targets over its
+        ``label_edges``."""
+        if graph.label_edges is None:
+            raise ValueError("model.graph.label_k is set but the graph has no label edges (build it with the same "
+                             "graph config)")
+        g = self.cfg.graph
+        ei, dist = (t.to(label_src.device) for t in graph.label_edges)
+        return adaptive_label_features(label_src, ei, dist, graph.num_nodes,
+                                       radius=g.label_radius, min_radius_km=g.label_min_radius_km)
 
     def label_features(self, label_src: Tensor, edge_index: Tensor, edge_weight: Tensor, src_lonlat: Tensor,
                        dst_lonlat: Tensor) -> Tensor:

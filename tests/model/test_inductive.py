@@ -8,7 +8,7 @@ import torch
 
 from socmap.geo import EARTH_RADIUS_KM
 from socmap.graph import HeteroGraph, attach_edges, attach_spatial_k, build_graph
-from socmap.graph.relations import spatial_knn
+from socmap.graph.relations import graph_label_edges, spatial_knn
 from socmap.model import LayerCache, NodeInputs, SpTGNN, attach_and_predict, cache_layers, cached_forward
 from tests.conftest import to_inputs
 
@@ -201,13 +201,16 @@ def test_predictions_continuous_across_a_kset_change(small_model_cfg, synthetic_
     assert feat_jump_idw > 1e-2 and jump < jump_idw / 10
 
 
-@pytest.mark.parametrize("k_mode", ["fixed", "adaptive"])
-def test_held_out_nodes_of_a_train_mask_graph_equal_the_inductive_path(small_model_cfg, synthetic_nodes, k_mode):
-    """The transductive outputs of validation/test nodes (graph built with ``train_mask``, label trick on) equal
-    :func:`attach_and_predict` of the same points from the training nodes' cache: evaluation scores the map."""
+@pytest.mark.parametrize(("k_mode", "label_k"), [("fixed", None), ("adaptive", None), ("adaptive", 12)])
+def test_held_out_nodes_of_a_train_mask_graph_equal_the_inductive_path(small_model_cfg, synthetic_nodes, k_mode,
+                                                                       label_k):
+    """The transductive outputs of validation/test nodes (graph built with ``train_mask``, label trick on, with
+    the spatial relation's or the scale-adaptive label neighbourhood) equal :func:`attach_and_predict` of the same
+    points from the training nodes' cache: evaluation scores the map."""
     cfg = small_model_cfg.model_copy(deep=True)
     cfg.label_input = True
     cfg.graph.spatial_k_mode = k_mode
+    cfg.graph.label_k = label_k
     d = synthetic_nodes
     train = np.random.default_rng(3).random(200) < 0.8
     tr, ho = np.flatnonzero(train), np.flatnonzero(~train)
@@ -218,7 +221,8 @@ def test_held_out_nodes_of_a_train_mask_graph_equal_the_inductive_path(small_mod
     both.label = torch.tensor(np.where(train, d["y"], np.nan), dtype=torch.float32)
     with torch.no_grad():
         out_full = model(both, g)
-    sub = HeteroGraph(*_train_subgraph(g, tr), len(tr), g.relations, node_k=g.node_k[tr])
+    sub = HeteroGraph(*_train_subgraph(g, tr), len(tr), g.relations, node_k=g.node_k[tr],
+                      label_edges=None if label_k is None else graph_label_edges(d["lonlat"][tr], label_k, None))
     inp_tr = to_inputs(d, tr)
     inp_tr.label = both.label[tr]
     cache = cache_layers(model, inp_tr, sub, ndvi=d["ndvi"][tr], elevation=d["elevation"][tr])
