@@ -100,7 +100,7 @@ class Bundle:
     device: str = "cpu"
     _models: list[SpTGNN] | None = field(default=None, repr=False)
     _caches: list[LayerCache] | None = field(default=None, repr=False)
-    _area: list[AreaOfApplicability | None] = field(default_factory=list, repr=False)
+    _area: list[tuple[BundleInfo, AreaOfApplicability | None]] = field(default_factory=list, repr=False)
 
     calibration = _InfoField[Calibration](
         "calibration", "Everything ``socmap train`` (or ``socmap calibrate``) fitted on the validation sites "
@@ -192,9 +192,9 @@ class Bundle:
         """The area of applicability over the training nodes' tabular inputs (:mod:`socmap.inference.applicability`:
         the stored weights, mean distance and threshold; a bundle without them gets equal weights and the CV rule
         over its training nodes); None without training tabular inputs (read on first use)."""
-        if not self._area:
-            self._area.append(self._applicability())
-        return self._area[0]
+        if not self._area or self._area[0][0] is not self.info:  # built for this bundle.json's numbers
+            self._area[:] = [(self.info, self._applicability())]
+        return self._area[0][1]
 
     def _applicability(self) -> AreaOfApplicability | None:
         tab = None if self.node_inputs is None else self.node_inputs.tabular

@@ -14,7 +14,7 @@ command always lands in (and resumes) the same folder, and another year or model
     cog/<layer>/<layer>_<tile>.tif   one COG per layer and tile
     <layer>.vrt                      mosaic of a layer's tiles over the whole grid
     soc.zarr                         every layer, whole grid, zarr v3, CF grid_mapping
-    soc_mean.png, total_sd.png       quick-looks with colour bar and unit
+    soc_mean.png, total_sd.png, di.png  quick-looks with colour bar and unit (di: where the map extrapolates)
     item.json                        STAC Item describing every asset (provenance under ``socmap:provenance``)
     provenance.json                  code version, bundle checksum, pipeline, STAC items, times, tiles
     predict_summary.json             run summary (tiles, cells, seconds, cells per second, statistics)
@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PredictResult", "TilesFailedError", "check_year", "default_version", "run"]
 
-QUICKLOOK_LAYERS = ("soc_mean", "total_sd")
+QUICKLOOK_LAYERS = ("soc_mean", "total_sd", "di")
 
 
 class TilesFailedError(SocmapError):

@@ -23,6 +23,8 @@ from socmap.data.split import SPLIT_CODES, draw_held_blocks
 from socmap.inference.applicability import AreaOfApplicability
 from socmap.inference.distance import nearest_site_km
 from socmap.inference.growth import BlockResiduals
+from socmap.train.context import training_context
+from socmap.train.trainer import evaluate_nodes, train_member
 
 if TYPE_CHECKING:
     import torch
@@ -51,9 +53,6 @@ def block_residuals(data: TrainingData, cfg: PipelineConfig, dev: torch.device, 
         progress: a tqdm bar per fold model.
         epochs: override ``train.epochs`` (tests, benchmarks).
     """
-    from socmap.train.stage import training_context
-    from socmap.train.trainer import evaluate_nodes, train_member
-
     sizes = list(cfg.train.variance_blocks_km)
     if not sizes:
         return None

@@ -8,7 +8,7 @@ import json
 from socmap.inference import BUNDLE_FORMAT, BundleInfo, Calibration, ModelCard, card_markdown
 from tests.data import BUNDLE
 
-OFF = {"distance_power": 0.0, "mean_var_cap": None, "tail_dof": None}
+OFF = {"distance_power": 0.0, "mean_var_cap": None, "tail_dof": None, "growth": None}
 """The calibration keys a bundle may predate, as they read when absent (the piece switched off)."""
 
 
@@ -27,5 +27,6 @@ def test_stored_model_card_round_trips_and_renders() -> None:
     card = ModelCard.from_dict(raw)
     assert card.to_dict() == {**OFF, **raw}
     assert ModelCard.from_dict(card.to_dict()) == card
-    stored = (BUNDLE / "model" / "MODEL_CARD.md").read_text()  # written before the card named the tails
-    assert card_markdown(card).replace("; predictive tails: Gaussian", "") == stored
+    stored = (BUNDLE / "model" / "MODEL_CARD.md").read_text()
+    # written before the card named the tails and the variance growth
+    assert card_markdown(card).replace(f"; predictive tails: Gaussian; {card.calibration.growth_text()}", "") == stored

@@ -220,12 +220,13 @@ def test_block_masked_graphs_hold_whole_blocks_out_as_map_cells(syn_data: Path, 
     """Each variant holds out the training nodes of whole blocks; they get in-edges from the other training
     nodes only and send none (as build_graph attaches validation nodes and predict attaches map cells)."""
     from socmap.data.split import block_ids
+    from socmap.train.context import block_masked_graphs
 
     cfg = tiny_pipeline(mask_block_km=10.0, mask_variants=3, mask_block_fraction=0.3)
     cfg.model.label_input = label_input
     data, _, _ = load_training_data(syn_data, cfg)
     train_mask = data.mask("train")
-    variants = train.block_masked_graphs(data, cfg, train_mask, torch.device("cpu"))
+    variants = block_masked_graphs(data, cfg, train_mask, torch.device("cpu"))
     assert len(variants) == 3
     helds = []
     for v in variants:
