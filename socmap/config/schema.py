@@ -253,13 +253,16 @@ class GraphConfig(_Strict):
     """``adaptive``: k_spatial inside HDBSCAN clusters, adaptive_k for noise nodes; ``fixed``: k_spatial for all."""
     min_distance_km: PositiveFloat = 0.01
     """Distance floor, km, for inverse-distance and slope weights (co-located samples)."""
-    weighting: Literal["continuous", "idw"] = "continuous"
+    weighting: Literal["continuous", "idw", "adaptive"] = "continuous"
     """Edge weights. ``idw``: the paper's Table 1 (normalised inverse distance; exp(-|dNDVI|/tau_v)): a weight
     jumps when a node's k-set changes, so a map made by attaching cells to their k nearest sites is a mosaic of
     the sites' Voronoi cells. ``continuous``: each kernel minus its value at the (k+1)-th neighbour,
     :math:`w_{ij} \\propto K(d_{ij}) - K(d_{i,(k+1)})`, so a neighbour's weight reaches 0 as it leaves the k-set
     and a cell's inputs change continuously as it moves; elevation edges carry the spatial weight times the
-    slope factor, and the label features and attention follow the weights."""
+    slope factor, and the label features and attention follow the weights. ``adaptive``: as ``continuous``, but
+    the spatial kernel is the scale-adaptive biweight of ``label_k`` (radius ``label_radius`` x the nearest
+    neighbour's distance, at least ``label_min_radius_km``, at most the (k+1)-th neighbour's): near neighbours
+    share the weight instead of the nearest taking most of it as under ``1 / d``."""
     label_k: PositiveInt | None = None
     """Scale-adaptive label neighbourhood (``model.label_input``): with a value, the neighbours' labels enter
     through their own set of up to ``label_k`` nearest training sites instead of the spatial relation's k, each

@@ -229,6 +229,24 @@ def _idw(dst: np.ndarray, dist_km: np.ndarray, n: int, min_distance_km: float,
     return np.where(flat, 1.0 / np.maximum(count[dst], 1), inv / np.where(flat, 1.0, total[dst]))
 
 
+def _biweight(dst: np.ndarray, dist_km: np.ndarray, n: int, next_km: np.ndarray, radius: float,
+              min_radius_km: float) -> np.ndarray:
+    """Scale-adaptive biweight weights normalised over each target's neighbours: :math:`(1 - (d / R)^2)^2` with
+    :math:`R = \\min(\\max(\\rho\\, d_1, R_{min}), d_{(k+1)})`, ``d_1`` the nearest neighbour's distance and
+    :math:`d_{(k+1)}` the distance at which a neighbour leaves the k-set (``next_km``): continuous in the target's
+    position, and not dominated by the nearest neighbour as ``1 / d`` is (equal weights fall back as in
+    :func:`_idw`)."""
+    d1 = np.full(n, np.inf)
+    np.minimum.at(d1, dst, dist_km)
+    r = np.minimum(np.maximum(radius * d1, min_radius_km), next_km)[dst]
+    u = dist_km / np.maximum(r, 1e-9)
+    w = np.where(u < 1.0, (1.0 - u * u) ** 2, 0.0)
+    total = np.bincount(dst, weights=w, minlength=n)
+    count = np.bincount(dst, minlength=n)
+    flat = total[dst] <= 0
+    return np.where(flat, 1.0 / np.maximum(count[dst], 1), w / np.where(flat, 1.0, total[dst]))
+
+
 def _ndvi_knn(q_ndvi: np.ndarray, ref_ndvi: np.ndarray, k: int, exclude_self: bool):
     ok_ref = np.flatnonzero(np.isfinite(ref_ndvi))
     ok_q = np.flatnonzero(np.isfinite(q_ndvi))
@@ -378,8 +396,11 @@ def _relation_parts(tgt_lonlat, src_lonlat, tgt_ndvi, src_ndvi, tgt_z, src_z, k,
     """``(relation index, src, dst, weight)`` per relation, edges from ``src_*`` nodes to ``tgt_*`` nodes."""
     s_src, s_dst, s_d, s_next = spatial_knn_next(tgt_lonlat, src_lonlat, k, cfg.max_distance_km,
                                                  exclude_self=exclude_self)
-    continuous = cfg.weighting == "continuous"
-    w_spatial = _idw(s_dst, s_d, len(tgt_lonlat), cfg.min_distance_km, s_next if continuous else None)
+    continuous = cfg.weighting in ("continuous", "adaptive")
+    if cfg.weighting == "adaptive":
+        w_spatial = _biweight(s_dst, s_d, len(tgt_lonlat), s_next, cfg.label_radius, cfg.label_min_radius_km)
+    else:
+        w_spatial = _idw(s_dst, s_d, len(tgt_lonlat), cfg.min_distance_km, s_next if continuous else None)
     parts = []
     for r, name in enumerate(cfg.relations):
         if name == "spatial":

@@ -193,7 +193,7 @@ class SpTGNN(nn.Module):
         self.layers = nn.ModuleList(RGATBlock(a, b, r, cfg.rgat) for a, b in itertools.pairwise(widths))
         self._edge_km: tuple[tuple[Tensor, Tensor, Tensor], Tensor] | None = None
         """Edge lengths of the last label-feature call, by tensor identity (training reuses one graph)."""
-        if cfg.graph.weighting == "continuous":
+        if cfg.graph.weighting in ("continuous", "adaptive"):
             for layer in self.layers:
                 assert isinstance(layer, RGATBlock)
                 layer.conv.prior_min = 1.0
@@ -289,7 +289,7 @@ class SpTGNN(nn.Module):
         """:func:`label_features` as this model's graph weighting defines them (edge lengths under
         ``continuous``), for spatial edges from ``src_lonlat`` nodes to ``dst_lonlat`` nodes (degrees)."""
         dist = None
-        if self.cfg.graph.weighting == "continuous":
+        if self.cfg.graph.weighting in ("continuous", "adaptive"):
             key = (edge_index, src_lonlat, dst_lonlat)
             hit = self._edge_km
             if hit is not None and all(a is b for a, b in zip(hit[0], key, strict=True)):

@@ -191,11 +191,12 @@ def _jumps(cfg, d, weighting: str) -> tuple[float, float]:
     return float((out.soc[0] - out.soc[1]).abs()), float((feats[0] - feats[1]).abs().max())
 
 
-def test_predictions_continuous_across_a_kset_change(small_model_cfg, synthetic_nodes):
+@pytest.mark.parametrize("weighting", ["continuous", "adaptive"])
+def test_predictions_continuous_across_a_kset_change(small_model_cfg, synthetic_nodes, weighting):
     """Two cells a hair apart (1e-5 degrees, about 1 m) on either side of a change of their spatial k-set get the
-    same inputs and prediction under continuous weights; under the paper's inverse-distance weights the label
-    features jump there (a Voronoi facet), so the check can fail."""
-    jump, feat_jump = _jumps(small_model_cfg, synthetic_nodes, "continuous")
+    same inputs and prediction under continuous (or scale-adaptive) weights; under the paper's inverse-distance
+    weights the label features jump there (a Voronoi facet), so the check can fail."""
+    jump, feat_jump = _jumps(small_model_cfg, synthetic_nodes, weighting)
     jump_idw, feat_jump_idw = _jumps(small_model_cfg, synthetic_nodes, "idw")
     assert jump < 1e-3 and feat_jump < 1e-3
     assert feat_jump_idw > 1e-2 and jump < jump_idw / 10

@@ -109,3 +109,20 @@ def test_map_of_a_smooth_field_has_no_steps_at_nearest_site_borders() -> None:
     mosaic = facet_ratio_by_distance(idw.reshape(shape), site.reshape(shape), km.reshape(shape))
     assert smooth <= 1.0
     assert mosaic > smooth + 0.2
+
+
+def test_adaptive_spatial_weights_by_hand() -> None:
+    """``weighting: adaptive``: the spatial relation's weights are the biweight at 3 x the nearest neighbour's
+    distance, capped at the (k+1)-th neighbour's, normalised per target."""
+    from socmap.config import GraphConfig
+    from socmap.graph.relations import attach_edges
+
+    sites = _along_equator([1.0, 2.0, 4.0, 8.0])
+    cfg = GraphConfig(relations=["spatial"], k_spatial=3, weighting="adaptive", spatial_k_mode="fixed",
+                      label_min_radius_km=0.5)
+    g = attach_edges(_along_equator([0.0]), sites, cfg, k_spatial=3)
+    w = dict(zip(g.edge_index[0].tolist(), g.edge_weight.tolist(), strict=True))
+    w1, w2 = (1 - 1 / 9) ** 2, (1 - 4 / 9) ** 2  # R = min(3 x 1 km, 8 km); the site at 4 km is beyond R
+    assert w == pytest.approx({0: w1 / (w1 + w2), 1: w2 / (w1 + w2), 2: 0.0}, rel=1e-5)
+    capped = attach_edges(_along_equator([0.0]), sites, cfg.model_copy(update={"k_spatial": 1}), k_spatial=1)
+    assert capped.edge_weight.tolist() == [1.0]  # R = the 2nd neighbour's 2 km: one neighbour, all the weight
