@@ -340,10 +340,10 @@ class FastRGATConv(nn.Module):
         (softmax of logit + c log w is at most w^c times the weight-free share): set under continuous weighting so
         a neighbour leaving the k-set (w -> 0) fades out of the attention instead of dropping out of it."""
         self._add_relation_parameters(edge_prior)
-        self._plan_key: tuple | None = None
-        self._plan: _Plan | None = None
-        self._prior_key: tuple | None = None
-        self._prior_basis: Tensor | None = None
+        # Caches as one (key, value) tuple each: map tiles on two threads share a member, and a tuple is read and
+        # replaced whole, so a thread never pairs one graph's key with another graph's value.
+        self._plan_entry: tuple[tuple, _Plan] | None = None
+        self._prior_entry: tuple[tuple, Tensor] | None = None
         self.reset_parameters()
 
     def _add_attention_parameters(self, bias: bool) -> None:
@@ -405,36 +405,34 @@ class FastRGATConv(nn.Module):
         # catch in-place changes. The last plan built by any layer is shared: the layers of a stack run on one graph.
         meta = (edge_index._version, edge_type._version, n_src, n_dst, self.num_relations, self.heads, self.dim,
                 self.attention_mechanism == "within-relation")
-        for key, plan in ((self._plan_key, self._plan), _LAST_PLAN.get("entry", (None, None))):
-            if key is not None and plan is not None and key[0] is edge_index and key[1] is edge_type \
-                    and key[2] == meta:
+        for entry in (self._plan_entry, _LAST_PLAN.get("entry")):
+            if entry is not None and entry[0][0] is edge_index and entry[0][1] is edge_type and entry[0][2] == meta:
+                plan = entry[1]
                 break
         else:
             plan = _build_plan(edge_index, edge_type, n_src, n_dst, self.num_relations, self.heads, self.dim,
                                self.attention_mechanism == "within-relation")
             _LAST_PLAN["entry"] = ((edge_index, edge_type, meta), plan)
-        self._plan_key, self._plan = (edge_index, edge_type, meta), plan
+        self._plan_entry = ((edge_index, edge_type, meta), plan)
         return plan
 
     def _log_weight_by_relation(self, edge_weight: Tensor, edge_type: Tensor, dtype: torch.dtype) -> Tensor:
         r"""``(E, R)``: :math:`\log w_e` in column ``type_e``, 0 elsewhere, so that the prior is one product with
         the ``(R, H)`` coefficients. Cached like the CSR layout (unless the weights need a gradient)."""
         key = (edge_weight, edge_type, (edge_weight._version, edge_type._version, dtype))
-        old = self._prior_key
-        if (edge_weight.requires_grad or self._prior_basis is None or old is None or old[0] is not edge_weight
-                or old[1] is not edge_type or old[2] != key[2]):
-            log_w = torch.log(edge_weight.reshape(-1, 1).clamp_min(1e-30)).to(dtype)
-            basis = log_w.new_zeros((log_w.size(0), self.num_relations)).scatter(1, edge_type.long().view(-1, 1),
-                                                                                  log_w)
-            if edge_weight.requires_grad:
-                return basis
-            self._prior_basis, self._prior_key = basis, key
-        assert self._prior_basis is not None
-        return self._prior_basis
+        entry = self._prior_entry
+        if (not edge_weight.requires_grad and entry is not None and entry[0][0] is edge_weight
+                and entry[0][1] is edge_type and entry[0][2] == key[2]):
+            return entry[1]
+        log_w = torch.log(edge_weight.reshape(-1, 1).clamp_min(1e-30)).to(dtype)
+        basis = log_w.new_zeros((log_w.size(0), self.num_relations)).scatter(1, edge_type.long().view(-1, 1), log_w)
+        if not edge_weight.requires_grad:
+            self._prior_entry = (key, basis)
+        return basis
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for name in ("_plan_key", "_plan", "_prior_key", "_prior_basis"):
+        for name in ("_plan_entry", "_prior_entry"):
             state[name] = None  # caches, not state: never pickle or deep-copy them
         return state
 
