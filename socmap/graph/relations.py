@@ -223,10 +223,15 @@ def _idw(dst: np.ndarray, dist_km: np.ndarray, n: int, min_distance_km: float,
     inv = 1.0 / np.maximum(dist_km, min_distance_km)
     if next_km is not None:
         inv = np.maximum(inv - 1.0 / np.maximum(next_km[dst], min_distance_km), 0.0)
-    total = np.bincount(dst, weights=inv, minlength=n)
+    return _normalise(dst, inv, n)
+
+
+def _normalise(dst: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """Kernel values ``w`` divided by their sum over each target's edges; equal weights where they sum to 0."""
+    total = np.bincount(dst, weights=w, minlength=n)
     count = np.bincount(dst, minlength=n)
     flat = total[dst] <= 0
-    return np.where(flat, 1.0 / np.maximum(count[dst], 1), inv / np.where(flat, 1.0, total[dst]))
+    return np.where(flat, 1.0 / np.maximum(count[dst], 1), w / np.where(flat, 1.0, total[dst]))
 
 
 def _biweight(dst: np.ndarray, dist_km: np.ndarray, n: int, next_km: np.ndarray, radius: float,
@@ -240,11 +245,7 @@ def _biweight(dst: np.ndarray, dist_km: np.ndarray, n: int, next_km: np.ndarray,
     np.minimum.at(d1, dst, dist_km)
     r = np.minimum(np.maximum(radius * d1, min_radius_km), next_km)[dst]
     u = dist_km / np.maximum(r, 1e-9)
-    w = np.where(u < 1.0, (1.0 - u * u) ** 2, 0.0)
-    total = np.bincount(dst, weights=w, minlength=n)
-    count = np.bincount(dst, minlength=n)
-    flat = total[dst] <= 0
-    return np.where(flat, 1.0 / np.maximum(count[dst], 1), w / np.where(flat, 1.0, total[dst]))
+    return _normalise(dst, np.where(u < 1.0, (1.0 - u * u) ** 2, 0.0), n)
 
 
 def _ndvi_knn(q_ndvi: np.ndarray, ref_ndvi: np.ndarray, k: int, exclude_self: bool):
